@@ -1,0 +1,85 @@
+"""The ``switchboard`` command: run a service, the dev stack, or check a configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+from libs.common.config import ConfigError, load_config
+from libs.common.devstack import SERVICES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run one service in the foreground")
+    run.add_argument("service", choices=SERVICES)
+
+    dev = commands.add_parser("dev", help="run everything on an embedded broker and Redis")
+    dev.add_argument("--config", type=Path, default=Path("config/store.yaml"))
+    dev.add_argument("--port", type=int, default=8080, help="public port of ingest")
+
+    config = commands.add_parser("config", help="configuration tools")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of every event type")
+    schema.add_argument("--out", type=Path, help="write one file per event type here")
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        module = importlib.import_module(f"services.{args.service}.app")
+        from libs.common.service import run as run_service
+
+        run_service(args.service, module.build)
+        return 0
+    if args.command == "dev":
+        from libs.common.dev import run_dev
+
+        return asyncio.run(run_dev(args.config, args.port))
+    if args.command == "config":
+        return _check(args.file)
+    if args.command == "schema":
+        return _schema(args.out)
+    return 2
+
+
+def _check(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{path}:{problem.line}:{problem.column}: {problem.message}", file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(
+        f"{path}: ok ({len(config.queues)} queues, {len(config.rules)} rules, "
+        f"{len(config.issue_types)} issue types, {len(config.sla_policies)} SLA policies)"
+    )
+    return 0
+
+
+def _schema(out: Path | None) -> int:
+    from libs.common.events import json_schemas
+
+    schemas = json_schemas()
+    if out is None:
+        json.dump(schemas, sys.stdout, indent=2)
+        print()
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in schemas.items():
+        (out / f"{name}.json").write_text(json.dumps(schema, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    raise SystemExit(main())

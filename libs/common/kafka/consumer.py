@@ -1,0 +1,456 @@
+"""The one consumer loop every service runs: consume -> decode -> handle -> produce -> commit.
+
+Delivery mechanics live here once; a service supplies only ``handle(record) -> [Outgoing]``.
+
+- At least once on the wire: a record's offset is committed only after the handler finished
+  and Kafka acknowledged every event it produced (acks=all); commits are the highest
+  contiguous finished offset + 1, throttled to once per ``commit_interval`` and forced on
+  revoke and on shutdown. Exactly once in effect comes from deterministic event ids.
+- Concurrency: records of one partition run concurrently up to ``max_in_flight``, but records
+  with the same key run one after another, in offset order. At the bound the partition is
+  paused (back-pressure), never buffered further.
+- Errors: :class:`InvalidEvent` goes straight to the dead-letter topic; an unavailable broker
+  or Redis is retried until it returns (the record is not poison); any other error is retried
+  with back-off and, after ``max_attempts`` (counted in Redis so restarts keep the count),
+  dead-lettered with the error. The DLQ write is awaited before the commit passes the record.
+  A breaker stops the consumer when most recent records went to the DLQ (a bad deploy).
+- Shutdown (``stop()``, wired to SIGTERM): stop fetching, finish in-flight work up to
+  ``drain_timeout``, commit, leave the group. aiokafka calls no revoke listener on ``stop()``,
+  so the final commit is explicit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import redis.exceptions
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from opentelemetry import trace
+from redis.asyncio import Redis
+
+from libs.common import metrics
+from libs.common.events import Event, InvalidEvent, decode
+from libs.common.kafka.offsets import PartitionOffsets
+from libs.common.kafka.producer import EventProducer, Outgoing
+from libs.common.keys import DAY, Keys
+from libs.common.logs import get_logger
+from libs.common.settings import Settings
+from libs.common.tracing import attached, extract
+
+log = get_logger(__name__)
+_tracer = trace.get_tracer("switchboard.kafka")
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+"""Failures of the broker or Redis: retried until they pass, never blamed on the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """A decoded record as a handler sees it."""
+
+    event: Event
+    topic: str
+    partition: int
+    offset: int
+    key: str
+
+
+Handler = Callable[[Consumed], Awaitable[Sequence[Outgoing]]]
+PartitionsCallback = Callable[[frozenset[TopicPartition]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerPolicy:
+    """How one consumer group consumes; frozen and passed in explicitly."""
+
+    group_id: str
+    topics: tuple[str, ...]
+    deadletter_topic: str
+    max_in_flight: int = 64
+    max_attempts: int = 5
+    commit_interval: float = 1.0
+    drain_timeout: float = 20.0
+    retry_backoff: float = 0.1
+    retry_backoff_max: float = 5.0
+    breaker_window: int = 200
+    breaker_ratio: float = 0.5
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 2_000
+    max_records: int = 500
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, group_id: str, topics: Sequence[str], deadletter_topic: str
+    ) -> ConsumerPolicy:
+        return cls(
+            group_id=group_id,
+            topics=tuple(topics),
+            deadletter_topic=deadletter_topic,
+            max_in_flight=settings.switchboard_max_in_flight,
+            max_attempts=settings.switchboard_max_attempts,
+            drain_timeout=settings.switchboard_drain_seconds,
+        )
+
+
+class CircuitOpen(RuntimeError):
+    """Most recent records were dead-lettered: stop rather than drain traffic into the DLQ."""
+
+
+@dataclass(slots=True)
+class _Partition:
+    offsets: PartitionOffsets = field(default_factory=PartitionOffsets)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    key_tails: dict[bytes | None, asyncio.Task[None]] = field(default_factory=dict)
+    committed: int | None = None
+    paused: bool = False
+
+
+class ConsumerLoop:
+    """Runs one consumer group member until :meth:`stop` or a fatal error."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        policy: ConsumerPolicy,
+        handler: Handler,
+        producer: EventProducer,
+        redis: Redis,
+        key_prefix: str,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
+    ) -> None:
+        self._policy = policy
+        self._handler = handler
+        self._producer = producer
+        self._redis = redis
+        self._keys = Keys(key_prefix)
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=policy.group_id,
+            client_id=policy.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=policy.session_timeout_ms,
+            heartbeat_interval_ms=policy.heartbeat_interval_ms,
+            # Every topic has the same partition count; the range assignor gives a member the
+            # same partition numbers of every topic it reads, so one worker owns everything
+            # (records and SLA timers) of the conversations that hash to its partitions.
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._last_commit = 0.0
+        self._outcomes: deque[bool] = deque(maxlen=policy.breaker_window)
+        self.heartbeat = time.monotonic()
+        self.running = False
+
+    @property
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset(self._partitions)
+
+    def stop(self) -> None:
+        """Ask the loop to drain and leave; :meth:`run` returns when it has."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self._consumer.subscribe(list(self._policy.topics), listener=_Listener(self))
+        await self._consumer.start()
+        self.running = True
+        try:
+            while not self._stopping.is_set():
+                batch = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self._policy.max_records
+                )
+                self.heartbeat = time.monotonic()
+                for tp, records in batch.items():
+                    state = self._partitions.get(tp)
+                    if state is None:
+                        continue  # revoked while the fetch was in flight: the new owner reads it
+                    for record in records:
+                        self._schedule(tp, state, record)
+                    if state.offsets.in_flight >= self._policy.max_in_flight and not state.paused:
+                        self._consumer.pause(tp)
+                        state.paused = True
+                self._raise_failure()
+                await self._commit(force=False)
+        finally:
+            self.running = False
+            await self._drain(set(self._partitions))
+            try:
+                await self._commit(force=True)
+            finally:
+                await self._consumer.stop()
+        self._raise_failure()
+
+    # --- scheduling -------------------------------------------------------------------------
+
+    def _schedule(self, tp: TopicPartition, state: _Partition, record: ConsumerRecord) -> None:
+        state.offsets.take(record.offset)
+        previous = state.key_tails.get(record.key)
+        task = asyncio.create_task(self._run_after(previous, record))
+        state.tasks.add(task)
+        state.key_tails[record.key] = task
+        task.add_done_callback(lambda t: self._finished(tp, state, record, t))
+
+    def _finished(
+        self,
+        tp: TopicPartition,
+        state: _Partition,
+        record: ConsumerRecord,
+        task: asyncio.Task[None],
+    ) -> None:
+        state.tasks.discard(task)
+        if state.key_tails.get(record.key) is task:
+            del state.key_tails[record.key]
+        if task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            self._failure = self._failure or exc
+            self._stopping.set()
+            return
+        state.offsets.finish(record.offset)
+        if state.paused and state.offsets.in_flight < self._policy.max_in_flight // 2 + 1:
+            if self._partitions.get(tp) is state:
+                self._consumer.resume(tp)
+            state.paused = False
+
+    async def _run_after(self, previous: asyncio.Task[None] | None, record: ConsumerRecord) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # same key: keep offset order, whatever it returned
+        await self._process(record)
+
+    # --- one record -------------------------------------------------------------------------
+
+    async def _process(self, record: ConsumerRecord) -> None:
+        started = time.perf_counter()
+        headers = list(record.headers or ())
+        topic = record.topic
+        with (
+            attached(extract(headers)),
+            _tracer.start_as_current_span(
+                f"{topic} process",
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": topic,
+                    "messaging.consumer.group.name": self._policy.group_id,
+                    "messaging.destination.partition.id": str(record.partition),
+                    "messaging.kafka.offset": record.offset,
+                },
+            ) as span,
+        ):
+            try:
+                event = decode(record.value, headers)
+            except InvalidEvent as exc:
+                await self._deadletter(record, exc, attempts=1)
+                return
+            span.set_attribute("messaging.message.id", event.id)
+            span.set_attribute("cloudevents.event_type", event.type)
+            consumed = Consumed(
+                event=event,
+                topic=topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=(record.key or b"").decode("utf-8", "replace"),
+            )
+            await self._handle_with_retries(record, consumed)
+        metrics.record_processing_seconds.labels(self._policy.group_id, topic).observe(
+            time.perf_counter() - started
+        )
+
+    async def _handle_with_retries(self, record: ConsumerRecord, consumed: Consumed) -> None:
+        attempt = 0
+        infra_failures = 0
+        while True:
+            try:
+                outputs = await self._handler(consumed)
+                await self._producer.publish(outputs)
+            except InvalidEvent as exc:
+                await self._deadletter(record, exc, attempts=attempt + 1)
+                return
+            except INFRASTRUCTURE_ERRORS as exc:
+                infra_failures += 1
+                log.warning(
+                    "infrastructure unavailable, retrying", error=repr(exc), topic=record.topic
+                )
+                await self._backoff(infra_failures)
+                continue
+            except Exception as exc:
+                attempt = await self._count_attempt(record)
+                if attempt >= self._policy.max_attempts:
+                    await self._deadletter(record, exc, attempts=attempt)
+                    return
+                metrics.record_retries.labels(self._policy.group_id, record.topic).inc()
+                log.warning(
+                    "record failed, retrying",
+                    error=repr(exc),
+                    attempt=attempt,
+                    topic=record.topic,
+                    offset=record.offset,
+                )
+                await self._backoff(attempt)
+                continue
+            self._record_outcome(ok=True, topic=record.topic)
+            return
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = min(self._policy.retry_backoff * 2 ** (attempt - 1), self._policy.retry_backoff_max)
+        delay *= 0.5 + random.random() / 2  # jitter so replicas do not retry in lockstep
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except TimeoutError:
+            return
+        raise asyncio.CancelledError  # shutting down: leave the record uncommitted
+
+    async def _count_attempt(self, record: ConsumerRecord) -> int:
+        """Failed attempts so far, kept in Redis so a restart does not reset the budget."""
+        key = self._keys.attempts(
+            self._policy.group_id, record.topic, record.partition, record.offset
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, DAY)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def _deadletter(
+        self, record: ConsumerRecord, exc: BaseException, *, attempts: int
+    ) -> None:
+        headers = [
+            *(record.headers or ()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_group", self._policy.group_id.encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
+        ]
+        failures = 0
+        while True:
+            try:
+                await self._producer.kafka.send_and_wait(
+                    self._policy.deadletter_topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=headers,
+                )
+                break
+            except KafkaError as send_error:
+                failures += 1
+                log.warning("dead-letter write failed, retrying", error=repr(send_error))
+                await self._backoff(failures)
+        log.error(
+            "record dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=repr(exc),
+            attempts=attempts,
+        )
+        self._record_outcome(ok=False, topic=record.topic)
+
+    def _record_outcome(self, *, ok: bool, topic: str) -> None:
+        metrics.records_processed.labels(
+            self._policy.group_id, topic, "ok" if ok else "deadlettered"
+        ).inc()
+        self._outcomes.append(ok)
+        window = self._outcomes
+        if len(window) == window.maxlen and window.count(False) > self._policy.breaker_ratio * len(
+            window
+        ):
+            raise CircuitOpen(
+                f"{window.count(False)} of the last {len(window)} records were dead-lettered"
+            )
+
+    # --- commits and rebalances -------------------------------------------------------------
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _commit(self, *, force: bool, only: set[TopicPartition] | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_commit < self._policy.commit_interval:
+            return
+        self._last_commit = now
+        offsets = {}
+        for tp, state in self._partitions.items():
+            if only is not None and tp not in only:
+                continue
+            position = state.offsets.position
+            if position is not None and position != state.committed:
+                offsets[tp] = OffsetAndMetadata(position, "")
+        if offsets:
+            await self._consumer.commit(offsets)
+            for tp, meta in offsets.items():
+                self._partitions[tp].committed = meta.offset
+        self._update_lag()
+
+    def _update_lag(self) -> None:
+        for tp, state in self._partitions.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and state.committed is not None:
+                metrics.consumer_lag.labels(self._policy.group_id, tp.topic, str(tp.partition)).set(
+                    max(0, highwater - state.committed)
+                )
+
+    async def _drain(self, partitions: set[TopicPartition]) -> None:
+        tasks = {t for tp in partitions if (s := self._partitions.get(tp)) for t in s.tasks}
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self._policy.drain_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("drain timed out; unfinished records stay uncommitted", count=len(pending))
+            await asyncio.wait(pending)
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        owned = revoked & set(self._partitions)
+        await self._drain(owned)
+        try:
+            await self._commit(force=True, only=owned)
+        except KafkaError as exc:
+            log.warning(
+                "commit on revoke failed; the next owner may redo some records", error=repr(exc)
+            )
+        for tp in owned:
+            del self._partitions[tp]
+        if self._on_revoked and owned:
+            await self._on_revoked(frozenset(owned))
+
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for tp in assigned:
+            self._partitions.setdefault(tp, _Partition())
+        if self._on_assigned and assigned:
+            await self._on_assigned(frozenset(assigned))
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._loop.partitions_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._loop.partitions_assigned(set(assigned))

@@ -1,0 +1,82 @@
+"""Publishing events: CloudEvents headers, trace context, acks=all, awaited acknowledgements."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+
+from libs.common import metrics
+from libs.common.events import Event, encode
+from libs.common.settings import Settings
+from libs.common.tracing import inject
+
+_tracer = trace.get_tracer("switchboard.kafka")
+
+
+class Outgoing(NamedTuple):
+    """An event to publish: where, under which key (the conversation's thread key)."""
+
+    topic: str
+    key: str
+    event: Event
+
+
+def create_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas; idempotence only where the broker has it."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=2,
+        request_timeout_ms=10_000,
+        retry_backoff_ms=200,
+    )
+
+
+class EventProducer:
+    """Publishes events and returns only once Kafka has acknowledged every one of them."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    @property
+    def kafka(self) -> AIOKafkaProducer:
+        return self._producer
+
+    async def publish(
+        self, outgoing: Iterable[Outgoing], extra_headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """Send all, then await all acknowledgements; any failure raises after the rest settle."""
+        futures = []
+        for item in outgoing:
+            value, headers = encode(item.event)
+            headers.extend(extra_headers)
+            with _tracer.start_as_current_span(
+                f"{item.topic} publish",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": item.topic,
+                    "messaging.message.id": item.event.id,
+                    "messaging.kafka.message.key": item.key,
+                    "cloudevents.event_type": item.event.type,
+                },
+            ):
+                inject(headers)
+                future = await self._producer.send(
+                    item.topic, value=value, key=item.key.encode(), headers=headers
+                )
+            futures.append((item, future))
+        if not futures:
+            return
+        results = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        for (item, _), result in zip(futures, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            metrics.events_published.labels(item.topic, item.event.type).inc()

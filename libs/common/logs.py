@@ -1,0 +1,57 @@
+"""JSON logs on stdout, each line carrying the current trace id."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from libs.common.tracing import current_trace_id
+
+
+def _add_trace_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    trace_id = current_trace_id()
+    if trace_id:
+        event["trace_id"] = trace_id
+    return event
+
+
+def setup_logging(service: str, level: str = "INFO") -> None:
+    """Route stdlib and structlog records through one JSON renderer."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_id,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Chatty client libraries: aiokafka logs every reconnect, twilio logs each request with
+    # its headers (credentials must never reach the logs).
+    for noisy in ("aiokafka", "twilio.http_client"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)

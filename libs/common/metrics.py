@@ -1,0 +1,85 @@
+"""Every Prometheus metric Switchboard exports, each with a one-line meaning.
+
+Names follow the Prometheus conventions (``switchboard_`` namespace, base units, ``_total``
+on counters). Services only import from here, so ``/metrics`` is documented in one place.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SLA_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 8 * 3600.0, 24 * 3600.0, 72 * 3600.0)
+
+records_processed = Counter(
+    "switchboard_records_processed_total",
+    "Kafka records a consumer finished, by topic and outcome (ok, deadlettered).",
+    ["group", "topic", "outcome"],
+)
+record_processing_seconds = Histogram(
+    "switchboard_record_processing_seconds",
+    "Time from taking a record to its outputs being acknowledged by Kafka.",
+    ["group", "topic"],
+    buckets=LATENCY_BUCKETS,
+)
+record_retries = Counter(
+    "switchboard_record_retries_total",
+    "Failed attempts at a record that will be tried again.",
+    ["group", "topic"],
+)
+consumer_lag = Gauge(
+    "switchboard_consumer_lag_records",
+    "Records between the consumer's position and the partition's end.",
+    ["group", "topic", "partition"],
+)
+events_published = Counter(
+    "switchboard_events_published_total",
+    "Events acknowledged by Kafka, by topic and CloudEvents type.",
+    ["topic", "type"],
+)
+messages_ingested = Counter(
+    "switchboard_messages_ingested_total",
+    "Customer messages accepted by ingest, by channel.",
+    ["channel"],
+)
+messages_duplicate = Counter(
+    "switchboard_messages_duplicate_total",
+    "Provider redeliveries recognised and not published again, by channel.",
+    ["channel"],
+)
+webhook_rejections = Counter(
+    "switchboard_webhook_rejections_total",
+    "Inbound requests refused, by channel and reason.",
+    ["channel", "reason"],
+)
+conversations_routed = Counter(
+    "switchboard_conversations_routed_total",
+    "Messages routed, by queue and channel.",
+    ["queue", "channel"],
+)
+routing_seconds = Histogram(
+    "switchboard_routing_seconds",
+    "Time to decide the queue of one message.",
+    buckets=LATENCY_BUCKETS,
+)
+sla_events = Counter(
+    "switchboard_sla_events_total",
+    "SLA clock events emitted, by kind, metric and queue.",
+    ["kind", "metric", "queue"],
+)
+sla_timer_lag_seconds = Histogram(
+    "switchboard_sla_timer_lag_seconds",
+    "Delay from a timer's due time to its event being acknowledged by Kafka.",
+    buckets=LATENCY_BUCKETS,
+)
+outbound_sends = Counter(
+    "switchboard_outbound_sends_total",
+    "Outbound commands finished, by channel and final status.",
+    ["channel", "status"],
+)
+outbound_provider_seconds = Histogram(
+    "switchboard_outbound_provider_seconds",
+    "Duration of one provider call (SMTP, Twilio, X).",
+    ["channel"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -1,0 +1,195 @@
+"""Wiring shared by every service: the aiohttp app, its long-lived resources, and the run loop.
+
+Resources live in ``cleanup_ctx`` generators under typed keys (no module-level clients), so
+shutdown runs in the reverse order of start-up. The shutdown order on SIGTERM is: stop
+accepting HTTP, stop the consumer (finish in-flight, commit, leave the group), flush and stop
+the producer, close Redis; every step's timeout stays below the pod's grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from libs.common.config import Config, LiveConfig
+from libs.common.health import LIVENESS_CHECKS, READINESS_CHECKS, add_health_routes
+from libs.common.kafka.consumer import ConsumerLoop, ConsumerPolicy, Handler, PartitionsCallback
+from libs.common.kafka.producer import EventProducer, create_producer
+from libs.common.logs import get_logger, setup_logging
+from libs.common.redis_client import create_redis
+from libs.common.settings import Settings, SettingsError, load_settings
+from libs.common.topics import Topics
+from libs.common.tracing import setup_tracing
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+SETTINGS = web.AppKey("settings", Settings)
+TOPICS = web.AppKey("topics", Topics)
+REDIS = web.AppKey("redis", Redis)
+PRODUCER = web.AppKey("producer", EventProducer)
+BACKGROUND = web.AppKey("background", list[asyncio.Task[None]])
+LIVENESS_STALE_SECONDS = 60.0
+
+
+def create_app(settings: Settings, service: str) -> web.Application:
+    """An app with health routes, Redis and a producer; services add their own parts."""
+    app = web.Application(client_max_size=1024**2)
+    app[SETTINGS] = settings
+    app[TOPICS] = Topics.with_prefix(settings.switchboard_topic_prefix)
+    app[BACKGROUND] = []
+    add_health_routes(app)
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_producer_ctx(service))
+    return app
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = create_redis(app[SETTINGS])
+    app[REDIS] = client
+
+    async def redis_ping() -> None:
+        await client.ping()
+
+    app[READINESS_CHECKS].append(redis_ping)
+    yield
+    await client.aclose()
+
+
+def _producer_ctx(service: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        producer = create_producer(app[SETTINGS], client_id=f"switchboard-{service}")
+        await producer.start()
+        app[PRODUCER] = EventProducer(producer)
+
+        async def kafka_metadata() -> None:
+            await producer.client.fetch_all_metadata()
+
+        app[READINESS_CHECKS].append(kafka_metadata)
+        yield
+        await producer.stop()
+
+    return ctx
+
+
+def add_live_config(
+    app: web.Application,
+    key: web.AppKey[LiveConfig[T]],
+    build: Callable[[Config, Path], T],
+) -> None:
+    """Load the configuration now (a bad file fails the start) and reload it while running."""
+    live = LiveConfig(app[SETTINGS].switchboard_config, build)
+    app[key] = live
+
+    async def watch(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(live.watch(), name="config watcher")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(watch)
+
+
+def add_consumer(
+    app: web.Application,
+    *,
+    group_id: str,
+    topics: Callable[[Topics], Sequence[str]],
+    handler: Callable[[web.Application], Handler],
+    on_assigned: Callable[[web.Application], PartitionsCallback] | None = None,
+    on_revoked: Callable[[web.Application], PartitionsCallback] | None = None,
+) -> web.AppKey[ConsumerLoop]:
+    """Run the consumer loop for the app's lifetime; it starts after, and stops before, the
+    resources it uses. Returns the key under which the loop is stored."""
+    key = web.AppKey(f"consumer:{group_id}", ConsumerLoop)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        loop = ConsumerLoop(
+            settings=settings,
+            policy=ConsumerPolicy.from_settings(
+                settings,
+                group_id=group_id,
+                topics=topics(app[TOPICS]),
+                deadletter_topic=app[TOPICS].deadletter,
+            ),
+            handler=handler(app),
+            producer=app[PRODUCER],
+            redis=app[REDIS],
+            key_prefix=settings.switchboard_key_prefix,
+            on_assigned=on_assigned(app) if on_assigned else None,
+            on_revoked=on_revoked(app) if on_revoked else None,
+        )
+        app[key] = loop
+        task = asyncio.create_task(loop.run(), name=f"consumer {group_id}")
+        app[BACKGROUND].append(task)
+
+        async def consumer_progress() -> None:
+            if task.done() or time.monotonic() - loop.heartbeat > LIVENESS_STALE_SECONDS:
+                raise RuntimeError("consumer loop stalled or stopped")
+
+        async def consumer_running() -> None:
+            if not loop.running:
+                raise RuntimeError("consumer not running")
+
+        app[LIVENESS_CHECKS].append(consumer_progress)
+        app[READINESS_CHECKS].append(consumer_running)
+        yield
+        loop.stop()
+        await asyncio.wait([task])
+
+    app.cleanup_ctx.append(ctx)
+    return key
+
+
+async def serve(app: web.Application, host: str, port: int) -> int:
+    """Serve until SIGTERM/SIGINT or until a background task ends; the exit code says which."""
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("service started", address=f"http://{host}:{port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, *app[BACKGROUND]], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in app[BACKGROUND] if t.done() and (t.cancelled() or t.exception())]
+    waiter.cancel()
+    for task in failed:
+        log.error(
+            "background task failed",
+            task=task.get_name(),
+            error=repr(task.exception()) if not task.cancelled() else "cancelled",
+        )
+    await runner.cleanup()
+    log.info("service stopped")
+    return 1 if failed else 0
+
+
+def run(service: str, build: Callable[[Settings], web.Application]) -> None:
+    """Entry point of ``python -m services.NAME`` and ``switchboard run NAME``."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"switchboard {service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging(service, settings.log_level)
+    provider = setup_tracing(service)
+    try:
+        app = build(settings)
+        code = asyncio.run(
+            serve(app, settings.switchboard_http_host, settings.switchboard_http_port)
+        )
+    finally:
+        provider.shutdown()
+    raise SystemExit(code)

@@ -1,0 +1,46 @@
+"""Kafka topic names: one place, so a prefix change reaches every service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topics of the event stream, each ``prefix + suffix`` (blueprint defaults)."""
+
+    inbound: str
+    routed: str
+    agent_actions: str
+    outbound_commands: str
+    outbound_status: str
+    sla_events: str
+    deadletter: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "switchboard.") -> Topics:
+        return cls(
+            inbound=f"{prefix}messages.inbound",
+            routed=f"{prefix}conversations.routed",
+            agent_actions=f"{prefix}agent.actions",
+            outbound_commands=f"{prefix}outbound.commands",
+            outbound_status=f"{prefix}outbound.status",
+            sla_events=f"{prefix}sla.events",
+            deadletter=f"{prefix}deadletter",
+        )
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.inbound,
+            self.routed,
+            self.agent_actions,
+            self.outbound_commands,
+            self.outbound_status,
+            self.sla_events,
+            self.deadletter,
+        )
+
+
+PARTITIONS = 8
+"""Partitions per topic in the dev stack; every topic has the same count, so one thread key
+lands on the same partition number everywhere (the SLA timer shards rely on it)."""

@@ -1,0 +1,98 @@
+"""OpenTelemetry set-up and trace context carried in Kafka headers.
+
+Exporting is configured by the standard ``OTEL_*`` variables: with
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) set, spans go out over OTLP/HTTP;
+without it they are created (ids still flow through Kafka) but not exported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+Headers = list[tuple[str, bytes]]
+
+
+class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
+    def get(self, carrier: Sequence[tuple[str, bytes]], key: str) -> list[str] | None:
+        values = [v.decode("latin-1") for k, v in carrier if k == key]
+        return values or None
+
+    def keys(self, carrier: Sequence[tuple[str, bytes]]) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+class _HeaderSetter(Setter[Headers]):
+    def set(self, carrier: Headers, key: str, value: str) -> None:
+        carrier[:] = [(k, v) for k, v in carrier if k != key]
+        carrier.append((key, value.encode("latin-1")))
+
+
+_getter = _HeaderGetter()
+_setter = _HeaderSetter()
+
+
+def setup_tracing(service: str) -> TracerProvider:
+    """Install the global tracer provider for this process."""
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service)})
+    )
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def inject(headers: Headers) -> None:
+    """Write the current trace context (``traceparent``) into record headers."""
+    propagate.inject(headers, setter=_setter)
+
+
+def extract(headers: Sequence[tuple[str, bytes]]) -> otel_context.Context:
+    """The trace context a record was produced under."""
+    return propagate.extract(headers, getter=_getter)
+
+
+def traceparent_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    values = _getter.get(headers, "traceparent")
+    return values[0] if values else None
+
+
+def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
+    """Rebuild a stored context (an SLA timer keeps its conversation's traceparent)."""
+    if not traceparent:
+        return otel_context.Context()
+    return propagate.extract({"traceparent": traceparent})
+
+
+@contextmanager
+def attached(ctx: otel_context.Context) -> Iterator[None]:
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def current_trace_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def current_traceparent() -> str | None:
+    """The current context as a ``traceparent`` string, to store beside delayed work."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")

@@ -1,0 +1,4 @@
+from libs.common.service import run
+from services.ingest.app import build
+
+run("ingest", build)

@@ -1,0 +1,43 @@
+"""Wiring of the ingest service: connectors in front, one acceptor to Kafka behind them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from libs.common.keys import Keys
+from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, create_app
+from libs.common.settings import Settings
+from services.ingest import sms
+from services.ingest.accept import Acceptor
+
+SMS_WEBHOOK = web.AppKey("sms_webhook", sms.TwilioWebhook)
+
+
+async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    acceptor = Acceptor(
+        producer=app[PRODUCER],
+        redis=app[REDIS],
+        keys=Keys(settings.switchboard_key_prefix),
+        topic=app[TOPICS].inbound,
+        timeout=settings.switchboard_publish_timeout,
+    )
+    app[SMS_WEBHOOK] = sms.TwilioWebhook(
+        acceptor=acceptor,
+        auth_token=settings.twilio_auth_token,
+        public_url=settings.switchboard_public_url,
+    )
+    yield
+
+
+async def _sms_webhook(request: web.Request) -> web.Response:
+    return await request.app[SMS_WEBHOOK](request)
+
+
+def build(settings: Settings) -> web.Application:
+    app = create_app(settings, "ingest")
+    app.cleanup_ctx.append(_connectors_ctx)
+    app.router.add_post(sms.PATH, _sms_webhook)
+    return app

@@ -1,0 +1,38 @@
+"""What every channel sender promises: send one message, or say how it failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class TemporaryFailure(Exception):
+    """The provider refused for now (rate limit, 5xx, connection refused): try again later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(Exception):
+    """The provider will never accept this message (bad number, opted out, 4xx)."""
+
+
+class OutcomeUnknown(Exception):
+    """The call was interrupted after it may have reached the provider (timeout mid-call)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    command_id: str
+    recipient: str
+    sender: str | None
+    subject: str | None
+    text: str
+    in_reply_to: str | None
+
+
+class Sender(Protocol):
+    async def send(self, message: OutgoingMessage) -> str:
+        """Send and return the provider's message id."""
+        ...

@@ -1,0 +1,84 @@
+"""Send records: a command reaches the provider at most once, even across crashes.
+
+The record is written *before* the provider call (``in_flight``) and after it (``sent`` with
+the provider's id, or ``retry`` when the provider definitely refused it). A command found
+``in_flight`` was interrupted mid-call: it may or may not have gone out, so it is never sent
+again blindly; it is reported ``unknown`` for a human to check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from libs.common.keys import DAY, Keys
+
+SEND_TTL = 7 * DAY
+SendState = Literal["in_flight", "sent", "retry", "failed"]
+SEND_STATES: tuple[SendState, ...] = ("in_flight", "sent", "retry", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class SendRecord:
+    state: SendState
+    provider_message_id: str | None
+    attempts: int
+    error: str | None
+
+
+class SendRecords:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def get(self, command_id: str) -> SendRecord | None:
+        raw = await self._redis.hgetall(self._keys.outbound_send(command_id))
+        if not raw:
+            return None
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return SendRecord(
+            state=_state(fields["state"]),
+            provider_message_id=fields.get("provider_id") or None,
+            attempts=int(fields.get("attempts", "0")),
+            error=fields.get("error") or None,
+        )
+
+    async def begin(self, command_id: str) -> int:
+        """Mark the command in flight and count the attempt; returns the attempt number."""
+        key = self._keys.outbound_send(command_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "state", "in_flight")
+            pipe.hincrby(key, "attempts", 1)
+            pipe.expire(key, SEND_TTL)
+            _, attempts, _ = await pipe.execute()
+        return int(attempts)
+
+    async def finish(
+        self,
+        command_id: str,
+        state: SendState,
+        *,
+        provider_message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self._redis.hset(
+            self._keys.outbound_send(command_id),
+            mapping={
+                "state": state,
+                "provider_id": provider_message_id or "",
+                "error": error or "",
+            },
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _state(value: str) -> SendState:
+    for state in SEND_STATES:
+        if state == value:
+            return state
+    raise ValueError(f"unknown send state {value!r}")

@@ -1,0 +1,4 @@
+from libs.common.service import run
+from services.router.app import build
+
+run("router", build)

@@ -1,0 +1,112 @@
+"""Conversation state in Redis: thread key -> open conversation with its reference and queue.
+
+One Lua script places an inbound message atomically and idempotently: the result for an
+inbound event id is remembered, so a redelivered message gets the same conversation, the same
+reference and the same ``is_new`` flag, whatever happened in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from libs.common.events import event_id
+from libs.common.keys import DAY, Keys
+from services.router.references import reference_for
+
+SEEN_TTL = 7 * DAY
+
+# KEYS: seen, thread map, sequence, conversation-prefix
+# ARGV: candidate conversation id, queue if new, now (ms), reopen window (ms), channel, thread key
+_PLACE = """
+local seen = redis.call('GET', KEYS[1])
+if seen then
+  local id, flag = string.match(seen, '^(.*)|(%a+)$')
+  local conv = KEYS[4] .. id
+  return {id, redis.call('HGET', conv, 'sequence'), redis.call('HGET', conv, 'queue'), flag}
+end
+local id = redis.call('GET', KEYS[2])
+local flag = 'old'
+if id then
+  local conv = KEYS[4] .. id
+  local status = redis.call('HGET', conv, 'status')
+  if status == 'resolved' then
+    local resolved_at = tonumber(redis.call('HGET', conv, 'resolved_at') or '0')
+    if tonumber(ARGV[3]) - resolved_at > tonumber(ARGV[4]) then
+      id = nil
+    else
+      redis.call('HSET', conv, 'status', 'open', 'reopened_at', ARGV[3])
+      flag = 'reopened'
+    end
+  end
+end
+if not id then
+  id = ARGV[1]
+  flag = 'new'
+  local sequence = redis.call('INCR', KEYS[3])
+  redis.call('HSET', KEYS[4] .. id, 'sequence', sequence, 'queue', ARGV[2], 'status', 'open',
+             'opened_at', ARGV[3], 'channel', ARGV[5], 'thread_key', ARGV[6])
+  redis.call('SET', KEYS[2], id)
+end
+redis.call('HSET', KEYS[4] .. id, 'last_message_at', ARGV[3])
+redis.call('SET', KEYS[1], id .. '|' .. flag, 'EX', ARGV[7])
+local conv = KEYS[4] .. id
+return {id, redis.call('HGET', conv, 'sequence'), redis.call('HGET', conv, 'queue'), flag}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    conversation_id: str
+    reference: str
+    queue: str
+    state: str  # "new", "reopened" or "old"
+
+    @property
+    def is_new(self) -> bool:
+        return self.state == "new"
+
+
+class ConversationStore:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._place = redis.register_script(_PLACE)
+
+    async def place(
+        self,
+        *,
+        inbound_event_id: str,
+        thread_key: str,
+        channel: str,
+        queue_if_new: str,
+        now: datetime,
+        reopen_window_seconds: float,
+    ) -> Placement:
+        """Attach a message to its thread's open conversation, or open one."""
+        result = await self._place(
+            keys=[
+                self._keys.router_seen(inbound_event_id),
+                self._keys.conversation_by_thread(thread_key),
+                self._keys.conversation_sequence(),
+                self._keys.conversation(""),
+            ],
+            args=[
+                event_id(inbound_event_id, "conversation"),
+                queue_if_new,
+                int(now.timestamp() * 1000),
+                int(reopen_window_seconds * 1000),
+                channel,
+                thread_key,
+                SEEN_TTL,
+            ],
+        )
+        conversation_id, sequence, queue, state = (v.decode() for v in result)
+        return Placement(
+            conversation_id=conversation_id,
+            reference=reference_for(int(sequence)),
+            queue=queue,
+            state=state,
+        )

@@ -1,0 +1,142 @@
+"""Routing rules: ordered, first match wins, every decision explained.
+
+A rule's conditions are ANDed; a list condition holds when the message's value is one of the
+list. ``open`` asks whether the rule's target queue is inside business hours now. After-hours
+behaviour applies when the chosen queue is closed: ``follow_the_sun`` moves the conversation
+to a queue that is open now, ``hold`` keeps it (the business-hours clock waits for opening).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from libs.common.calendar import BusinessCalendar
+from libs.common.config import Config, Rule, RuleConditions
+from libs.common.text import normalise_text
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What a rule may look at, gathered once per message."""
+
+    channel: str
+    issue_type: str
+    impact: str | None
+    tier: str | None
+    language: str | None
+    sender: str | None
+    folded_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    rule: str
+    queue: str
+    priority: int
+    sla_policy: str | None
+    tags: tuple[str, ...]
+    auto_reply: str | None
+    after_hours_notify: str | None
+    conditions: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+class RoutingTable:
+    """The rules of one configuration, ready to evaluate."""
+
+    def __init__(self, config: Config, calendars: dict[str, BusinessCalendar]) -> None:
+        self._config = config
+        self._calendars = calendars
+        self._keywords = {
+            index: tuple(normalise_text(k) for k in rule.when.keywords or ())
+            for index, rule in enumerate(config.rules)
+        }
+        self._fallback_queue = next(iter(config.queues))
+
+    def is_open(self, queue: str, now: datetime) -> bool:
+        calendar_name = self._config.queues[queue].calendar
+        return calendar_name is None or self._calendars[calendar_name].is_open(now)
+
+    def decide(self, facts: MessageFacts, now: datetime) -> Decision:
+        for index, rule in enumerate(self._config.rules):
+            held = self._conditions_held(index, rule.when, rule, facts, now)
+            if held is not None:
+                return self._apply(rule, held, now)
+        return Decision(
+            rule="(none)",
+            queue=self._fallback_queue,
+            priority=3,
+            sla_policy=None,
+            tags=(),
+            auto_reply=None,
+            after_hours_notify=None,
+            conditions=(),
+            notes=(f"no rule matched; fallback to the first queue {self._fallback_queue!r}",),
+        )
+
+    def _conditions_held(
+        self, index: int, when: RuleConditions, rule: Rule, facts: MessageFacts, now: datetime
+    ) -> tuple[str, ...] | None:
+        """The conditions that held, or None as soon as one fails."""
+        held: list[str] = []
+        for name, value in (
+            ("channel", facts.channel),
+            ("issue_type", facts.issue_type),
+            ("impact", facts.impact),
+            ("tier", facts.tier),
+            ("language", facts.language),
+        ):
+            allowed = getattr(when, name)
+            if allowed is None:
+                continue
+            if value not in allowed:
+                return None
+            held.append(f"{name}={value}")
+        if when.sender is not None:
+            sender = (facts.sender or "").lower()
+            domain = sender.rpartition("@")[2]
+            matched = next(
+                (s for s in when.sender if s.lower() == sender or s.lower().lstrip("@") == domain),
+                None,
+            )
+            if matched is None:
+                return None
+            held.append(f"sender={matched}")
+        if when.keywords is not None:
+            found = next((k for k in self._keywords[index] if k in facts.folded_text), None)
+            if found is None:
+                return None
+            held.append(f"keyword={found!r}")
+        if when.open is not None:
+            is_open = self.is_open(rule.then.queue, now)
+            if is_open != when.open:
+                return None
+            held.append(f"queue {rule.then.queue} {'open' if is_open else 'closed'}")
+        return tuple(held)
+
+    def _apply(self, rule: Rule, held: tuple[str, ...], now: datetime) -> Decision:
+        then = rule.then
+        queue, notes, notify = then.queue, [], None
+        after = then.after_hours
+        if after is not None and not self.is_open(queue, now):
+            notify = after.notify
+            if after.mode == "follow_the_sun" and after.queue is not None:
+                if self.is_open(after.queue, now):
+                    notes.append(f"{queue} closed: followed the sun to {after.queue}")
+                    queue = after.queue
+                else:
+                    notes.append(f"{queue} closed and {after.queue} closed too: kept in {queue}")
+            else:
+                notes.append(f"{queue} closed: held until it opens, clock paused")
+        return Decision(
+            rule=rule.name,
+            queue=queue,
+            priority=then.priority,
+            sla_policy=then.sla_policy,
+            tags=tuple(then.tags),
+            auto_reply=then.auto_reply,
+            after_hours_notify=notify,
+            conditions=held,
+            notes=tuple(notes),
+        )

@@ -1,0 +1,148 @@
+"""Fixtures shared by every test layer: the dev stack, isolated prefixes, local providers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
+
+from libs.common.devstack import DevStack, ServiceProcess, create_topics, free_port
+from libs.common.sandbox.twilio import TwilioSandbox
+from libs.common.topics import Topics
+from tests.support.harness import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FIXTURES,
+    OUR_NUMBER,
+    Isolation,
+    Launch,
+    OtlpFake,
+    TwilioFake,
+)
+from tests.support.otlp import OtlpReceiver
+
+
+@pytest.fixture(scope="session")
+async def stack() -> AsyncIterator[DevStack]:
+    """One broker and one Redis for the whole run; tests isolate by prefix."""
+    dev_stack = DevStack()
+    await dev_stack.start()
+    yield dev_stack
+    dev_stack.stop()
+
+
+@pytest.fixture
+async def isolation(stack: DevStack) -> AsyncIterator[Isolation]:
+    """Fresh topics and Redis keys for one test, removed afterwards."""
+    tag = uuid.uuid4().hex[:10]
+    topics = Topics.with_prefix(f"t{tag}.")
+    await create_topics(stack.broker.bootstrap_servers, topics.all())
+    yield Isolation(f"t{tag}.", f"t{tag}:", topics)
+    redis = Redis.from_url(stack.redis.url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"t{tag}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.broker.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(topics.all()))
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def redis(stack: DevStack) -> AsyncIterator[Redis]:
+    client = Redis.from_url(stack.redis.url)
+    yield client
+    await client.aclose()
+
+
+ServeApp = Callable[[web.Application], Awaitable[str]]
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[ServeApp]:
+    """Serve aiohttp apps on free loopback ports; returns each one's base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def twilio(serve_app: ServeApp) -> TwilioFake:
+    sandbox = TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN)
+    return TwilioFake(sandbox, await serve_app(sandbox.app()))
+
+
+@pytest.fixture
+async def otlp(serve_app: ServeApp) -> OtlpFake:
+    receiver = OtlpReceiver()
+    return OtlpFake(receiver, await serve_app(receiver.app()))
+
+
+@pytest.fixture
+def service_env(
+    stack: DevStack, isolation: Isolation, twilio: TwilioFake, tmp_path: Path
+) -> dict[str, str]:
+    """Environment of a service process pointed at this test's topics, keys and fakes."""
+    ingest_port = free_port()
+    return {
+        **stack.environment(isolation.topic_prefix),
+        "SWITCHBOARD_KEY_PREFIX": isolation.key_prefix,
+        "SWITCHBOARD_CONFIG": str(FIXTURES / "config" / "spine.yaml"),
+        "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{ingest_port}",
+        "SWITCHBOARD_INGEST_PORT": str(ingest_port),
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": OUR_NUMBER,
+        "TWILIO_API_BASE_URL": twilio.url,
+        "SWITCHBOARD_DRAIN_SECONDS": "5",
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+
+
+@pytest.fixture
+async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
+    """Start services as separate processes and wait until each is ready."""
+    started: list[ServiceProcess] = []
+
+    async def start(names: Iterable[str], env: dict[str, str]) -> list[ServiceProcess]:
+        processes = []
+        for name in names:
+            port = int(env["SWITCHBOARD_INGEST_PORT"]) if name == "ingest" else free_port()
+            process = ServiceProcess(name, env, port=port, log_path=tmp_path / f"{name}.log")
+            process.start()
+            processes.append(process)
+            started.append(process)
+        for process in processes:
+            await process.wait_ready()
+        return processes
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

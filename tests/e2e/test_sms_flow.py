@@ -1,0 +1,170 @@
+"""One SMS through all four services as separate processes (the spine, end to end)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from libs.common.devstack import SERVICES, DevStack
+from libs.common.events import (
+    ConversationRouted,
+    MessageReceived,
+    OutboundReceipt,
+    SlaEvent,
+)
+from libs.common.tracing import traceparent_of
+from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, OtlpFake, TwilioFake
+from tests.support.kafka import collect, wait_until
+from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
+
+pytestmark = pytest.mark.e2e
+CUSTOMER = "+14155550123"
+
+
+async def post_sms(
+    http: aiohttp.ClientSession, env: dict[str, str], form: dict[str, str], token: str = AUTH_TOKEN
+) -> int:
+    url = f"{env['SWITCHBOARD_PUBLIC_URL']}/v1/sms/twilio"
+    async with http.post(url, data=encode_form(form), headers=sign_twilio(url, form, token)) as r:
+        await r.read()
+        return r.status
+
+
+async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
+    stack: DevStack,
+    isolation: Isolation,
+    service_env: dict[str, str],
+    launch: Launch,
+    twilio: TwilioFake,
+    otlp: OtlpFake,
+    http: aiohttp.ClientSession,
+) -> None:
+    env = {
+        **service_env,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    await launch(SERVICES, env)
+    topics = isolation.topics
+    async with collect(
+        stack.broker.bootstrap_servers,
+        topics.inbound,
+        topics.routed,
+        topics.sla_events,
+        topics.outbound_commands,
+        topics.outbound_status,
+    ) as seen:
+        form = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="Where is my parcel?")
+        assert await post_sms(http, env, form) == 200
+        await wait_until(
+            lambda: any(
+                isinstance(e.data, SlaEvent) and e.data.kind == "breached" for e in seen.events
+            ),
+            timeout=30,
+            message="the breach event",
+        )
+        await wait_until(lambda: bool(seen.of_type(OutboundReceipt)), message="the receipt")
+
+    [inbound] = seen.of_type(MessageReceived)
+    assert inbound.data.provider_message_id == form["MessageSid"]
+    assert inbound.data.customer.phone == CUSTOMER
+    [routed] = seen.of_type(ConversationRouted)
+    assert routed.data.queue == "sms-desk"
+    assert routed.data.explanation.rule == "sms"
+    assert "channel=sms" in routed.data.explanation.conditions
+
+    clocks = [e for e in seen.events if isinstance(e.data, SlaEvent)]
+    assert [e.data.kind for e in clocks] == ["started", "warning", "breached"]
+    started, _warning, breached = (e.data for e in clocks)
+    assert started.deadline - started.started_at == timedelta(seconds=4)
+    assert clocks[2].time - clocks[1].time == timedelta(seconds=2)  # the configured lead
+    assert breached.deadline == clocks[2].time
+    records = {r.headers and dict(r.headers).get("ce_id", b"").decode(): r for r in seen.records}
+    warning_record, breach_record = records[clocks[1].id], records[clocks[2].id]
+    assert warning_record.timestamp < breached.deadline.timestamp() * 1000  # warned in time
+    assert warning_record.offset < breach_record.offset  # same partition, warning first
+
+    [message] = twilio.sandbox.messages
+    assert routed.data.reference in message["body"]
+    assert message["to"] == CUSTOMER
+    [receipt] = seen.of_type(OutboundReceipt)
+    assert receipt.data.status == "sent"
+    assert receipt.data.provider_message_id == message["sid"]
+
+    trace_ids = {traceparent_of(r.headers).split("-")[1] for r in seen.records}
+    assert len(trace_ids) == 1
+    [trace_id] = trace_ids
+    await wait_until(
+        lambda: (
+            otlp.receiver.services_in_trace(trace_id)
+            >= {f"switchboard-{name}" for name in SERVICES}
+        ),
+        message="spans of all four services in the message's trace",
+    )
+
+
+async def test_provider_retry_gives_one_event_one_route_one_ack(
+    stack: DevStack,
+    isolation: Isolation,
+    service_env: dict[str, str],
+    launch: Launch,
+    twilio: TwilioFake,
+    http: aiohttp.ClientSession,
+) -> None:
+    await launch(SERVICES, service_env)
+    topics = isolation.topics
+    async with collect(
+        stack.broker.bootstrap_servers, topics.inbound, topics.routed, topics.outbound_status
+    ) as seen:
+        form = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="My card was declined")
+        assert await post_sms(http, service_env, form) == 200
+        assert await post_sms(http, service_env, form) == 200  # Twilio retrying
+        # A later message of the same thread is processed after anything the retry caused.
+        later = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="still waiting")
+        assert await post_sms(http, service_env, later) == 200
+        await wait_until(
+            lambda: any(
+                e.data.message_id != seen.of_type(ConversationRouted)[0].data.message_id
+                for e in seen.of_type(ConversationRouted)
+            ),
+            message="the later message routed",
+        )
+        await wait_until(lambda: bool(seen.of_type(OutboundReceipt)), message="the receipt")
+
+    inbound_ids = [e.data.provider_message_id for e in seen.of_type(MessageReceived)]
+    assert inbound_ids.count(form["MessageSid"]) == 1
+    routed = seen.of_type(ConversationRouted)
+    assert len(routed) == 2
+    assert [r.data.is_new for r in routed] == [True, False]
+    assert routed[0].data.conversation_id == routed[1].data.conversation_id
+    assert len(twilio.sandbox.messages) == 1
+    assert len(seen.of_type(OutboundReceipt)) == 1
+
+
+async def test_wrong_signature_is_refused_and_publishes_nothing(
+    stack: DevStack,
+    isolation: Isolation,
+    service_env: dict[str, str],
+    launch: Launch,
+    http: aiohttp.ClientSession,
+) -> None:
+    await launch(["ingest"], service_env)
+    async with collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
+        forged = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="refund me")
+        assert await post_sms(http, service_env, forged, token="not-the-token") == 403
+        tampered = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="hello")
+        url = f"{service_env['SWITCHBOARD_PUBLIC_URL']}/v1/sms/twilio"
+        headers = sign_twilio(url, tampered, AUTH_TOKEN)
+        tampered["Body"] = "hello, send me everything"
+        async with http.post(url, data=encode_form(tampered), headers=headers) as response:
+            assert response.status == 403
+        genuine = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="genuine")
+        assert await post_sms(http, service_env, genuine) == 200
+        await wait_until(lambda: len(seen.events) >= 1, message="the genuine message")
+    assert [e.data.provider_message_id for e in seen.of_type(MessageReceived)] == [
+        genuine["MessageSid"]
+    ]

@@ -1,0 +1,81 @@
+"""SIGKILL the router mid-stream: every message still ends up routed exactly once in effect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from libs.common.devstack import DevStack
+from libs.common.events import (
+    ConversationRouted,
+    CustomerIdentity,
+    Event,
+    MessageReceived,
+    event_id,
+)
+from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
+from libs.common.settings import Settings
+from tests.support.harness import Isolation, Launch
+from tests.support.kafka import collect, wait_until
+
+pytestmark = pytest.mark.e2e
+MESSAGES = 1000
+
+
+def inbound(n: int, topic: str) -> Outgoing:
+    sid = f"SM{n:032d}"
+    thread = f"sms:+15005550006:+1415555{n % 50:04d}"
+    message = MessageReceived(
+        channel="sms",
+        provider="twilio",
+        provider_message_id=sid,
+        thread_key=thread,
+        customer=CustomerIdentity(phone=f"+1415555{n % 50:04d}"),
+        recipient="+15005550006",
+        text=f"message {n}",
+        received_at=datetime.now(UTC),
+    )
+    event = Event(
+        id=event_id("sms", "twilio", sid),
+        source="/test",
+        subject=thread,
+        time=datetime.now(UTC),
+        data=message,
+    )
+    return Outgoing(topic, thread, event)
+
+
+async def test_router_killed_mid_stream_routes_every_message_once_in_effect(
+    stack: DevStack, isolation: Isolation, service_env: dict[str, str], launch: Launch
+) -> None:
+    [router] = await launch(["router"], service_env)
+    settings = Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers)
+    kafka = create_producer(settings, client_id="test-feeder")
+    await kafka.start()
+    try:
+        producer = EventProducer(kafka)
+        sent = [inbound(n, isolation.topics.inbound) for n in range(MESSAGES)]
+        async with collect(stack.broker.bootstrap_servers, isolation.topics.routed) as seen:
+            await producer.publish(sent)
+            routed_ids = lambda: {e.data.message_id for e in seen.of_type(ConversationRouted)}  # noqa: E731
+            await wait_until(lambda: len(routed_ids()) >= MESSAGES // 5, message="some routing")
+            router.kill()
+            killed_at = len(routed_ids())
+            assert killed_at < MESSAGES, "the router finished before it could be killed"
+            await launch(["router"], service_env)
+            await wait_until(
+                lambda: len(routed_ids()) >= MESSAGES, timeout=60, message="every message routed"
+            )
+        expected = {o.event.id for o in sent}
+        assert routed_ids() == expected
+        routed = seen.of_type(ConversationRouted)
+        by_message: dict[str, set[str]] = {}
+        for event in routed:
+            by_message.setdefault(event.data.message_id, set()).add(event.id)
+        assert all(len(ids) == 1 for ids in by_message.values()), "a redelivery changed an id"
+        conversations = {e.data.thread_key: e.data.conversation_id for e in routed if e.data.is_new}
+        assert len(conversations) == 50
+        assert all(e.data.conversation_id == conversations[e.data.thread_key] for e in routed)
+    finally:
+        await kafka.stop()

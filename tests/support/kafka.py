@@ -1,0 +1,66 @@
+"""Reading topics in tests: collect decoded records and wait on conditions with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+
+from libs.common.events import Event, decode
+
+
+@dataclass
+class Collected:
+    records: list[ConsumerRecord] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def of_type(self, data_type: type) -> list[Event]:
+        return [e for e in self.events if isinstance(e.data, data_type)]
+
+
+async def wait_until(
+    predicate: Callable[[], bool], *, timeout: float = 20.0, message: str = "condition"
+) -> None:
+    """Poll a condition until it holds; fail with ``message`` after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def collect(bootstrap: str, *topics: str) -> AsyncIterator[Collected]:
+    """Consume ``topics`` from the beginning in the background while the block runs."""
+    collected = Collected()
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+
+    async def pump() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            for records in batch.values():
+                for record in records:
+                    collected.records.append(record)
+                    with contextlib.suppress(Exception):
+                        collected.events.append(decode(record.value, record.headers))
+
+    task = asyncio.create_task(pump())
+    try:
+        yield collected
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
