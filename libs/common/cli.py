@@ -13,6 +13,11 @@ from pathlib import Path
 from libs.common.config import ConfigError, load_config
 from libs.common.devstack import SERVICES
 
+TOOLS = {
+    "replay": "services.router.replay",
+    "classify-eval": "services.router.classify_eval",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
@@ -30,10 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     check = config_commands.add_parser("check", help="validate a configuration file")
     check.add_argument("file", type=Path)
 
+    # Tools with their own argument parsers: everything after the name is theirs.
+    commands.add_parser("replay", help="compare routing of past traffic under a new config")
+    commands.add_parser("classify-eval", help="measure issue-type classification")
+
     schema = commands.add_parser("schema", help="print the JSON Schema of every event type")
     schema.add_argument("--out", type=Path, help="write one file per event type here")
 
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments and arguments[0] in TOOLS:
+        module = importlib.import_module(TOOLS[arguments[0]])
+        return int(module.main(arguments[1:]))
+    args = parser.parse_args(arguments)
     if args.command == "run":
         module = importlib.import_module(f"services.{args.service}.app")
         from libs.common.service import run as run_service

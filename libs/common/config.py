@@ -178,6 +178,23 @@ class ConversationSettings(_Model):
     reopen_window: Duration = timedelta(days=7)
 
 
+class CustomerSettings(_Model):
+    tiers: dict[str, list[str]] = {}
+    """Tier -> senders (an address, ``@domain`` or phone number) that belong to it."""
+
+
+class IncidentSettings(_Model):
+    """Broad impact: ``threshold`` distinct customers with one problem within ``window``."""
+
+    window: Duration = timedelta(minutes=15)
+    threshold: int = Field(default=10, ge=2)
+    cooldown: Duration = timedelta(hours=1)
+    issue_types: list[str] | None = None
+    """Types that can form incidents (default: every type, and unknown text by its shape)."""
+    queue: str | None = None
+    template: str | None = None
+
+
 class ClassifierSettings(_Model):
     threshold: float = Field(default=0.5, ge=0, le=1)
     seed: int = 0
@@ -196,6 +213,8 @@ class Config(_Model):
     rules: list[Rule]
     templates: dict[str, dict[Channel, Template]] = {}
     conversations: ConversationSettings = ConversationSettings()
+    customers: CustomerSettings = CustomerSettings()
+    incidents: IncidentSettings | None = None
     classifier: ClassifierSettings = ClassifierSettings()
 
     def policy_calendar(self, policy: str, queue: str) -> str | None:
@@ -335,6 +354,15 @@ def cross_check(config: Config, base_dir: Path) -> list[tuple[Path_, str]]:
             )
     for index, rule in enumerate(config.rules):
         found.extend(_rule_problems(config, index, rule))
+    incidents = config.incidents
+    if incidents is not None:
+        if incidents.queue is not None and incidents.queue not in config.queues:
+            found.append((("incidents", "queue"), f"no queue named {incidents.queue!r}"))
+        if incidents.template is not None and incidents.template not in config.templates:
+            found.append((("incidents", "template"), f"no template named {incidents.template!r}"))
+        for name in incidents.issue_types or ():
+            if name not in config.issue_types:
+                found.append((("incidents", "issue_types"), f"no issue type named {name!r}"))
     return found
 
 

@@ -21,7 +21,9 @@ class Deadline:
     due: datetime
     window: timedelta
     business_hours: bool
-    warnings: tuple[datetime, ...]
+    warnings: tuple[tuple[int, datetime], ...]
+    """(index in the policy's ``warn_before``, instant), in time order; points already
+    passed when a clock resumes are left out."""
     explanation: str
 
     def remaining(self, now: datetime, calendar: BusinessCalendar | None) -> timedelta:
@@ -31,10 +33,24 @@ class Deadline:
         return self.due - now
 
 
+def warning_offsets(clock: ClockPolicy) -> list[timedelta]:
+    """How far into the window each warning point falls (``15m`` before, or ``0.75`` of it)."""
+    offsets = []
+    for point in clock.warn_before:
+        elapsed = clock.within * point if isinstance(point, float) else clock.within - point
+        offsets.append(max(elapsed, timedelta(0)))
+    return offsets
+
+
 def compute_deadline(
-    clock: ClockPolicy, start: datetime, calendar: BusinessCalendar | None
+    clock: ClockPolicy,
+    start: datetime,
+    calendar: BusinessCalendar | None,
+    *,
+    used: timedelta = timedelta(0),
 ) -> Deadline:
-    """The deadline of a window opened at ``start``, with its warning instants."""
+    """The deadline of a window counted from ``start``, of which ``used`` was already spent
+    (a clock resumed after a pause, or recomputed after a transfer), with its warnings."""
     business = clock.business_hours and calendar is not None
 
     def after(elapsed: timedelta) -> datetime:
@@ -43,18 +59,22 @@ def compute_deadline(
             return calendar.add(start, elapsed)
         return start + elapsed
 
-    due = after(clock.within)
-    warnings = []
-    for point in clock.warn_before:
-        elapsed = clock.within * point if isinstance(point, float) else clock.within - point
-        warnings.append(after(max(elapsed, timedelta(0))))
+    due = after(max(clock.within - used, timedelta(0)))
+    warnings = sorted(
+        (after(offset - used), index)
+        for index, offset in enumerate(warning_offsets(clock))
+        if offset > used or (offset == used == timedelta(0))
+    )
+    explanation = explain(clock.within - used, start, due, calendar if business else None)
+    if used:
+        explanation = f"{_span(used)} of {_span(clock.within)} already used; {explanation}"
     return Deadline(
         start=start,
         due=due,
         window=clock.within,
         business_hours=business,
-        warnings=tuple(sorted(set(warnings))),
-        explanation=explain(clock.within, start, due, calendar if business else None),
+        warnings=tuple((index, at) for at, index in warnings),
+        explanation=explanation,
     )
 
 

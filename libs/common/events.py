@@ -104,11 +104,28 @@ class ConversationRouted(EventData, frozen=True, kw_only=True):
     issue_type: str
     tags: tuple[str, ...] = ()
     is_new: bool
+    reopened: bool = False
     message_id: str
     customer: CustomerIdentity
     text: str
     received_at: datetime
     explanation: RoutingExplanation
+    customer_id: str | None = None
+    incident_id: str | None = None
+
+
+class IncidentDetected(EventData, frozen=True, kw_only=True):
+    """Many customers reported the same problem at once (broad impact); emitted once."""
+
+    TYPE: ClassVar[str] = "com.switchboard.incident.detected.v1"
+    incident_id: str
+    key: str
+    issue_type: str
+    customers: int
+    window_seconds: float
+    detected_at: datetime
+    queue: str | None
+    first_conversation_id: str
 
 
 # --- outbound -------------------------------------------------------------------------------
@@ -149,9 +166,35 @@ class OutboundReceipt(EventData, frozen=True, kw_only=True):
     attempts: int = 1
 
 
+DeliveryStatus = Literal[
+    "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "canceled", "unknown"
+]
+
+
+class DeliveryReport(EventData, frozen=True, kw_only=True):
+    """A provider's delivery status for a message it sent for us (Twilio status callbacks).
+
+    Keyed by ``provider_message_id`` on the outbound status topic, not by thread key: the
+    callback names only the provider's message, so consumers join it to the send record
+    (``outbound:send:{command_id}`` holds the provider id). ``provider_status`` is the
+    provider's word as received; a word Switchboard does not know maps to ``unknown``.
+    """
+
+    TYPE: ClassVar[str] = "com.switchboard.outbound.delivery.v1"
+    channel: Channel
+    provider: str
+    provider_message_id: str
+    status: DeliveryStatus
+    provider_status: str
+    error_code: str | None = None
+    at: datetime
+
+
 # --- sla ------------------------------------------------------------------------------------
 
-SlaEventKind = Literal["started", "warning", "breached", "met", "paused", "resumed", "cancelled"]
+SlaEventKind = Literal[
+    "started", "warning", "breached", "met", "paused", "resumed", "cancelled", "recomputed"
+]
 SlaMetric = Literal["first_response", "next_response", "resolution"]
 
 
@@ -195,8 +238,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     for cls in (
         MessageReceived,
         ConversationRouted,
+        IncidentDetected,
         OutboundCommand,
         OutboundReceipt,
+        DeliveryReport,
         SlaEvent,
         AgentAction,
     )
@@ -260,7 +305,7 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
     try:
         data = decoder.decode(value)
         time = datetime.fromisoformat(text["ce_time"])
-    except (msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:
         raise InvalidEvent(f"{text['ce_type']}: {exc}") from None
     return Event(
         id=text["ce_id"],

@@ -48,7 +48,7 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level)
     # Chatty client libraries: aiokafka logs every reconnect, twilio logs each request with
     # its headers (credentials must never reach the logs).
-    for noisy in ("aiokafka", "twilio.http_client"):
+    for noisy in ("aiokafka", "twilio.http_client", "tweepy"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)
 

@@ -52,6 +52,39 @@ webhook_rejections = Counter(
     "Inbound requests refused, by channel and reason.",
     ["channel", "reason"],
 )
+x_polls = Counter(
+    "switchboard_x_polls_total",
+    "Polls of the X mentions timeline, by outcome (ok, rate_limited, error).",
+    ["outcome"],
+)
+sms_keywords = Counter(
+    "switchboard_sms_keywords_total",
+    "Inbound SMS that were a consent keyword, by kind (opt-out, opt-in, help).",
+    ["kind"],
+)
+sms_status_callbacks = Counter(
+    "switchboard_sms_status_callbacks_total",
+    "Twilio status callbacks, by status and outcome (recorded, stale).",
+    ["status", "outcome"],
+)
+chat_connections = Gauge(
+    "switchboard_chat_connections",
+    "Chat websockets open on this ingest process.",
+)
+chat_frames = Counter(
+    "switchboard_chat_frames_total",
+    "Chat frames from visitors, by outcome (accepted, duplicate, invalid, rate_limited, retry).",
+    ["outcome"],
+)
+chat_replies_delivered = Counter(
+    "switchboard_chat_replies_delivered_total",
+    "Agent replies written to a visitor's chat websocket (once per open socket).",
+)
+chat_closes = Counter(
+    "switchboard_chat_closes_total",
+    "Chat websockets closed by the server, by reason.",
+    ["reason"],
+)
 conversations_routed = Counter(
     "switchboard_conversations_routed_total",
     "Messages routed, by queue and channel.",
@@ -66,6 +99,18 @@ sla_events = Counter(
     "switchboard_sla_events_total",
     "SLA clock events emitted, by kind, metric and queue.",
     ["kind", "metric", "queue"],
+)
+sla_response_seconds = Histogram(
+    "switchboard_sla_response_seconds",
+    "Time a clock counted until it was met (business time where the policy counts that), "
+    "by metric (first_response, next_response, resolution), queue, channel and policy.",
+    ["metric", "queue", "channel", "policy"],
+    buckets=SLA_BUCKETS,
+)
+sla_open_clocks = Gauge(
+    "switchboard_sla_open_clocks",
+    "Clocks running or paused, by queue (read from Redis periodically).",
+    ["queue"],
 )
 sla_timer_lag_seconds = Histogram(
     "switchboard_sla_timer_lag_seconds",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,29 @@ class Settings(BaseSettings):
     twilio_api_base_url: str = Field(
         default="https://api.twilio.com", description="Twilio REST base URL."
     )
+    x_bearer_token: str = Field(
+        default="", repr=False, description="X API bearer token; set it to poll mentions."
+    )
+    x_user_id: str = Field(default="", description="Numeric id of our X account.")
+    x_consumer_secret: str = Field(
+        default="", repr=False, description="X app consumer secret (CRC and webhook signatures)."
+    )
+    x_api_base_url: str = Field(
+        default="https://api.twitter.com", description="X API base URL (the dev sandbox)."
+    )
+    x_poll_interval: float = Field(default=60.0, gt=0, description="Seconds between polls.")
+    x_ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of the only CAs trusted for X_API_BASE_URL; unset: system store.",
+    )
+    chat_session_key: str = Field(
+        default="",
+        repr=False,
+        description="Key that signs chat session tokens (HS256, 32+ bytes); unset: chat is off.",
+    )
+    chat_session_ttl: float = Field(
+        default=7 * 86_400.0, gt=0, description="Lifetime of a chat session token, in seconds."
+    )
     log_level: str = Field(default="INFO", description="Root log level.")
 
     @field_validator("kafka_bootstrap_servers")
@@ -80,6 +103,14 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
         return value
 
+    @field_validator("chat_session_key")
+    @classmethod
+    def _chat_key_long_enough(cls, value: str) -> str:
+        # HMAC-SHA256 keys shorter than the hash are guessable; PyJWT warns about them too.
+        if value and len(value.encode()) < 32:
+            raise ValueError("expected at least 32 bytes (e.g. `openssl rand -hex 32`)")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -87,6 +118,37 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {value!r}")
         return level
+
+    @field_validator("x_user_id")
+    @classmethod
+    def _x_user_id_numeric(cls, value: str) -> str:
+        if value and not (value.isascii() and value.isdigit() and len(value) <= 20):
+            raise ValueError(f"expected the numeric id of the X account, got {value!r}")
+        return value
+
+    @field_validator("x_api_base_url")
+    @classmethod
+    def _x_base_is_http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"expected an https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("x_ca_bundle", mode="before")
+    @classmethod
+    def _x_ca_bundle_exists(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not Path(str(value)).is_file():
+            raise ValueError(f"no such file: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _x_account_known(self) -> Settings:
+        # Both X connectors must know our own account: the poller asks for its mentions and
+        # the webhook drops the direct messages it sent itself.
+        if (self.x_bearer_token or self.x_consumer_secret) and not self.x_user_id:
+            raise ValueError("X_USER_ID is required with X_BEARER_TOKEN or X_CONSUMER_SECRET")
+        return self
 
 
 def load_settings() -> Settings:

@@ -17,6 +17,7 @@ import re2
 # A message is cut to this many characters before anything else, so that a 1 MB paste costs no
 # more than a long email.
 MAX_INPUT_CHARS: Final = 10_000
+RE2_MAX_MEM: Final = 256 * 1024 * 1024
 
 # Control characters that str.split() does not already treat as whitespace.
 _CONTROLS: Final = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]+")
@@ -84,6 +85,9 @@ def re2_options() -> Any:
     options.case_sensitive = False
     # RE2 would otherwise write every syntax error to stderr besides raising it.
     options.log_errors = False
+    # The default 8 MiB budget fails to compile a set of a few hundred phrases and patterns
+    # (the router compiles every issue type's into one); this bounds the automaton instead.
+    options.max_mem = RE2_MAX_MEM
     return options
 
 

@@ -1,35 +1,176 @@
-"""SMS from Twilio: the inbound-message webhook, signature-checked and normalised.
+"""SMS from Twilio: inbound messages and delivery status callbacks, signature-checked.
 
 Twilio signs ``X-Twilio-Signature`` over the public URL it called (TLS ends at the ingress, so
-the URL is rebuilt from ``SWITCHBOARD_PUBLIC_URL``, not from the request) followed by the
-sorted form parameters; the twilio library's ``RequestValidator`` checks it.
+the URL is rebuilt from ``SWITCHBOARD_PUBLIC_URL`` and the raw request target, not from the
+request's host) followed by the sorted form parameters; :func:`signature_valid` checks it the
+way Twilio documents it (the choices are listed there and tested against the SDKs' vectors in
+``tests/peers/test_twilio_peers.py``).
+
+Inbound bodies that are consent keywords (STOP, START, HELP, ...) are still published, marked
+``automated`` so the router does not acknowledge them, and STOP/START are recorded in Redis
+for outbound (:mod:`libs.common.optout`). Status callbacks keep the most advanced status of
+each message in Redis and publish a ``DeliveryReport`` keyed by the provider's message id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import phonenumbers
 from aiohttp import web
-from multidict import MultiDictProxy
-from twilio.request_validator import RequestValidator
+from aiokafka.errors import KafkaError
+from multidict import MultiDict, MultiDictProxy
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from libs.common import metrics
-from libs.common.events import Attachment, CustomerIdentity, MessageReceived, event_id, utc_now
+from libs.common import metrics, optout
+from libs.common.events import (
+    Attachment,
+    CustomerIdentity,
+    DeliveryReport,
+    DeliveryStatus,
+    Event,
+    MessageReceived,
+    event_id,
+    utc_now,
+)
+from libs.common.kafka.producer import EventProducer, Outgoing
+from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
 log = get_logger(__name__)
 
 PATH: Final = "/v1/sms/twilio"
+STATUS_PATH: Final = "/v1/sms/twilio/status"
 MAX_BODY_BYTES: Final = 64 * 1024
 TWIML_EMPTY: Final = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_MEDIA: Final = 10
+STATUS_TTL: Final = 7 * DAY
+
+FormPairs = Sequence[tuple[str, str]]
 
 
 class InvalidWebhook(ValueError):
-    """The form lacks what every Twilio message webhook carries."""
+    """The form lacks what every Twilio webhook of its kind carries."""
+
+
+class Rejected(Exception):
+    """A request refused before it reaches Switchboard: the status and the reason."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+
+def body_sha256(body: bytes) -> str:
+    """The ``bodySHA256`` Twilio puts in the URL of a JSON webhook: lowercase hex SHA-256."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def signature_valid(
+    url: str, params_or_body: FormPairs | bytes, signature: str | None, token: str
+) -> bool:
+    """Whether ``signature`` is Twilio's ``X-Twilio-Signature`` for this request.
+
+    Twilio's rule: base64(HMAC-SHA1(auth token, URL + name + value of every POST parameter,
+    sorted by name, then value)). A JSON body (``bytes``) is not appended: the URL carries
+    ``bodySHA256`` and the body must hash to it. Choices where Twilio's SDKs differ:
+
+    - The URL is signed exactly as given: ``'`` and ``%27`` are different URLs (twilio-node
+      normalises them alike; Twilio's documentation and the other SDKs do not).
+    - Every parameter counts, repeats included: identical repeated values are not collapsed
+      (twilio-node and twilio-python collapse them; the documented rule appends each pair).
+    - Like every Twilio SDK, the URL with its port removed and with the scheme's default port
+      added are also accepted, because Twilio itself signs either form.
+    - An empty auth token or a missing signature never validates (anyone can compute an HMAC
+      with an empty key).
+    """
+    if not token or not signature:
+        return False
+    if isinstance(params_or_body, bytes):
+        claimed = parse_qs(urlsplit(url).query).get("bodySHA256")
+        if not claimed or not hmac.compare_digest(
+            body_sha256(params_or_body).encode(), claimed[0].encode()
+        ):
+            return False
+        suffix = ""
+    else:
+        suffix = "".join(name + value for name, value in sorted(params_or_body))
+    # Header and URL text may carry undecodable bytes (aiohttp keeps them as surrogates).
+    presented = signature.encode("utf-8", "surrogateescape")
+    key = token.encode()
+    valid = False
+    for candidate in _port_variants(url):
+        signed = (candidate + suffix).encode("utf-8", "surrogateescape")
+        mac = hmac.new(key, signed, hashlib.sha1).digest()
+        valid |= hmac.compare_digest(base64.b64encode(mac), presented)
+    return valid
+
+
+def _port_variants(url: str) -> list[str]:
+    """The URL as given, without its port, and with the scheme's default port if it has none.
+
+    Edited as text, not re-serialised, so nothing else in the URL changes spelling.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return [url]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    host, colon, port = hostport.rpartition(":")
+    if colon and port.isdigit():  # "[::1]" has no port: its tail "1]" is not digits
+        without = f"{scheme}://{userinfo}{at}{host}{tail}"
+        return [url, without]
+    default = {"https": "443", "http": "80"}.get(scheme.lower())
+    if default is None:
+        return [url]
+    return [url, f"{scheme}://{netloc}:{default}{tail}"]
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, or :class:`Rejected` (413) as soon as it is known to exceed ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected("body too large", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected("body too large", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_signed_form(request: web.Request, auth_token: str, public_url: str) -> FormPairs:
+    """The form of a Twilio webhook whose signature holds, or :class:`Rejected`."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise Rejected("expected application/x-www-form-urlencoded", 415)
+    body = await read_limited(request, MAX_BODY_BYTES)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise Rejected("form is not UTF-8", 400) from None
+    url = public_url.rstrip("/") + request.raw_path
+    if not signature_valid(url, pairs, request.headers.get("X-Twilio-Signature"), auth_token):
+        raise Rejected("bad signature", 403)
+    return pairs
+
+
+# --- inbound messages -----------------------------------------------------------------------
 
 
 def e164(number: str) -> str:
@@ -44,7 +185,10 @@ def e164(number: str) -> str:
 
 
 def normalise(form: MultiDictProxy[str], received_at: datetime) -> tuple[str, MessageReceived]:
-    """The event id and normalised message of one inbound SMS/MMS webhook."""
+    """The event id and normalised message of one inbound SMS/MMS webhook.
+
+    A consent keyword (see :func:`libs.common.optout.classify`) is marked in ``automated``.
+    """
     sid = form.get("MessageSid") or form.get("SmsMessageSid")
     sender, recipient = form.get("From"), form.get("To")
     if not sid or not sender or not recipient:
@@ -62,6 +206,8 @@ def normalise(form: MultiDictProxy[str], received_at: datetime) -> tuple[str, Me
         )
         for i in range(media_count)
     )
+    text = form.get("Body", "")
+    keyword = optout.classify(text)
     message = MessageReceived(
         channel="sms",
         provider="twilio",
@@ -69,8 +215,9 @@ def normalise(form: MultiDictProxy[str], received_at: datetime) -> tuple[str, Me
         thread_key=f"sms:{our_number}:{customer_phone}",
         customer=CustomerIdentity(phone=customer_phone),
         recipient=our_number,
-        text=form.get("Body", ""),
+        text=text,
         attachments=attachments,
+        automated=keyword[0] if keyword else None,
         received_at=received_at,
         raw_ref=f"twilio:{form.get('AccountSid', '')}:{sid}",
     )
@@ -80,50 +227,191 @@ def normalise(form: MultiDictProxy[str], received_at: datetime) -> tuple[str, Me
 class TwilioWebhook:
     """``POST /v1/sms/twilio``: 200 with empty TwiML only once the event is on Kafka."""
 
-    def __init__(self, *, acceptor: Acceptor, auth_token: str, public_url: str) -> None:
+    def __init__(
+        self,
+        *,
+        acceptor: Acceptor,
+        auth_token: str,
+        public_url: str,
+        redis: Redis,
+        keys: Keys,
+    ) -> None:
         self._acceptor = acceptor
-        self._validator = RequestValidator(auth_token)
-        self._public_url = public_url.rstrip("/")
-
-    def _reject(self, reason: str, status: int) -> web.Response:
-        metrics.webhook_rejections.labels("sms", reason).inc()
-        return web.json_response({"error": reason}, status=status)
+        self._auth_token = auth_token
+        self._public_url = public_url
+        self._redis = redis
+        self._keys = keys
 
     async def __call__(self, request: web.Request) -> web.Response:
-        if request.content_type != "application/x-www-form-urlencoded":
-            return self._reject("expected application/x-www-form-urlencoded", 415)
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return self._reject("body too large", 413)
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            return self._reject("body too large", 413)
         try:
-            form = _parse_form(body)
-        except UnicodeDecodeError:
-            return self._reject("form is not UTF-8", 400)
-        signature = request.headers.get("X-Twilio-Signature", "")
-        url = self._public_url + request.rel_url.path_qs
-        if not signature or not self._validator.validate(url, form, signature):
-            return self._reject("bad signature", 403)
-        try:
+            form = MultiDictProxy(
+                MultiDict(await read_signed_form(request, self._auth_token, self._public_url))
+            )
             message_id, message = normalise(form, utc_now())
+        except Rejected as exc:
+            return _reject(exc.reason, exc.status)
         except InvalidWebhook as exc:
-            return self._reject(str(exc), 400)
+            return _reject(str(exc), 400)
         try:
+            await self._apply_keyword(message_id, message)
             outcome = await self._acceptor.accept(
                 message, event_id=message_id, source="/ingest/sms"
             )
-        except Unavailable:
+        except (Unavailable, RedisError):
             return web.Response(status=503, headers={"Retry-After": "5"})
         if outcome is Acceptance.IN_PROGRESS:
             return web.Response(status=503, headers={"Retry-After": "1"})
         return web.Response(text=TWIML_EMPTY, content_type="text/xml")
 
+    async def _apply_keyword(self, message_id: str, message: MessageReceived) -> None:
+        """Record STOP/START before publishing, so a 200 means the choice is stored.
 
-def _parse_form(body: bytes) -> MultiDictProxy[str]:
-    from urllib.parse import parse_qsl
+        A redelivery of a message already on Kafka is not applied again: a late retry of an
+        old STOP must not undo the START the customer sent after it.
+        """
+        keyword = optout.classify(message.text)
+        if keyword is None or message.recipient is None or message.customer.phone is None:
+            return
+        kind, word = keyword
+        if await self._redis.get(self._keys.ingest_accepted(message_id)) == b"done":
+            return
+        await optout.record(
+            self._redis,
+            self._keys,
+            message.recipient,
+            message.customer.phone,
+            kind,
+            word,
+            message.received_at,
+        )
+        metrics.sms_keywords.labels(kind).inc()
+        log.info("sms consent keyword", kind=kind, event_id=message_id)
 
-    from multidict import MultiDict
 
-    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    return MultiDictProxy(MultiDict(pairs))
+# --- status callbacks -----------------------------------------------------------------------
+
+# How far along each Twilio message status is; a callback that arrives after a later one
+# (Twilio does not guarantee their order) is acknowledged and dropped.
+_STATUS_RANK: Final[dict[str, tuple[DeliveryStatus, int]]] = {
+    "accepted": ("queued", 0),
+    "scheduled": ("queued", 0),
+    "queued": ("queued", 0),
+    "sending": ("sending", 1),
+    "sent": ("sent", 2),
+    "delivered": ("delivered", 3),
+    "undelivered": ("undelivered", 3),
+    "failed": ("failed", 3),
+    "canceled": ("canceled", 3),
+    "read": ("read", 4),
+}
+_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
+_WORD = re.compile(r"[a-z_-]{1,32}")
+_ERROR_CODE = re.compile(r"[0-9]{1,10}")
+
+# KEYS[1] status hash; ARGV: status, rank, provider status, error code, time, TTL.
+# Returns 1 when the callback is at least as far along as the one stored (and is now stored).
+_RECORD_STATUS: Final = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1')
+if tonumber(ARGV[2]) < stored then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'provider_status', ARGV[3],
+  'error_code', ARGV[4], 'at', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+
+def parse_status(pairs: Iterable[tuple[str, str]], at: datetime) -> DeliveryReport:
+    """The delivery report of one status callback form, or :class:`InvalidWebhook`."""
+    form = MultiDict(pairs)
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    word = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    code = form.get("ErrorCode") or ""
+    if not _SID.fullmatch(sid):
+        raise InvalidWebhook("MessageSid is not a Twilio message SID")
+    if not _WORD.fullmatch(word):
+        raise InvalidWebhook("MessageStatus is missing or malformed")
+    if code and not _ERROR_CODE.fullmatch(code):
+        raise InvalidWebhook("ErrorCode is not a number")
+    status, _ = _STATUS_RANK.get(word, ("unknown", 0))
+    return DeliveryReport(
+        channel="sms",
+        provider="twilio",
+        provider_message_id=sid,
+        status=status,
+        provider_status=word,
+        error_code=code or None,
+        at=at,
+    )
+
+
+class TwilioStatusCallback:
+    """``POST /v1/sms/twilio/status``: record the status, publish it, then answer 200."""
+
+    def __init__(
+        self,
+        *,
+        producer: EventProducer,
+        redis: Redis,
+        keys: Keys,
+        topic: str,
+        timeout: float,
+        auth_token: str,
+        public_url: str,
+    ) -> None:
+        self._producer = producer
+        self._redis = redis
+        self._keys = keys
+        self._topic = topic
+        self._timeout = timeout
+        self._auth_token = auth_token
+        self._public_url = public_url
+        self._record = redis.register_script(_RECORD_STATUS)
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        try:
+            pairs = await read_signed_form(request, self._auth_token, self._public_url)
+            report = parse_status(pairs, utc_now())
+        except Rejected as exc:
+            return _reject(exc.reason, exc.status)
+        except InvalidWebhook as exc:
+            return _reject(str(exc), 400)
+        rank = _STATUS_RANK.get(report.provider_status, ("unknown", 0))[1]
+        sid = report.provider_message_id
+        try:
+            current = await self._record(
+                keys=[self._keys.sms_status(sid)],
+                args=[
+                    report.status,
+                    rank,
+                    report.provider_status,
+                    report.error_code or "",
+                    report.at.isoformat(),
+                    STATUS_TTL,
+                ],
+            )
+        except RedisError:
+            return web.Response(status=503, headers={"Retry-After": "5"})
+        if not current:
+            metrics.sms_status_callbacks.labels(report.status, "stale").inc()
+            return web.Response(status=200)
+        event = Event(
+            id=event_id("sms", "twilio", "status", sid, report.provider_status),
+            source="/ingest/sms/status",
+            subject=sid,
+            time=report.at,
+            data=report,
+        )
+        try:
+            await asyncio.wait_for(
+                self._producer.publish([Outgoing(self._topic, sid, event)]), self._timeout
+            )
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("status publish failed", error=repr(exc), event_id=event.id)
+            return web.Response(status=503, headers={"Retry-After": "5"})
+        metrics.sms_status_callbacks.labels(report.status, "recorded").inc()
+        return web.Response(status=200)
+
+
+def _reject(reason: str, status: int) -> web.Response:
+    metrics.webhook_rejections.labels("sms", reason).inc()
+    return web.json_response({"error": reason}, status=status)

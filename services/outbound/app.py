@@ -21,6 +21,7 @@ from libs.common.settings import Settings
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import Sender
+from services.outbound.senders.chat import ChatSender
 from services.outbound.senders.sms import TwilioSms
 from services.outbound.sends import SendRecords
 
@@ -38,7 +39,10 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         api_base_url=settings.twilio_api_base_url,
         status_callback=f"{settings.switchboard_public_url.rstrip('/')}/v1/sms/twilio/status",
     )
-    senders: dict[str, Sender] = {"sms": sms}
+    senders: dict[str, Sender] = {
+        "sms": sms,
+        "chat": ChatSender(app[REDIS], Keys(settings.switchboard_key_prefix)),
+    }
     app[DELIVERER] = Deliverer(
         live=app[LIVE_CONFIG],
         senders=senders,

@@ -14,6 +14,7 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from libs.common.keys import DAY, Keys
+from libs.common.redis_client import as_text
 
 SEND_TTL = 7 * DAY
 SendState = Literal["in_flight", "sent", "retry", "failed"]
@@ -37,7 +38,7 @@ class SendRecords:
         raw = await self._redis.hgetall(self._keys.outbound_send(command_id))
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
         return SendRecord(
             state=_state(fields["state"]),
             provider_message_id=fields.get("provider_id") or None,
@@ -71,10 +72,6 @@ class SendRecords:
                 "error": error or "",
             },
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _state(value: str) -> SendState:

@@ -18,7 +18,9 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
-from services.router.conversations import ConversationStore
+from services.router.conversations import ConversationRecords, ConversationStore
+from services.router.customers import CustomerStore
+from services.router.incidents import IncidentDetector
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
 
@@ -28,9 +30,13 @@ GROUP_ID = "switchboard-router"
 
 
 async def _router_ctx(app: web.Application) -> AsyncIterator[None]:
+    redis, keys = app[REDIS], Keys(app[SETTINGS].switchboard_key_prefix)
     app[ROUTER] = Router(
         live=app[LIVE_CONFIG],
-        conversations=ConversationStore(app[REDIS], Keys(app[SETTINGS].switchboard_key_prefix)),
+        conversations=ConversationStore(redis, keys),
+        records=ConversationRecords(redis, keys),
+        customers=CustomerStore(redis, keys),
+        incidents=IncidentDetector(redis, keys),
         topics=app[TOPICS],
     )
     yield
@@ -44,5 +50,7 @@ def build(settings: Settings) -> web.Application:
     app = create_app(settings, "router")
     add_live_config(app, LIVE_CONFIG, RouterRuntime.build)
     app.cleanup_ctx.append(_router_ctx)
-    add_consumer(app, group_id=GROUP_ID, topics=lambda t: [t.inbound], handler=_handler)
+    add_consumer(
+        app, group_id=GROUP_ID, topics=lambda t: [t.inbound, t.agent_actions], handler=_handler
+    )
     return app

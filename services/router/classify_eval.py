@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
+from libs.common.config import ConfigError, load_config
 from services.router.issue_types import (
     UNKNOWN,
     BuildStats,
@@ -31,6 +32,7 @@ from services.router.issue_types import (
     IssueTypeSpec,
     normalise_text,
 )
+from services.router.runtime import issue_type_spec
 
 __all__ = [
     "EvalReport",
@@ -123,6 +125,14 @@ def specs_from_labelled_rows(rows: Iterable[LabelledRow]) -> tuple[IssueTypeSpec
     return tuple(
         IssueTypeSpec(name=label, impact="shallow", priority=None, examples=tuple(examples[label]))
         for label in sorted(examples)
+    )
+
+
+def specs_from_config(path: Path) -> tuple[IssueTypeSpec, ...]:
+    """The issue types of a configuration file, examples files included."""
+    config = load_config(path)
+    return tuple(
+        issue_type_spec(name, spec, path.parent) for name, spec in config.issue_types.items()
     )
 
 
@@ -280,6 +290,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("csv", type=Path, help="CSV with utterance and intent columns")
     parser.add_argument(
+        "--config",
+        type=Path,
+        help="take the issue types (phrases, patterns, examples) from this configuration "
+        "instead of building one type per label of the CSV",
+    )
+    parser.add_argument(
         "--split", type=float, default=0.3, help="share of rows held out (default 0.3)"
     )
     parser.add_argument("--seed", type=int, default=0, help="split and model seed (default 0)")
@@ -292,14 +308,15 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         rows = read_labelled_csv(args.csv)
+        specs = specs_from_config(args.config) if args.config else specs_from_labelled_rows(rows)
         report = evaluate(
-            specs_from_labelled_rows(rows),
+            specs,
             rows,
             split=args.split,
             seed=args.seed,
             threshold=args.threshold,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ConfigError) as exc:
         print(f"classify-eval: {exc}", file=sys.stderr)
         return 1
     print(format_report(report))

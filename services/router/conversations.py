@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import event_id
 from libs.common.keys import DAY, Keys
+from libs.common.redis_client import as_text
 from services.router.references import reference_for
 
 SEEN_TTL = 7 * DAY
@@ -110,3 +111,49 @@ class ConversationStore:
             queue=queue,
             state=state,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    conversation_id: str
+    reference: str
+    queue: str
+    status: str
+    thread_key: str
+    channel: str
+    customer_id: str | None
+
+
+class ConversationRecords:
+    """Reads and agent-driven changes of conversations (placement is :class:`ConversationStore`)."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        raw = await self._redis.hgetall(self._keys.conversation(conversation_id))
+        if not raw:
+            return None
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
+        return Conversation(
+            conversation_id=conversation_id,
+            reference=reference_for(int(fields["sequence"])),
+            queue=fields["queue"],
+            status=fields["status"],
+            thread_key=fields["thread_key"],
+            channel=fields["channel"],
+            customer_id=fields.get("customer_id") or None,
+        )
+
+    async def set_customer(self, conversation_id: str, customer_id: str) -> None:
+        await self._redis.hset(self._keys.conversation(conversation_id), "customer_id", customer_id)
+
+    async def resolve(self, conversation_id: str, at: datetime) -> None:
+        await self._redis.hset(
+            self._keys.conversation(conversation_id),
+            mapping={"status": "resolved", "resolved_at": int(at.timestamp() * 1000)},
+        )
+
+    async def transfer(self, conversation_id: str, queue: str) -> None:
+        await self._redis.hset(self._keys.conversation(conversation_id), "queue", queue)

@@ -1,18 +1,24 @@
-"""Routing one inbound message: classify, decide, place in a conversation, explain.
+"""Routing: classify each inbound message, decide its queue, place it in a conversation, and
+explain; apply agents' resolutions and transfers to the conversation state.
 
-Output ids derive from the inbound event id and every input to the decision comes from the
-event itself (the received time, not the wall clock), so a redelivery yields the same events.
+Output ids derive from the input event id and every input to a decision comes from the event
+itself (the received time, not the wall clock), so a redelivery yields the same events.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 from libs.common import metrics
 from libs.common.config import LiveConfig
 from libs.common.deadlines import compute_deadline, describe_promise
 from libs.common.events import (
+    AgentAction,
     CommandKind,
     ConversationRouted,
     Event,
+    EventData,
+    IncidentDetected,
     InvalidEvent,
     MessageReceived,
     OutboundCommand,
@@ -23,11 +29,38 @@ from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.text import normalise_text
 from libs.common.topics import Topics
-from services.router.conversations import ConversationStore, Placement
+from services.router.conversations import ConversationRecords, ConversationStore, Placement
+from services.router.customers import CustomerStore, Profile, tier_for
+from services.router.incidents import IncidentDetector, IncidentVerdict, incident_key
+from services.router.issue_types import Classification
 from services.router.rules import Decision, MessageFacts
 from services.router.runtime import RouterRuntime
 
 SOURCE = "/router"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the configuration alone says about a message (no state): replay compares these."""
+
+    classification: Classification
+    decision: Decision
+
+
+def decide(runtime: RouterRuntime, message: MessageReceived, tier: str | None) -> Verdict:
+    """Classify and apply the rules; pure, so replay can run it under another configuration."""
+    text = f"{message.subject or ''}\n{message.text}"
+    classification = runtime.classifier.classify(text)
+    facts = MessageFacts(
+        channel=message.channel,
+        issue_type=classification.issue_type,
+        impact=classification.impact,
+        tier=tier,
+        language=message.language,
+        sender=message.customer.email or message.customer.phone,
+        folded_text=normalise_text(text),
+    )
+    return Verdict(classification, runtime.table.decide(facts, message.received_at))
 
 
 class Router:
@@ -36,38 +69,71 @@ class Router:
         *,
         live: LiveConfig[RouterRuntime],
         conversations: ConversationStore,
+        records: ConversationRecords,
+        customers: CustomerStore,
+        incidents: IncidentDetector,
         topics: Topics,
     ) -> None:
         self._live = live
         self._conversations = conversations
+        self._records = records
+        self._customers = customers
+        self._incidents = incidents
         self._topics = topics
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
-        message = consumed.event.data
-        if not isinstance(message, MessageReceived):
-            raise InvalidEvent(f"router expects message.received, got {consumed.event.type}")
+        data = consumed.event.data
+        if isinstance(data, MessageReceived):
+            return await self._route(consumed, data)
+        if isinstance(data, AgentAction):
+            return await self._apply(consumed, data)
+        raise InvalidEvent(f"router does not handle {consumed.event.type}")
+
+    # --- inbound messages -------------------------------------------------------------------
+
+    async def _route(self, consumed: Consumed, message: MessageReceived) -> list[Outgoing]:
         runtime = self._live.current
+        config = runtime.config
+        configured_tier = tier_for(message.customer, config.customers.tiers)
+        profile = await self._customers.identify(
+            message.customer, now=message.received_at, tier=configured_tier
+        )
         with metrics.routing_seconds.time():
-            text = f"{message.subject or ''}\n{message.text}"
-            classification = runtime.classifier.classify(text)
-            facts = MessageFacts(
-                channel=message.channel,
-                issue_type=classification.issue_type,
-                impact=classification.impact,
-                tier=None,
-                language=message.language,
-                sender=message.customer.email or message.customer.phone,
-                folded_text=normalise_text(text),
+            verdict = decide(runtime, message, profile.tier if profile else configured_tier)
+        decision, classification = verdict.decision, verdict.classification
+        notes = list(decision.notes)
+        queue_if_new = decision.queue
+        returning = profile.latest_open_queue() if profile else None
+        if returning is not None:
+            queue_if_new = returning
+            notes.append(f"customer has an open conversation in {returning}: kept together")
+        incident = await self._observe_incident(consumed, message, classification, profile)
+        if incident is not None and incident.incident_id and config.incidents:
+            if config.incidents.queue is not None:
+                queue_if_new = config.incidents.queue
+            if config.incidents.template is not None:
+                decision = replace(decision, auto_reply=config.incidents.template)
+            notes.append(
+                f"linked to incident {incident.incident_id} ({incident.customers} customers)"
             )
-            decision = runtime.table.decide(facts, message.received_at)
         placement = await self._conversations.place(
             inbound_event_id=consumed.event.id,
             thread_key=message.thread_key,
             channel=message.channel,
-            queue_if_new=decision.queue,
+            queue_if_new=queue_if_new,
             now=message.received_at,
-            reopen_window_seconds=runtime.config.conversations.reopen_window.total_seconds(),
+            reopen_window_seconds=config.conversations.reopen_window.total_seconds(),
         )
+        if profile is not None:
+            await self._records.set_customer(placement.conversation_id, profile.customer_id)
+            await self._customers.record_contact(
+                profile.customer_id,
+                conversation_id=placement.conversation_id,
+                queue=placement.queue,
+                at=message.received_at,
+            )
+        if not placement.is_new:
+            notes.append(f"{placement.state} conversation in {placement.queue}")
         routed = ConversationRouted(
             conversation_id=placement.conversation_id,
             reference=placement.reference,
@@ -79,6 +145,7 @@ class Router:
             issue_type=classification.issue_type,
             tags=decision.tags,
             is_new=placement.is_new,
+            reopened=placement.state == "reopened",
             message_id=consumed.event.id,
             customer=message.customer,
             text=message.text,
@@ -88,37 +155,50 @@ class Router:
                 conditions=decision.conditions,
                 issue_type=classification.issue_type,
                 confidence=classification.confidence,
-                notes=(
-                    *decision.notes,
-                    *(
-                        [f"returning to the open conversation in {placement.queue}"]
-                        if not placement.is_new
-                        else []
-                    ),
-                ),
+                notes=tuple(notes),
             ),
+            customer_id=profile.customer_id if profile else None,
+            incident_id=incident.incident_id if incident else None,
         )
         metrics.conversations_routed.labels(placement.queue, message.channel).inc()
-        event = self._event(consumed, "routed", routed)
-        outputs = [Outgoing(self._topics.routed, message.thread_key, event)]
+        outputs = [self._out(self._topics.routed, consumed, "routed", routed)]
+        if incident is not None and incident.opened_here and incident.incident_id:
+            detected = IncidentDetected(
+                incident_id=incident.incident_id,
+                key=incident.key,
+                issue_type=classification.issue_type,
+                customers=incident.customers,
+                window_seconds=config.incidents.window.total_seconds() if config.incidents else 0,
+                detected_at=message.received_at,
+                queue=config.incidents.queue if config.incidents else None,
+                first_conversation_id=placement.conversation_id,
+            )
+            outputs.append(self._out(self._topics.routed, consumed, "incident", detected))
         if placement.is_new and message.automated is None:
-            outputs += [
-                Outgoing(self._topics.outbound_commands, message.thread_key, command)
-                for command in self._acknowledgements(
-                    consumed, message, decision, placement, runtime
-                )
-            ]
+            outputs += self._acknowledgements(consumed, message, decision, placement, runtime)
         return outputs
 
-    def _event(
-        self, consumed: Consumed, step: str, data: ConversationRouted | OutboundCommand
-    ) -> Event:
-        return Event(
-            id=event_id(consumed.event.id, step),
-            source=SOURCE,
-            subject=consumed.event.subject,
-            time=consumed.event.time,
-            data=data,
+    async def _observe_incident(
+        self,
+        consumed: Consumed,
+        message: MessageReceived,
+        classification: Classification,
+        profile: Profile | None,
+    ) -> IncidentVerdict | None:
+        settings = self._live.current.config.incidents
+        if settings is None or message.automated is not None:
+            return None
+        if (
+            settings.issue_types is not None
+            and classification.issue_type not in settings.issue_types
+        ):
+            return None
+        return await self._incidents.observe(
+            settings,
+            key=incident_key(classification.issue_type, normalise_text(message.text)),
+            customer=profile.customer_id if profile else message.thread_key,
+            inbound_event_id=consumed.event.id,
+            at=message.received_at,
         )
 
     def _acknowledgements(
@@ -128,10 +208,12 @@ class Router:
         decision: Decision,
         placement: Placement,
         runtime: RouterRuntime,
-    ) -> list[Event]:
+    ) -> list[Outgoing]:
         """The automatic acknowledgement (and after-hours notice) of a new conversation."""
         config = runtime.config
         params = {"reference": placement.reference, "queue": placement.queue}
+        if message.subject:
+            params["subject"] = message.subject
         if decision.sla_policy is not None:
             clock = config.sla_policies[decision.sla_policy].first_response
             calendar_name = config.policy_calendar(decision.sla_policy, placement.queue)
@@ -141,11 +223,11 @@ class Router:
                 params["deadline"] = deadline.due.isoformat()
                 params["promise"] = describe_promise(deadline, message.received_at, calendar)
         recipient = _reply_address(message)
-        events = []
         wanted: tuple[tuple[CommandKind, str | None], ...] = (
             ("auto_ack", decision.auto_reply),
             ("after_hours", decision.after_hours_notify),
         )
+        commands = []
         for kind, template in wanted:
             if template is None or recipient is None:
                 continue
@@ -161,8 +243,46 @@ class Router:
                 params=params,
                 in_reply_to=message.provider_message_id,
             )
-            events.append(self._event(consumed, kind, command))
-        return events
+            commands.append(self._out(self._topics.outbound_commands, consumed, kind, command))
+        return commands
+
+    # --- agent actions ----------------------------------------------------------------------
+
+    async def _apply(self, consumed: Consumed, action: AgentAction) -> list[Outgoing]:
+        """Resolutions and transfers change the conversation; other actions are not ours."""
+        if action.kind not in ("resolve", "transfer"):
+            return []
+        conversation = await self._records.get(action.conversation_id)
+        if conversation is None:
+            raise InvalidEvent(f"no conversation {action.conversation_id}")
+        if action.kind == "resolve":
+            await self._records.resolve(conversation.conversation_id, action.at)
+            if conversation.customer_id:
+                await self._customers.close_conversation(
+                    conversation.customer_id, conversation.conversation_id
+                )
+            return []
+        if action.queue is None or action.queue not in self._live.current.config.queues:
+            raise InvalidEvent(f"transfer to unknown queue {action.queue!r}")
+        await self._records.transfer(conversation.conversation_id, action.queue)
+        if conversation.customer_id:
+            await self._customers.record_contact(
+                conversation.customer_id,
+                conversation_id=conversation.conversation_id,
+                queue=action.queue,
+                at=action.at,
+            )
+        return []
+
+    def _out(self, topic: str, consumed: Consumed, step: str, data: EventData) -> Outgoing:
+        event = Event(
+            id=event_id(consumed.event.id, step),
+            source=SOURCE,
+            subject=consumed.event.subject,
+            time=consumed.event.time,
+            data=data,
+        )
+        return Outgoing(topic, consumed.key or consumed.event.subject, event)
 
 
 def _reply_address(message: MessageReceived) -> str | None:

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiokafka import TopicPartition
 
+from libs.common import metrics
 from libs.common.config import LiveConfig
-from libs.common.kafka.consumer import Handler, PartitionsCallback
+from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS, Handler, PartitionsCallback
 from libs.common.keys import Keys
 from libs.common.service import (
     BACKGROUND,
@@ -22,7 +23,7 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
-from services.sla.clocks import ClockStore
+from services.sla.clocks import ClockStore, ConversationLocks
 from services.sla.lifecycle import ClockKeeper
 from services.sla.runtime import SlaRuntime
 from services.sla.scheduler import TimerScheduler
@@ -32,28 +33,52 @@ LIVE_CONFIG = web.AppKey("live_config", LiveConfig[SlaRuntime])
 KEEPER = web.AppKey("clock_keeper", ClockKeeper)
 SCHEDULER = web.AppKey("timer_scheduler", TimerScheduler)
 GROUP_ID = "switchboard-sla"
+OPEN_CLOCKS_INTERVAL = 15.0
 
 
 async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
     keys = Keys(app[SETTINGS].switchboard_key_prefix)
     clocks = ClockStore(app[REDIS], keys)
     timers = TimerStore(app[REDIS], keys)
+    locks = ConversationLocks()
     scheduler = TimerScheduler(
-        timers=timers, clocks=clocks, producer=app[PRODUCER], topics=app[TOPICS]
+        live=app[LIVE_CONFIG],
+        timers=timers,
+        clocks=clocks,
+        locks=locks,
+        producer=app[PRODUCER],
+        topics=app[TOPICS],
     )
     app[SCHEDULER] = scheduler
     app[KEEPER] = ClockKeeper(
         live=app[LIVE_CONFIG],
         clocks=clocks,
         timers=timers,
+        locks=locks,
         topics=app[TOPICS],
         on_scheduled=scheduler.scheduled,
     )
-    task = asyncio.create_task(scheduler.run(), name="sla timer scheduler")
-    app[BACKGROUND].append(task)
+    tasks = [
+        asyncio.create_task(scheduler.run(), name="sla timer scheduler"),
+        asyncio.create_task(_export_open_clocks(app, clocks), name="open clocks gauge"),
+    ]
+    app[BACKGROUND].extend(tasks)
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _export_open_clocks(app: web.Application, clocks: ClockStore) -> None:
+    """Refresh the open-clocks gauge from Redis (every replica reports the same totals)."""
+    while True:
+        try:
+            counts = await clocks.open_counts(app[LIVE_CONFIG].config.queues)
+        except INFRASTRUCTURE_ERRORS:
+            counts = {}
+        for queue, count in counts.items():
+            metrics.sla_open_clocks.labels(queue).set(count)
+        await asyncio.sleep(OPEN_CLOCKS_INTERVAL)
 
 
 def _handler(app: web.Application) -> Handler:

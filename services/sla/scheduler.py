@@ -18,14 +18,16 @@ from datetime import UTC, datetime
 from opentelemetry import trace
 
 from libs.common import metrics
+from libs.common.config import LiveConfig
 from libs.common.events import SlaEventKind
 from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
 from libs.common.tracing import attached, context_from_traceparent
-from services.sla.clocks import ClockStore
+from services.sla.clocks import ClockStore, ConversationLocks
 from services.sla.lifecycle import sla_event
+from services.sla.runtime import SlaRuntime
 from services.sla.timers import TimerId, TimerStore
 
 log = get_logger(__name__)
@@ -36,14 +38,27 @@ IDLE_WAIT = 60.0
 
 class TimerScheduler:
     def __init__(
-        self, *, timers: TimerStore, clocks: ClockStore, producer: EventProducer, topics: Topics
+        self,
+        *,
+        live: LiveConfig[SlaRuntime],
+        timers: TimerStore,
+        clocks: ClockStore,
+        locks: ConversationLocks,
+        producer: EventProducer,
+        topics: Topics,
     ) -> None:
+        self._live = live
         self._timers = timers
         self._clocks = clocks
+        self._locks = locks
         self._producer = producer
         self._topics = topics
         self._next_due: dict[int, int | None] = {}
         self._wake = asyncio.Event()
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        return frozenset(self._next_due)
 
     def scheduled(self, partition: int, due_ms: int) -> None:
         """A timer was added; wake up if it is earlier than anything we wait for."""
@@ -114,27 +129,40 @@ class TimerScheduler:
         await self._timers.release(partition, timers)
 
     async def _publish_one(self, timer: TimerId) -> None:
-        clock = await self._clocks.get(timer.conversation_id, timer.metric)
-        if clock is None or clock.generation != timer.generation or clock.status != "running":
-            return  # met, recomputed or expired meanwhile: this timer no longer applies
-        due = clock.deadline if timer.kind == "breached" else clock.warnings[timer.index]
-        kind: SlaEventKind = "breached" if timer.kind == "breached" else "warning"
-        event = sla_event(clock, kind, at=due, step=f"{timer.kind}:{timer.index}")
-        with (
-            attached(context_from_traceparent(clock.traceparent)),
-            _tracer.start_as_current_span(
-                "sla timer fire",
-                attributes={
-                    "switchboard.conversation_id": clock.conversation_id,
-                    "switchboard.queue": clock.queue,
-                    "switchboard.sla.metric": clock.metric,
-                    "switchboard.sla.kind": kind,
-                },
-            ),
-        ):
-            await self._producer.publish(
-                [Outgoing(self._topics.sla_events, clock.thread_key, event)]
+        async with self._locks.hold(timer.conversation_id):
+            clock = await self._clocks.get(timer.conversation_id, timer.metric)
+            if clock is None or clock.generation != timer.generation or clock.status != "running":
+                return  # met, paused, recomputed or expired meanwhile: this timer no longer applies
+            if timer.kind == "breached":
+                kind: SlaEventKind = "breached"
+                due = clock.deadline
+            else:
+                kind = "warning"
+                found = [at for index, at in clock.warnings if index == timer.index]
+                if not found:
+                    return
+                due = found[0]
+            calendar = self._live.current.calendar(clock.calendar)
+            remaining = clock.remaining(due, calendar).total_seconds()
+            event = sla_event(
+                clock, kind, at=due, step=f"{timer.kind}:{timer.index}", remaining=remaining
             )
+            with (
+                attached(context_from_traceparent(clock.traceparent)),
+                _tracer.start_as_current_span(
+                    "sla timer fire",
+                    attributes={
+                        "switchboard.conversation_id": clock.conversation_id,
+                        "switchboard.queue": clock.queue,
+                        "switchboard.channel": clock.channel,
+                        "switchboard.sla.metric": clock.metric,
+                        "switchboard.sla.kind": kind,
+                    },
+                ),
+            ):
+                await self._producer.publish(
+                    [Outgoing(self._topics.sla_events, clock.thread_key, event)]
+                )
         lag = datetime.now(UTC) - due
         metrics.sla_timer_lag_seconds.observe(max(lag.total_seconds(), 0.0))
         metrics.sla_events.labels(kind, clock.metric, clock.queue).inc()

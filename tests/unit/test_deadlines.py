@@ -33,7 +33,7 @@ def test_friday_afternoon_hour_ends_monday_morning_and_says_why() -> None:
     friday = datetime(2026, 11, 20, 16, 30, tzinfo=BERLIN)
     deadline = compute_deadline(clock("1h", "15m"), friday, office("Europe/Berlin"))
     assert deadline.due == datetime(2026, 11, 23, 9, 30, tzinfo=BERLIN)
-    assert deadline.warnings == (datetime(2026, 11, 23, 9, 15, tzinfo=BERLIN),)
+    assert deadline.warnings == ((0, datetime(2026, 11, 23, 9, 15, tzinfo=BERLIN)),)
     assert "closed periods skipped: Fri 2026-11-20 17:00 to Mon 2026-11-23 09:00" in (
         deadline.explanation
     )
@@ -42,7 +42,18 @@ def test_friday_afternoon_hour_ends_monday_morning_and_says_why() -> None:
 def test_fraction_warnings_count_business_time() -> None:
     start = datetime(2026, 11, 20, 15, 0, tzinfo=BERLIN)  # 2h left on Friday
     deadline = compute_deadline(clock("4h", 0.75), start, office("Europe/Berlin"))
-    assert deadline.warnings == (datetime(2026, 11, 23, 10, 0, tzinfo=BERLIN),)
+    assert deadline.warnings == ((0, datetime(2026, 11, 23, 10, 0, tzinfo=BERLIN)),)
+
+
+def test_a_resumed_window_spends_only_what_is_left_and_skips_passed_warnings() -> None:
+    monday = datetime(2026, 11, 23, 16, 0, tzinfo=BERLIN)
+    deadline = compute_deadline(
+        clock("4h", "3h", "30m"), monday, office("Europe/Berlin"), used=timedelta(hours=2)
+    )
+    assert deadline.due == datetime(2026, 11, 24, 10, 0, tzinfo=BERLIN)
+    # "3h before" fell at 1h into the window, already passed; "30m before" is still ahead
+    assert deadline.warnings == ((1, datetime(2026, 11, 24, 9, 30, tzinfo=BERLIN)),)
+    assert deadline.explanation.startswith("2h of 4h already used; 2h of business hours")
 
 
 def test_plain_time_ignores_the_calendar() -> None:

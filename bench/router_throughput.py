@@ -1,0 +1,247 @@
+"""Router throughput on one process, next to a raw aiokafka consume -> produce passthrough.
+
+Both read the same pre-filled inbound topic on the same broker in the same run. The router
+runs as its own process (``python -m services.router``) with a configuration of 200 issue
+types and 100 rules, once with phrases and patterns only and once with the example-based
+model in the path (27 of the types learn from the shipped customer-service examples).
+
+    python -m bench.router_throughput [--messages 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import random
+import shutil
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.harness import Rate, fill, output_rate, write_result
+from libs.common.devstack import DevStack, ServiceProcess, create_topics
+from libs.common.events import CustomerIdentity, Event, MessageReceived, event_id
+from libs.common.topics import Topics
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "config" / "examples" / "customer-service.csv"
+ISSUE_TYPES = 200
+RULES = 100
+CUSTOMERS = 2_000
+WORDS = [
+    "parcel",
+    "invoice",
+    "refund",
+    "voucher",
+    "account",
+    "login",
+    "password",
+    "card",
+    "charge",
+    "courier",
+    "address",
+    "discount",
+    "order",
+    "basket",
+    "delivery",
+    "warranty",
+    "size",
+    "colour",
+    "return",
+    "exchange",
+    "subscription",
+    "newsletter",
+    "receipt",
+    "payment",
+    "bank",
+    "coupon",
+    "gift",
+    "tracking",
+    "label",
+    "damaged",
+    "missing",
+    "late",
+]
+
+
+def utterances() -> list[tuple[str, str]]:
+    with EXAMPLES.open(encoding="utf-8-sig", newline="") as handle:
+        return [(row["utterance"], row["intent"]) for row in csv.DictReader(handle)]
+
+
+def configuration(with_model: bool) -> dict[str, Any]:
+    """200 issue types (phrases + a pattern each; with the model, the 27 example intents
+    learn from the examples file) and 100 rules on channel and issue type, none shadowed."""
+    rng = random.Random(7)
+    intents = sorted({intent for _, intent in utterances()})
+    names = intents + [f"synthetic_{n:03d}" for n in range(ISSUE_TYPES - len(intents))]
+    issue_types: dict[str, Any] = {}
+    for n, name in enumerate(names):
+        spec: dict[str, Any] = {
+            "impact": ("deep", "broad", "shallow")[n % 3],
+            "phrases": [f"{rng.choice(WORDS)} {rng.choice(WORDS)} {n}" for _ in range(3)],
+            "patterns": [rf"\bref{n:03d}-\d+\b"],
+        }
+        if with_model and name in intents:
+            spec["examples_file"] = "examples/customer-service.csv"
+        issue_types[name] = spec
+    channels = (["sms"], ["email"], ["chat"], ["sms", "chat"], ["email", "social"])
+    rules = [
+        {
+            "name": f"rule-{n:03d}",
+            "when": {"issue_type": [names[2 * n], names[2 * n + 1]], "channel": channels[n % 5]},
+            "then": {"queue": f"queue-{n % 10}", "priority": 1 + n % 5, "sla_policy": "standard"},
+        }
+        for n in range(RULES - 1)
+    ]
+    rules.append({"name": "catch-all", "then": {"queue": "queue-0", "sla_policy": "standard"}})
+    return {
+        "version": 1,
+        "calendars": {
+            "office": {
+                "timezone": "Europe/Berlin",
+                "hours": {d: ["08:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+            }
+        },
+        "queues": {f"queue-{n}": {"calendar": "office"} for n in range(10)},
+        "sla_policies": {
+            "standard": {
+                "first_response": {"within": "1h", "warn_before": ["15m"]},
+                "resolution": {"within": "24h"},
+            }
+        },
+        "issue_types": issue_types,
+        "rules": rules,
+    }
+
+
+def messages(count: int) -> list[tuple[str, Event]]:
+    rng = random.Random(11)
+    texts = [text for text, _ in utterances()]
+    out = []
+    now = datetime.now(UTC)
+    for n in range(count):
+        phone = f"+1415{rng.randrange(CUSTOMERS):07d}"
+        channel = ("sms", "email", "chat")[n % 3]
+        message = MessageReceived(
+            channel=channel,
+            provider="bench",
+            provider_message_id=f"bench-{n}",
+            thread_key=f"{channel}:{phone}",
+            customer=CustomerIdentity(phone=phone),
+            text=rng.choice(texts),
+            received_at=now,
+        )
+        event = Event(
+            id=event_id("bench", str(n)),
+            source="/bench",
+            subject=message.thread_key,
+            time=now,
+            data=message,
+        )
+        out.append((message.thread_key, event))
+    return out
+
+
+async def passthrough(bootstrap: str, source: str, target: str, expected: int) -> None:
+    """The ceiling: consume, produce each value unchanged (acks=all), commit per batch."""
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"passthrough-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    done = 0
+    try:
+        while done < expected:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            futures = [
+                await producer.send(target, value=r.value, key=r.key, headers=list(r.headers))
+                for records in batch.values()
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+            await consumer.commit()
+            done += len(futures)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def run(count: int) -> dict[str, Any]:
+    stack = DevStack()
+    await stack.start()
+    workdir = Path(tempfile.mkdtemp(prefix="sb-bench-router-"))
+    try:
+        bootstrap = stack.broker.bootstrap_servers
+        results: dict[str, Any] = {"messages": count, "issue_types": ISSUE_TYPES, "rules": RULES}
+        prefix = f"b{uuid.uuid4().hex[:6]}."
+        topics = Topics.with_prefix(prefix)
+        await create_topics(bootstrap, [*topics.all(), f"{prefix}passthrough"])
+        await fill(bootstrap, topics.inbound, messages(count))
+
+        ceiling_task = asyncio.create_task(
+            passthrough(bootstrap, topics.inbound, f"{prefix}passthrough", count)
+        )
+        ceiling = await output_rate(bootstrap, f"{prefix}passthrough", count, timeout=600)
+        await ceiling_task
+        results["passthrough_per_second"] = round(ceiling.per_second)
+
+        (workdir / "examples").mkdir()
+        shutil.copy(EXAMPLES, workdir / "examples" / EXAMPLES.name)
+        for variant, with_model in (("without_model", False), ("with_model", True)):
+            variant_prefix = f"{prefix}{variant}."
+            variant_topics = Topics.with_prefix(variant_prefix)
+            await create_topics(bootstrap, variant_topics.all())
+            await fill(bootstrap, variant_topics.inbound, messages(count))
+            config = workdir / f"{variant}.yaml"
+            config.write_text(yaml.safe_dump(configuration(with_model)))
+            router = ServiceProcess(
+                "router",
+                {
+                    **stack.environment(variant_prefix),
+                    "SWITCHBOARD_CONFIG": str(config),
+                    "SWITCHBOARD_KEY_PREFIX": f"{variant_prefix}",
+                    "LOG_LEVEL": "WARNING",
+                    "OTEL_TRACES_EXPORTER": "none",
+                },
+                log_path=workdir / f"{variant}.log",
+            )
+            router.start()
+            try:
+                await router.wait_ready(timeout=120)
+                rate: Rate = await output_rate(bootstrap, variant_topics.routed, count, 900)
+            except BaseException:
+                print((workdir / f"{variant}.log").read_text()[-3000:])
+                raise
+            finally:
+                router.stop()
+            results[f"router_{variant}_per_second"] = round(rate.per_second)
+            results[f"router_{variant}_ratio"] = round(rate.per_second / ceiling.per_second, 3)
+        return results
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20_000)
+    args = parser.parse_args()
+    results = asyncio.run(run(args.messages))
+    path = write_result("router_throughput", results)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

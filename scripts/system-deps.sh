@@ -1,0 +1,23 @@
+#!/bin/sh
+# System packages the test suite needs beyond Python: Debian's Chromium for the widget's
+# browser test. Idempotent; installs only when missing and only as root (never downloads a
+# browser build of its own, which this project's machines cannot fetch).
+set -eu
+
+if [ -x /usr/bin/chromium ]; then
+    echo "system-deps: chromium present ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-deps: /usr/bin/chromium missing and not root; the browser test will be skipped"
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: /usr/bin/chromium missing and no apt-get; the browser test will be skipped"
+    exit 0
+fi
+echo "system-deps: installing chromium with apt-get"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+echo "system-deps: installed $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"

@@ -1,0 +1,169 @@
+"""Customer profiles in Redis: one profile per person across channels.
+
+A profile is found by any identity a message carries (email address, phone number, social
+account id); when one message carries identities of two profiles, they merge into the older
+one (the other keeps a ``merged_into`` pointer so its remaining identities still resolve). The
+profile keeps the name, tier, first and last contact, a capped contact history, and the open
+conversations with their queues, so a returning customer lands where their case already is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from libs.common.events import CustomerIdentity, event_id
+from libs.common.keys import Keys
+from libs.common.redis_client import as_text
+
+HISTORY_LIMIT = 50
+
+# KEYS: identity index keys..., then the profile key prefix (last)
+# ARGV: candidate id, now (ms), display name, then identity field/value pairs
+_IDENTIFY = """
+local prefix = KEYS[#KEYS]
+local function resolve(id)
+  for _ = 1, 8 do
+    local next_id = redis.call('HGET', prefix .. id, 'merged_into')
+    if not next_id then return id end
+    id = next_id
+  end
+  return id
+end
+local found = {}
+for i = 1, #KEYS - 1 do
+  local id = redis.call('GET', KEYS[i])
+  if id then found[#found + 1] = resolve(id) end
+end
+local id = ARGV[1]
+if #found > 0 then
+  local best_seen = nil
+  for _, candidate in ipairs(found) do
+    local seen = tonumber(redis.call('HGET', prefix .. candidate, 'first_seen') or '0')
+    if best_seen == nil or seen < best_seen or (seen == best_seen and candidate < id) then
+      id, best_seen = candidate, seen
+    end
+  end
+  for _, other in ipairs(found) do
+    if other ~= id then
+      local fields = redis.call('HGETALL', prefix .. other)
+      for j = 1, #fields, 2 do
+        if redis.call('HEXISTS', prefix .. id, fields[j]) == 0 and fields[j] ~= 'merged_into' then
+          redis.call('HSET', prefix .. id, fields[j], fields[j + 1])
+        end
+      end
+      local open = redis.call('HGETALL', prefix .. other .. ':open')
+      for j = 1, #open, 2 do redis.call('HSET', prefix .. id .. ':open', open[j], open[j + 1]) end
+      redis.call('ZUNIONSTORE', prefix .. id .. ':history', 2, prefix .. id .. ':history',
+                 prefix .. other .. ':history', 'AGGREGATE', 'MIN')
+      redis.call('DEL', prefix .. other .. ':open', prefix .. other .. ':history')
+      redis.call('HSET', prefix .. other, 'merged_into', id)
+    end
+  end
+end
+local key = prefix .. id
+redis.call('HSETNX', key, 'first_seen', ARGV[2])
+redis.call('HSET', key, 'last_seen', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSETNX', key, 'name', ARGV[3]) end
+for i = 4, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+for i = 1, #KEYS - 1 do redis.call('SET', KEYS[i], id) end
+return {id, redis.call('HGET', key, 'tier') or '', redis.call('HGETALL', key .. ':open')}
+"""
+
+
+def tier_for(customer: CustomerIdentity, tiers: Mapping[str, Sequence[str]]) -> str | None:
+    """The configured tier whose sender list names this customer (address, @domain or phone)."""
+    email = (customer.email or "").lower()
+    domain = email.rpartition("@")[2] if email else ""
+    for tier, senders in tiers.items():
+        for sender in senders:
+            sender = sender.lower()
+            if sender in (email, customer.phone) or (domain and sender == f"@{domain}"):
+                return tier
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    customer_id: str
+    tier: str | None
+    open_conversations: Mapping[str, tuple[str, int]]  # conversation id -> (queue, last ms)
+
+    def latest_open_queue(self) -> str | None:
+        """The queue of the open conversation with the most recent contact."""
+        if not self.open_conversations:
+            return None
+        return max(self.open_conversations.values(), key=lambda item: item[1])[0]
+
+
+def identities(customer: CustomerIdentity) -> dict[str, str]:
+    """The identities a message carries, by kind (email lowercased, phone in E.164)."""
+    found = {}
+    if customer.email:
+        found["email"] = customer.email.lower()
+    if customer.phone:
+        found["phone"] = customer.phone
+    if customer.social_id:
+        found["social"] = customer.social_id
+    return found
+
+
+class CustomerStore:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._identify = redis.register_script(_IDENTIFY)
+
+    async def identify(
+        self, customer: CustomerIdentity, *, now: datetime, tier: str | None
+    ) -> Profile | None:
+        """Find (or create) the profile of whoever sent a message; None without identities."""
+        found = identities(customer)
+        if not found:
+            return None
+        kinds = sorted(found)
+        candidate = event_id("customer", *(f"{k}:{found[k]}" for k in kinds))
+        fields: list[str] = []
+        for kind in kinds:
+            fields += [kind, found[kind]]
+        if tier:
+            fields += ["tier", tier]
+        result = await self._identify(
+            keys=[
+                *(self._keys.customer_identity(k, found[k]) for k in kinds),
+                self._keys.customer(""),
+            ],
+            args=[candidate, int(now.timestamp() * 1000), customer.display_name or "", *fields],
+        )
+        customer_id, stored_tier, open_pairs = result
+        open_conversations = {}
+        for i in range(0, len(open_pairs), 2):
+            queue, _, last = as_text(open_pairs[i + 1]).rpartition("|")
+            open_conversations[as_text(open_pairs[i])] = (queue, int(last or 0))
+        return Profile(
+            customer_id=customer_id.decode(),
+            tier=stored_tier.decode() or None,
+            open_conversations=open_conversations,
+        )
+
+    async def record_contact(
+        self, customer_id: str, *, conversation_id: str, queue: str, at: datetime
+    ) -> None:
+        """Add the conversation to the contact history and to the open conversations."""
+        key = self._keys.customer(customer_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(f"{key}:history", {conversation_id: int(at.timestamp() * 1000)}, nx=True)
+            pipe.zremrangebyrank(f"{key}:history", 0, -HISTORY_LIMIT - 1)
+            pipe.hset(f"{key}:open", conversation_id, f"{queue}|{int(at.timestamp() * 1000)}")
+            await pipe.execute()
+
+    async def close_conversation(self, customer_id: str, conversation_id: str) -> None:
+        await self._redis.hdel(f"{self._keys.customer(customer_id)}:open", conversation_id)
+
+    async def history(self, customer_id: str) -> list[str]:
+        """Conversation ids, oldest first (at most the last ``HISTORY_LIMIT``)."""
+        members = await self._redis.zrange(f"{self._keys.customer(customer_id)}:history", 0, -1)
+        return [as_text(m) for m in members if isinstance(m, bytes | str)]
