@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint pytest schema clean
+.PHONY: install run test lint pytest schema clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: install
+pytest: install system-deps
 	$(BIN)/pytest
+
+## system-deps: Debian's Chromium (browser test) and dovecot-imapd (IMAP tests); only as root
+system-deps:
+	sh scripts/system-deps.sh
 
 ## schema: regenerate the published JSON Schemas of the events
 schema: install

@@ -4,6 +4,18 @@
 # browser build of its own, which this project's machines cannot fetch).
 set -eu
 
+# Dovecot for the IMAP polling tests (a throwaway server per test, started as a subprocess).
+if [ -x /usr/sbin/dovecot ]; then
+    echo "system-deps: dovecot present ($(/usr/sbin/dovecot --version 2>/dev/null || echo unknown version))"
+elif [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: dovecot missing and not root (or no apt-get); the IMAP tests will be skipped"
+else
+    echo "system-deps: installing dovecot-imapd with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends dovecot-imapd
+fi
+
 if [ -x /usr/bin/chromium ]; then
     echo "system-deps: chromium present ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"
     exit 0

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from libs.common.calendar import BusinessCalendar, DailyInterval
+from libs.common.events import EVENT_TYPES
 from libs.common.logs import get_logger
 from libs.common.text import pattern_error
 
@@ -195,6 +196,34 @@ class IncidentSettings(_Model):
     template: str | None = None
 
 
+class OutboundSettings(_Model):
+    """What outbound may send on its own (see the README's outbound section)."""
+
+    sms_max_segments: int = Field(default=3, ge=1, le=10)
+    """Templated SMS longer than this many parts are cut (a part is 153 GSM-7 or 67 UCS-2)."""
+    social_auto_reply: bool = False
+    """Automatic public replies to social mentions; off: only agents answer in public."""
+
+
+class WebhookConfig(_Model):
+    """An integration's subscription: chosen event types POSTed to ``url``, signed with the
+    secret in the environment variable ``secret_env`` (never in the YAML)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    url: str = Field(pattern=r"^https?://")
+    events: list[str] = Field(min_length=1)
+    """CloudEvents types (``com.switchboard.sla.event.v1``) or short names (``sla.event``)."""
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
+def event_type_named(name: str) -> str | None:
+    """The CloudEvents type a webhook's event name stands for, or ``None`` if there is none."""
+    for candidate in (name, f"com.switchboard.{name}.v1"):
+        if candidate in EVENT_TYPES:
+            return candidate
+    return None
+
+
 class ClassifierSettings(_Model):
     threshold: float = Field(default=0.5, ge=0, le=1)
     seed: int = 0
@@ -216,6 +245,8 @@ class Config(_Model):
     customers: CustomerSettings = CustomerSettings()
     incidents: IncidentSettings | None = None
     classifier: ClassifierSettings = ClassifierSettings()
+    outbound: OutboundSettings = OutboundSettings()
+    webhooks: list[WebhookConfig] = []
 
     def policy_calendar(self, policy: str, queue: str) -> str | None:
         """The calendar an SLA policy counts business hours in: its own, else the queue's."""
@@ -363,6 +394,14 @@ def cross_check(config: Config, base_dir: Path) -> list[tuple[Path_, str]]:
         for name in incidents.issue_types or ():
             if name not in config.issue_types:
                 found.append((("incidents", "issue_types"), f"no issue type named {name!r}"))
+    seen_hooks: set[str] = set()
+    for index, hook in enumerate(config.webhooks):
+        if hook.name in seen_hooks:
+            found.append((("webhooks", index, "name"), f"second webhook named {hook.name!r}"))
+        seen_hooks.add(hook.name)
+        for position, event in enumerate(hook.events):
+            if event_type_named(event) is None:
+                found.append((("webhooks", index, "events", position), f"no event {event!r}"))
     return found
 
 

@@ -48,6 +48,7 @@ def compute_deadline(
     calendar: BusinessCalendar | None,
     *,
     used: timedelta = timedelta(0),
+    explained: bool = True,
 ) -> Deadline:
     """The deadline of a window counted from ``start``, of which ``used`` was already spent
     (a clock resumed after a pause, or recomputed after a transfer), with its warnings."""
@@ -65,6 +66,8 @@ def compute_deadline(
         for index, offset in enumerate(warning_offsets(clock))
         if offset > used or (offset == used == timedelta(0))
     )
+    if not explained:  # the router only promises the time; the SLA service keeps the why
+        return Deadline(start, due, clock.within, business, (), "")
     explanation = explain(clock.within - used, start, due, calendar if business else None)
     if used:
         explanation = f"{_span(used)} of {_span(clock.within)} already used; {explanation}"

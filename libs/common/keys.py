@@ -4,6 +4,10 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 
 - ``ingest:accepted:{event_id}`` - ingest - string ``pending``/``done`` - 30 s / 7 days
 - ``x:since_id:{user_id}`` - ingest - id of the newest mention already on Kafka - none
+- ``email:thread:{message_id}`` - ingest - thread key (``email:{root id}``) of an accepted
+  email, so a reply naming it only in In-Reply-To joins its thread - 90 days
+- ``imap:checkpoint:{user}@{host}/{mailbox}`` - ingest - hash: ``uidvalidity``, ``uid`` (the
+  highest UID on Kafka and flagged; reset when UIDVALIDITY changes) - none
 - ``sms:status:{message_sid}`` - ingest - hash: status, rank, provider status, error code,
   time of the most advanced Twilio status callback - 7 days
 - ``sms:optout:{our_number}:{customer_number}`` - ingest - ``{keyword} {ISO time}`` of the
@@ -29,6 +33,8 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``sla:clock:{conversation_id}:{metric}`` - sla - JSON clock state - 30 days
 - ``sla:open:{queue}`` - sla - set of ``conversation|metric`` of clocks running or paused - none
 - ``outbound:send:{command_id}`` - outbound - hash: state, provider id, attempts - 7 days
+- ``webhook:done:{delivery_id}`` - outbound - ``1`` once a subscriber answered 2xx (or was
+  given up on) for that event - 7 days
 """
 
 from __future__ import annotations
@@ -47,6 +53,12 @@ class Keys:
 
     def x_since_id(self, user_id: str) -> str:
         return f"{self.prefix}x:since_id:{user_id}"
+
+    def email_thread(self, message_id: str) -> str:
+        return f"{self.prefix}email:thread:{message_id}"
+
+    def imap_checkpoint(self, mailbox: str) -> str:
+        return f"{self.prefix}imap:checkpoint:{mailbox}"
 
     def sms_status(self, message_sid: str) -> str:
         return f"{self.prefix}sms:status:{message_sid}"
@@ -109,3 +121,6 @@ class Keys:
 
     def outbound_send(self, command_id: str) -> str:
         return f"{self.prefix}outbound:send:{command_id}"
+
+    def webhook_done(self, delivery_id: str) -> str:
+        return f"{self.prefix}webhook:done:{delivery_id}"

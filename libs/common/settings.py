@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     switchboard_http_host: str = Field(default="0.0.0.0", description="HTTP bind address.")
     switchboard_http_port: int = Field(default=8080, ge=0, le=65535, description="HTTP port.")
     switchboard_smtp_port: int = Field(default=2525, ge=0, le=65535, description="SMTP port.")
+    switchboard_smtp_recipients: str = Field(
+        default="",
+        description="Comma-separated addresses SMTP accepts mail for; empty: any recipient.",
+    )
+    switchboard_smtp_max_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        le=32 * 1024 * 1024,
+        description="Largest message SMTP accepts (advertised as SIZE; larger: 552).",
+    )
     switchboard_public_url: str = Field(
         default="http://127.0.0.1:8080",
         description="Public base URL of ingest as providers see it (Twilio signs this URL).",
@@ -73,6 +83,12 @@ class Settings(BaseSettings):
         default="https://api.twitter.com", description="X API base URL (the dev sandbox)."
     )
     x_poll_interval: float = Field(default=60.0, gt=0, description="Seconds between polls.")
+    x_user_access_token: str = Field(
+        default="",
+        repr=False,
+        description="OAuth 2.0 user-context token of our X account (tweet.write, dm.write); "
+        "set it to answer on X.",
+    )
     x_ca_bundle: Path | None = Field(
         default=None,
         description="PEM file of the only CAs trusted for X_API_BASE_URL; unset: system store.",
@@ -85,6 +101,21 @@ class Settings(BaseSettings):
     chat_session_ttl: float = Field(
         default=7 * 86_400.0, gt=0, description="Lifetime of a chat session token, in seconds."
     )
+    smtp_host: str = Field(default="", description="SMTP relay for outbound email; unset: off.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP relay port.")
+    smtp_user: str = Field(default="", description="SMTP login; unset: no AUTH.")
+    smtp_password: str = Field(default="", repr=False, description="SMTP password.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection (STARTTLS).")
+    smtp_from: str = Field(
+        default="", description="From address of outbound email (also names Message-IDs)."
+    )
+    imap_host: str = Field(default="", description="IMAP server to poll for email; unset: off.")
+    imap_port: int = Field(default=993, ge=1, le=65535, description="IMAP port.")
+    imap_user: str = Field(default="", description="IMAP login.")
+    imap_password: str = Field(default="", repr=False, description="IMAP password.")
+    imap_mailbox: str = Field(default="INBOX", min_length=1, description="Mailbox to poll.")
+    imap_ssl: bool = Field(default=True, description="IMAP over TLS (port 993).")
+    imap_poll_interval: float = Field(default=60.0, gt=0, description="Seconds between IMAP polls.")
     log_level: str = Field(default="INFO", description="Root log level.")
 
     @field_validator("kafka_bootstrap_servers")
@@ -141,6 +172,18 @@ class Settings(BaseSettings):
         if not Path(str(value)).is_file():
             raise ValueError(f"no such file: {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _smtp_sender_known(self) -> Settings:
+        if self.smtp_host and "@" not in self.smtp_from:
+            raise ValueError("SMTP_FROM (an email address) is required with SMTP_HOST")
+        return self
+
+    @model_validator(mode="after")
+    def _imap_login_known(self) -> Settings:
+        if self.imap_host and not (self.imap_user and self.imap_password):
+            raise ValueError("IMAP_USER and IMAP_PASSWORD are required with IMAP_HOST")
+        return self
 
     @model_validator(mode="after")
     def _x_account_known(self) -> Settings:

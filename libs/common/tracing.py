@@ -17,6 +17,7 @@ from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 Headers = list[tuple[str, bytes]]
 
@@ -41,13 +42,25 @@ _setter = _HeaderSetter()
 
 
 def setup_tracing(service: str) -> TracerProvider:
-    """Install the global tracer provider for this process."""
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service)})
+    """Install the global tracer provider for this process.
+
+    Without an exporter nothing would ever read the spans, so unless ``OTEL_TRACES_SAMPLER``
+    says otherwise they are not recorded: ids are still created and carried in Kafka headers
+    (a downstream service that exports still joins the trace), at a fraction of the cost.
+    """
+    exporting = (
+        bool(
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+        and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
     )
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
+    resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service)})
+    if exporting or os.environ.get("OTEL_TRACES_SAMPLER"):
+        provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
+    else:
+        provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -96,3 +109,13 @@ def current_traceparent() -> str | None:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
+
+
+def annotate(**attributes: str | int | float | bool | None) -> None:
+    """Put domain attributes (``switchboard.*``) on the current span; never raises."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    for name, value in attributes.items():
+        if value is not None:
+            span.set_attribute(f"switchboard.{name}", value)

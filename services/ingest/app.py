@@ -9,7 +9,7 @@ from aiohttp import web
 from libs.common.keys import Keys
 from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, create_app
 from libs.common.settings import Settings
-from services.ingest import sms, x
+from services.ingest import inbox, sms, x
 from services.ingest.accept import Acceptor
 from services.ingest.chat import add_chat
 
@@ -61,5 +61,6 @@ def build(settings: Settings) -> web.Application:
     app.router.add_post(sms.PATH, _sms_webhook)
     app.router.add_post(sms.STATUS_PATH, _sms_status)
     x.install(app, ACCEPTOR)  # after _connectors_ctx, which sets ACCEPTOR
+    inbox.install(app, ACCEPTOR)  # SMTP, and IMAP polling when IMAP_HOST is set
     add_chat(app)
     return app

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from libs.common.config import LiveConfig
+from libs.common.events import OutboundCommand
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
+from libs.common.optout import is_opted_out
 from libs.common.service import (
     REDIS,
     SETTINGS,
@@ -22,12 +25,18 @@ from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import Sender
 from services.outbound.senders.chat import ChatSender
+from services.outbound.senders.email import SmtpEmail
 from services.outbound.senders.sms import TwilioSms
+from services.outbound.senders.x import XReplies
 from services.outbound.sends import SendRecords
+from services.outbound.webhooks import WebhookDispatcher, webhook_topics
 
 LIVE_CONFIG = web.AppKey("live_config", LiveConfig[OutboundRuntime])
 DELIVERER = web.AppKey("deliverer", Deliverer)
+WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 GROUP_ID = "switchboard-outbound"
+WEBHOOK_GROUP_ID = "switchboard-webhooks"
+WEBHOOK_TIMEOUT = 10.0
 
 
 async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -43,14 +52,45 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         "sms": sms,
         "chat": ChatSender(app[REDIS], Keys(settings.switchboard_key_prefix)),
     }
+    if settings.smtp_host:
+        senders["email"] = SmtpEmail(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_user,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+            sender=settings.smtp_from,
+        )
+    x = None
+    if settings.x_user_access_token:
+        x = XReplies(user_token=settings.x_user_access_token, base_url=settings.x_api_base_url)
+        senders["social"] = x
+    redis, keys = app[REDIS], Keys(settings.switchboard_key_prefix)
+
+    async def sms_opted_out(command: OutboundCommand) -> bool:
+        our = command.sender or settings.twilio_from_number
+        return await is_opted_out(redis, keys, our, command.recipient)
+
     app[DELIVERER] = Deliverer(
         live=app[LIVE_CONFIG],
         senders=senders,
         sends=SendRecords(app[REDIS], Keys(settings.switchboard_key_prefix)),
         topics=app[TOPICS],
+        sms_opted_out=sms_opted_out,
+    )
+    webhook_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT))
+    app[WEBHOOKS] = WebhookDispatcher(
+        live=app[LIVE_CONFIG],
+        session=webhook_http,
+        redis=redis,
+        keys=keys,
+        topics=app[TOPICS],
     )
     yield
+    await webhook_http.close()
     await sms.close()
+    if x is not None:
+        await x.close()
 
 
 def _handler(app: web.Application) -> Handler:
@@ -62,4 +102,14 @@ def build(settings: Settings) -> web.Application:
     add_live_config(app, LIVE_CONFIG, OutboundRuntime.build)
     app.cleanup_ctx.append(_parts_ctx)
     add_consumer(app, group_id=GROUP_ID, topics=lambda t: [t.outbound_commands], handler=_handler)
+    # Webhooks read their own group, on the topics the configuration at start asks for (a new
+    # event type on another topic takes a restart; subscribers and secrets reload live).
+    config = app[LIVE_CONFIG].config
+    if config.webhooks:
+        add_consumer(
+            app,
+            group_id=WEBHOOK_GROUP_ID,
+            topics=lambda t: webhook_topics(config, t),
+            handler=lambda a: a[WEBHOOKS].handle,
+        )
     return app

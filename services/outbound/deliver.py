@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from libs.common import metrics
 from libs.common.config import LiveConfig
@@ -21,7 +23,10 @@ from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
+from libs.common.tracing import annotate
+from services.outbound.policy import AUTOMATIC_KINDS, refusal
 from services.outbound.runtime import OutboundRuntime
+from services.outbound.segments import count_segments
 from services.outbound.senders.base import (
     OutcomeUnknown,
     OutgoingMessage,
@@ -30,16 +35,33 @@ from services.outbound.senders.base import (
     TemporaryFailure,
 )
 from services.outbound.sends import SendRecords
-from services.outbound.templates import TemplateMissing
+from services.outbound.templates import TemplateMissing, text_to_html
 
 log = get_logger(__name__)
 SOURCE = "/outbound"
 MAX_SEND_ATTEMPTS = 5
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
+RETRY_AFTER_MAX = 300.0
+REFERENCES_PARAM = "references"
+"""Command param: the Message-IDs of the email thread so far, space-separated, oldest first."""
+
+
+SleepFn = Callable[[float], Awaitable[None]]
+OptOutCheck = Callable[[OutboundCommand], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: ReceiptStatus
+    provider_id: str | None = None
+    error: str | None = None
+    attempts: int = 0
 
 
 class Deliverer:
+    """``sleep`` and ``jitter`` are injectable so back-off is tested without waiting."""
+
     def __init__(
         self,
         *,
@@ -47,26 +69,39 @@ class Deliverer:
         senders: dict[str, Sender],
         sends: SendRecords,
         topics: Topics,
+        sms_opted_out: OptOutCheck | None = None,
+        max_attempts: int = MAX_SEND_ATTEMPTS,
+        sleep: SleepFn = asyncio.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self._live = live
         self._senders = senders
         self._sends = sends
         self._topics = topics
+        self._sms_opted_out = sms_opted_out
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._jitter = jitter
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
         command = consumed.event.data
         if not isinstance(command, OutboundCommand):
             raise InvalidEvent(f"outbound expects outbound.command, got {consumed.event.type}")
-        status, provider_id, error, attempts = await self._deliver(command)
-        metrics.outbound_sends.labels(command.channel, status).inc()
+        annotate(
+            conversation_id=command.conversation_id,
+            channel=command.channel,
+            command_kind=command.kind,
+        )
+        outcome = await self._deliver(command, consumed.key)
+        metrics.outbound_sends.labels(command.channel, outcome.status).inc()
         receipt = OutboundReceipt(
             command_id=command.command_id,
             conversation_id=command.conversation_id,
             channel=command.channel,
-            status=status,
-            provider_message_id=provider_id,
-            error=error,
-            attempts=attempts,
+            status=outcome.status,
+            provider_message_id=outcome.provider_id,
+            error=outcome.error,
+            attempts=outcome.attempts,
         )
         event = Event(
             id=event_id(command.command_id, "receipt"),
@@ -75,61 +110,107 @@ class Deliverer:
             time=consumed.event.time,
             data=receipt,
         )
-        return [Outgoing(self._topics.outbound_status, consumed.key, event)]
+        outputs = [Outgoing(self._topics.outbound_status, consumed.key, event)]
+        if outcome.status == "dead-lettered":
+            # The command itself, unchanged (same event id), for ops to inspect and replay.
+            outputs.insert(0, Outgoing(self._topics.deadletter, consumed.key, consumed.event))
+        return outputs
 
-    async def _deliver(
-        self, command: OutboundCommand
-    ) -> tuple[ReceiptStatus, str | None, str | None, int]:
+    async def _deliver(self, command: OutboundCommand, thread_key: str) -> Outcome:
         record = await self._sends.get(command.command_id)
         if record is not None:
             if record.state == "sent":
-                return "sent", record.provider_message_id, None, record.attempts
+                return Outcome("sent", record.provider_message_id, None, record.attempts)
             if record.state == "failed":
-                return "failed", None, record.error, record.attempts
+                return Outcome("failed", None, record.error, record.attempts)
+            if record.state == "suppressed":
+                return Outcome("suppressed", None, record.error, record.attempts)
+            if record.state == "dead-lettered":
+                return Outcome("dead-lettered", None, record.error, record.attempts)
             if record.state == "in_flight":
                 log.warning(
                     "command was interrupted mid-send; not resending", command_id=command.command_id
                 )
-                return "unknown", None, "interrupted during the provider call", record.attempts
+                return Outcome(
+                    "unknown", None, "interrupted during the provider call", record.attempts
+                )
+            if record.attempts >= self._max_attempts:  # crashed between the last retry and here
+                return await self._dead_letter(command.command_id, record.error, record.attempts)
+        reason = refusal(command, self._live.current.config.outbound)
+        opt_out = self._sms_opted_out if command.channel == "sms" else None
+        if reason is None and opt_out is not None and await opt_out(command):
+            reason = "the customer opted out of SMS (STOP)"
+        if reason is not None:
+            log.info("outbound command suppressed", command_id=command.command_id, reason=reason)
+            await self._sends.finish(command.command_id, "suppressed", error=reason)
+            return Outcome("suppressed", None, reason, 0)
         sender = self._senders.get(command.channel)
         if sender is None:
-            return "failed", None, f"no sender for channel {command.channel}", 0
+            return Outcome("failed", None, f"no sender for channel {command.channel}", 0)
         try:
-            message = self._compose(command)
+            message = self._compose(command, thread_key)
         except TemplateMissing as exc:
             await self._sends.finish(command.command_id, "failed", error=str(exc))
-            return "failed", None, str(exc), 0
-        attempts = 0
+            return Outcome("failed", None, str(exc), 0)
+        if command.channel == "sms":
+            cost = count_segments(message.text)
+            log.info(
+                "sms segments",
+                command_id=command.command_id,
+                encoding=cost.encoding,
+                units=cost.units,
+                segments=cost.segments,
+            )
         while True:
             attempts = await self._sends.begin(command.command_id)
             started = time.perf_counter()
             try:
                 provider_id = await sender.send(message)
             except TemporaryFailure as exc:
+                if attempts >= self._max_attempts:
+                    return await self._dead_letter(command.command_id, str(exc), attempts)
                 await self._sends.finish(command.command_id, "retry", error=str(exc))
-                if attempts >= MAX_SEND_ATTEMPTS:
-                    return "dead-lettered", None, str(exc), attempts
-                await asyncio.sleep(_backoff(attempts, exc.retry_after))
+                delay = _backoff(attempts, exc.retry_after, self._jitter)
+                log.info(
+                    "provider refused for now; retrying",
+                    command_id=command.command_id,
+                    attempt=attempts,
+                    delay=round(delay, 3),
+                    error=str(exc),
+                )
+                await self._sleep(delay)
                 continue
             except PermanentFailure as exc:
                 await self._sends.finish(command.command_id, "failed", error=str(exc))
-                return "failed", None, str(exc), attempts
+                return Outcome("failed", None, str(exc), attempts)
             except OutcomeUnknown as exc:
-                return "unknown", None, str(exc), attempts
+                return Outcome("unknown", None, str(exc), attempts)
             finally:
                 metrics.outbound_provider_seconds.labels(command.channel).observe(
                     time.perf_counter() - started
                 )
             await self._sends.finish(command.command_id, "sent", provider_message_id=provider_id)
-            return "sent", provider_id, None, attempts
+            return Outcome("sent", provider_id, None, attempts)
 
-    def _compose(self, command: OutboundCommand) -> OutgoingMessage:
+    async def _dead_letter(self, command_id: str, error: str | None, attempts: int) -> Outcome:
+        log.warning("retry budget spent; dead-lettered", command_id=command_id, attempts=attempts)
+        await self._sends.finish(command_id, "dead-lettered", error=error)
+        return Outcome("dead-lettered", None, error, attempts)
+
+    def _compose(self, command: OutboundCommand, thread_key: str) -> OutgoingMessage:
+        templates = self._live.current.templates
+        language = command.params.get("language")
+        html: str | None = None
         if command.text is not None:
             text = command.text
+            if command.channel == "email":
+                html = text_to_html(text)
         elif command.template is not None:
-            text = self._live.current.templates.render(
-                command.template, command.channel, command.params.get("language"), command.params
-            )
+            text = templates.render(command.template, command.channel, language, command.params)
+            if command.channel == "email":
+                html = templates.render_html(
+                    command.template, command.channel, language, command.params
+                )
         else:
             raise TemplateMissing("command has neither text nor template")
         return OutgoingMessage(
@@ -139,10 +220,17 @@ class Deliverer:
             subject=command.params.get("subject"),
             text=text,
             in_reply_to=command.in_reply_to,
+            html=html,
+            references=tuple(command.params.get(REFERENCES_PARAM, "").split()),
+            automatic=command.kind in AUTOMATIC_KINDS,
+            thread_key=thread_key,
         )
 
 
-def _backoff(attempt: int, retry_after: float | None) -> float:
-    """Exponential back-off with full jitter, never sooner than the provider asked."""
-    delay = random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)))
-    return max(delay, retry_after or 0.0)
+def _backoff(
+    attempt: int, retry_after: float | None, jitter: Callable[[float, float], float]
+) -> float:
+    """Exponential back-off with full jitter, never sooner than the provider asked (a
+    Retry-After beyond ``RETRY_AFTER_MAX`` is capped: the record holds its partition)."""
+    delay = jitter(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)))
+    return max(delay, min(retry_after or 0.0, RETRY_AFTER_MAX))

@@ -3,7 +3,9 @@
 The record is written *before* the provider call (``in_flight``) and after it (``sent`` with
 the provider's id, or ``retry`` when the provider definitely refused it). A command found
 ``in_flight`` was interrupted mid-call: it may or may not have gone out, so it is never sent
-again blindly; it is reported ``unknown`` for a human to check.
+again blindly; it is reported ``unknown`` for a human to check. ``suppressed`` (a policy
+refused it) and ``dead-lettered`` (the retry budget ran out) are final like ``sent``: a
+redelivered command gets the same answer, whatever changed since.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ from libs.common.keys import DAY, Keys
 from libs.common.redis_client import as_text
 
 SEND_TTL = 7 * DAY
-SendState = Literal["in_flight", "sent", "retry", "failed"]
-SEND_STATES: tuple[SendState, ...] = ("in_flight", "sent", "retry", "failed")
+SendState = Literal["in_flight", "sent", "retry", "failed", "suppressed", "dead-lettered"]
+SEND_STATES: tuple[SendState, ...] = (
+    "in_flight",
+    "sent",
+    "retry",
+    "failed",
+    "suppressed",
+    "dead-lettered",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +73,18 @@ class SendRecords:
         provider_message_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        await self._redis.hset(
-            self._keys.outbound_send(command_id),
-            mapping={
-                "state": state,
-                "provider_id": provider_message_id or "",
-                "error": error or "",
-            },
-        )
+        key = self._keys.outbound_send(command_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={
+                    "state": state,
+                    "provider_id": provider_message_id or "",
+                    "error": error or "",
+                },
+            )
+            pipe.expire(key, SEND_TTL)  # records that never began (suppressed) expire too
+            await pipe.execute()
 
 
 def _state(value: str) -> SendState:

@@ -9,6 +9,7 @@ from aiohttp import web
 from libs.common.config import LiveConfig
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from libs.common.service import (
     REDIS,
     SETTINGS,
@@ -31,12 +32,13 @@ GROUP_ID = "switchboard-router"
 
 async def _router_ctx(app: web.Application) -> AsyncIterator[None]:
     redis, keys = app[REDIS], Keys(app[SETTINGS].switchboard_key_prefix)
+    scripts = ScriptBatcher(redis)
     app[ROUTER] = Router(
         live=app[LIVE_CONFIG],
-        conversations=ConversationStore(redis, keys),
+        conversations=ConversationStore(redis, keys, scripts),
         records=ConversationRecords(redis, keys),
-        customers=CustomerStore(redis, keys),
-        incidents=IncidentDetector(redis, keys),
+        customers=CustomerStore(redis, keys, scripts),
+        incidents=IncidentDetector(redis, keys, scripts),
         topics=app[TOPICS],
     )
     yield

@@ -14,19 +14,31 @@ from redis.asyncio import Redis
 
 from libs.common.events import event_id
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import ScriptBatcher, as_text
 from services.router.references import reference_for
 
 SEEN_TTL = 7 * DAY
+HISTORY_LIMIT = 50
+"""Conversations kept in a customer's contact history."""
 
-# KEYS: seen, thread map, sequence, conversation-prefix
-# ARGV: candidate conversation id, queue if new, now (ms), reopen window (ms), channel, thread key
+# KEYS: seen, thread map, sequence, conversation-prefix, customer key (or "")
+# ARGV: candidate conversation id, queue if new, now (ms), reopen window (ms), channel,
+#       thread key, seen TTL, customer id (or ""), history length
 _PLACE = """
+local function record_customer(id, queue)
+  if ARGV[8] == '' then return end
+  redis.call('HSET', KEYS[4] .. id, 'customer_id', ARGV[8])
+  redis.call('ZADD', KEYS[5] .. ':history', 'NX', ARGV[3], id)
+  redis.call('ZREMRANGEBYRANK', KEYS[5] .. ':history', 0, -tonumber(ARGV[9]) - 1)
+  redis.call('HSET', KEYS[5] .. ':open', id, queue .. '|' .. ARGV[3])
+end
 local seen = redis.call('GET', KEYS[1])
 if seen then
   local id, flag = string.match(seen, '^(.*)|(%a+)$')
   local conv = KEYS[4] .. id
-  return {id, redis.call('HGET', conv, 'sequence'), redis.call('HGET', conv, 'queue'), flag}
+  local queue = redis.call('HGET', conv, 'queue')
+  record_customer(id, queue)
+  return {id, redis.call('HGET', conv, 'sequence'), queue, flag}
 end
 local id = redis.call('GET', KEYS[2])
 local flag = 'old'
@@ -54,7 +66,9 @@ end
 redis.call('HSET', KEYS[4] .. id, 'last_message_at', ARGV[3])
 redis.call('SET', KEYS[1], id .. '|' .. flag, 'EX', ARGV[7])
 local conv = KEYS[4] .. id
-return {id, redis.call('HGET', conv, 'sequence'), redis.call('HGET', conv, 'queue'), flag}
+local queue = redis.call('HGET', conv, 'queue')
+record_customer(id, queue)
+return {id, redis.call('HGET', conv, 'sequence'), queue, flag}
 """
 
 
@@ -71,10 +85,11 @@ class Placement:
 
 
 class ConversationStore:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, scripts: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
         self._place = redis.register_script(_PLACE)
+        self._scripts = scripts
 
     async def place(
         self,
@@ -85,14 +100,18 @@ class ConversationStore:
         queue_if_new: str,
         now: datetime,
         reopen_window_seconds: float,
+        customer_id: str | None = None,
     ) -> Placement:
-        """Attach a message to its thread's open conversation, or open one."""
-        result = await self._place(
+        """Attach a message to its thread's open conversation, or open one, and (with a
+        customer) add it to the customer's history and open conversations: one round trip."""
+        result = await self._scripts.call(
+            self._place,
             keys=[
                 self._keys.router_seen(inbound_event_id),
                 self._keys.conversation_by_thread(thread_key),
                 self._keys.conversation_sequence(),
                 self._keys.conversation(""),
+                self._keys.customer(customer_id) if customer_id else "",
             ],
             args=[
                 event_id(inbound_event_id, "conversation"),
@@ -102,6 +121,8 @@ class ConversationStore:
                 channel,
                 thread_key,
                 SEEN_TTL,
+                customer_id or "",
+                HISTORY_LIMIT,
             ],
         )
         conversation_id, sequence, queue, state = (v.decode() for v in result)
@@ -145,9 +166,6 @@ class ConversationRecords:
             channel=fields["channel"],
             customer_id=fields.get("customer_id") or None,
         )
-
-    async def set_customer(self, conversation_id: str, customer_id: str) -> None:
-        await self._redis.hset(self._keys.conversation(conversation_id), "customer_id", customer_id)
 
     async def resolve(self, conversation_id: str, at: datetime) -> None:
         await self._redis.hset(

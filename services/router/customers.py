@@ -17,9 +17,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import CustomerIdentity, event_id
 from libs.common.keys import Keys
-from libs.common.redis_client import as_text
-
-HISTORY_LIMIT = 50
+from libs.common.redis_client import ScriptBatcher, as_text
 
 # KEYS: identity index keys..., then the profile key prefix (last)
 # ARGV: candidate id, now (ms), display name, then identity field/value pairs
@@ -112,10 +110,11 @@ def identities(customer: CustomerIdentity) -> dict[str, str]:
 
 
 class CustomerStore:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, scripts: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
         self._identify = redis.register_script(_IDENTIFY)
+        self._scripts = scripts
 
     async def identify(
         self, customer: CustomerIdentity, *, now: datetime, tier: str | None
@@ -131,7 +130,8 @@ class CustomerStore:
             fields += [kind, found[kind]]
         if tier:
             fields += ["tier", tier]
-        result = await self._identify(
+        result = await self._scripts.call(
+            self._identify,
             keys=[
                 *(self._keys.customer_identity(k, found[k]) for k in kinds),
                 self._keys.customer(""),
@@ -149,21 +149,20 @@ class CustomerStore:
             open_conversations=open_conversations,
         )
 
-    async def record_contact(
+    async def move_conversation(
         self, customer_id: str, *, conversation_id: str, queue: str, at: datetime
     ) -> None:
-        """Add the conversation to the contact history and to the open conversations."""
-        key = self._keys.customer(customer_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(f"{key}:history", {conversation_id: int(at.timestamp() * 1000)}, nx=True)
-            pipe.zremrangebyrank(f"{key}:history", 0, -HISTORY_LIMIT - 1)
-            pipe.hset(f"{key}:open", conversation_id, f"{queue}|{int(at.timestamp() * 1000)}")
-            await pipe.execute()
+        """Note a transfer in the customer's open conversations."""
+        await self._redis.hset(
+            f"{self._keys.customer(customer_id)}:open",
+            conversation_id,
+            f"{queue}|{int(at.timestamp() * 1000)}",
+        )
 
     async def close_conversation(self, customer_id: str, conversation_id: str) -> None:
         await self._redis.hdel(f"{self._keys.customer(customer_id)}:open", conversation_id)
 
     async def history(self, customer_id: str) -> list[str]:
-        """Conversation ids, oldest first (at most the last ``HISTORY_LIMIT``)."""
+        """Conversation ids, oldest first (the last ``conversations.HISTORY_LIMIT``)."""
         members = await self._redis.zrange(f"{self._keys.customer(customer_id)}:history", 0, -1)
         return [as_text(m) for m in members if isinstance(m, bytes | str)]

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from libs.common.config import IncidentSettings
 from libs.common.events import event_id
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from services.router.issue_types import UNKNOWN
 
 _DIGITS = re.compile(r"\d+")
@@ -57,10 +58,11 @@ def incident_key(issue_type: str, normalised_text: str) -> str:
 
 
 class IncidentDetector:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, scripts: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
         self._count = redis.register_script(_COUNT)
+        self._scripts = scripts
 
     async def observe(
         self,
@@ -71,7 +73,8 @@ class IncidentDetector:
         inbound_event_id: str,
         at: datetime,
     ) -> IncidentVerdict:
-        incident_id, customers, opened_here = await self._count(
+        incident_id, customers, opened_here = await self._scripts.call(
+            self._count,
             keys=[self._keys.incident_window(key), self._keys.incident_active(key)],
             args=[
                 customer,

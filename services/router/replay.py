@@ -76,7 +76,7 @@ def outcome(runtime: RouterRuntime, message: MessageReceived) -> Outcome:
         calendar_name = config.policy_calendar(decision.sla_policy, decision.queue)
         calendar = runtime.calendars.get(calendar_name) if calendar_name else None
         if clock is not None:
-            deadline = compute_deadline(clock, message.received_at, calendar).due
+            deadline = compute_deadline(clock, message.received_at, calendar, explained=False).due
     return Outcome(
         queue=decision.queue,
         rule=decision.rule,

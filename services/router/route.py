@@ -29,6 +29,7 @@ from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.text import normalise_text
 from libs.common.topics import Topics
+from libs.common.tracing import annotate
 from services.router.conversations import ConversationRecords, ConversationStore, Placement
 from services.router.customers import CustomerStore, Profile, tier_for
 from services.router.incidents import IncidentDetector, IncidentVerdict, incident_key
@@ -123,15 +124,8 @@ class Router:
             queue_if_new=queue_if_new,
             now=message.received_at,
             reopen_window_seconds=config.conversations.reopen_window.total_seconds(),
+            customer_id=profile.customer_id if profile else None,
         )
-        if profile is not None:
-            await self._records.set_customer(placement.conversation_id, profile.customer_id)
-            await self._customers.record_contact(
-                profile.customer_id,
-                conversation_id=placement.conversation_id,
-                queue=placement.queue,
-                at=message.received_at,
-            )
         if not placement.is_new:
             notes.append(f"{placement.state} conversation in {placement.queue}")
         routed = ConversationRouted(
@@ -161,6 +155,14 @@ class Router:
             incident_id=incident.incident_id if incident else None,
         )
         metrics.conversations_routed.labels(placement.queue, message.channel).inc()
+        annotate(
+            conversation_id=placement.conversation_id,
+            reference=placement.reference,
+            channel=message.channel,
+            queue=placement.queue,
+            rule=decision.rule,
+            issue_type=classification.issue_type,
+        )
         outputs = [self._out(self._topics.routed, consumed, "routed", routed)]
         if incident is not None and incident.opened_here and incident.incident_id:
             detected = IncidentDetected(
@@ -219,7 +221,7 @@ class Router:
             calendar_name = config.policy_calendar(decision.sla_policy, placement.queue)
             calendar = runtime.calendars.get(calendar_name) if calendar_name else None
             if clock is not None:
-                deadline = compute_deadline(clock, message.received_at, calendar)
+                deadline = compute_deadline(clock, message.received_at, calendar, explained=False)
                 params["deadline"] = deadline.due.isoformat()
                 params["promise"] = describe_promise(deadline, message.received_at, calendar)
         recipient = _reply_address(message)
@@ -266,7 +268,7 @@ class Router:
             raise InvalidEvent(f"transfer to unknown queue {action.queue!r}")
         await self._records.transfer(conversation.conversation_id, action.queue)
         if conversation.customer_id:
-            await self._customers.record_contact(
+            await self._customers.move_conversation(
                 conversation.customer_id,
                 conversation_id=conversation.conversation_id,
                 queue=action.queue,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from libs.common.calendar import BusinessCalendar
-from libs.common.config import Config, Rule, RuleConditions
+from libs.common.config import Config, Rule
 from libs.common.text import normalise_text
 
 
@@ -48,9 +48,19 @@ class RoutingTable:
     def __init__(self, config: Config, calendars: dict[str, BusinessCalendar]) -> None:
         self._config = config
         self._calendars = calendars
-        self._keywords = {
-            index: tuple(normalise_text(k) for k in rule.when.keywords or ())
-            for index, rule in enumerate(config.rules)
+        self._rules = [_CompiledRule(rule) for rule in config.rules]
+        # Most rules name issue types, so a message only needs the rules that name its type
+        # or none at all: candidates per type, in rule order (first match still wins).
+        generic = tuple(i for i, r in enumerate(config.rules) if r.when.issue_type is None)
+        named = {t for r in config.rules for t in r.when.issue_type or ()}
+        self._generic = generic
+        self._candidates = {
+            issue_type: tuple(
+                i
+                for i, r in enumerate(config.rules)
+                if r.when.issue_type is None or issue_type in r.when.issue_type
+            )
+            for issue_type in named
         }
         self._fallback_queue = next(iter(config.queues))
 
@@ -59,10 +69,11 @@ class RoutingTable:
         return calendar_name is None or self._calendars[calendar_name].is_open(now)
 
     def decide(self, facts: MessageFacts, now: datetime) -> Decision:
-        for index, rule in enumerate(self._config.rules):
-            held = self._conditions_held(index, rule.when, rule, facts, now)
+        for index in self._candidates.get(facts.issue_type, self._generic):
+            compiled = self._rules[index]
+            held = self._conditions_held(compiled, facts, now)
             if held is not None:
-                return self._apply(rule, held, now)
+                return self._apply(compiled.rule, held, now)
         return Decision(
             rule="(none)",
             queue=self._fallback_queue,
@@ -76,20 +87,13 @@ class RoutingTable:
         )
 
     def _conditions_held(
-        self, index: int, when: RuleConditions, rule: Rule, facts: MessageFacts, now: datetime
+        self, compiled: _CompiledRule, facts: MessageFacts, now: datetime
     ) -> tuple[str, ...] | None:
         """The conditions that held, or None as soon as one fails."""
+        rule, when = compiled.rule, compiled.rule.when
         held: list[str] = []
-        for name, value in (
-            ("channel", facts.channel),
-            ("issue_type", facts.issue_type),
-            ("impact", facts.impact),
-            ("tier", facts.tier),
-            ("language", facts.language),
-        ):
-            allowed = getattr(when, name)
-            if allowed is None:
-                continue
+        for name, allowed in compiled.sets:
+            value = getattr(facts, name)
             if value not in allowed:
                 return None
             held.append(f"{name}={value}")
@@ -104,7 +108,7 @@ class RoutingTable:
                 return None
             held.append(f"sender={matched}")
         if when.keywords is not None:
-            found = next((k for k in self._keywords[index] if k in facts.folded_text), None)
+            found = next((k for k in compiled.keywords if k in facts.folded_text), None)
             if found is None:
                 return None
             held.append(f"keyword={found!r}")
@@ -140,3 +144,25 @@ class RoutingTable:
             conditions=held,
             notes=tuple(notes),
         )
+
+
+class _CompiledRule:
+    """A rule with its set conditions as frozensets and its keywords normalised, once."""
+
+    __slots__ = ("keywords", "rule", "sets")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        when = rule.when
+        self.sets = tuple(
+            (name, frozenset(allowed))
+            for name, allowed in (
+                ("channel", when.channel),
+                ("issue_type", when.issue_type),
+                ("impact", when.impact),
+                ("tier", when.tier),
+                ("language", when.language),
+            )
+            if allowed is not None
+        )
+        self.keywords = tuple(normalise_text(k) for k in when.keywords or ())

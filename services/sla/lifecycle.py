@@ -38,7 +38,7 @@ from libs.common.events import (
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.topics import Topics
-from libs.common.tracing import current_traceparent
+from libs.common.tracing import annotate, current_traceparent
 from services.sla.clocks import Clock, ClockStatus, ClockStore, ConversationLocks
 from services.sla.runtime import SlaRuntime
 from services.sla.timers import TimerId, TimerStore
@@ -115,7 +115,10 @@ class ClockKeeper:
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
         data = consumed.event.data
+        if isinstance(data, ConversationRouted | AgentAction):
+            annotate(conversation_id=data.conversation_id)
         if isinstance(data, ConversationRouted):
+            annotate(channel=data.channel, queue=data.queue, rule=data.explanation.rule)
             async with self._locks.hold(data.conversation_id):
                 return await self._routed(consumed, data)
         if isinstance(data, AgentAction):

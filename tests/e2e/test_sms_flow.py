@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from libs.common.devstack import SERVICES, DevStack
 from libs.common.events import (
@@ -18,6 +19,7 @@ from libs.common.tracing import traceparent_of
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, OtlpFake, TwilioFake
 from tests.support.kafka import collect, wait_until
 from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
+from tests.unit.test_metrics_doc import exposed_names
 
 pytestmark = pytest.mark.e2e
 CUSTOMER = "+14155550123"
@@ -48,7 +50,7 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    await launch(SERVICES, env)
+    processes = await launch(SERVICES, env)
     topics = isolation.topics
     async with collect(
         stack.broker.bootstrap_servers,
@@ -105,6 +107,15 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
         ),
         message="spans of all four services in the message's trace",
     )
+
+    documented = exposed_names()
+    for process in processes:
+        async with http.get(f"{process.url}/metrics") as response:
+            assert response.status == 200
+            exposition = await response.text()
+        families = text_string_to_metric_families(exposition)
+        names = {f.name + ("_total" if f.type == "counter" else "") for f in families}
+        assert documented <= names, (process.name, documented - names)
 
 
 async def test_provider_retry_gives_one_event_one_route_one_ack(

@@ -10,6 +10,15 @@ can be scripted (:meth:`XSandbox.rate_limit` or ``POST /sandbox/failures``
 Mentions are added with :meth:`XSandbox.mention` (or ``POST /sandbox/mentions``
 ``{"author_id", "text", ...}``); ``GET /sandbox/requests`` lists the query of every timeline
 request. Serving it over HTTPS is the caller's choice (``web.TCPSite(..., ssl_context=)``).
+
+Writes, as outbound makes them with a user-context token (``user_token``; the app-only
+bearer token is refused with 403 as X does): ``POST /2/tweets`` (``text``, optional
+``reply.in_reply_to_tweet_id``; 201 ``{"data": {"id", "text", "edit_history_tweet_ids"}}``; a
+text over 280 weighted characters is a 400 and the same text twice a 403 duplicate) and
+``POST /2/dm_conversations/with/{participant_id}/messages`` (201 ``{"data":
+{"dm_conversation_id", "dm_event_id"}}``). What was written is in :attr:`XSandbox.posted` and
+:attr:`XSandbox.direct_messages`, ``GET /sandbox/posted`` and ``GET /sandbox/dms``; failures
+of writes are scripted with :meth:`XSandbox.fail_writes`.
 Page tokens are opaque offsets into the matching list, so a mention added while a client
 pages shifts the pages, and the client sees one tweet twice, as it can on X.
 """
@@ -39,8 +48,20 @@ class ScriptedRateLimit:
 
 
 @dataclass
+class ScriptedWriteFailure:
+    status: int
+    remaining: int
+    reset: int | None = None
+
+
+@dataclass
 class XSandbox:
     bearer_token: str
+    user_token: str = "sandbox-user-token"
+    posted: list[dict[str, Any]] = field(default_factory=list)
+    direct_messages: list[dict[str, Any]] = field(default_factory=list)
+    write_failures: list[ScriptedWriteFailure] = field(default_factory=list)
+    write_requests: int = 0
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     tweets: list[dict[str, Any]] = field(default_factory=list)
     failures: list[ScriptedRateLimit] = field(default_factory=list)
@@ -53,7 +74,78 @@ class XSandbox:
         app.router.add_post("/sandbox/mentions", self._add_mention)
         app.router.add_get("/sandbox/requests", self._list_requests)
         app.router.add_post("/sandbox/failures", self._script_failure)
+        app.router.add_post("/2/tweets", self._create_tweet)
+        app.router.add_post("/2/dm_conversations/with/{participant_id}/messages", self._create_dm)
+        app.router.add_get("/sandbox/posted", self._list_posted)
+        app.router.add_get("/sandbox/dms", self._list_dms)
         return app
+
+    def fail_writes(self, status: int, *, count: int = 1, reset: int | None = None) -> None:
+        """Answer the next ``count`` writes with ``status`` (429 with ``x-rate-limit-reset``)."""
+        self.write_failures.append(ScriptedWriteFailure(status, count, reset))
+
+    async def _write_refused(self, request: web.Request) -> web.Response | None:
+        self.write_requests += 1
+        auth = request.headers.get("Authorization")
+        if auth == f"Bearer {self.bearer_token}":
+            return _problem(
+                403,
+                "Unsupported Authentication",
+                "Application-Only is forbidden for this endpoint.",
+            )
+        if auth != f"Bearer {self.user_token}":
+            return _problem(401, "Unauthorized", "Unauthorized")
+        if self.write_failures:
+            failure = self.write_failures[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                self.write_failures.pop(0)
+            headers = {}
+            if failure.reset is not None:
+                headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(failure.reset)}
+            return _problem(failure.status, "Scripted failure", "scripted failure", headers)
+        return None
+
+    async def _create_tweet(self, request: web.Request) -> web.Response:
+        refused = await self._write_refused(request)
+        if refused is not None:
+            return refused
+        body = await request.json()
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            return _invalid_request("text is required")
+        if weighted_length(text) > 280:
+            return _invalid_request("Your Tweet text is too long.")
+        if any(t["text"] == text for t in self.posted):
+            return _problem(
+                403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
+            )
+        tweet_id = str(next(self._ids))
+        reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
+        self.posted.append({"id": tweet_id, "text": text, "in_reply_to_tweet_id": reply_to})
+        data = {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}
+        return web.json_response({"data": data}, status=201)
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        refused = await self._write_refused(request)
+        if refused is not None:
+            return refused
+        body = await request.json()
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            return _invalid_request("text is required")
+        participant = request.match_info["participant_id"]
+        event_id = str(next(self._ids))
+        conversation = f"{min(participant, 'me')}-{max(participant, 'me')}"
+        self.direct_messages.append({"dm_event_id": event_id, "to": participant, "text": text})
+        data = {"dm_conversation_id": conversation, "dm_event_id": event_id}
+        return web.json_response({"data": data}, status=201)
+
+    async def _list_posted(self, _: web.Request) -> web.Response:
+        return web.json_response(self.posted)
+
+    async def _list_dms(self, _: web.Request) -> web.Response:
+        return web.json_response(self.direct_messages)
 
     def user(self, user_id: str, username: str, name: str) -> dict[str, Any]:
         self.users[user_id] = {"id": user_id, "username": username, "name": name}
@@ -185,6 +277,21 @@ class XSandbox:
             return web.json_response({"error": "only 429 can be scripted"}, status=400)
         self.rate_limit(reset=int(spec["reset"]), count=int(spec.get("count", 1)))
         return web.json_response({"scripted": len(self.failures)})
+
+
+def weighted_length(text: str) -> int:
+    """X's length of a post: most Latin-script characters count 1, others (CJK, emoji) 2
+    (twitter-text v3 ranges; URLs, which X counts as 23, are not special-cased here)."""
+    return sum(1 if _light(ord(c)) else 2 for c in text)
+
+
+def _light(code: int) -> bool:
+    return (
+        code <= 0x10FF
+        or 0x2000 <= code <= 0x200D
+        or 0x2010 <= code <= 0x201F
+        or 0x2032 <= code <= 0x2037
+    )
 
 
 def _iso(instant: datetime) -> str:

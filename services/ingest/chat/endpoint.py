@@ -25,6 +25,8 @@ from typing import Any, Final
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from libs.common import metrics
@@ -37,6 +39,7 @@ from services.ingest.chat.hub import ChatHub, raise_if_cancelled
 from services.ingest.chat.session import InvalidSession, SessionTokens
 
 log = get_logger(__name__)
+_tracer = trace.get_tracer("switchboard.ingest.chat")
 
 SESSION_PATH: Final = "/v1/chat/session"
 WS_PATH: Final = "/v1/chat/ws"
@@ -212,12 +215,20 @@ class ChatSocket:
             text=chat.text,
             received_at=utc_now(),
         )
+        # Each frame starts its own trace (the long-lived upgrade request has no span).
+        span = _tracer.start_as_current_span(
+            "chat message receive",
+            context=otel_context.Context(),
+            kind=trace.SpanKind.SERVER,
+            attributes={"switchboard.channel": "chat", "switchboard.client_id": chat.client_id},
+        )
         try:
-            outcome = await self._acceptor.accept(
-                message,
-                event_id=event_id("chat", "widget", self._visitor_id, chat.client_id),
-                source=SOURCE,
-            )
+            with span:
+                outcome = await self._acceptor.accept(
+                    message,
+                    event_id=event_id("chat", "widget", self._visitor_id, chat.client_id),
+                    source=SOURCE,
+                )
         except (Unavailable, RedisError) as exc:
             log.warning("chat message not accepted; widget will resend", error=str(exc))
             metrics.chat_frames.labels("retry").inc()
@@ -272,8 +283,10 @@ class ChatSocket:
                 frame = await self._outbox.get()
                 await self._ws.send_str(frame)
         except ConnectionError:
-            pass
-        await self.close(WSCloseCode.INTERNAL_ERROR, "write failed")
+            await self.close(WSCloseCode.GOING_AWAY, "write failed")  # the visitor went away
+        except Exception:
+            await self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
+            raise
 
 
 class ChatEndpoint:

@@ -33,6 +33,7 @@
   var state = load();
   var socket = null;
   var connected = false;
+  var connecting = false;
   var attempt = 0;
   var reconnectTimer = null;
   var retryTimers = {};
@@ -225,6 +226,8 @@
   }
 
   function connect() {
+    if (connecting || socket) return;  // one socket per page
+    connecting = true;
     clearTimeout(reconnectTimer);
     setStatus(false, attempt ? "Reconnecting\u2026" : "Connecting\u2026");
     ensureSession().then(function () {
@@ -233,7 +236,11 @@
       socket = new WebSocket(url);
       socket.onmessage = function (event) { onFrame(event.data); };
       socket.onclose = onClose;
-    }).catch(scheduleReconnect);
+      connecting = false;
+    }).catch(function () {
+      connecting = false;
+      scheduleReconnect();
+    });
   }
 
   function scheduleReconnect() {
@@ -357,7 +364,7 @@
   });
   launcher.addEventListener("click", function () { setOpen(true); });
   $(".close").addEventListener("click", function () { setOpen(false); });
-  window.addEventListener("online", function () { if (!connected) connect(); });
+  window.addEventListener("online", function () { attempt = 0; connect(); });
   window.addEventListener("storage", function (event) {
     if (event.key === STORE_KEY) { state = load(); render(); }  // another tab
   });

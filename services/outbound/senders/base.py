@@ -30,6 +30,14 @@ class OutgoingMessage:
     subject: str | None
     text: str
     in_reply_to: str | None
+    html: str | None = None
+    """An HTML alternative of ``text`` (email only), already escaped."""
+    references: tuple[str, ...] = ()
+    """Message-IDs of the thread so far, oldest first (email threading)."""
+    automatic: bool = False
+    """Sent without a human (acknowledgement, status update): mail says ``Auto-Submitted``."""
+    thread_key: str | None = None
+    """The conversation's thread key (``x-dm:…`` says a social message came as a DM)."""
 
 
 class Sender(Protocol):

@@ -18,10 +18,11 @@ import pytest
 from aiohttp import WSMsgType, web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
 from libs.common.chat import Mailbox, thread_key
 from libs.common.devstack import DevStack
-from libs.common.events import MessageReceived, event_id
+from libs.common.events import MessageReceived, event_id, utc_now
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
 from libs.common.service import PRODUCER, create_app
@@ -382,7 +383,7 @@ async def test_rate_limit_answers_retry_and_a_flood_is_disconnected(
 
 
 async def test_replies_arrive_live_and_after_reconnect_exactly_once(
-    chat: Chat, http: aiohttp.ClientSession, redis: Any
+    chat: Chat, http: aiohttp.ClientSession, redis: Redis
 ) -> None:
     session = await new_session(http, chat)
     visitor = session["visitor_id"]
@@ -423,3 +424,19 @@ async def test_replies_arrive_live_and_after_reconnect_exactly_once(
 
     entries = await Mailbox(redis, chat.keys).read_after(visitor, "0-0", 10)
     assert [e.command_id for e in entries] == ["cmd-1", "cmd-2", "cmd-3"]
+
+
+async def test_reply_published_while_the_subscription_is_down_is_still_delivered(
+    chat: Chat, http: aiohttp.ClientSession, redis: Redis
+) -> None:
+    session = await new_session(http, chat)
+    visitor = session["visitor_id"]
+    ws = await connect(http, chat, session["token"])
+    # Cut this replica's pub/sub connection; the announcement below may well be lost.
+    assert await redis.client_kill_filter(_type="pubsub") >= 1
+    entry = await Mailbox(redis, chat.keys).append(
+        visitor, command_id="cmd-lost", text="Still there?", at=utc_now(), in_reply_to=None
+    )
+    reply = await next_frame(ws)
+    assert (reply["id"], reply["command_id"], reply["text"]) == (entry, "cmd-lost", "Still there?")
+    await ws.close()

@@ -24,6 +24,7 @@ from libs.common.events import (
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from services.router.conversations import ConversationRecords, ConversationStore
 from services.router.customers import CustomerStore
 from services.router.incidents import IncidentDetector
@@ -45,12 +46,13 @@ def live() -> LiveConfig[RouterRuntime]:
 @pytest.fixture
 def router(live: LiveConfig[RouterRuntime], redis: Redis, isolation: Isolation) -> Router:
     keys = Keys(isolation.key_prefix)
+    scripts = ScriptBatcher(redis)
     return Router(
         live=live,
-        conversations=ConversationStore(redis, keys),
+        conversations=ConversationStore(redis, keys, scripts),
         records=ConversationRecords(redis, keys),
-        customers=CustomerStore(redis, keys),
-        incidents=IncidentDetector(redis, keys),
+        customers=CustomerStore(redis, keys, scripts),
+        incidents=IncidentDetector(redis, keys, scripts),
         topics=isolation.topics,
     )
 
@@ -179,7 +181,7 @@ async def test_identities_merge_across_channels_and_the_customer_stays_in_their_
     # kept with the most recently active open conversation
     assert merged.queue == by_sms.queue == "payments"
     assert any("open conversation" in note for note in merged.explanation.notes)
-    store = CustomerStore(redis, Keys(isolation.key_prefix))
+    store = CustomerStore(redis, Keys(isolation.key_prefix), ScriptBatcher(redis))
     history = await store.history(merged.customer_id or "")
     assert set(history) == {
         by_sms.conversation_id,

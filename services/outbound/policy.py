@@ -1,0 +1,37 @@
+"""What outbound refuses to send, whoever asked: the checks that run before any provider call.
+
+- A reply to an automated message (an auto-reply, a bounce, a list mail, an SMS keyword) is
+  never sent: two auto-responders answering each other is a mail loop. The router already skips
+  acknowledgements of automated inbound; a command still marked ``params["automated"]`` (the
+  inbound's ``automated`` value) is refused here as the last line.
+- Social: no automatic public reply to a mention (acknowledgements, after-hours notices, status
+  updates) unless ``outbound.social_auto_reply`` is on; agents' replies go out.
+- SMS to a number that texted STOP is not sent until it texts START (checked by the caller,
+  which owns Redis).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from libs.common.config import OutboundSettings
+from libs.common.events import CommandKind, OutboundCommand
+
+AUTOMATIC_KINDS: Final[frozenset[CommandKind]] = frozenset(
+    {"auto_ack", "after_hours", "status_update", "survey"}
+)
+AUTOMATED_PARAM: Final = "automated"
+
+
+def refusal(command: OutboundCommand, settings: OutboundSettings) -> str | None:
+    """Why ``command`` must not be sent, or ``None`` when it may be."""
+    automated = command.params.get(AUTOMATED_PARAM)
+    if automated:
+        return f"reply to an automated message ({automated[:40]}) is never sent"
+    if (
+        command.channel == "social"
+        and command.kind in AUTOMATIC_KINDS
+        and not settings.social_auto_reply
+    ):
+        return "no automatic public reply on social (outbound.social_auto_reply is off)"
+    return None

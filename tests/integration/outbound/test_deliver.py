@@ -1,0 +1,198 @@
+"""The deliverer against real Redis and the Twilio sandbox: suppression, rate limits, permanent
+errors and the retry budget, each ending in exactly one final receipt."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from libs.common import optout
+from libs.common.config import LiveConfig
+from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
+from libs.common.kafka.consumer import Consumed
+from libs.common.kafka.producer import Outgoing
+from libs.common.keys import Keys
+from libs.common.sandbox.twilio import ScriptedFailure
+from services.outbound.deliver import Deliverer
+from services.outbound.runtime import OutboundRuntime
+from services.outbound.senders.sms import TwilioSms
+from services.outbound.sends import SendRecords
+from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation, TwilioFake
+
+CUSTOMER = "+14155550123"
+AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+CONFIG = """
+queues: {desk: {}}
+rules: []
+templates:
+  ack:
+    sms: {en: "Thanks! Your reference is {{ reference }}."}
+"""
+
+MakeDeliverer = Callable[..., Awaitable[tuple[Deliverer, list[float]]]]
+
+
+@pytest.fixture
+async def make_deliverer(
+    tmp_path: Path, redis: Redis, isolation: Isolation, twilio: TwilioFake
+) -> AsyncIterator[MakeDeliverer]:
+    path = tmp_path / "outbound.yaml"
+    path.write_text(CONFIG)
+    keys = Keys(isolation.key_prefix)
+    senders: list[TwilioSms] = []
+
+    async def make(max_attempts: int = 5) -> tuple[Deliverer, list[float]]:
+        sms = TwilioSms(
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            default_sender=OUR_NUMBER,
+            api_base_url=twilio.url,
+            status_callback=None,
+        )
+        senders.append(sms)
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        async def opted_out(command: OutboundCommand) -> bool:
+            return await optout.is_opted_out(redis, keys, OUR_NUMBER, command.recipient)
+
+        deliverer = Deliverer(
+            live=LiveConfig(path, OutboundRuntime.build),
+            senders={"sms": sms},
+            sends=SendRecords(redis, keys),
+            topics=isolation.topics,
+            sms_opted_out=opted_out,
+            max_attempts=max_attempts,
+            sleep=sleep,
+            jitter=lambda _low, high: high,  # the top of each back-off window
+        )
+        return deliverer, slept
+
+    yield make
+    for sms in senders:
+        await sms.close()
+
+
+def consumed(**fields: Any) -> Consumed:
+    data: dict[str, Any] = {
+        "command_id": "cmd-1",
+        "kind": "auto_ack",
+        "channel": "sms",
+        "conversation_id": "conv-1",
+        "reference": "SB-7K3Q9",
+        "recipient": CUSTOMER,
+        "template": "ack",
+        "params": {"reference": "SB-7K3Q9"},
+        **fields,
+    }
+    command = OutboundCommand(**data)
+    thread = f"sms:{OUR_NUMBER}:{CUSTOMER}"
+    event = Event(
+        id=event_id(command.command_id),
+        source="/test",
+        subject=thread,
+        time=AT,
+        data=command,
+    )
+    return Consumed(event=event, topic="commands", partition=0, offset=0, key=thread)
+
+
+def receipt_of(outputs: list[Outgoing]) -> OutboundReceipt:
+    [data] = [o.event.data for o in outputs if isinstance(o.event.data, OutboundReceipt)]
+    return data
+
+
+async def test_opted_out_customer_gets_no_sms_and_the_decision_sticks(
+    make_deliverer: MakeDeliverer, redis: Redis, isolation: Isolation, twilio: TwilioFake
+) -> None:
+    keys = Keys(isolation.key_prefix)
+    now = datetime.now(UTC)
+    await optout.record(redis, keys, OUR_NUMBER, CUSTOMER, "opt-out", "STOP", now)
+    deliverer, _ = await make_deliverer()
+    first = await deliverer.handle(consumed())
+    assert receipt_of(first).status == "suppressed"
+    assert twilio.sandbox.requests == 0
+    # START after the decision: a redelivered command still gets the same single answer
+    await optout.record(redis, keys, OUR_NUMBER, CUSTOMER, "opt-in", "START", now)
+    again = await deliverer.handle(consumed())
+    assert [o.event for o in again] == [o.event for o in first]
+    assert twilio.sandbox.requests == 0
+
+
+async def test_replies_to_automated_messages_and_social_auto_acks_are_not_sent(
+    make_deliverer: MakeDeliverer, twilio: TwilioFake
+) -> None:
+    deliverer, _ = await make_deliverer()
+    looped = await deliverer.handle(consumed(params={"automated": "auto-reply"}))
+    assert receipt_of(looped).status == "suppressed"
+    social = await deliverer.handle(
+        consumed(command_id="cmd-2", channel="social", recipient="x:123")
+    )
+    assert receipt_of(social).status == "suppressed"
+    assert "social_auto_reply" in (receipt_of(social).error or "")
+    assert twilio.sandbox.requests == 0
+
+
+async def test_rate_limited_send_waits_as_asked_then_goes_out_once(
+    make_deliverer: MakeDeliverer, twilio: TwilioFake
+) -> None:
+    twilio.sandbox.failures.append(ScriptedFailure(429, 3, retry_after=7))
+    deliverer, slept = await make_deliverer()
+    receipt = receipt_of(await deliverer.handle(consumed()))
+    assert slept == [7.0, 7.0, 7.0]  # Retry-After beats the shorter back-off (0.5, 1, 2)
+    assert (receipt.status, receipt.attempts) == ("sent", 4)
+    [message] = twilio.sandbox.messages
+    assert receipt.provider_message_id == message["sid"]
+    assert message["body"] == "Thanks! Your reference is SB-7K3Q9."
+    assert twilio.sandbox.requests == 4
+
+
+async def test_server_errors_back_off_exponentially(
+    make_deliverer: MakeDeliverer, twilio: TwilioFake
+) -> None:
+    twilio.sandbox.failures.append(ScriptedFailure(503, 3))
+    deliverer, slept = await make_deliverer()
+    assert receipt_of(await deliverer.handle(consumed())).status == "sent"
+    assert slept == [0.5, 1.0, 2.0]
+
+
+async def test_permanent_error_is_one_call_and_one_failed_receipt(
+    make_deliverer: MakeDeliverer, twilio: TwilioFake
+) -> None:
+    twilio.sandbox.failures.append(ScriptedFailure(400, 1))
+    deliverer, slept = await make_deliverer()
+    outputs = await deliverer.handle(consumed())
+    receipt = receipt_of(outputs)
+    assert (receipt.status, receipt.attempts) == ("failed", 1)
+    assert "21211" in (receipt.error or "")
+    assert len(outputs) == 1
+    assert slept == []
+    assert twilio.sandbox.requests == 1
+    assert await deliverer.handle(consumed()) == outputs  # redelivered: no second call
+    assert twilio.sandbox.requests == 1
+
+
+async def test_spent_retry_budget_dead_letters_the_command_once(
+    make_deliverer: MakeDeliverer, twilio: TwilioFake, isolation: Isolation
+) -> None:
+    twilio.sandbox.failures.append(ScriptedFailure(503, 10))
+    deliverer, slept = await make_deliverer(max_attempts=3)
+    command = consumed()
+    outputs = await deliverer.handle(command)
+    dead, receipt = outputs
+    assert dead.topic == isolation.topics.deadletter
+    assert dead.event == command.event
+    assert receipt.topic == isolation.topics.outbound_status
+    assert receipt_of(outputs).status == "dead-lettered"
+    assert receipt_of(outputs).attempts == 3
+    assert len(slept) == 2
+    assert twilio.sandbox.requests == 3
+    assert await deliverer.handle(command) == outputs
+    assert twilio.sandbox.requests == 3

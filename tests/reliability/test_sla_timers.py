@@ -1,0 +1,183 @@
+"""SLA timers under crashes and rebalances: every due warning and breach exactly once by id,
+none for clocks met in time."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.common.devstack import DevStack
+from libs.common.events import (
+    AgentAction,
+    ConversationRouted,
+    CustomerIdentity,
+    Event,
+    RoutingExplanation,
+    SlaEvent,
+    event_id,
+)
+from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
+from libs.common.settings import Settings
+from tests.support.harness import FIXTURES, Isolation, Launch
+from tests.support.kafka import Collected, collect, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def routed_event(n: int, at: datetime, topic: str) -> Outgoing:
+    conversation = f"conv-{n:05d}"
+    data = ConversationRouted(
+        conversation_id=conversation,
+        reference=f"SB-{n:05d}",
+        thread_key=f"t:{conversation}",
+        channel="chat",
+        queue="desk",
+        priority=3,
+        sla_policy="fast",
+        issue_type="unknown",
+        is_new=True,
+        message_id=f"m-{n}",
+        customer=CustomerIdentity(),
+        text="hello",
+        received_at=at,
+        explanation=RoutingExplanation(
+            rule="all", conditions=(), issue_type="unknown", confidence=0.0
+        ),
+    )
+    event = Event(
+        id=event_id("routed", conversation),
+        source="/test",
+        subject=data.thread_key,
+        time=at,
+        data=data,
+    )
+    return Outgoing(topic, data.thread_key, event)
+
+
+def reply_event(n: int, at: datetime, topic: str) -> Outgoing:
+    conversation = f"conv-{n:05d}"
+    data = AgentAction(
+        action_id=f"reply-{n}",
+        kind="reply",
+        conversation_id=conversation,
+        agent="maria",
+        text="on it",
+        at=at,
+    )
+    event = Event(
+        id=event_id("reply", conversation),
+        source="/test",
+        subject=f"t:{conversation}",
+        time=at,
+        data=data,
+    )
+    return Outgoing(topic, f"t:{conversation}", event)
+
+
+def expected_id(n: int, step: str) -> str:
+    return event_id(f"conv-{n:05d}", "first_response", "1", step)
+
+
+def sla_ids(seen: Collected, kind: str) -> list[str]:
+    return [e.id for e in seen.of_type(SlaEvent) if e.data.kind == kind]
+
+
+async def feed(stack: DevStack, outgoing: list[Outgoing]) -> None:
+    kafka = create_producer(
+        Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers), client_id="test"
+    )
+    await kafka.start()
+    try:
+        for start in range(0, len(outgoing), 2000):
+            await EventProducer(kafka).publish(outgoing[start : start + 2000])
+    finally:
+        await kafka.stop()
+
+
+async def test_ten_thousand_clocks_survive_two_sigkills(
+    stack: DevStack, isolation: Isolation, service_env: dict[str, str], launch: Launch
+) -> None:
+    clocks, met = 10_000, range(0, 10_000, 10)  # every tenth clock is answered in time
+    env = {**service_env, "SWITCHBOARD_CONFIG": str(FIXTURES / "config" / "sla-fast.yaml")}
+    [sla] = await launch(["sla"], env)
+    t0 = datetime.now(UTC)
+    topics = isolation.topics
+    async with collect(stack.broker.bootstrap_servers, topics.sla_events) as seen:
+        await feed(
+            stack,
+            [
+                routed_event(n, t0 + timedelta(seconds=3 * n / clocks), topics.routed)
+                for n in range(clocks)
+            ],
+        )
+        started = {expected_id(n, "started") for n in met}
+        await wait_until(
+            lambda: started <= set(sla_ids(seen, "started")),
+            timeout=60,
+            message="the clocks to be answered have started",
+        )
+        await feed(
+            stack, [reply_event(n, t0 + timedelta(seconds=1), topics.agent_actions) for n in met]
+        )
+        answered = {expected_id(n, "met") for n in met}
+        await wait_until(
+            lambda: answered <= set(sla_ids(seen, "met")),
+            timeout=60,
+            message="the answers recorded before any warning is due",
+        )
+        await wait_until(
+            lambda: bool(sla_ids(seen, "warning")), timeout=60, message="the first warning"
+        )
+        sla.kill()
+        [sla] = await launch(["sla"], env)
+        await wait_until(
+            lambda: bool(sla_ids(seen, "breached")), timeout=60, message="the first breach"
+        )
+        sla.kill()
+        await launch(["sla"], env)
+        due = [n for n in range(clocks) if n not in set(met)]
+        expected_warnings = {expected_id(n, "warning:0") for n in due}
+        expected_breaches = {expected_id(n, "breached:0") for n in due}
+        await wait_until(
+            lambda: (
+                expected_breaches <= set(sla_ids(seen, "breached"))
+                and expected_warnings <= set(sla_ids(seen, "warning"))
+            ),
+            timeout=120,
+            message="every warning and breach",
+        )
+    warnings, breaches = sla_ids(seen, "warning"), sla_ids(seen, "breached")
+    assert set(warnings) == expected_warnings  # nothing extra, nothing for answered clocks
+    assert set(breaches) == expected_breaches
+    by_id = {e.id: e for e in seen.of_type(SlaEvent)}
+    sample = by_id[expected_id(due[0], "breached:0")].data
+    assert sample.deadline == t0 + timedelta(seconds=40 + 3 * due[0] / clocks)
+    assert sample.remaining_seconds == 0
+
+
+async def test_survivor_takes_over_the_partitions_and_their_timers(
+    stack: DevStack, isolation: Isolation, service_env: dict[str, str], launch: Launch
+) -> None:
+    env = {**service_env, "SWITCHBOARD_CONFIG": str(FIXTURES / "config" / "sla-fast.yaml")}
+    first, second = await launch(["sla", "sla"], env)
+    t0 = datetime.now(UTC)
+    topics = isolation.topics
+    async with collect(stack.broker.bootstrap_servers, topics.sla_events) as seen:
+        await feed(stack, [routed_event(n, t0, topics.routed) for n in range(200)])
+        await wait_until(
+            lambda: len(sla_ids(seen, "started")) >= 200, timeout=60, message="every clock started"
+        )
+        first.signal(signal.SIGTERM)
+        await asyncio.to_thread(first.stop)
+        breaches = {expected_id(n, "breached:0") for n in range(200)}
+        await wait_until(
+            lambda: breaches <= set(sla_ids(seen, "breached")),
+            timeout=90,
+            message="the survivor's breaches",
+        )
+    assert sorted(sla_ids(seen, "breached")) == sorted(breaches)
+    assert second.process is not None
+    assert second.process.poll() is None

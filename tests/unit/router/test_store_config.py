@@ -1,0 +1,60 @@
+"""The shipped store configuration on the wording customers really use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from libs.common.config import load_config
+from services.router.runtime import RouterRuntime
+
+CONFIG = Path(__file__).parents[3] / "config" / "store.yaml"
+
+
+@pytest.fixture(scope="module")
+def runtime() -> RouterRuntime:
+    return RouterRuntime.build(load_config(CONFIG), CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("text", "issue_type"),
+    [
+        ("u charged me twice??", "payment_issue"),
+        ("my card got declined at checkout", "payment_issue"),
+        ("cant get into my acount since tuesday", "recover_password"),
+        ("I can't log in anymore!!", "recover_password"),
+        ("my parcel never arrived", "track_order"),
+        ("how do i unsubscribe from the newsletter", "newsletter_subscription"),
+        ("I want to cancel order 48213", "cancel_order"),
+    ],
+)
+def test_real_wording_gets_the_right_type(
+    runtime: RouterRuntime, text: str, issue_type: str
+) -> None:
+    assert runtime.classifier.classify(text).issue_type == issue_type
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "¿Dónde está mi pedido? Lo compré hace dos semanas.",
+        "Meine Bestellung ist immer noch nicht angekommen.",
+        "注文した商品がまだ届きません。",
+    ],
+)
+def test_languages_the_examples_do_not_cover_are_unknown(runtime: RouterRuntime, text: str) -> None:
+    result = runtime.classifier.classify(text)
+    assert result.issue_type == "unknown"
+    assert result.confidence < runtime.config.classifier.threshold
+
+
+def test_deep_impact_types_are_the_urgent_ones(runtime: RouterRuntime) -> None:
+    types = runtime.config.issue_types
+    assert {name for name, spec in types.items() if spec.impact == "deep"} >= {
+        "payment_issue",
+        "recover_password",
+        "track_order",
+    }
+    assert types["newsletter_subscription"].impact == "shallow"
+    assert types["payment_issue"].priority == 1

@@ -1,0 +1,91 @@
+"""Chat pieces without a network: session tokens, the rate limit, frames, mailbox naming."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from libs.common.chat import entry_order, thread_key, visitor_of
+from libs.common.keys import Keys
+from libs.common.settings import Settings
+from services.ingest.chat.frames import FrameError, TokenBucket, parse
+from services.ingest.chat.session import InvalidSession, SessionTokens
+
+KEY = "unit-chat-key-0123456789abcdef0123456789"
+CLAIMS = {"sub": "a" * 32, "aud": "switchboard-chat", "iat": 0, "exp": 2**40}
+
+
+def test_token_names_its_visitor_and_renewal_keeps_it() -> None:
+    tokens = SessionTokens(KEY, 60)
+    session = tokens.issue()
+    assert tokens.verify(session.token) == session.visitor_id
+    assert tokens.issue(session.visitor_id).visitor_id == session.visitor_id
+    assert session.visitor_id != tokens.issue().visitor_id
+    assert tokens.verify(jwt.encode(CLAIMS, KEY)) == "a" * 32  # the cases below vary this
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        SessionTokens(KEY, 60, clock=lambda: 1_000_000.0).issue().token,  # long expired
+        SessionTokens("other-key-0123456789abcdef0123456789ab", 60).issue().token,
+        jwt.encode({**CLAIMS, "aud": "elsewhere"}, KEY),
+        jwt.encode({**CLAIMS, "sub": "../../etc"}, KEY),
+        jwt.encode({k: v for k, v in CLAIMS.items() if k != "exp"}, KEY),
+        jwt.encode(CLAIMS, "", "none"),
+    ],
+    ids=["expired", "forged", "audience", "bad-subject", "no-expiry", "alg-none"],
+)
+def test_invalid_tokens_are_refused(token: str) -> None:
+    with pytest.raises(InvalidSession):
+        SessionTokens(KEY, 60).verify(token)
+
+
+def test_short_session_keys_fail_the_start() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        Settings(chat_session_key="too-short")
+
+
+def test_bucket_allows_the_burst_then_the_rate() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take() == pytest.approx(0.5)
+    now[0] += 0.5
+    assert bucket.take() == 0.0
+    assert bucket.take() > 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ('{"type":"message","client_id":"a","text":"   "}', "empty_text"),
+        ('{"type":"message","client_id":"a","text":"hi","email":"not-mail"}', "invalid_email"),
+        ('{"type":"message","client_id":"a b","text":"hi"}', "invalid_frame"),
+        ('{"type":"typing","client_id":"a"}', "unknown_type"),
+        ('{"type":"message","client_id":"a","text":7}', "invalid_frame"),
+        ("[" * 5000, "invalid_json"),
+        ("[" * 3000 + "]" * 3000, "invalid_json"),  # too deep: RecursionError in the decoder
+    ],
+)
+def test_frames_are_refused_with_a_code(raw: str, code: str) -> None:
+    with pytest.raises(FrameError) as refused:
+        parse(raw)
+    assert refused.value.code == code
+
+
+def test_frame_fields_are_tidied() -> None:
+    message = parse(
+        '{"type":"message","client_id":"c-1","text":" a\\u0000b\\n ","name":" Ada \\t L ",'
+        '"email":" a@b.co ","extra":1}'
+    )
+    assert (message.text, message.name, message.email) == ("ab", "Ada L", "a@b.co")
+
+
+def test_thread_keys_and_stream_ids() -> None:
+    visitor = "0123456789abcdef0123456789abcdef"
+    assert visitor_of(thread_key(visitor)) == visitor
+    assert visitor_of("chat:not-a-visitor") is None
+    assert visitor_of("sms:+1:+2") is None
+    assert entry_order("10-2") > entry_order("9-30") > entry_order("9-4")
+    assert Keys("t[1]*:").chat_notify_pattern() == "t\\[1\\]\\*:chat:notify:*"
