@@ -29,6 +29,7 @@ from libs.common.topics import Topics
 DEV_ACCOUNT_SID = "AC" + "0" * 32
 DEV_AUTH_TOKEN = "switchboard-dev-token"
 DEV_NUMBER = "+15005550006"
+DEV_CHAT_KEY = "switchboard-dev-chat-session-key-0123456789"  # 32+ bytes, dev only
 
 
 async def run_dev(config: Path, public_port: int) -> int:
@@ -48,6 +49,7 @@ async def run_dev(config: Path, public_port: int) -> int:
         "TWILIO_ACCOUNT_SID": DEV_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": DEV_AUTH_TOKEN,
         "TWILIO_FROM_NUMBER": DEV_NUMBER,
+        "CHAT_SESSION_KEY": DEV_CHAT_KEY,
         "TWILIO_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}",
     }
     processes = [
@@ -96,6 +98,7 @@ def _print_endpoints(
     for process in processes:
         print(f"  {process.name:<17} {process.url}  (/healthz /readyz /metrics)")
     print(f"  sms webhook       {public_url}/v1/sms/twilio")
+    print(f"  chat widget demo  {public_url}/chat/demo")
     print(f"  twilio sandbox    http://127.0.0.1:{sandbox_port}/sandbox/messages  (SMS sent)")
     print(f"  logs              {logs}")
     print(
