@@ -15,15 +15,14 @@ token, is kept off.
 
 from __future__ import annotations
 
-import logging
 import time
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import tweepy.asynchronous
 import tweepy.errors
 
+from libs.common.xclient import TWEEPY_BASE, x_client
 from services.outbound.senders.base import (
     OutcomeUnknown,
     OutgoingMessage,
@@ -31,7 +30,6 @@ from services.outbound.senders.base import (
     TemporaryFailure,
 )
 
-TWEEPY_BASE: Final = "https://api.twitter.com"
 REQUEST_TIMEOUT: Final = 30.0
 PUBLIC_LIMIT: Final = 280
 TAKE_PRIVATE: Final = "… Please send us a DM to continue."
@@ -70,36 +68,14 @@ def public_reply(text: str) -> str:
     return prefix.rstrip(" ,.;:") + TAKE_PRIVATE
 
 
-class _RebasedSession:
-    """The part of an aiohttp session tweepy uses (``request``), sending to another base URL."""
-
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        self._session = session
-        self._base_url = base_url.rstrip("/")
-
-    def request(
-        self, method: str, url: object, **kwargs: Any
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        target = str(url)
-        if target.startswith(TWEEPY_BASE + "/"):
-            target = self._base_url + target[len(TWEEPY_BASE) :]
-        return self._session.request(method, target, **kwargs)
-
-
 class XReplies:
     """Owns its HTTP session (:meth:`close` it)."""
 
     def __init__(
         self, *, user_token: str, base_url: str = TWEEPY_BASE, timeout: float = REQUEST_TIMEOUT
     ) -> None:
-        tweepy_log = logging.getLogger("tweepy")
-        if tweepy_log.getEffectiveLevel() < logging.INFO:
-            tweepy_log.setLevel(logging.INFO)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
-        self._client = tweepy.asynchronous.AsyncClient(
-            bearer_token=user_token, return_type=dict, wait_on_rate_limit=False
-        )
-        self._client.session = _RebasedSession(self._session, base_url)
+        self._client = x_client(user_token, self._session, base_url)
 
     async def close(self) -> None:
         await self._session.close()
