@@ -193,3 +193,12 @@ def run(service: str, build: Callable[[Settings], web.Application]) -> None:
     finally:
         provider.shutdown()
     raise SystemExit(code)
+
+
+async def finish(task: asyncio.Task[None], timeout: float) -> None:
+    """Give a task that was asked to stop ``timeout`` seconds, then cancel it; never leaves it
+    running and surfaces nothing (a poller's own errors were logged where they happened)."""
+    _, pending = await asyncio.wait([task], timeout=timeout)
+    for unfinished in pending:
+        unfinished.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from libs.common.keys import Keys
-from libs.common.service import BACKGROUND, REDIS, SETTINGS
+from libs.common.service import BACKGROUND, REDIS, SETTINGS, finish
 from services.ingest.accept import Acceptor
 from services.ingest.inbox.imap import ImapPoller, Mailbox, UidCheckpoint
 from services.ingest.inbox.normalise import ThreadIndex
@@ -94,9 +94,6 @@ def _imap_ctx(
             # A message in flight is abandoned: it is neither flagged nor checkpointed, so
             # the next start takes it again (and the acceptor drops it if it was published).
             poller.stop()
-            _, pending = await asyncio.wait([task], timeout=STOP_TIMEOUT)
-            for unfinished in pending:
-                unfinished.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await finish(task, STOP_TIMEOUT)
 
     return ctx

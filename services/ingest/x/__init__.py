@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from libs.common.keys import Keys
-from libs.common.service import BACKGROUND, REDIS, SETTINGS
+from libs.common.service import BACKGROUND, REDIS, SETTINGS, finish
 from services.ingest.accept import Acceptor
 from services.ingest.x.api import XApi
 from services.ingest.x.mentions import Checkpoint, MentionsPoller
@@ -72,10 +72,7 @@ def _poller_ctx(
             # A poll in flight is abandoned after a moment: its checkpoint has not moved, so
             # the next start asks X again for what it was publishing.
             poller.stop()
-            _, pending = await asyncio.wait([task], timeout=STOP_TIMEOUT)
-            for unfinished in pending:
-                unfinished.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await finish(task, STOP_TIMEOUT)
             await api.close()
 
     return ctx
