@@ -116,6 +116,8 @@ def service_env(
         "TWILIO_FROM_NUMBER": OUR_NUMBER,
         "TWILIO_API_BASE_URL": twilio.url,
         "SWITCHBOARD_DRAIN_SECONDS": "5",
+        # A SIGKILLed worker's partitions move after this; the drills wait it out per kill.
+        "SWITCHBOARD_SESSION_TIMEOUT_MS": "3000",
         "OTEL_TRACES_EXPORTER": "none",
     }
 

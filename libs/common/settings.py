@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     switchboard_drain_seconds: float = Field(
         default=20.0, gt=0, description="Longest wait for in-flight work on shutdown."
     )
+    switchboard_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        description="Kafka consumer session timeout: how soon a dead worker's partitions move.",
+    )
     switchboard_publish_timeout: float = Field(
         default=5.0, gt=0, description="Longest wait for Kafka to acknowledge an ingest event."
     )

@@ -18,6 +18,13 @@ import aiohttp
 import tweepy.asynchronous
 
 TWEEPY_BASE: Final = "https://api.twitter.com"
+DM_THREAD_PREFIX: Final = "x-dm:"
+"""Thread keys of direct-message conversations (``x-dm:{lower id}:{higher id}``): private,
+unlike mentions, which are answered in public."""
+
+
+def is_direct_message_thread(thread_key: str | None) -> bool:
+    return (thread_key or "").startswith(DM_THREAD_PREFIX)
 
 
 class RebasedSession:

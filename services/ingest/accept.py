@@ -3,7 +3,9 @@
 Every connector ends here. The event id is deterministic from the provider's message id, so a
 provider's redelivery maps to the same id; a Redis marker written *after* Kafka acknowledged
 the event lets later redeliveries be answered at once without publishing again. A marker that
-says ``pending`` means another delivery of the same message is being published right now.
+says ``pending`` means another delivery of the same message is being published right now:
+this one waits (up to the publish timeout) for that outcome, so a provider's retry racing its
+original delivery is answered with the same success, not with an error it would act on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import enum
 
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -22,7 +25,9 @@ from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 
 log = get_logger(__name__)
+_tracer = trace.get_tracer("switchboard.ingest")
 PENDING_TTL = 30
+PENDING_POLL = 0.02
 
 
 class Acceptance(enum.Enum):
@@ -47,21 +52,29 @@ class Acceptor:
 
     async def accept(self, message: MessageReceived, *, event_id: str, source: str) -> Acceptance:
         """Publish a ``message.received`` event unless this provider message was published."""
+        with _tracer.start_as_current_span(
+            "ingest accept",
+            kind=trace.SpanKind.SERVER,
+            attributes={
+                "switchboard.channel": message.channel,
+                "switchboard.provider": message.provider,
+                "switchboard.thread_key": message.thread_key,
+                "messaging.message.id": event_id,
+            },
+        ):
+            return await self._accept(message, event_id=event_id, source=source)
+
+    async def _accept(self, message: MessageReceived, *, event_id: str, source: str) -> Acceptance:
         event = Event(
             id=event_id, source=source, subject=message.thread_key, time=utc_now(), data=message
         )
         channel = message.channel
         marker = self._keys.ingest_accepted(event.id)
-        try:
-            claimed = await self._redis.set(marker, b"pending", nx=True, ex=PENDING_TTL)
-            if not claimed:
-                state = await self._redis.get(marker)
-                if state == b"done":
-                    metrics.messages_duplicate.labels(channel).inc()
-                    return Acceptance.DUPLICATE
-                return Acceptance.IN_PROGRESS
-        except RedisError as exc:
-            raise Unavailable(f"redis: {exc}") from exc
+        claim = await self._claim(marker)
+        if claim is not Acceptance.ACCEPTED:
+            if claim is Acceptance.DUPLICATE:
+                metrics.messages_duplicate.labels(channel).inc()
+            return claim
         try:
             await asyncio.wait_for(
                 self._producer.publish([Outgoing(self._topic, message.thread_key, event)]),
@@ -74,6 +87,34 @@ class Acceptor:
         except BaseException:
             await self._redis.delete(marker)
             raise
-        await self._redis.set(marker, b"done", ex=7 * DAY)
+        try:
+            await self._redis.set(marker, b"done", ex=7 * DAY)
+        except RedisError as exc:
+            # On Kafka, but unmarked: the provider's retry publishes the same id again, which
+            # consumers drop. Better than an error the provider cannot tell from a loss.
+            raise Unavailable(f"redis: {exc}") from exc
         metrics.messages_ingested.labels(channel).inc()
+        return Acceptance.ACCEPTED
+
+    async def _claim(self, marker: str) -> Acceptance:
+        """``ACCEPTED`` once this delivery holds the marker, else what the other one achieved.
+
+        While another delivery holds it (``pending``), wait for it to finish (``done``:
+        ``DUPLICATE``) or give up (marker gone: claim it here); ``IN_PROGRESS`` only if it
+        is still pending after the publish timeout (its process may have died mid-publish).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        try:
+            while not await self._redis.set(marker, b"pending", nx=True, ex=PENDING_TTL):
+                state = await self._redis.get(marker)
+                if state == b"done":
+                    return Acceptance.DUPLICATE
+                if state is None:
+                    continue  # the other delivery failed and let go: try to claim it again
+                if loop.time() >= deadline:
+                    return Acceptance.IN_PROGRESS
+                await asyncio.sleep(PENDING_POLL)
+        except RedisError as exc:
+            raise Unavailable(f"redis: {exc}") from exc
         return Acceptance.ACCEPTED

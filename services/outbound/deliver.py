@@ -136,7 +136,7 @@ class Deliverer:
                 )
             if record.attempts >= self._max_attempts:  # crashed between the last retry and here
                 return await self._dead_letter(command.command_id, record.error, record.attempts)
-        reason = refusal(command, self._live.current.config.outbound)
+        reason = refusal(command, self._live.current.config.outbound, thread_key)
         opt_out = self._sms_opted_out if command.channel == "sms" else None
         if reason is None and opt_out is not None and await opt_out(command):
             reason = "the customer opted out of SMS (STOP)"

@@ -5,7 +5,8 @@
   acknowledgements of automated inbound; a command still marked ``params["automated"]`` (the
   inbound's ``automated`` value) is refused here as the last line.
 - Social: no automatic public reply to a mention (acknowledgements, after-hours notices, status
-  updates) unless ``outbound.social_auto_reply`` is on; agents' replies go out.
+  updates) unless ``outbound.social_auto_reply`` is on; agents' replies go out. A direct-message
+  thread is private, so it gets automatic replies like any other channel.
 - SMS to a number that texted STOP is not sent until it texts START (checked by the caller,
   which owns Redis).
 """
@@ -16,6 +17,7 @@ from typing import Final
 
 from libs.common.config import OutboundSettings
 from libs.common.events import CommandKind, OutboundCommand
+from libs.common.xclient import is_direct_message_thread
 
 AUTOMATIC_KINDS: Final[frozenset[CommandKind]] = frozenset(
     {"auto_ack", "after_hours", "status_update", "survey"}
@@ -23,8 +25,9 @@ AUTOMATIC_KINDS: Final[frozenset[CommandKind]] = frozenset(
 AUTOMATED_PARAM: Final = "automated"
 
 
-def refusal(command: OutboundCommand, settings: OutboundSettings) -> str | None:
-    """Why ``command`` must not be sent, or ``None`` when it may be."""
+def refusal(command: OutboundCommand, settings: OutboundSettings, thread_key: str) -> str | None:
+    """Why ``command`` must not be sent, or ``None`` when it may be (``thread_key``: the
+    conversation's, which tells a private direct-message thread from a public mention)."""
     automated = command.params.get(AUTOMATED_PARAM)
     if automated:
         return f"reply to an automated message ({automated[:40]}) is never sent"
@@ -32,6 +35,7 @@ def refusal(command: OutboundCommand, settings: OutboundSettings) -> str | None:
         command.channel == "social"
         and command.kind in AUTOMATIC_KINDS
         and not settings.social_auto_reply
+        and not is_direct_message_thread(thread_key)
     ):
         return "no automatic public reply on social (outbound.social_auto_reply is off)"
     return None

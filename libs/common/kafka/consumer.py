@@ -103,6 +103,8 @@ class ConsumerPolicy:
             max_in_flight=settings.switchboard_max_in_flight,
             max_attempts=settings.switchboard_max_attempts,
             drain_timeout=settings.switchboard_drain_seconds,
+            session_timeout_ms=settings.switchboard_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.switchboard_session_timeout_ms // 5, 100),
         )
 
 

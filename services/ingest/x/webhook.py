@@ -23,6 +23,7 @@ from aiohttp import web
 from libs.common import metrics
 from libs.common.events import Attachment, CustomerIdentity, MessageReceived, event_id
 from libs.common.logs import get_logger
+from libs.common.xclient import DM_THREAD_PREFIX
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
 log = get_logger(__name__)
@@ -148,7 +149,7 @@ def parse_direct_messages(body: bytes, our_user_id: str) -> list[tuple[str, Mess
             channel="social",
             provider="x",
             provider_message_id=dm.id,
-            thread_key=f"x-dm:{pair[0]}:{pair[1]}",
+            thread_key=f"{DM_THREAD_PREFIX}{pair[0]}:{pair[1]}",
             customer=CustomerIdentity(
                 display_name=sender.name,
                 social_handle=sender.screen_name,

@@ -22,7 +22,7 @@ import aiohttp
 import tweepy.asynchronous
 import tweepy.errors
 
-from libs.common.xclient import TWEEPY_BASE, x_client
+from libs.common.xclient import TWEEPY_BASE, is_direct_message_thread, x_client
 from services.outbound.senders.base import (
     OutcomeUnknown,
     OutgoingMessage,
@@ -81,7 +81,7 @@ class XReplies:
         await self._session.close()
 
     async def send(self, message: OutgoingMessage) -> str:
-        private = (message.thread_key or "").startswith("x-dm:") or not message.in_reply_to
+        private = is_direct_message_thread(message.thread_key) or not message.in_reply_to
         if private and not message.recipient.isdigit():
             raise PermanentFailure(f"not an X user id: {message.recipient[:40]!r}")
         try:

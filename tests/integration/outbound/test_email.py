@@ -3,17 +3,12 @@ how each kind of SMTP failure is classified."""
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP as SmtpServer
 from redis.asyncio import Redis
 
 from libs.common.config import LiveConfig
@@ -32,9 +27,18 @@ from services.outbound.senders.base import (
 from services.outbound.senders.email import SmtpEmail
 from services.outbound.sends import SendRecords
 from tests.support.harness import Isolation
+from tests.support.mail import Mailbox, smtp_server
 
 FROM = "Acme Support <support@acme.example>"
 CUSTOMER = "ana@example.org"
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[tuple[Mailbox, int]]:
+    async with smtp_server() as server:
+        yield server
+
+
 CONFIG = """
 queues: {desk: {}}
 rules: []
@@ -43,39 +47,6 @@ templates:
     email:
       en: "Hello {{ name }},\\nyour reference is {{ reference }}; we will reply {{ promise }}."
 """
-
-
-class Mailbox:
-    """An SMTP handler that keeps what it accepts, answers as scripted, or stalls in DATA."""
-
-    def __init__(self) -> None:
-        self.received: list[EmailMessage] = []
-        self.answer = "250 Message accepted"
-        self.stall = False
-        self.release = asyncio.Event()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.stall:
-            await self.release.wait()
-        if self.answer.startswith("250"):
-            parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            assert isinstance(parsed, EmailMessage)
-            self.received.append(parsed)
-        return self.answer
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SmtpServer(mailbox, hostname="mx.test"), "127.0.0.1", 0
-    )
-    port = server.sockets[0].getsockname()[1]
-    yield mailbox, port
-    mailbox.release.set()
-    server.close()
-    await server.wait_closed()
 
 
 def sender(port: int, timeout: float = 10.0) -> SmtpEmail:

@@ -158,9 +158,11 @@ def command(**fields: Any) -> OutboundCommand:
 
 def test_policy_refuses_loops_and_public_social_auto_replies() -> None:
     settings = config().outbound
-    assert refusal(command(), settings) is None
-    assert refusal(command(params={"automated": "auto-reply"}), settings) is not None
-    assert refusal(command(channel="social"), settings) is not None
-    assert refusal(command(channel="social", kind="agent_reply"), settings) is None
+    mention, dm = "x:1900000000000000001", "x-dm:1001:2002"
+    assert refusal(command(), settings, "sms:+14155550123") is None
+    assert refusal(command(params={"automated": "auto-reply"}), settings, "email:x") is not None
+    assert refusal(command(channel="social"), settings, mention) is not None
+    assert refusal(command(channel="social"), settings, dm) is None  # private: not public
+    assert refusal(command(channel="social", kind="agent_reply"), settings, mention) is None
     enabled = config(outbound={"social_auto_reply": True}).outbound
-    assert refusal(command(channel="social"), enabled) is None
+    assert refusal(command(channel="social"), enabled, mention) is None
