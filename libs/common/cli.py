@@ -12,11 +12,17 @@ from pathlib import Path
 
 from libs.common.config import ConfigError, load_config
 from libs.common.devstack import SERVICES
+from libs.common.openapi import DEFAULT_DIRECTORY
 
 TOOLS = {
     "replay": "services.router.replay",
     "classify-eval": "services.router.classify_eval",
+    "token": "services.hub.auth",
+    "simulate": "libs.common.simulate.command",
 }
+RUNNABLE = (*SERVICES, "hub")
+"""Services ``switchboard run`` starts: the dev stack's, and the hub (which needs
+AGENT_TOKEN_KEY, so the stack starts it with a dev key of its own)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run one service in the foreground")
-    run.add_argument("service", choices=SERVICES)
+    run.add_argument("service", choices=RUNNABLE)
 
     dev = commands.add_parser("dev", help="run everything on an embedded broker and Redis")
     dev.add_argument("--config", type=Path, default=Path("config/store.yaml"))
@@ -38,9 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     # Tools with their own argument parsers: everything after the name is theirs.
     commands.add_parser("replay", help="compare routing of past traffic under a new config")
     commands.add_parser("classify-eval", help="measure issue-type classification")
+    commands.add_parser("token", help="mint an agent token for the hub (AGENT_TOKEN_KEY)")
+    commands.add_parser("simulate", help="the dev system with simulated customers and agents")
 
     schema = commands.add_parser("schema", help="print the JSON Schema of every event type")
     schema.add_argument("--out", type=Path, help="write one file per event type here")
+
+    openapi = commands.add_parser("openapi", help="write the OpenAPI document of each service")
+    openapi.add_argument("--out", type=Path, default=DEFAULT_DIRECTORY)
 
     arguments = sys.argv[1:] if argv is None else argv
     if arguments and arguments[0] in TOOLS:
@@ -61,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.file)
     if args.command == "schema":
         return _schema(args.out)
+    if args.command == "openapi":
+        from libs.common.openapi import write_all
+
+        for path in write_all(args.out):
+            print(path)
+        return 0
     return 2
 
 

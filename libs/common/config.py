@@ -110,6 +110,9 @@ class ClockPolicy(_Model):
     within: Duration
     business_hours: bool = True
     warn_before: list[WarningPoint] = []
+    update_customer: list[WarningPoint] = []
+    """Points (like ``warn_before``) at which the customer gets a ``status-update`` message
+    unless an agent answered since the clock started or the previous point; resolution only."""
 
     @field_validator("within")
     @classmethod
@@ -205,6 +208,28 @@ class OutboundSettings(_Model):
     """Automatic public replies to social mentions; off: only agents answer in public."""
 
 
+class SurveySettings(_Model):
+    """CSAT surveys: sent ``after`` a resolution on ``channels``; a 1-5 reply (or a click on an
+    email's link) within ``answer_window`` of the survey is recorded as the answer."""
+
+    after: Duration = timedelta(hours=1)
+    channels: list[Channel] = ["sms", "chat", "email"]
+    answer_window: Duration = Field(default=timedelta(days=3), le=timedelta(days=7))
+    """At most 7 days: ingest remembers an answer's id that long, so a second reply within the
+    window is recognised as a repeat."""
+
+    @field_validator("after", "answer_window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+
+STATUS_UPDATE_TEMPLATE = "status-update"
+SURVEY_TEMPLATE = "survey"
+
+
 class WebhookConfig(_Model):
     """An integration's subscription: chosen event types POSTed to ``url``, signed with the
     secret in the environment variable ``secret_env`` (never in the YAML)."""
@@ -247,6 +272,7 @@ class Config(_Model):
     classifier: ClassifierSettings = ClassifierSettings()
     outbound: OutboundSettings = OutboundSettings()
     webhooks: list[WebhookConfig] = []
+    surveys: SurveySettings | None = None
 
     def policy_calendar(self, policy: str, queue: str) -> str | None:
         """The calendar an SLA policy counts business hours in: its own, else the queue's."""
@@ -378,6 +404,7 @@ def cross_check(config: Config, base_dir: Path) -> list[tuple[Path_, str]]:
             found.append(
                 (("sla_policies", name, "calendar"), f"no calendar named {policy.calendar!r}")
             )
+    found.extend(_follow_up_problems(config))
     for name, issue_type in config.issue_types.items():
         if issue_type.examples_file and not (base_dir / issue_type.examples_file).is_file():
             found.append(
@@ -403,6 +430,51 @@ def cross_check(config: Config, base_dir: Path) -> list[tuple[Path_, str]]:
             if event_type_named(event) is None:
                 found.append((("webhooks", index, "events", position), f"no event {event!r}"))
     return found
+
+
+def _follow_up_problems(config: Config) -> list[tuple[Path_, str]]:
+    """Status updates only on resolution clocks, and the templates the follow-ups need for
+    every channel they can go out on."""
+    found: list[tuple[Path_, str]] = []
+    updating: set[str] = set()
+    for name, policy in config.sla_policies.items():
+        for metric in ("first_response", "next_response", "resolution"):
+            clock: ClockPolicy | None = getattr(policy, metric)
+            if clock is None or not clock.update_customer:
+                continue
+            if metric != "resolution":
+                found.append(
+                    (
+                        ("sla_policies", name, metric, "update_customer"),
+                        "status updates run on the resolution clock only",
+                    )
+                )
+            else:
+                updating.add(name)
+    channels: set[Channel] = set()
+    for rule in config.rules:
+        if rule.then.sla_policy in updating:
+            channels.update(rule.when.channel or CHANNELS)
+    if not config.outbound.social_auto_reply:
+        channels.discard("social")  # outbound never sends automatic public replies then
+    if updating:
+        at: Path_ = ("sla_policies", min(updating), "resolution", "update_customer")
+        found.extend(_template_problems(config, STATUS_UPDATE_TEMPLATE, channels, at))
+    if config.surveys is not None:
+        wanted = set(config.surveys.channels)
+        found.extend(_template_problems(config, SURVEY_TEMPLATE, wanted, ("surveys", "channels")))
+    return found
+
+
+def _template_problems(
+    config: Config, name: str, channels: set[Channel], at: Path_
+) -> list[tuple[Path_, str]]:
+    have = config.templates.get(name, {})
+    return [
+        (at, f"no template {name!r} for channel {channel!r}")
+        for channel in sorted(channels)
+        if channel not in have
+    ]
 
 
 def _calendar_problems(name: str, calendar: CalendarConfig) -> list[tuple[Path_, str]]:

@@ -68,17 +68,34 @@ def compute_deadline(
     )
     if not explained:  # the router only promises the time; the SLA service keeps the why
         return Deadline(start, due, clock.within, business, (), "")
-    explanation = explain(clock.within - used, start, due, calendar if business else None)
-    if used:
-        explanation = f"{_span(used)} of {_span(clock.within)} already used; {explanation}"
     return Deadline(
         start=start,
         due=due,
         window=clock.within,
         business_hours=business,
         warnings=tuple((index, at) for at, index in warnings),
-        explanation=explanation,
+        explanation=explain_window(clock.within, used, start, due, calendar if business else None),
     )
+
+
+def explain_window(
+    within: timedelta,
+    used: timedelta,
+    start: datetime,
+    due: datetime,
+    calendar: BusinessCalendar | None,
+) -> str:
+    """The explanation of a window of which ``used`` was spent before ``start``; a pure
+    function of its inputs, so whoever stores a deadline can rebuild it instead of keeping it."""
+    explanation = explain(within - used, start, due, calendar)
+    if used:
+        explanation = f"{_span(used)} of {_span(within)} already used; {explanation}"
+    return explanation
+
+
+def explain_paused(within: timedelta, used: timedelta) -> str:
+    """Why a paused clock has no running deadline."""
+    return f"paused with {_span(used)} of {_span(within)} used"
 
 
 def explain(

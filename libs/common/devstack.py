@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
+from redis.exceptions import BusyLoadingError
 
 from libs.common.topics import PARTITIONS, Topics
 
@@ -161,8 +162,16 @@ class RedisServer:
         )
         await wait_for_port(self.port, self.process, START_TIMEOUT)
         client = Redis.from_url(self.url)
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
         try:
-            await client.ping()
+            while True:
+                try:
+                    await client.ping()
+                    return
+                except BusyLoadingError:  # a restart replays the append-only file first
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
         finally:
             await client.aclose()
 

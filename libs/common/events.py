@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -53,6 +53,19 @@ class CustomerIdentity(msgspec.Struct, frozen=True, kw_only=True):
     social_id: str | None = None
 
 
+def reply_address(channel: Channel, customer: CustomerIdentity, thread_key: str) -> str | None:
+    """Where an answer to a customer goes on their own channel (None: nowhere known)."""
+    match channel:
+        case "sms":
+            return customer.phone
+        case "email":
+            return customer.email
+        case "social":
+            return customer.social_id
+        case "chat":
+            return thread_key
+
+
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
     content_type: str
@@ -77,6 +90,21 @@ class MessageReceived(EventData, frozen=True, kw_only=True):
     automated: str | None = None
     received_at: datetime
     raw_ref: str | None = None
+
+
+class SurveyAnswered(EventData, frozen=True, kw_only=True):
+    """A customer's CSAT score (1-5) for a resolved conversation: a bare-number reply to a
+    survey on SMS or chat, or a click on a survey email's link. Its id derives from the survey
+    command, so a repeated answer is the same event."""
+
+    TYPE: ClassVar[str] = "com.switchboard.survey.answered.v1"
+    conversation_id: str
+    channel: Channel
+    score: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    command_id: str
+    """The ``survey`` outbound command answered."""
+    answered_at: datetime
+    thread_key: str
 
 
 # --- router ---------------------------------------------------------------------------------
@@ -112,6 +140,12 @@ class ConversationRouted(EventData, frozen=True, kw_only=True):
     explanation: RoutingExplanation
     customer_id: str | None = None
     incident_id: str | None = None
+    provider_message_id: str | None = None
+    """The message's id at its provider (an email's Message-ID): what a reply refers to."""
+    our_address: str | None = None
+    """Our address the message was sent to (our SMS number, our mailbox): a reply's sender."""
+    automated: str | None = None
+    """The message's ``automated`` marker: automatic follow-ups never answer such a message."""
 
 
 class IncidentDetected(EventData, frozen=True, kw_only=True):
@@ -131,6 +165,8 @@ class IncidentDetected(EventData, frozen=True, kw_only=True):
 # --- outbound -------------------------------------------------------------------------------
 
 CommandKind = Literal["auto_ack", "agent_reply", "status_update", "survey", "after_hours"]
+AUTOMATED_PARAM = "automated"
+"""Command param: the ``automated`` marker of the message answered (outbound refuses it)."""
 
 
 class OutboundCommand(EventData, frozen=True, kw_only=True):
@@ -237,6 +273,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     cls.TYPE: cls
     for cls in (
         MessageReceived,
+        SurveyAnswered,
         ConversationRouted,
         IncidentDetected,
         OutboundCommand,

@@ -20,7 +20,8 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``attempts:{group}:{topic}:{partition}:{offset}`` - any consumer - failed attempts - 1 day
 - ``router:seen:{inbound_event_id}`` - router - ``{conversation_id}|new|old|reopened`` - 7 days
 - ``conv:thread:{thread_key}`` - router - id of the thread's conversation - none
-- ``conv:{conversation_id}`` - router - hash: sequence, queue, status, times - none
+- ``conv:{conversation_id}`` - router - hash: sequence, queue, status, times, ``csat`` (the
+  customer's survey score, 1-5) - none
 - ``conv:seq`` - router - integer, source of reference numbers - none
 - ``customer:id:{kind}:{value}`` - router - customer id owning an email/phone/social id - none
 - ``customer:{id}`` - router - hash: name, tier, identities, first/last seen, merged_into - none
@@ -28,13 +29,53 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``customer:{id}:open`` - router - hash: open conversation id -> ``queue|last contact ms`` - none
 - ``incident:window:{key}`` - router - zset: customer -> last message (ms) - the window
 - ``incident:active:{key}`` - router - id of the open incident of that problem - the cool-down
-- ``sla:due:{partition}`` - sla - zset: timer id -> due time (ms) - none
-- ``sla:claimed:{partition}`` - sla - hash: timer id -> claim time, until published - none
-- ``sla:clock:{conversation_id}:{metric}`` - sla - JSON clock state - 30 days
-- ``sla:open:{queue}`` - sla - set of ``conversation|metric`` of clocks running or paused - none
+- ``sla:due:{partition}`` - sla - zset: ``{conversation}|{metric code}{generation}`` of each
+  running clock -> due time (ms) of its next warning or breach - none
+- ``sla:claimed:{partition}`` - sla - hash: that member -> the due time it was claimed for,
+  until its events are published - none
+- ``sla:clocks:{bucket}`` - sla - hash: ``{conversation}|{metric code}`` -> msgpack array of an
+  open (running or paused) clock; bucket = crc32(conversation) mod 1024 - none
+- ``sla:clock:{conversation_id}:{metric}`` - sla - msgpack array of a met or cancelled clock -
+  30 days
+- ``sla:open`` - sla - hash: queue -> number of open clocks - none
+- ``sla:contact:{conversation_id}`` - sla - hash: channel, recipient, sender, in_reply_to,
+  reference, thread_key, automated, ``agent_reply`` (ms of the latest agent reply); only for
+  conversations that can get status updates or a survey - 30 days after the last change
+- ``survey:pending:{thread_key}`` - outbound (ingest reads) - ``{conversation_id}|{command_id}``
+  of the survey sent on an SMS/chat thread, whose bare 1-5 reply is its answer - the
+  configured ``surveys.answer_window``
 - ``outbound:send:{command_id}`` - outbound - hash: state, provider id, attempts - 7 days
 - ``webhook:done:{delivery_id}`` - outbound - ``1`` once a subscriber answered 2xx (or was
   given up on) for that event - 7 days
+- ``hub:stream:{queue}`` - hub fan-out - stream of agent events of one queue (field ``e``:
+  JSON), capped at about ``HUB_STREAM_MAXLEN`` entries and ``HUB_STREAM_MAX_AGE`` - none
+- ``hub:seen:{event_id}:{queue}`` - hub fan-out - stream entry id the event was appended as (a
+  redelivery appends nothing) - ``HUB_STREAM_MAX_AGE`` + 1 day
+- ``hub:trimmed:{queue}`` - hub fan-out - id of the newest entry trimmed from the queue's
+  stream (a resume id older than it must resync) - none
+- ``hub:open:{queue}`` - hub fan-out - zset: open conversation id -> earliest SLA deadline (ms;
+  2**52 when no clock runs) - none
+- ``hub:conv:{conversation_id}`` - hub fan-out - hash: queue, reference, channel, customer,
+  last text, reply address, ``deadline:{metric}`` (ms) - 30 days after the last change
+- ``hub:action:{action_id}`` - hub - ``pending``/``done`` of an agent action's publish - 30 s /
+  7 days
+- ``hub:waiting:{queue}`` - hub fan-out and assigner - zset: open conversations of the queue
+  neither assigned nor offered -> the same score as ``hub:open`` - none
+- ``hub:agent:{agent}`` - hub assigner - hash: presence ``status``, ``reason``, ``queues``
+  (space-separated), ``cap:{channel}``, ``alive_until`` (ms; refreshed while a socket is open),
+  ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer) -
+  7 days after the latest presence
+- ``hub:agents:{queue}`` - hub assigner - set of agents online or away in the queue - none
+- ``hub:assigned:{agent}`` - hub assigner - hash: conversation id -> ``{channel}|{offer id}``
+  (offered) or ``{channel}|`` (assigned); what counts against the agent's capacity - none
+- ``hub:offer:{offer_id}`` - hub assigner - hash: conversation, agent, queue, channel, expires
+  (ms), state (offered, accepted, declined, expired, withdrawn), seq (order made) - 1 day
+- ``hub:offers:{queue}`` - hub assigner - zset: outstanding offer id -> expiry (ms) - none
+- ``hub:rr`` - hub assigner - integer, orders offers for round robin - none
+- ``hub:declined:{conversation_id}`` - hub assigner - set of agents who declined or let an
+  offer of the conversation expire (not offered it again meanwhile) - 10 offer timeouts
+- ``hub:notify:{agent}`` - hub assigner publishes, every hub replica pattern-subscribes -
+  pub/sub channel (not a key): the agent's offers or presence changed
 """
 
 from __future__ import annotations
@@ -42,6 +83,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DAY = 86_400
+
+
+def _glob_escaped(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +122,7 @@ class Keys:
 
     def chat_notify_pattern(self) -> str:
         """The glob matching every visitor's channel (the prefix's glob characters escaped)."""
-        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
-        return f"{escaped}chat:notify:*"
+        return f"{_glob_escaped(self.prefix)}chat:notify:*"
 
     def attempts(self, group: str, topic: str, partition: int, offset: int) -> str:
         return f"{self.prefix}attempts:{group}:{topic}:{partition}:{offset}"
@@ -113,14 +157,72 @@ class Keys:
     def sla_claimed(self, partition: int) -> str:
         return f"{self.prefix}sla:claimed:{partition}"
 
+    def sla_clocks(self, bucket: int) -> str:
+        return f"{self.prefix}sla:clocks:{bucket}"
+
     def sla_clock(self, conversation_id: str, metric: str) -> str:
         return f"{self.prefix}sla:clock:{conversation_id}:{metric}"
 
-    def sla_open(self, queue: str) -> str:
-        return f"{self.prefix}sla:open:{queue}"
+    def sla_open_counts(self) -> str:
+        return f"{self.prefix}sla:open"
+
+    def sla_contact(self, conversation_id: str) -> str:
+        return f"{self.prefix}sla:contact:{conversation_id}"
+
+    def survey_pending(self, thread_key: str) -> str:
+        return f"{self.prefix}survey:pending:{thread_key}"
 
     def outbound_send(self, command_id: str) -> str:
         return f"{self.prefix}outbound:send:{command_id}"
 
     def webhook_done(self, delivery_id: str) -> str:
         return f"{self.prefix}webhook:done:{delivery_id}"
+
+    def hub_stream(self, queue: str) -> str:
+        return f"{self.prefix}hub:stream:{queue}"
+
+    def hub_seen(self, event_id: str, queue: str) -> str:
+        return f"{self.prefix}hub:seen:{event_id}:{queue}"
+
+    def hub_trimmed(self, queue: str) -> str:
+        return f"{self.prefix}hub:trimmed:{queue}"
+
+    def hub_open(self, queue: str) -> str:
+        return f"{self.prefix}hub:open:{queue}"
+
+    def hub_conversation(self, conversation_id: str) -> str:
+        return f"{self.prefix}hub:conv:{conversation_id}"
+
+    def hub_action(self, action_id: str) -> str:
+        return f"{self.prefix}hub:action:{action_id}"
+
+    def hub_waiting(self, queue: str) -> str:
+        return f"{self.prefix}hub:waiting:{queue}"
+
+    def hub_agent(self, agent: str) -> str:
+        return f"{self.prefix}hub:agent:{agent}"
+
+    def hub_agents(self, queue: str) -> str:
+        return f"{self.prefix}hub:agents:{queue}"
+
+    def hub_assigned(self, agent: str) -> str:
+        return f"{self.prefix}hub:assigned:{agent}"
+
+    def hub_offer(self, offer_id: str) -> str:
+        return f"{self.prefix}hub:offer:{offer_id}"
+
+    def hub_offers(self, queue: str) -> str:
+        return f"{self.prefix}hub:offers:{queue}"
+
+    def hub_offer_sequence(self) -> str:
+        return f"{self.prefix}hub:rr"
+
+    def hub_declined(self, conversation_id: str) -> str:
+        return f"{self.prefix}hub:declined:{conversation_id}"
+
+    def hub_notify(self, agent: str) -> str:
+        return f"{self.prefix}hub:notify:{agent}"
+
+    def hub_notify_pattern(self) -> str:
+        """The glob matching every agent's channel (the prefix's glob characters escaped)."""
+        return f"{_glob_escaped(self.prefix)}hub:notify:*"

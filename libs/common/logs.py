@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from libs.common.tracing import current_trace_id
 
@@ -50,7 +51,19 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     # its headers (credentials must never reach the logs).
     for noisy in ("aiokafka", "twilio.http_client", "tweepy"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiohttp.server").addFilter(quiet_malformed_requests)
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def quiet_malformed_requests(record: logging.LogRecord) -> bool:
+    """aiohttp logs every request it cannot parse (answered 400) at ERROR with a traceback and
+    the start of the offending line, so anyone could flood the logs; one line, no payload."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "malformed HTTP request refused (%s)", (type(exc).__name__,)
+        record.exc_info = record.exc_text = None
+    return True
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

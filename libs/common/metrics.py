@@ -117,6 +117,16 @@ sla_timer_lag_seconds = Histogram(
     "Delay from a timer's due time to its event being acknowledged by Kafka.",
     buckets=LATENCY_BUCKETS,
 )
+outbound_followups = Counter(
+    "switchboard_outbound_followups_total",
+    "Status updates and CSAT surveys the SLA service asked outbound to send, by kind.",
+    ["kind"],
+)
+survey_answers = Counter(
+    "switchboard_survey_answers_total",
+    "CSAT survey answers ingest recorded (repeats not counted), by channel and score.",
+    ["channel", "score"],
+)
 outbound_sends = Counter(
     "switchboard_outbound_sends_total",
     "Outbound commands finished, by channel and final status.",
@@ -127,4 +137,41 @@ outbound_provider_seconds = Histogram(
     "Duration of one provider call (SMTP, Twilio, X).",
     ["channel"],
     buckets=LATENCY_BUCKETS,
+)
+hub_connections = Gauge(
+    "switchboard_hub_connections",
+    "Agent websockets open on this hub process.",
+)
+hub_events_fanned_out = Counter(
+    "switchboard_hub_events_fanned_out_total",
+    "Events appended to a queue stream by the hub fan-out, by kind.",
+    ["kind"],
+)
+hub_events_sent = Counter(
+    "switchboard_hub_events_sent_total",
+    "Queue events queued for an agent websocket (replayed or live).",
+)
+hub_slow_consumer_disconnects = Counter(
+    "switchboard_hub_slow_consumer_disconnects_total",
+    "Agent websockets closed because their outgoing buffer was full.",
+)
+hub_closes = Counter(
+    "switchboard_hub_closes_total",
+    "Agent websockets closed by the hub, by reason.",
+    ["reason"],
+)
+hub_actions = Counter(
+    "switchboard_hub_actions_total",
+    "Agent actions, by kind and outcome (published, duplicate, rejected, retry).",
+    ["kind", "outcome"],
+)
+hub_offers = Counter(
+    "switchboard_hub_offers_total",
+    "Conversations offered to agents, by outcome (made, accepted, declined, expired, withdrawn).",
+    ["outcome"],
+)
+hub_agents_online = Gauge(
+    "switchboard_hub_agents_online",
+    "Agents online in a queue, as the latest assignment pass of this process saw them.",
+    ["queue"],
 )

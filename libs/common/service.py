@@ -150,9 +150,26 @@ def add_consumer(
     return key
 
 
+def app_runner(app: web.Application) -> web.AppRunner:
+    """The runner of a service app, with the request-line and header limits of its settings.
+
+    A request line or header over the limit is answered 400 by aiohttp's parser before any
+    handler runs; the number of headers stays at aiohttp's default (128).
+    """
+    settings = app[SETTINGS]
+    return web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+        access_log=None,
+        max_line_size=settings.switchboard_http_max_line_size,
+        max_field_size=settings.switchboard_http_max_field_size,
+    )
+
+
 async def serve(app: web.Application, host: str, port: int) -> int:
     """Serve until SIGTERM/SIGINT or until a background task ends; the exit code says which."""
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
+    runner = app_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

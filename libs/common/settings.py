@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     switchboard_key_prefix: str = Field(default="sb:", description="Prefix of every Redis key.")
     switchboard_http_host: str = Field(default="0.0.0.0", description="HTTP bind address.")
     switchboard_http_port: int = Field(default=8080, ge=0, le=65535, description="HTTP port.")
+    switchboard_http_max_line_size: int = Field(
+        default=8190, ge=1024, description="Longest HTTP request line or header line (else 400)."
+    )
+    switchboard_http_max_field_size: int = Field(
+        default=8190, ge=1024, description="Longest HTTP header value (else 400)."
+    )
     switchboard_smtp_port: int = Field(default=2525, ge=0, le=65535, description="SMTP port.")
     switchboard_smtp_recipients: str = Field(
         default="",
@@ -106,6 +112,42 @@ class Settings(BaseSettings):
     chat_session_ttl: float = Field(
         default=7 * 86_400.0, gt=0, description="Lifetime of a chat session token, in seconds."
     )
+    chat_max_sockets_per_ip: int = Field(
+        default=0,
+        ge=0,
+        description="Open chat websockets per peer address (else closed 4429); 0: no cap. "
+        "Behind an ingress the peer is the ingress: cap per client IP there.",
+    )
+    survey_link_key: str = Field(
+        default="",
+        repr=False,
+        description="Key that signs the answer links of email CSAT surveys (HS256, 32+ bytes); "
+        "unset: surveys by email are off.",
+    )
+    agent_token_key: str = Field(
+        default="",
+        repr=False,
+        description="Key that signs agent tokens of the hub (HS256, 32+ bytes); the hub needs it.",
+    )
+    hub_stream_maxlen: int = Field(
+        default=10_000, ge=10, description="Events kept per queue for resuming agents (about)."
+    )
+    hub_stream_max_age: float = Field(
+        default=86_400.0, gt=0, description="Seconds an event stays resumable in a queue stream."
+    )
+    hub_offer_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds an agent has to accept an offered conversation."
+    )
+    hub_offer_misses: int = Field(
+        default=2,
+        ge=1,
+        description="Offers an agent lets expire in a row before counting as offline.",
+    )
+    hub_presence_grace: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an agent stays present after its last socket closed (to reconnect).",
+    )
     smtp_host: str = Field(default="", description="SMTP relay for outbound email; unset: off.")
     smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP relay port.")
     smtp_user: str = Field(default="", description="SMTP login; unset: no AUTH.")
@@ -139,7 +181,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
         return value
 
-    @field_validator("chat_session_key")
+    @field_validator("chat_session_key", "agent_token_key", "survey_link_key")
     @classmethod
     def _chat_key_long_enough(cls, value: str) -> str:
         # HMAC-SHA256 keys shorter than the hash are guessable; PyJWT warns about them too.

@@ -6,6 +6,10 @@ the event lets later redeliveries be answered at once without publishing again. 
 says ``pending`` means another delivery of the same message is being published right now:
 this one waits (up to the publish timeout) for that outcome, so a provider's retry racing its
 original delivery is answered with the same success, not with an error it would act on.
+
+A reply on an SMS or chat thread with a pending CSAT survey whose whole text is a score 1-5
+(:mod:`libs.common.surveys`) is published as ``survey.answered`` instead of a message, under the
+id of the survey's answer: the first answer counts and a repeat is a duplicate.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.events import Event, MessageReceived, utc_now
+from libs.common.events import Channel, Event, MessageReceived, SurveyAnswered, utc_now
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
+from libs.common.surveys import PendingSurveys, answer_id, parse_score
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.ingest")
@@ -42,13 +47,21 @@ class Unavailable(Exception):
 
 class Acceptor:
     def __init__(
-        self, *, producer: EventProducer, redis: Redis, keys: Keys, topic: str, timeout: float
+        self,
+        *,
+        producer: EventProducer,
+        redis: Redis,
+        keys: Keys,
+        topic: str,
+        timeout: float,
+        surveys: PendingSurveys | None = None,
     ) -> None:
         self._producer = producer
         self._redis = redis
         self._keys = keys
         self._topic = topic
         self._timeout = timeout
+        self._surveys = surveys
 
     async def accept(self, message: MessageReceived, *, event_id: str, source: str) -> Acceptance:
         """Publish a ``message.received`` event unless this provider message was published."""
@@ -62,13 +75,52 @@ class Acceptor:
                 "messaging.message.id": event_id,
             },
         ):
-            return await self._accept(message, event_id=event_id, source=source)
+            event = Event(
+                id=event_id, source=source, subject=message.thread_key, time=utc_now(), data=message
+            )
+            answer = await self._survey_answer(message, event)
+            outcome = await self.publish_once(answer or event, message.channel)
+            if outcome is Acceptance.ACCEPTED and answer is None:
+                metrics.messages_ingested.labels(message.channel).inc()
+            return outcome
 
-    async def _accept(self, message: MessageReceived, *, event_id: str, source: str) -> Acceptance:
-        event = Event(
-            id=event_id, source=source, subject=message.thread_key, time=utc_now(), data=message
+    async def _survey_answer(self, message: MessageReceived, received: Event) -> Event | None:
+        """The survey answer this message is, if it is one (see the module's docstring)."""
+        if (
+            self._surveys is None
+            or message.channel not in ("sms", "chat")
+            or message.automated is not None
+            or message.attachments
+        ):
+            return None
+        score = parse_score(message.text)
+        if score is None:
+            return None
+        try:
+            pending = await self._surveys.get(message.thread_key)
+        except RedisError as exc:
+            raise Unavailable(f"redis: {exc}") from exc
+        if pending is None:
+            return None
+        answer = SurveyAnswered(
+            conversation_id=pending.conversation_id,
+            channel=message.channel,
+            score=score,
+            command_id=pending.command_id,
+            answered_at=message.received_at,
+            thread_key=message.thread_key,
         )
-        channel = message.channel
+        return Event(
+            id=answer_id(pending.command_id),
+            source=received.source,
+            subject=message.thread_key,
+            time=received.time,
+            data=answer,
+        )
+
+    async def publish_once(self, event: Event, channel: Channel) -> Acceptance:
+        """Publish ``event`` (keyed by its subject, the thread key) unless an event with its id
+        was published already; :class:`Unavailable` when Kafka or Redis is not there."""
         marker = self._keys.ingest_accepted(event.id)
         claim = await self._claim(marker)
         if claim is not Acceptance.ACCEPTED:
@@ -77,7 +129,7 @@ class Acceptor:
             return claim
         try:
             await asyncio.wait_for(
-                self._producer.publish([Outgoing(self._topic, message.thread_key, event)]),
+                self._producer.publish([Outgoing(self._topic, event.subject, event)]),
                 self._timeout,
             )
         except (KafkaError, TimeoutError) as exc:
@@ -93,7 +145,8 @@ class Acceptor:
             # On Kafka, but unmarked: the provider's retry publishes the same id again, which
             # consumers drop. Better than an error the provider cannot tell from a loss.
             raise Unavailable(f"redis: {exc}") from exc
-        metrics.messages_ingested.labels(channel).inc()
+        if isinstance(event.data, SurveyAnswered):
+            metrics.survey_answers.labels(channel, str(event.data.score)).inc()
         return Acceptance.ACCEPTED
 
     async def _claim(self, marker: str) -> Acceptance:

@@ -9,13 +9,15 @@ from aiohttp import web
 from libs.common.keys import Keys
 from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, create_app
 from libs.common.settings import Settings
-from services.ingest import inbox, sms, x
+from libs.common.surveys import PendingSurveys, SurveyLinks
+from services.ingest import inbox, sms, surveys, x
 from services.ingest.accept import Acceptor
 from services.ingest.chat import add_chat
 
 SMS_WEBHOOK = web.AppKey("sms_webhook", sms.TwilioWebhook)
 SMS_STATUS = web.AppKey("sms_status", sms.TwilioStatusCallback)
 ACCEPTOR = web.AppKey("acceptor", Acceptor)
+SURVEY_LINKS = web.AppKey("survey_links", surveys.SurveyLinkEndpoint)
 
 
 async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -26,8 +28,13 @@ async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
         keys=Keys(settings.switchboard_key_prefix),
         topic=app[TOPICS].inbound,
         timeout=settings.switchboard_publish_timeout,
+        surveys=PendingSurveys(app[REDIS], Keys(settings.switchboard_key_prefix)),
     )
     app[ACCEPTOR] = acceptor
+    app[SURVEY_LINKS] = surveys.SurveyLinkEndpoint(
+        links=SurveyLinks(settings.survey_link_key) if settings.survey_link_key else None,
+        acceptor=acceptor,
+    )
     app[SMS_WEBHOOK] = sms.TwilioWebhook(
         acceptor=acceptor,
         auth_token=settings.twilio_auth_token,
@@ -55,11 +62,16 @@ async def _sms_status(request: web.Request) -> web.Response:
     return await request.app[SMS_STATUS](request)
 
 
+async def _survey_link(request: web.Request) -> web.Response:
+    return await request.app[SURVEY_LINKS](request)
+
+
 def build(settings: Settings) -> web.Application:
     app = create_app(settings, "ingest")
     app.cleanup_ctx.append(_connectors_ctx)
     app.router.add_post(sms.PATH, _sms_webhook)
     app.router.add_post(sms.STATUS_PATH, _sms_status)
+    app.router.add_get(surveys.PATH, _survey_link)
     x.install(app, ACCEPTOR)  # after _connectors_ctx, which sets ACCEPTOR
     inbox.install(app, ACCEPTOR)  # SMTP, and IMAP polling when IMAP_HOST is set
     add_chat(app)

@@ -21,6 +21,7 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
+from libs.common.surveys import PendingSurveys, SurveyLinks
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import Sender
@@ -29,6 +30,7 @@ from services.outbound.senders.email import SmtpEmail
 from services.outbound.senders.sms import TwilioSms
 from services.outbound.senders.x import XReplies
 from services.outbound.sends import SendRecords
+from services.outbound.surveys import SurveyPreparer
 from services.outbound.webhooks import WebhookDispatcher, webhook_topics
 
 LIVE_CONFIG = web.AppKey("live_config", LiveConfig[OutboundRuntime])
@@ -77,6 +79,11 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         sends=SendRecords(app[REDIS], Keys(settings.switchboard_key_prefix)),
         topics=app[TOPICS],
         sms_opted_out=sms_opted_out,
+        surveys=SurveyPreparer(
+            pending=PendingSurveys(redis, keys),
+            links=SurveyLinks(settings.survey_link_key) if settings.survey_link_key else None,
+            public_url=settings.switchboard_public_url,
+        ),
     )
     webhook_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT))
     app[WEBHOOKS] = WebhookDispatcher(

@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from libs.common import metrics
 from libs.common.config import LiveConfig
@@ -35,6 +36,7 @@ from services.outbound.senders.base import (
     TemporaryFailure,
 )
 from services.outbound.sends import SendRecords
+from services.outbound.surveys import SurveyPreparer
 from services.outbound.templates import TemplateMissing, text_to_html
 
 log = get_logger(__name__)
@@ -70,6 +72,7 @@ class Deliverer:
         sends: SendRecords,
         topics: Topics,
         sms_opted_out: OptOutCheck | None = None,
+        surveys: SurveyPreparer | None = None,
         max_attempts: int = MAX_SEND_ATTEMPTS,
         sleep: SleepFn = asyncio.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
@@ -79,6 +82,7 @@ class Deliverer:
         self._sends = sends
         self._topics = topics
         self._sms_opted_out = sms_opted_out
+        self._surveys = surveys
         self._max_attempts = max_attempts
         self._sleep = sleep
         self._jitter = jitter
@@ -92,7 +96,7 @@ class Deliverer:
             channel=command.channel,
             command_kind=command.kind,
         )
-        outcome = await self._deliver(command, consumed.key)
+        outcome = await self._deliver(command, consumed.key, consumed.event.time)
         metrics.outbound_sends.labels(command.channel, outcome.status).inc()
         receipt = OutboundReceipt(
             command_id=command.command_id,
@@ -116,7 +120,9 @@ class Deliverer:
             outputs.insert(0, Outgoing(self._topics.deadletter, consumed.key, consumed.event))
         return outputs
 
-    async def _deliver(self, command: OutboundCommand, thread_key: str) -> Outcome:
+    async def _deliver(
+        self, command: OutboundCommand, thread_key: str, commanded_at: datetime
+    ) -> Outcome:
         record = await self._sends.get(command.command_id)
         if record is not None:
             if record.state == "sent":
@@ -140,6 +146,17 @@ class Deliverer:
         opt_out = self._sms_opted_out if command.channel == "sms" else None
         if reason is None and opt_out is not None and await opt_out(command):
             reason = "the customer opted out of SMS (STOP)"
+        if reason is None and command.kind == "survey" and self._surveys is not None:
+            prepared = await self._surveys.prepare(
+                command,
+                thread_key,
+                settings=self._live.current.config.surveys,
+                sent_at=commanded_at,
+            )
+            if isinstance(prepared, str):
+                reason = prepared
+            else:
+                command = prepared
         if reason is not None:
             log.info("outbound command suppressed", command_id=command.command_id, reason=reason)
             await self._sends.finish(command.command_id, "suppressed", error=reason)

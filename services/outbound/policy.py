@@ -16,13 +16,12 @@ from __future__ import annotations
 from typing import Final
 
 from libs.common.config import OutboundSettings
-from libs.common.events import CommandKind, OutboundCommand
+from libs.common.events import AUTOMATED_PARAM, CommandKind, OutboundCommand
 from libs.common.xclient import is_direct_message_thread
 
 AUTOMATIC_KINDS: Final[frozenset[CommandKind]] = frozenset(
     {"auto_ack", "after_hours", "status_update", "survey"}
 )
-AUTOMATED_PARAM: Final = "automated"
 
 
 def refusal(command: OutboundCommand, settings: OutboundSettings, thread_key: str) -> str | None:

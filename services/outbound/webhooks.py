@@ -185,6 +185,7 @@ def webhook_topics(config: Config, topics: Topics) -> list[str]:
     """The topics carrying the event types the webhooks at start-up subscribe to."""
     where = {
         "com.switchboard.message.received.v1": topics.inbound,
+        "com.switchboard.survey.answered.v1": topics.inbound,
         "com.switchboard.conversation.routed.v1": topics.routed,
         "com.switchboard.incident.detected.v1": topics.routed,
         "com.switchboard.agent.action.v1": topics.agent_actions,

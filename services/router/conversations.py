@@ -134,6 +134,14 @@ class ConversationStore:
         )
 
 
+# KEYS: conversation hash; ARGV: score. Only an existing conversation gets one.
+_RECORD_CSAT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'csat', ARGV[1])
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     conversation_id: str
@@ -151,6 +159,7 @@ class ConversationRecords:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._record_csat = redis.register_script(_RECORD_CSAT)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         raw = await self._redis.hgetall(self._keys.conversation(conversation_id))
@@ -172,6 +181,14 @@ class ConversationRecords:
             self._keys.conversation(conversation_id),
             mapping={"status": "resolved", "resolved_at": int(at.timestamp() * 1000)},
         )
+
+    async def record_csat(self, conversation_id: str, score: int) -> bool:
+        """Store the customer's CSAT score (field ``csat``); False when there is no such
+        conversation (nothing is written then)."""
+        written = await self._record_csat(
+            keys=[self._keys.conversation(conversation_id)], args=[score]
+        )
+        return bool(written)
 
     async def transfer(self, conversation_id: str, queue: str) -> None:
         await self._redis.hset(self._keys.conversation(conversation_id), "queue", queue)

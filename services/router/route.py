@@ -23,7 +23,9 @@ from libs.common.events import (
     MessageReceived,
     OutboundCommand,
     RoutingExplanation,
+    SurveyAnswered,
     event_id,
+    reply_address,
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
@@ -88,6 +90,8 @@ class Router:
             return await self._route(consumed, data)
         if isinstance(data, AgentAction):
             return await self._apply(consumed, data)
+        if isinstance(data, SurveyAnswered):
+            return await self._record_answer(data)
         raise InvalidEvent(f"router does not handle {consumed.event.type}")
 
     # --- inbound messages -------------------------------------------------------------------
@@ -153,6 +157,9 @@ class Router:
             ),
             customer_id=profile.customer_id if profile else None,
             incident_id=incident.incident_id if incident else None,
+            provider_message_id=message.provider_message_id,
+            our_address=message.recipient,
+            automated=message.automated,
         )
         metrics.conversations_routed.labels(placement.queue, message.channel).inc()
         annotate(
@@ -224,7 +231,7 @@ class Router:
                 deadline = compute_deadline(clock, message.received_at, calendar, explained=False)
                 params["deadline"] = deadline.due.isoformat()
                 params["promise"] = describe_promise(deadline, message.received_at, calendar)
-        recipient = _reply_address(message)
+        recipient = reply_address(message.channel, message.customer, message.thread_key)
         wanted: tuple[tuple[CommandKind, str | None], ...] = (
             ("auto_ack", decision.auto_reply),
             ("after_hours", decision.after_hours_notify),
@@ -247,6 +254,13 @@ class Router:
             )
             commands.append(self._out(self._topics.outbound_commands, consumed, kind, command))
         return commands
+
+    async def _record_answer(self, answer: SurveyAnswered) -> list[Outgoing]:
+        """A CSAT score is conversation state, not a message: recorded, never routed."""
+        annotate(conversation_id=answer.conversation_id, channel=answer.channel)
+        if not await self._records.record_csat(answer.conversation_id, answer.score):
+            raise InvalidEvent(f"no conversation {answer.conversation_id}")
+        return []
 
     # --- agent actions ----------------------------------------------------------------------
 
@@ -285,16 +299,3 @@ class Router:
             data=data,
         )
         return Outgoing(topic, consumed.key or consumed.event.subject, event)
-
-
-def _reply_address(message: MessageReceived) -> str | None:
-    """Where an answer goes on the message's own channel."""
-    match message.channel:
-        case "sms":
-            return message.customer.phone
-        case "email":
-            return message.customer.email
-        case "social":
-            return message.customer.social_id
-        case "chat":
-            return message.thread_key

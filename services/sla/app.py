@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 from aiokafka import TopicPartition
@@ -12,6 +13,7 @@ from libs.common import metrics
 from libs.common.config import LiveConfig
 from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS, Handler, PartitionsCallback
 from libs.common.keys import Keys
+from libs.common.logs import get_logger
 from libs.common.service import (
     BACKGROUND,
     PRODUCER,
@@ -24,6 +26,7 @@ from libs.common.service import (
 )
 from libs.common.settings import Settings
 from services.sla.clocks import ClockStore, ConversationLocks
+from services.sla.contacts import ContactStore
 from services.sla.lifecycle import ClockKeeper
 from services.sla.runtime import SlaRuntime
 from services.sla.scheduler import TimerScheduler
@@ -34,17 +37,21 @@ KEEPER = web.AppKey("clock_keeper", ClockKeeper)
 SCHEDULER = web.AppKey("timer_scheduler", TimerScheduler)
 GROUP_ID = "switchboard-sla"
 OPEN_CLOCKS_INTERVAL = 15.0
+RELOAD_CHECK_INTERVAL = 1.0
+log = get_logger(__name__)
 
 
 async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
     keys = Keys(app[SETTINGS].switchboard_key_prefix)
     clocks = ClockStore(app[REDIS], keys)
     timers = TimerStore(app[REDIS], keys)
+    contacts = ContactStore(app[REDIS], keys)
     locks = ConversationLocks()
     scheduler = TimerScheduler(
         live=app[LIVE_CONFIG],
         timers=timers,
         clocks=clocks,
+        contacts=contacts,
         locks=locks,
         producer=app[PRODUCER],
         topics=app[TOPICS],
@@ -54,6 +61,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         live=app[LIVE_CONFIG],
         clocks=clocks,
         timers=timers,
+        contacts=contacts,
         locks=locks,
         topics=app[TOPICS],
         on_scheduled=scheduler.scheduled,
@@ -61,6 +69,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(scheduler.run(), name="sla timer scheduler"),
         asyncio.create_task(_export_open_clocks(app, clocks), name="open clocks gauge"),
+        asyncio.create_task(_recompute_on_reload(app), name="sla recompute on reload"),
     ]
     app[BACKGROUND].extend(tasks)
     yield
@@ -79,6 +88,30 @@ async def _export_open_clocks(app: web.Application, clocks: ClockStore) -> None:
         for queue, count in counts.items():
             metrics.sla_open_clocks.labels(queue).set(count)
         await asyncio.sleep(OPEN_CLOCKS_INTERVAL)
+
+
+async def _recompute_on_reload(app: web.Application) -> None:
+    """After the configuration watcher swapped in a new configuration, recompute the open
+    clocks of this worker's partitions it changed and publish a ``recomputed`` event for each.
+    A failure leaves the previous configuration as the reference, so the next check tries
+    again (clocks already recomputed come out the same and are skipped)."""
+    live = app[LIVE_CONFIG]
+    reference = live.current
+    while True:
+        await asyncio.sleep(RELOAD_CHECK_INTERVAL)
+        current = live.current
+        if current is reference:
+            continue
+        try:
+            batches = app[KEEPER].reconfigure(
+                reference, app[SCHEDULER].partitions, datetime.now(UTC)
+            )
+            async for batch in batches:
+                await app[PRODUCER].publish(batch)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("recomputing clocks after a reload failed; retrying", error=repr(exc))
+            continue
+        reference = current
 
 
 def _handler(app: web.Application) -> Handler:

@@ -1,30 +1,64 @@
-"""SLA clock state: one record per conversation and metric, in Redis.
+"""SLA clock state in Redis, compact enough for a million open clocks.
 
 A clock counts business (or plain) time in segments: ``used`` is what earlier segments spent
 (before a pause, or before a transfer changed the calendar) and ``segment_start`` is where the
 current one began. ``generation`` grows whenever the deadline is recomputed, so timers of an
 older computation are recognised and dropped.
+
+Stored shape: an open clock (running or paused) is one field of ``sla:clocks:{bucket}``, a hash
+chosen by a hash of the conversation id (so any event of the conversation finds it, and a hash
+holds a bounded share of the clocks); its value is a msgpack array of short fields with instants
+as integer microseconds. The explanation is not stored: it is a pure function of the window, the
+time used, the segment start, the deadline and the calendar, and is rebuilt when an event needs
+it. A closed clock (met or cancelled) moves to its own ``sla:clock:{conversation}:{metric}`` key
+that expires after 30 days, so finished conversations cost nothing after a month. The number of
+open clocks per queue is a counter in ``sla:open`` kept in step by the same Lua call that writes
+the clock, which reads the queue of the clock it replaces (first element of the array). The
+instants of customer status updates (``update_customer``) are one more element at the end,
+present only when the clock has such points, so clocks of other policies pay nothing for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import weakref
+import zlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from libs.common.calendar import BusinessCalendar
+from libs.common.deadlines import explain_paused, explain_window
 from libs.common.events import Channel, SlaMetric
 from libs.common.keys import DAY, Keys
 
 CLOCK_TTL = 30 * DAY
+BUCKETS = 1024
+"""Hashes the open clocks are spread over; fixed, since every replica must find a clock."""
 
 ClockStatus = Literal["running", "paused", "met", "cancelled"]
+OPEN: frozenset[ClockStatus] = frozenset({"running", "paused"})
+METRIC_CODES: dict[SlaMetric, str] = {
+    "first_response": "f",
+    "next_response": "n",
+    "resolution": "r",
+}
+METRICS_BY_CODE: dict[str, SlaMetric] = {code: metric for metric, code in METRIC_CODES.items()}
+_STATUS_CODES: dict[ClockStatus, str] = {
+    "running": "r",
+    "paused": "p",
+    "met": "m",
+    "cancelled": "c",
+}
+_STATUSES: dict[str, ClockStatus] = {code: status for status, code in _STATUS_CODES.items()}
+UPDATE_STEP = "update:"
+"""Prefix of the timer steps that send the customer a status update (not an SLA event)."""
 
 
 class Clock(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,16 +75,22 @@ class Clock(msgspec.Struct, frozen=True, kw_only=True):
     started_at: datetime
     segment_start: datetime
     used_seconds: float
+    within_seconds: float
     deadline: datetime
     warnings: tuple[tuple[int, datetime], ...]
     business_hours: bool
     calendar: str | None
-    explanation: str
     traceparent: str | None
+    updates: tuple[tuple[int, datetime], ...] = ()
+    """(index in the policy's ``update_customer``, instant) of the status updates to come."""
 
     @property
     def used(self) -> timedelta:
         return timedelta(seconds=self.used_seconds)
+
+    @property
+    def within(self) -> timedelta:
+        return timedelta(seconds=self.within_seconds)
 
     def spent(self, at: datetime, calendar: BusinessCalendar | None) -> timedelta:
         """Time this clock has counted up to ``at`` (business time when it counts that)."""
@@ -66,44 +106,252 @@ class Clock(msgspec.Struct, frozen=True, kw_only=True):
             return calendar.between(at, self.deadline)
         return self.deadline - at
 
+    def explanation(self, calendar: BusinessCalendar | None) -> str:
+        """Why the deadline is where it is (rebuilt from the stored inputs, never stored)."""
+        if self.status == "paused":
+            return explain_paused(self.within, self.used)
+        counted = calendar if self.business_hours else None
+        return explain_window(self.within, self.used, self.segment_start, self.deadline, counted)
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Clock)
+    def points(self) -> list[tuple[str, datetime]]:
+        """The clock's timer points: ``warning:{n}`` and ``update:{n}`` steps, then
+        ``breached:0``."""
+        found = [(f"warning:{index}", at) for index, at in self.warnings]
+        found += [(f"{UPDATE_STEP}{index}", at) for index, at in self.updates]
+        return [*found, ("breached:0", self.deadline)]
+
+
+class _Record(msgspec.Struct, array_like=True, frozen=True):
+    """The stored form of a clock; ``queue`` must stay first (the Lua script reads it)."""
+
+    queue: str
+    status: str
+    reference: str
+    channel: Channel
+    thread_key: str
+    partition: int
+    policy: str
+    generation: int
+    started: int
+    segment_start: int | None  # None: the same as ``started``
+    used: int
+    within: int  # milliseconds: windows are whole seconds at least, and this packs smaller
+    deadline: int
+    warnings: tuple[tuple[int, int], ...]
+    calendar: str | None  # None: counted in plain time
+    traceparent: str | None  # packed by ``_pack_traceparent``
+
+
+class _UpdatingRecord(_Record, array_like=True, frozen=True):
+    """A clock with status-update points: the record with one more element; decoding reads
+    both forms (a missing trailing element is its default)."""
+
+    updates: tuple[tuple[int, int], ...] = ()
+
+
+def _us(instant: datetime) -> int:
+    return round(instant.timestamp() * 1_000_000)
+
+
+def _instant(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def _seconds_us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+_PACKED_TRACEPARENT = 34
+
+
+def _pack_traceparent(value: str | None) -> str | None:
+    """A version-00 ``traceparent`` (55 characters) as the base64 of its 25 bytes (34), kept
+    a string because the Lua script's msgpack reader has no binary type."""
+    parts = value.split("-") if value is not None else []
+    if len(parts) != 4 or parts[0] != "00" or len(value or "") != 55:
+        return value
+    raw = bytes.fromhex("".join(parts[1:]))
+    return base64.b64encode(raw).decode().rstrip("=")
+
+
+def _unpack_traceparent(value: str | None) -> str | None:
+    if value is None or len(value) != _PACKED_TRACEPARENT:
+        return value
+    raw = base64.b64decode(value + "==").hex()
+    return f"00-{raw[:32]}-{raw[32:48]}-{raw[48:]}"
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(_UpdatingRecord)
+
+
+def encode_clock(clock: Clock) -> bytes:
+    started = _us(clock.started_at)
+    segment = _us(clock.segment_start)
+    record = _Record(
+        queue=clock.queue,
+        status=_STATUS_CODES[clock.status],
+        reference=clock.reference,
+        channel=clock.channel,
+        thread_key=clock.thread_key,
+        partition=clock.partition,
+        policy=clock.policy,
+        generation=clock.generation,
+        started=started,
+        segment_start=None if segment == started else segment,
+        used=_seconds_us(clock.used_seconds),
+        within=round(clock.within_seconds * 1000),
+        deadline=_us(clock.deadline),
+        warnings=tuple((index, _us(at)) for index, at in clock.warnings),
+        calendar=clock.calendar if clock.business_hours else None,
+        traceparent=_pack_traceparent(clock.traceparent),
+    )
+    if not clock.updates:
+        return _encoder.encode(record)
+    updates = tuple((index, _us(at)) for index, at in clock.updates)
+    return _encoder.encode((*msgspec.structs.astuple(record), updates))
+
+
+def decode_clock(conversation_id: str, metric: SlaMetric, raw: bytes | str) -> Clock:
+    """The clock from its stored record (redis-py types replies as ``bytes | str``)."""
+    record = _decoder.decode(raw.encode() if isinstance(raw, str) else raw)
+    return Clock(
+        conversation_id=conversation_id,
+        reference=record.reference,
+        queue=record.queue,
+        channel=record.channel,
+        thread_key=record.thread_key,
+        partition=record.partition,
+        policy=record.policy,
+        metric=metric,
+        generation=record.generation,
+        status=_STATUSES[record.status],
+        started_at=_instant(record.started),
+        segment_start=_instant(
+            record.segment_start if record.segment_start is not None else record.started
+        ),
+        used_seconds=record.used / 1_000_000,
+        within_seconds=record.within / 1000,
+        deadline=_instant(record.deadline),
+        warnings=tuple((index, _instant(at)) for index, at in record.warnings),
+        business_hours=record.calendar is not None,
+        calendar=record.calendar,
+        traceparent=_unpack_traceparent(record.traceparent),
+        updates=tuple((index, _instant(at)) for index, at in record.updates),
+    )
+
+
+def clock_field(conversation_id: str, metric: SlaMetric) -> str:
+    return f"{conversation_id}|{METRIC_CODES[metric]}"
+
+
+def bucket_of(conversation_id: str) -> int:
+    return zlib.crc32(conversation_id.encode()) % BUCKETS
+
+
+# KEYS: open-clocks hash, closed-clock key, open counts; ARGV: field, record, queue of the
+# clock when it is open ('' when closed), closed TTL.
+_PUT = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  redis.call('HINCRBY', KEYS[3], cmsgpack.unpack(old)[1], -1)
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
+end
+"""
 
 
 class ClockStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._put = redis.register_script(_PUT)
 
-    async def get(self, conversation_id: str, metric: str) -> Clock | None:
-        raw = await self._redis.get(self._keys.sla_clock(conversation_id, metric))
-        return _decoder.decode(raw) if raw is not None else None
+    def transaction(self) -> Pipeline:
+        """A MULTI/EXEC pipeline on the store's Redis, to stage clocks and timers together."""
+        return self._redis.pipeline(transaction=True)
 
-    async def put(self, clock: Clock, *, previous_queue: str | None = None) -> None:
-        """Store the clock and keep the per-queue set of open clocks in step with it."""
-        member = f"{clock.conversation_id}|{clock.metric}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(
-                self._keys.sla_clock(clock.conversation_id, clock.metric),
-                _encoder.encode(clock),
-                ex=CLOCK_TTL,
+    async def get(self, conversation_id: str, metric: SlaMetric) -> Clock | None:
+        return (await self.get_all(conversation_id, (metric,))).get(metric)
+
+    async def get_open(self, conversation_id: str, metric: SlaMetric) -> Clock | None:
+        """The clock if it is running or paused (what a firing timer needs), in one call."""
+        raw = await self._redis.hget(
+            self._keys.sla_clocks(bucket_of(conversation_id)),
+            clock_field(conversation_id, metric),
+        )
+        return decode_clock(conversation_id, metric, raw) if raw is not None else None
+
+    async def get_open_many(self, wanted: list[tuple[str, SlaMetric]]) -> list[Clock | None]:
+        """Open clocks by conversation and metric, in one round trip (a batch of timers)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id, metric in wanted:
+                pipe.hget(
+                    self._keys.sla_clocks(bucket_of(conversation_id)),
+                    clock_field(conversation_id, metric),
+                )
+            raws = await pipe.execute()
+        return [
+            decode_clock(conversation_id, metric, raw) if raw is not None else None
+            for (conversation_id, metric), raw in zip(wanted, raws, strict=True)
+        ]
+
+    async def get_all(
+        self, conversation_id: str, metrics: Iterable[SlaMetric]
+    ) -> dict[SlaMetric, Clock]:
+        """The conversation's clocks, open or closed, in one round trip."""
+        wanted = list(metrics)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(
+                self._keys.sla_clocks(bucket_of(conversation_id)),
+                [clock_field(conversation_id, m) for m in wanted],
             )
-            if previous_queue is not None and previous_queue != clock.queue:
-                pipe.srem(self._keys.sla_open(previous_queue), member)
-            if clock.status in ("running", "paused"):
-                pipe.sadd(self._keys.sla_open(clock.queue), member)
-            else:
-                pipe.srem(self._keys.sla_open(clock.queue), member)
-            await pipe.execute()
+            for metric in wanted:
+                pipe.get(self._keys.sla_clock(conversation_id, metric))
+            [open_raws, *closed_raws] = await pipe.execute()
+        found: dict[SlaMetric, Clock] = {}
+        for metric, open_raw, closed_raw in zip(wanted, open_raws, closed_raws, strict=True):
+            raw = open_raw if open_raw is not None else closed_raw
+            if raw is not None:
+                found[metric] = decode_clock(conversation_id, metric, raw)
+        return found
+
+    async def stage(self, pipe: Pipeline, clock: Clock) -> None:
+        """Queue the write of ``clock`` (and the open-count change) on a pipeline."""
+        await self._put(
+            keys=[
+                self._keys.sla_clocks(bucket_of(clock.conversation_id)),
+                self._keys.sla_clock(clock.conversation_id, clock.metric),
+                self._keys.sla_open_counts(),
+            ],
+            args=[
+                clock_field(clock.conversation_id, clock.metric),
+                encode_clock(clock),
+                clock.queue if clock.status in OPEN else "",
+                CLOCK_TTL,
+            ],
+            client=pipe,
+        )
+
+    async def open_clocks(self) -> AsyncIterator[Clock]:
+        """Every open clock, bucket by bucket (for recomputing after a configuration change)."""
+        for bucket in range(BUCKETS):
+            async for field, raw in self._redis.hscan_iter(self._keys.sla_clocks(bucket)):
+                conversation_id, _, code = field.decode().rpartition("|")
+                yield decode_clock(conversation_id, METRICS_BY_CODE[code], raw)
 
     async def open_counts(self, queues: Iterable[str]) -> dict[str, int]:
         names = list(queues)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for queue in names:
-                pipe.scard(self._keys.sla_open(queue))
-            counts = await pipe.execute()
-        return {queue: int(count) for queue, count in zip(names, counts, strict=True)}
+        if not names:
+            return {}
+        counts = await self._redis.hmget(self._keys.sla_open_counts(), names)
+        return {queue: int(count or 0) for queue, count in zip(names, counts, strict=True)}
 
 
 class ConversationLocks:

@@ -7,7 +7,15 @@
   the conversation waits on them resumes the resolution clock; a reopened conversation restarts
   its resolution clock and starts a next response.
 - Waiting-on-customer pauses the resolution clock; resolving meets it and cancels the rest.
-- A transfer recomputes every open clock with the new queue's calendar.
+- A transfer recomputes every open clock with the new queue's calendar; so does a reloaded
+  configuration that changed a clock's policy or calendar (a clock already breached stays as
+  it is, and warning points already passed are not scheduled again).
+
+Customer follow-ups (:mod:`services.sla.followups`): a resolution clock whose policy has
+``update_customer`` points carries their instants and fires them like warnings; meeting the
+resolution clock schedules the survey timer (when ``surveys`` is configured for the channel)
+in the same transaction, and replacing that met clock (a reopening) cancels it. Where to send
+them is kept from routed conversations and agents' replies (:mod:`services.sla.contacts`).
 
 Every output id derives from the clock (conversation, metric, generation) and the step, and
 every instant comes from the input event, so a redelivered input re-emits the same events and
@@ -17,13 +25,15 @@ records the breach (with the id the timer would have used).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 
 import msgspec
+from redis.asyncio.client import Pipeline
 
 from libs.common import metrics
-from libs.common.config import LiveConfig
+from libs.common.calendar import BusinessCalendar
+from libs.common.config import ClockPolicy, LiveConfig
 from libs.common.deadlines import compute_deadline
 from libs.common.events import (
     AgentAction,
@@ -37,13 +47,17 @@ from libs.common.events import (
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
+from libs.common.logs import get_logger
 from libs.common.topics import Topics
 from libs.common.tracing import annotate, current_traceparent
 from services.sla.clocks import Clock, ClockStatus, ClockStore, ConversationLocks
+from services.sla.contacts import ContactStore
 from services.sla.runtime import SlaRuntime
 from services.sla.timers import TimerId, TimerStore
 
+log = get_logger(__name__)
 SOURCE = "/sla"
+RECOMPUTE_BATCH = 500
 TimersScheduled = Callable[[int, int], None]
 """Tells the scheduler that a partition got a timer due at some time (ms)."""
 
@@ -51,7 +65,12 @@ ALL_METRICS: tuple[SlaMetric, ...] = ("first_response", "next_response", "resolu
 
 
 def sla_event(
-    clock: Clock, kind: SlaEventKind, *, at: datetime, step: str, remaining: float
+    clock: Clock,
+    kind: SlaEventKind,
+    *,
+    at: datetime,
+    step: str,
+    calendar: BusinessCalendar | None,
 ) -> Event:
     """The event for one step of one clock; its id is fixed by the clock and the step."""
     return Event(
@@ -68,29 +87,107 @@ def sla_event(
             metric=clock.metric,
             started_at=clock.started_at,
             deadline=clock.deadline,
-            remaining_seconds=remaining,
+            remaining_seconds=clock.remaining(at, calendar).total_seconds(),
             business_hours=clock.business_hours,
-            explanation=clock.explanation,
+            explanation=clock.explanation(calendar),
         ),
     )
 
 
-def timers_of(clock: Clock) -> list[tuple[TimerId, int]]:
-    """The warning timers and the breach timer of a clock, with due times in ms."""
-    timers = [
-        (
-            TimerId(clock.conversation_id, clock.metric, clock.generation, "warning", index),
-            int(at.timestamp() * 1000),
-        )
-        for index, at in clock.warnings
-    ]
-    timers.append(
-        (
-            TimerId(clock.conversation_id, clock.metric, clock.generation, "breached", 0),
-            int(clock.deadline.timestamp() * 1000),
-        )
+def new_clock(
+    runtime: SlaRuntime,
+    routed: ConversationRouted,
+    partition: int,
+    metric: SlaMetric,
+    at: datetime,
+    generation: int,
+) -> Clock | None:
+    """A running clock for ``metric`` of a routed conversation; None when its policy has no
+    such clock."""
+    if routed.sla_policy is None:
+        return None
+    policy = runtime.clock_policy(routed.sla_policy, metric)
+    if policy is None:
+        return None
+    calendar_name = runtime.config.policy_calendar(routed.sla_policy, routed.queue)
+    calendar = runtime.calendar(calendar_name)
+    deadline = compute_deadline(policy, at, calendar)
+    return Clock(
+        conversation_id=routed.conversation_id,
+        reference=routed.reference,
+        queue=routed.queue,
+        channel=routed.channel,
+        thread_key=routed.thread_key,
+        partition=partition,
+        policy=routed.sla_policy,
+        metric=metric,
+        generation=generation,
+        status="running",
+        started_at=at,
+        segment_start=at,
+        used_seconds=0.0,
+        within_seconds=policy.within.total_seconds(),
+        deadline=deadline.due,
+        warnings=deadline.warnings,
+        business_hours=deadline.business_hours,
+        calendar=calendar_name if deadline.business_hours else None,
+        traceparent=current_traceparent(),
+        updates=update_points(policy, at, calendar),
     )
-    return timers
+
+
+def update_points(
+    policy: ClockPolicy,
+    start: datetime,
+    calendar: BusinessCalendar | None,
+    used: timedelta = timedelta(0),
+) -> tuple[tuple[int, datetime], ...]:
+    """The instants of a window's status updates: its ``update_customer`` points, placed
+    exactly as warnings are (same syntax, same business-hours counting, passed ones dropped)."""
+    if not policy.update_customer:
+        return ()
+    as_warnings = policy.model_copy(update={"warn_before": policy.update_customer})
+    return compute_deadline(as_warnings, start, calendar, used=used).warnings
+
+
+def timer_of(clock: Clock) -> TimerId:
+    return TimerId(clock.conversation_id, clock.metric, clock.generation)
+
+
+def survey_timer_of(resolution: Clock) -> TimerId:
+    """The survey timer that follows a generation of a resolution clock."""
+    return TimerId(resolution.conversation_id, "survey", resolution.generation)
+
+
+def point_ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def next_point_ms(clock: Clock, after_ms: int | None = None) -> int | None:
+    """Due time (ms) of the clock's first point after ``after_ms`` (its first point if None)."""
+    dues = sorted(point_ms(at) for _, at in clock.points())
+    return next((due for due in dues if after_ms is None or due > after_ms), None)
+
+
+async def stage_clock(
+    pipe: Pipeline,
+    clocks: ClockStore,
+    timers: TimerStore,
+    clock: Clock,
+    *,
+    replaces: Clock | None = None,
+) -> int | None:
+    """Queue storing a clock, dropping the timer of the state it replaces and adding its own;
+    in a transaction the three happen together. Returns the new timer's due time (ms)."""
+    if replaces is not None and replaces.status == "running":
+        timers.stage_cancel(pipe, replaces.partition, timer_of(replaces))
+    if replaces is not None and replaces.metric == "resolution" and replaces.status == "met":
+        timers.stage_cancel(pipe, replaces.partition, survey_timer_of(replaces))  # reopened
+    await clocks.stage(pipe, clock)
+    due = next_point_ms(clock) if clock.status == "running" else None
+    if due is not None:
+        timers.stage_schedule(pipe, clock.partition, timer_of(clock), due)
+    return due
 
 
 class ClockKeeper:
@@ -102,6 +199,7 @@ class ClockKeeper:
         live: LiveConfig[SlaRuntime],
         clocks: ClockStore,
         timers: TimerStore,
+        contacts: ContactStore,
         locks: ConversationLocks,
         topics: Topics,
         on_scheduled: TimersScheduled,
@@ -109,6 +207,7 @@ class ClockKeeper:
         self._live = live
         self._clocks = clocks
         self._timers = timers
+        self._contacts = contacts
         self._locks = locks
         self._topics = topics
         self._on_scheduled = on_scheduled
@@ -131,6 +230,8 @@ class ClockKeeper:
     async def _routed(self, consumed: Consumed, routed: ConversationRouted) -> list[Outgoing]:
         at = routed.received_at
         out: list[Outgoing] = []
+        if self._follows_up(routed.sla_policy, routed.channel):
+            await self._contacts.record_routed(routed)
         if routed.is_new:
             for metric in ("first_response", "resolution"):
                 out += await self._start(routed, consumed.partition, metric, at, generation=1)
@@ -145,6 +246,7 @@ class ClockKeeper:
                     "resolution",
                     at,
                     generation=resolution.generation + 1,
+                    replaces=resolution,
                 )
         elif resolution is not None and resolution.status == "paused":
             out += await self._resume(resolution, at)
@@ -154,15 +256,57 @@ class ClockKeeper:
         if (answered or routed.reopened) and not waiting:
             generation = following.generation + 1 if following else 1
             out += await self._start(
-                routed, consumed.partition, "next_response", at, generation=generation
+                routed,
+                consumed.partition,
+                "next_response",
+                at,
+                generation=generation,
+                replaces=following,
             )
         return out
+
+    async def reconfigure(
+        self, previous: SlaRuntime, partitions: frozenset[int], at: datetime
+    ) -> AsyncIterator[list[Outgoing]]:
+        """Recompute the open clocks of ``partitions`` after the configuration changed from
+        ``previous``: those whose policy or calendar changed get a new generation (timers moved
+        in the same transaction) and a ``recomputed`` event, yielded in batches to publish.
+        Already breached clocks are left alone; a clock whose deadline comes out the same (it
+        was recomputed already, or the change did not touch it) gets nothing."""
+        runtime = self._live.current
+        out: list[Outgoing] = []
+        woken: list[tuple[int, int]] = []
+        async for stored in self._clocks.open_clocks():
+            if stored.partition not in partitions:
+                continue
+            if not runtime.affects(previous, stored.policy, stored.metric, stored.queue):
+                continue
+            async with self._locks.hold(stored.conversation_id):
+                clock = await self._clocks.get_open(stored.conversation_id, stored.metric)
+                if clock is not None and not _breached(clock, at):
+                    out += await self._recompute_changed(clock, at, previous, woken)
+            if len(out) >= RECOMPUTE_BATCH:
+                yield out
+                out = []
+                self._wake(woken)
+        if out:
+            yield out
+            self._wake(woken)
+
+    def _wake(self, woken: list[tuple[int, int]]) -> None:
+        """Tell the scheduler of timers moved by a batch once its events are published, so a
+        ``recomputed`` event goes out before anything fired at the new deadline."""
+        for partition, due in woken:
+            self._on_scheduled(partition, due)
+        woken.clear()
 
     async def _action(self, action: AgentAction) -> list[Outgoing]:
         clocks = await self._load(action.conversation_id)
         at = action.at
         match action.kind:
             case "reply":
+                if any(self._follows_up(c.policy, c.channel) for c in clocks.values()):
+                    await self._contacts.record_reply(action.conversation_id, at)
                 for metric in ("first_response", "next_response"):
                     clock = clocks.get(metric)
                     if clock is not None and clock.status == "running":
@@ -202,42 +346,23 @@ class ClockKeeper:
         at: datetime,
         *,
         generation: int,
+        replaces: Clock | None = None,
     ) -> list[Outgoing]:
-        runtime = self._live.current
-        if routed.sla_policy is None:
+        clock = new_clock(self._live.current, routed, partition, metric, at, generation)
+        if clock is None:
             return []
-        policy = runtime.clock_policy(routed.sla_policy, metric)
-        if policy is None:
-            return []
-        calendar_name = runtime.config.policy_calendar(routed.sla_policy, routed.queue)
-        deadline = compute_deadline(policy, at, runtime.calendar(calendar_name))
-        clock = Clock(
-            conversation_id=routed.conversation_id,
-            reference=routed.reference,
-            queue=routed.queue,
-            channel=routed.channel,
-            thread_key=routed.thread_key,
-            partition=partition,
-            policy=routed.sla_policy,
-            metric=metric,
-            generation=generation,
-            status="running",
-            started_at=at,
-            segment_start=at,
-            used_seconds=0.0,
-            deadline=deadline.due,
-            warnings=deadline.warnings,
-            business_hours=deadline.business_hours,
-            calendar=calendar_name if deadline.business_hours else None,
-            explanation=deadline.explanation,
-            traceparent=current_traceparent(),
-        )
-        await self._clocks.put(clock)
-        await self._schedule(clock)
+        await self._save(clock, replaces=replaces)
         return [self._emit(clock, "started", at, "started")]
 
     async def _meet(self, clock: Clock, at: datetime) -> list[Outgoing]:
-        out = []
+        # Warnings that fell due before the answer but whose timer has not fired yet (the
+        # worker was down or behind and read the answer first): recorded now, under the ids
+        # the timer would have used, so a due point is never skipped.
+        out = [
+            self._emit(clock, "warning", due, step)
+            for step, due in clock.points()
+            if step.startswith("warning:") and due <= at
+        ]
         if at >= clock.deadline:
             # Late, and the breach timer may not have fired yet: record the breach anyway,
             # under the id the timer would have used.
@@ -246,42 +371,73 @@ class ClockKeeper:
         metrics.sla_response_seconds.labels(
             clock.metric, clock.queue, clock.channel, clock.policy
         ).observe(clock.spent(at, calendar).total_seconds())
-        return out + await self._finish(clock, "met", at)
+        return out + await self._finish(clock, "met", at, survey_at=self._survey_due(clock, at))
 
-    async def _finish(self, clock: Clock, kind: SlaEventKind, at: datetime) -> list[Outgoing]:
+    async def _finish(
+        self, clock: Clock, kind: SlaEventKind, at: datetime, *, survey_at: int | None = None
+    ) -> list[Outgoing]:
         status = "met" if kind == "met" else "cancelled"
-        await self._timers.cancel(clock.partition, (t for t, _ in timers_of(clock)))
         finished = msgspec.structs.replace(clock, status=status)
-        await self._clocks.put(finished)
+        await self._save(finished, replaces=clock, survey_at=survey_at)
         return [self._emit(finished, kind, at, kind)]
 
-    async def _pause(self, clock: Clock, at: datetime) -> list[Outgoing]:
-        calendar = self._live.current.calendar(clock.calendar)
-        await self._timers.cancel(clock.partition, (t for t, _ in timers_of(clock)))
-        paused = msgspec.structs.replace(
-            clock, status="paused", used_seconds=clock.spent(at, calendar).total_seconds()
+    def _follows_up(self, policy: str | None, channel: Channel) -> bool:
+        """Whether conversations of this policy and channel can get a status update or a
+        survey (only those keep a contact): both follow a resolution clock."""
+        resolution = self._live.current.clock_policy(policy, "resolution") if policy else None
+        if resolution is None:
+            return False
+        surveys = self._live.current.config.surveys
+        return bool(resolution.update_customer) or (
+            surveys is not None and channel in surveys.channels
         )
-        await self._clocks.put(paused)
+
+    def _survey_due(self, clock: Clock, at: datetime) -> int | None:
+        """When the survey after this clock is met goes out (ms), if one does."""
+        surveys = self._live.current.config.surveys
+        if clock.metric != "resolution" or surveys is None or clock.channel not in surveys.channels:
+            return None
+        return point_ms(at + surveys.after)
+
+    async def _pause(self, clock: Clock, at: datetime) -> list[Outgoing]:
+        paused = msgspec.structs.replace(_counted(clock, at, self._live.current), status="paused")
+        await self._save(paused, replaces=clock)
         return [self._emit(paused, "paused", at, "paused")]
 
     async def _resume(self, clock: Clock, at: datetime) -> list[Outgoing]:
         resumed = self._recompute(clock, at, queue=clock.queue, status="running")
-        await self._clocks.put(resumed)
-        await self._schedule(resumed)
+        await self._save(resumed, replaces=clock)
         return [self._emit(resumed, "resumed", at, "resumed")]
 
     async def _transfer(self, clock: Clock, queue: str, at: datetime) -> list[Outgoing]:
-        if clock.status == "running":
-            calendar = self._live.current.calendar(clock.calendar)
-            clock = msgspec.structs.replace(
-                clock, used_seconds=clock.spent(at, calendar).total_seconds()
-            )
-            await self._timers.cancel(clock.partition, (t for t, _ in timers_of(clock)))
-        moved = self._recompute(clock, at, queue=queue, status=clock.status)
-        await self._clocks.put(moved, previous_queue=clock.queue)
-        if moved.status == "running":
-            await self._schedule(moved)
+        counted = _counted(clock, at, self._live.current)
+        moved = self._recompute(counted, at, queue=queue, status=clock.status)
+        await self._save(moved, replaces=clock)
         return [self._emit(moved, "recomputed", at, "recomputed")]
+
+    async def _recompute_changed(
+        self, clock: Clock, at: datetime, previous: SlaRuntime, woken: list[tuple[int, int]]
+    ) -> list[Outgoing]:
+        """Recompute with the current configuration, counting the time spent so far with the
+        previous one; nothing when the deadline and warnings come out as they are."""
+        runtime = self._live.current
+        if not runtime.knows(clock.policy, clock.metric, clock.queue):
+            log.warning(
+                "open clock's policy or queue is gone from the configuration; left as it is",
+                conversation_id=clock.conversation_id,
+                policy=clock.policy,
+                queue=clock.queue,
+            )
+            return []
+        changed = self._recompute(
+            _counted(clock, at, previous), at, queue=clock.queue, status=clock.status
+        )
+        if _schedule_of(changed, at) == _schedule_of(clock, at):
+            return []
+        due = await self._save(changed, replaces=clock, wake=False)
+        if due is not None:
+            woken.append((changed.partition, due))
+        return [self._emit(changed, "recomputed", at, "recomputed")]
 
     def _recompute(self, clock: Clock, at: datetime, *, queue: str, status: ClockStatus) -> Clock:
         """A new generation of the clock counting from ``at`` with what it has used so far."""
@@ -289,41 +445,87 @@ class ClockKeeper:
         policy = runtime.clock_policy(clock.policy, clock.metric)
         assert policy is not None  # a clock exists only for a metric its policy defines
         calendar_name = runtime.config.policy_calendar(clock.policy, queue)
-        deadline = compute_deadline(policy, at, runtime.calendar(calendar_name), used=clock.used)
+        calendar = runtime.calendar(calendar_name)
+        deadline = compute_deadline(policy, at, calendar, used=clock.used)
         return msgspec.structs.replace(
             clock,
             queue=queue,
             generation=clock.generation + 1,
             status=status,
             segment_start=at,
+            within_seconds=policy.within.total_seconds(),
             deadline=deadline.due,
             warnings=deadline.warnings,
             business_hours=deadline.business_hours,
             calendar=calendar_name if deadline.business_hours else None,
-            explanation=deadline.explanation,
+            updates=update_points(policy, at, calendar, clock.used),
         )
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    async def _load(self, conversation_id: str) -> dict[str, Clock]:
-        found: dict[str, Clock] = {}
-        for metric in ALL_METRICS:
-            clock = await self._clocks.get(conversation_id, metric)
-            if clock is not None:
-                found[metric] = clock
-        return found
+    async def _load(self, conversation_id: str) -> dict[SlaMetric, Clock]:
+        return await self._clocks.get_all(conversation_id, ALL_METRICS)
 
-    async def _schedule(self, clock: Clock) -> None:
-        timers = timers_of(clock)
-        await self._timers.schedule(clock.partition, timers)
-        self._on_scheduled(clock.partition, min(due for _, due in timers))
+    async def _save(
+        self,
+        clock: Clock,
+        *,
+        replaces: Clock | None,
+        wake: bool = True,
+        survey_at: int | None = None,
+    ) -> int | None:
+        """Store the clock and move its timer (and add the survey timer due at ``survey_at``)
+        in one transaction, then (unless told not to) wake the scheduler; returns the clock
+        timer's due time (ms)."""
+        async with self._clocks.transaction() as pipe:
+            due = await stage_clock(pipe, self._clocks, self._timers, clock, replaces=replaces)
+            if survey_at is not None:
+                self._timers.stage_schedule(
+                    pipe, clock.partition, survey_timer_of(clock), survey_at
+                )
+            await pipe.execute()
+        if wake:
+            for at in (due, survey_at):
+                if at is not None:
+                    self._on_scheduled(clock.partition, at)
+        return due
 
     def _emit(self, clock: Clock, kind: SlaEventKind, at: datetime, step: str) -> Outgoing:
         calendar = self._live.current.calendar(clock.calendar)
-        remaining = clock.remaining(at, calendar).total_seconds()
         metrics.sla_events.labels(kind, clock.metric, clock.queue).inc()
-        event = sla_event(clock, kind, at=at, step=step, remaining=remaining)
+        event = sla_event(clock, kind, at=at, step=step, calendar=calendar)
         return Outgoing(self._topics.sla_events, clock.thread_key, event)
 
 
-__all__ = ["Channel", "ClockKeeper", "sla_event", "timers_of"]
+def _counted(clock: Clock, at: datetime, runtime: SlaRuntime) -> Clock:
+    """The clock with the time it spent up to ``at`` moved into ``used`` (as counted by the
+    calendar of ``runtime``), ready to be recomputed from ``at``."""
+    if clock.status != "running":
+        return clock
+    spent = clock.spent(at, runtime.calendar(clock.calendar))
+    return msgspec.structs.replace(clock, used_seconds=spent.total_seconds())
+
+
+def _schedule_of(clock: Clock, at: datetime) -> tuple[object, ...]:
+    """What a recomputation can change, as seen from ``at`` (passed warnings are history)."""
+    upcoming = tuple(w for w in clock.warnings if w[1] > at)
+    updates = tuple(u for u in clock.updates if u[1] > at)
+    return clock.deadline, upcoming, updates, clock.within_seconds, clock.calendar
+
+
+def _breached(clock: Clock, at: datetime) -> bool:
+    """Whether the clock has used its whole window (a breach stays a breach)."""
+    if clock.status == "running":
+        return clock.deadline <= at
+    return clock.used >= clock.within
+
+
+__all__ = [
+    "Channel",
+    "ClockKeeper",
+    "new_clock",
+    "sla_event",
+    "stage_clock",
+    "survey_timer_of",
+    "timer_of",
+]

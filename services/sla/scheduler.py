@@ -12,28 +12,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from opentelemetry import trace
 
 from libs.common import metrics
 from libs.common.config import LiveConfig
-from libs.common.events import SlaEventKind
+from libs.common.events import Event, SlaEventKind
 from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
 from libs.common.tracing import attached, context_from_traceparent
-from services.sla.clocks import ClockStore, ConversationLocks
-from services.sla.lifecycle import sla_event
+from services.sla import followups
+from services.sla.clocks import UPDATE_STEP, Clock, ClockStore, ConversationLocks
+from services.sla.contacts import Contact, ContactStore
+from services.sla.followups import SURVEY_STEP
+from services.sla.lifecycle import next_point_ms, point_ms, sla_event
 from services.sla.runtime import SlaRuntime
-from services.sla.timers import TimerId, TimerStore
+from services.sla.timers import Claimed, TimerStore
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.sla")
 CLAIM_BATCH = 1000
 IDLE_WAIT = 60.0
+FOLLOW_UP_KINDS = frozenset({"status_update", "survey"})
+
+
+class _Fired(NamedTuple):
+    """One output of a fired timer, with what its span and metrics say about it."""
+
+    clock: Clock
+    kind: str  # an SLA event kind, or a follow-up command kind
+    due: datetime
+    outgoing: Outgoing
+
+
+_DuePoints = tuple[Clock | None, list[tuple[str, datetime]]]
+
+
+def _follow_up(steps: list[tuple[str, datetime]]) -> bool:
+    return any(step == SURVEY_STEP or step.startswith(UPDATE_STEP) for step, _ in steps)
+
+
+def _instant(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class TimerScheduler:
@@ -43,6 +68,7 @@ class TimerScheduler:
         live: LiveConfig[SlaRuntime],
         timers: TimerStore,
         clocks: ClockStore,
+        contacts: ContactStore,
         locks: ConversationLocks,
         producer: EventProducer,
         topics: Topics,
@@ -50,6 +76,7 @@ class TimerScheduler:
         self._live = live
         self._timers = timers
         self._clocks = clocks
+        self._contacts = contacts
         self._locks = locks
         self._producer = producer
         self._topics = topics
@@ -123,30 +150,106 @@ class TimerScheduler:
         if partition in self._next_due:
             self._next_due[partition] = await self._timers.next_due_ms(partition)
 
-    async def _publish(self, partition: int, timers: list[TimerId]) -> None:
-        """Publish the events of claimed timers, then release the claims."""
-        await asyncio.gather(*(self._publish_one(t) for t in timers))
-        await self._timers.release(partition, timers)
-
-    async def _publish_one(self, timer: TimerId) -> None:
-        async with self._locks.hold(timer.conversation_id):
-            clock = await self._clocks.get(timer.conversation_id, timer.metric)
-            if clock is None or clock.generation != timer.generation or clock.status != "running":
-                return  # met, paused, recomputed or expired meanwhile: this timer no longer applies
-            if timer.kind == "breached":
-                kind: SlaEventKind = "breached"
-                due = clock.deadline
-            else:
-                kind = "warning"
-                found = [at for index, at in clock.warnings if index == timer.index]
-                if not found:
-                    return
-                due = found[0]
-            calendar = self._live.current.calendar(clock.calendar)
-            remaining = clock.remaining(due, calendar).total_seconds()
-            event = sla_event(
-                clock, kind, at=due, step=f"{timer.kind}:{timer.index}", remaining=remaining
+    async def _publish(self, partition: int, claimed: list[Claimed]) -> None:
+        """Publish the events of claimed timers in one batch, then release the claims (each
+        timer goes back in at its clock's next point). The batch's conversations stay locked
+        until then, so the keeper never changes a clock between its reading and its event."""
+        async with contextlib.AsyncExitStack() as held:
+            for conversation_id in sorted({t.conversation_id for t, _ in claimed}):
+                await held.enter_async_context(self._locks.hold(conversation_id))
+            due = await self._due_points(claimed)
+            contacts = await self._contacts.get_many(
+                sorted({c.conversation_id for c, steps in due if c and _follow_up(steps)})
             )
+            fired: list[_Fired] = []
+            following: list[int | None] = []
+            for (timer, due_ms), (clock, steps) in zip(claimed, due, strict=True):
+                if clock is None:
+                    following.append(None)  # met, paused, recomputed or reopened meanwhile
+                    continue
+                for step, at in steps:
+                    fired += self._fire_step(clock, step, at, contacts.get(clock.conversation_id))
+                running = timer.metric != "survey"
+                following.append(next_point_ms(clock, due_ms) if running else None)
+            with contextlib.closing(self._traced(fired)) as traced:  # spans end in this task
+                await self._producer.publish(traced)
+            await self._timers.release(
+                partition, zip((t for t, _ in claimed), following, strict=True)
+            )
+        now = datetime.now(UTC)
+        for item in fired:
+            metrics.sla_timer_lag_seconds.observe(max((now - item.due).total_seconds(), 0.0))
+            if item.kind in FOLLOW_UP_KINDS:
+                metrics.outbound_followups.labels(item.kind).inc()
+            else:
+                metrics.sla_events.labels(item.kind, item.clock.metric, item.clock.queue).inc()
+
+    async def _due_points(self, claimed: list[Claimed]) -> list[_DuePoints]:
+        """For each claimed timer, its clock (None when the timer is stale) and the steps of
+        that clock due at the claimed time."""
+        open_clocks = iter(
+            await self._clocks.get_open_many(
+                [(t.conversation_id, t.metric) for t, _ in claimed if t.metric != "survey"]
+            )
+        )
+        found: list[_DuePoints] = []
+        for timer, due_ms in claimed:
+            if timer.metric == "survey":
+                resolution = await self._clocks.get(timer.conversation_id, "resolution")
+                if (
+                    resolution is None
+                    or resolution.status != "met"
+                    or resolution.generation != timer.generation
+                ):
+                    found.append((None, []))
+                else:
+                    found.append((resolution, [(SURVEY_STEP, _instant(due_ms))]))
+                continue
+            clock = next(open_clocks)
+            if clock is None or clock.generation != timer.generation or clock.status != "running":
+                found.append((None, []))
+            else:
+                found.append(
+                    (clock, [(s, at) for s, at in clock.points() if point_ms(at) == due_ms])
+                )
+        return found
+
+    def _fire_step(
+        self, clock: Clock, step: str, due: datetime, contact: Contact | None
+    ) -> list[_Fired]:
+        """What one due step publishes: an SLA event, or a follow-up command to the customer
+        (none without a contact, nor a status update after an agent's recent reply)."""
+        if step == SURVEY_STEP or step.startswith(UPDATE_STEP):
+            if contact is None:
+                log.info(
+                    "no contact for a follow-up; not sent",
+                    conversation_id=clock.conversation_id,
+                    step=step,
+                )
+                return []
+            if step == SURVEY_STEP:
+                surveys = self._live.current.config.surveys
+                if surveys is None or contact.channel not in surveys.channels:
+                    return []  # surveys were turned off since the resolution
+                event = followups.survey(clock, due, contact)
+                return [_Fired(clock, "survey", due, self._command(event))]
+            if followups.replied_since_update(clock, due, contact):
+                return []
+            event = followups.status_update(clock, step, due, contact)
+            return [_Fired(clock, "status_update", due, self._command(event))]
+        kind: SlaEventKind = "breached" if step == "breached:0" else "warning"
+        calendar = self._live.current.calendar(clock.calendar)
+        event = sla_event(clock, kind, at=due, step=step, calendar=calendar)
+        return [
+            _Fired(clock, kind, due, Outgoing(self._topics.sla_events, clock.thread_key, event))
+        ]
+
+    def _command(self, event: Event) -> Outgoing:
+        return Outgoing(self._topics.outbound_commands, event.subject, event)
+
+    def _traced(self, fired: list[_Fired]) -> Generator[Outgoing, None, None]:
+        """Each event is published inside a span that continues the clock's start trace."""
+        for clock, kind, _, outgoing in fired:
             with (
                 attached(context_from_traceparent(clock.traceparent)),
                 _tracer.start_as_current_span(
@@ -160,9 +263,4 @@ class TimerScheduler:
                     },
                 ),
             ):
-                await self._producer.publish(
-                    [Outgoing(self._topics.sla_events, clock.thread_key, event)]
-                )
-        lag = datetime.now(UTC) - due
-        metrics.sla_timer_lag_seconds.observe(max(lag.total_seconds(), 0.0))
-        metrics.sla_events.labels(kind, clock.metric, clock.queue).inc()
+                yield outgoing

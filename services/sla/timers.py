@@ -1,48 +1,68 @@
 """The SLA timer store: per-partition sorted sets in Redis, claimed atomically.
 
-A timer is a member of ``sla:due:{partition}`` scored by its due time in milliseconds; the
-member itself names the clock and the point (``{conversation}|{metric}|{generation}|{kind}|{n}``),
-so nothing else is stored per timer. Claiming moves due members into ``sla:claimed:{partition}``
-in one Lua call; a member leaves that hash only after its event was acknowledged by Kafka.
-A worker that crashes in between leaves the claim behind, and whoever owns the partition next
-publishes it again under the same deterministic event id: nothing lost, nothing new.
+A running clock has one member in ``sla:due:{partition}``, scored by the due time (ms) of its
+next point (a warning, or the breach); the member names the clock and its generation
+(``{conversation}|{metric code}{generation}``), so nothing else is stored per timer and a clock
+with a warning and a breach costs one entry, not two. Claiming moves due members into
+``sla:claimed:{partition}`` with the due time they were claimed for, in one Lua call; a member
+leaves that hash only after the events of that point were acknowledged by Kafka, and in the same
+transaction goes back into the sorted set at its next point, if it has one. A worker that
+crashes in between leaves the claim behind, and whoever owns the partition next publishes it
+again under the same deterministic event ids: nothing lost, nothing new.
+
+A resolved conversation's CSAT survey is a timer of the same kind (metric code ``s``, the
+generation of the resolution clock it follows), so it is owned, claimed and handed over with
+its partition like every clock timer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from libs.common.events import SlaMetric
 from libs.common.keys import Keys
+from services.sla.clocks import METRIC_CODES
 
 _CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('HSET', KEYS[2], member, ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+for i = 1, #due, 2 do
+  redis.call('ZREM', KEYS[1], due[i])
+  redis.call('HSET', KEYS[2], due[i], due[i + 1])
 end
 return due
 """
 
 
+TimerKind = SlaMetric | Literal["survey"]
+_CODES = cast(dict[TimerKind, str], {**METRIC_CODES, "survey": "s"})
+_KINDS: dict[str, TimerKind] = {code: kind for kind, code in _CODES.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class TimerId:
+    """The timer of one generation of one clock (or the survey after a resolution)."""
+
     conversation_id: str
-    metric: str
+    metric: TimerKind
     generation: int
-    kind: str  # "warning" or "breached"
-    index: int
 
     def encode(self) -> str:
-        return f"{self.conversation_id}|{self.metric}|{self.generation}|{self.kind}|{self.index}"
+        return f"{self.conversation_id}|{_CODES[self.metric]}{self.generation}"
 
     @classmethod
     def decode(cls, raw: bytes | str) -> TimerId:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        conversation_id, metric, generation, kind, index = text.split("|")
-        return cls(conversation_id, metric, int(generation), kind, int(index))
+        conversation_id, _, tail = text.rpartition("|")
+        return cls(conversation_id, _KINDS[tail[0]], int(tail[1:]))
+
+
+Claimed = tuple[TimerId, int]
+"""A claimed timer and the due time (ms) of the point it was claimed for."""
 
 
 class TimerStore:
@@ -51,37 +71,43 @@ class TimerStore:
         self._keys = keys
         self._claim = redis.register_script(_CLAIM)
 
-    async def schedule(self, partition: int, timers: Iterable[tuple[TimerId, int]]) -> None:
-        """Add timers (id, due ms); adding the same timer again changes nothing."""
-        mapping = {timer.encode(): due_ms for timer, due_ms in timers}
-        if mapping:
-            await self._redis.zadd(self._keys.sla_due(partition), mapping)
+    def stage_schedule(self, pipe: Pipeline, partition: int, timer: TimerId, due_ms: int) -> None:
+        """Queue adding (or moving) a timer; adding the same timer again changes nothing."""
+        pipe.zadd(self._keys.sla_due(partition), {timer.encode(): due_ms})
 
-    async def cancel(self, partition: int, timers: Iterable[TimerId]) -> None:
-        members = [t.encode() for t in timers]
-        if members:
-            await self._redis.zrem(self._keys.sla_due(partition), *members)
+    def stage_cancel(self, pipe: Pipeline, partition: int, timer: TimerId) -> None:
+        pipe.zrem(self._keys.sla_due(partition), timer.encode())
 
-    async def claim_due(self, partition: int, now_ms: int, limit: int) -> list[TimerId]:
-        members = await self._claim(
+    async def claim_due(self, partition: int, now_ms: int, limit: int) -> list[Claimed]:
+        flat = await self._claim(
             keys=[self._keys.sla_due(partition), self._keys.sla_claimed(partition)],
             args=[now_ms, limit],
         )
-        return [TimerId.decode(m) for m in members]
+        return [
+            (TimerId.decode(m), int(float(s))) for m, s in zip(flat[::2], flat[1::2], strict=True)
+        ]
 
-    async def claimed(self, partition: int) -> list[TimerId]:
+    async def claimed(self, partition: int) -> list[Claimed]:
         """Timers claimed but not yet published (a previous owner stopped in between)."""
-        members = await self._redis.hkeys(self._keys.sla_claimed(partition))
-        return [TimerId.decode(m) for m in members]
+        found = await self._redis.hgetall(self._keys.sla_claimed(partition))
+        return [(TimerId.decode(m), int(float(s))) for m, s in found.items()]
 
-    async def release(self, partition: int, timers: Iterable[TimerId]) -> None:
-        members = [t.encode() for t in timers]
-        if members:
-            await self._redis.hdel(self._keys.sla_claimed(partition), *members)
+    async def release(self, partition: int, done: Iterable[tuple[TimerId, int | None]]) -> None:
+        """Drop published claims, putting each timer back at its next point (if it has one)."""
+        pairs = list(done)
+        if not pairs:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.sla_claimed(partition), *(t.encode() for t, _ in pairs))
+            following = {t.encode(): due for t, due in pairs if due is not None}
+            if following:
+                pipe.zadd(self._keys.sla_due(partition), following)
+            await pipe.execute()
 
     async def next_due_ms(self, partition: int) -> int | None:
         first = await self._redis.zrange(self._keys.sla_due(partition), 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 
     async def size(self, partition: int) -> int:
+        """Timers waiting in the partition (one per running clock)."""
         return int(await self._redis.zcard(self._keys.sla_due(partition)))

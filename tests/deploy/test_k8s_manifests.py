@@ -317,8 +317,8 @@ def test_ingress_routes_webhooks_and_websockets_to_existing_ports(overlay: str) 
                 paths[path["path"]] = (ingress, backend["name"])
         assert [t["hosts"] for t in ingress["spec"]["tls"]] == [[public.hostname]]
     assert paths["/v1/sms"][1] == "switchboard-ingest"
-    assert paths["/v1/hub"][1] == "switchboard-hub"
-    for websocket_path in ("/v1/chat", "/v1/hub"):
+    assert paths["/v1/agents"][1] == "switchboard-hub"
+    for websocket_path in ("/v1/chat", "/v1/agents"):
         annotations = paths[websocket_path][0]["metadata"]["annotations"]
         for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
             assert int(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 3600

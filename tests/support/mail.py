@@ -1,5 +1,4 @@
-"""Helpers of the email tests: a group-less topic reader, an SMTP client that reports codes,
-and an SMTP server that keeps what it accepts.
+"""Helpers of the email tests: a group-less topic reader and an SMTP client that reports codes.
 
 ``collect`` in :mod:`tests.support.kafka` joins a consumer group, which costs seconds per test
 on the embedded broker; these tests read one topic from the start with no group instead.
@@ -9,17 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
-import email.policy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from email.message import EmailMessage
-from typing import Any
 
 import aiosmtplib
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
-from aiosmtpd.smtp import SMTP as SmtpServer
 
 from libs.common.events import decode
 from libs.common.service import REDIS
@@ -91,39 +85,3 @@ def in_process(app: web.Application) -> web.Application:
 
     app.cleanup_ctx.insert(0, close_pool)
     return app
-
-
-class Mailbox:
-    """An SMTP handler that keeps what it accepts, answers as scripted, or stalls in DATA."""
-
-    def __init__(self) -> None:
-        self.received: list[EmailMessage] = []
-        self.answer = "250 Message accepted"
-        self.stall = False
-        self.release = asyncio.Event()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.stall:
-            await self.release.wait()
-        if self.answer.startswith("250"):
-            parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            assert isinstance(parsed, EmailMessage)
-            self.received.append(parsed)
-        return self.answer
-
-
-@contextlib.asynccontextmanager
-async def smtp_server() -> AsyncIterator[tuple[Mailbox, int]]:
-    """An SMTP server on a free loopback port: its mailbox and port."""
-    mailbox = Mailbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SmtpServer(mailbox, hostname="mx.test"), "127.0.0.1", 0
-    )
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield mailbox, port
-    finally:
-        mailbox.release.set()
-        server.close()
-        await server.wait_closed()

@@ -91,6 +91,56 @@ def test_a_rule_naming_a_missing_queue_or_policy() -> None:
     ]
 
 
+def test_status_updates_only_on_the_resolution_clock() -> None:
+    text = VALID.replace(
+        "first_response: {within: 5m, warn_before: [1m, 0.5]}",
+        "first_response: {within: 5m, update_customer: [1m]}",
+    )
+    found = problems(text + "templates:\n  status-update:\n    sms: {en: hi}\n")
+    assert found == [
+        (
+            10,
+            "sla_policies.fast.first_response.update_customer: status updates run on the "
+            "resolution clock only",
+        )
+    ]
+
+
+def test_follow_ups_need_their_templates_for_every_channel_they_use() -> None:
+    text = VALID.replace(
+        "first_response: {within: 5m, warn_before: [1m, 0.5]}",
+        "resolution: {within: 8h, update_customer: [0.5, 1h]}",
+    )
+    config = parse_config(
+        text
+        + "templates:\n  status-update:\n    sms: {en: hi}\n  survey:\n    sms: {en: rate us}\n"
+        + "surveys: {after: 30m, channels: [sms]}\n"
+    )
+    resolution = config.sla_policies["fast"].resolution
+    assert resolution is not None
+    assert resolution.update_customer == [0.5, timedelta(hours=1)]
+    assert config.surveys is not None
+    assert config.surveys.after == timedelta(minutes=30)
+    assert config.surveys.answer_window == timedelta(days=3)
+    found = problems(text + "surveys: {channels: [sms, email]}\n")
+    assert found == [
+        (
+            10,
+            "sla_policies.fast.resolution.update_customer: no template 'status-update' for "
+            "channel 'sms'",
+        ),
+        (15, "surveys.channels: no template 'survey' for channel 'email'"),
+        (15, "surveys.channels: no template 'survey' for channel 'sms'"),
+    ]
+
+
+def test_a_survey_answer_window_is_at_most_a_week() -> None:
+    found = problems(VALID + "surveys: {answer_window: 8d}\n")
+    assert len(found) == 1
+    assert found[0][0] == 15
+    assert found[0][1].startswith("surveys.answer_window:")
+
+
 def test_an_unreachable_rule_is_reported() -> None:
     text = (
         VALID

@@ -259,6 +259,12 @@ class XSandbox:
 
     async def _add_mention(self, request: web.Request) -> web.Response:
         spec = await request.json()
+        if spec.get("author_username"):
+            self.user(
+                str(spec["author_id"]),
+                str(spec["author_username"]),
+                str(spec.get("author_name") or spec["author_username"]),
+            )
         tweet = self.mention(
             mentioned=str(spec["mentioned"]),
             author_id=str(spec["author_id"]),

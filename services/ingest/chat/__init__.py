@@ -14,6 +14,7 @@ from libs.common.health import READINESS_CHECKS
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.service import BACKGROUND, PRODUCER, REDIS, SETTINGS, TOPICS
+from libs.common.surveys import PendingSurveys
 from services.ingest.accept import Acceptor
 from services.ingest.chat.endpoint import SESSION_PATH, WS_PATH, ChatEndpoint, Limits
 from services.ingest.chat.hub import ChatHub
@@ -30,7 +31,8 @@ DEMO_PATH: Final = "/chat/demo"
 
 def add_chat(app: web.Application, limits: Limits | None = None) -> None:
     """Chat routes, the endpoint and its Redis subscription, for the app's lifetime."""
-    app.cleanup_ctx.append(_chat_ctx(limits or Limits()))
+    limits = limits or Limits(sockets_per_ip=app[SETTINGS].chat_max_sockets_per_ip)
+    app.cleanup_ctx.append(_chat_ctx(limits))
     app.on_shutdown.append(_close_sockets)
     app.router.add_post(SESSION_PATH, _session)
     app.router.add_route("OPTIONS", SESSION_PATH, _preflight)
@@ -57,6 +59,7 @@ def _chat_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]
                 keys=keys,
                 topic=app[TOPICS].inbound,
                 timeout=settings.switchboard_publish_timeout,
+                surveys=PendingSurveys(app[REDIS], keys),
             ),
             hub=hub,
             mailbox=Mailbox(app[REDIS], keys),

@@ -12,14 +12,16 @@ the order typed (they share the thread key, hence the partition). Replies are wr
 separate task from the visitor's mailbox; every write goes through one bounded queue.
 
 Close codes: 4401 bad or expired token (get a new session), 4400 malformed ``after``, 4429
-too many sockets for one visitor, 1008 a visitor that keeps flooding, 1009 frame over
-:attr:`Limits.max_frame_bytes`, 1013 a visitor that does not read its socket, 1001 shutdown.
+too many sockets for one visitor or from one peer address, 1008 a visitor that keeps
+flooding, 1009 frame over :attr:`Limits.max_frame_bytes`, 1013 a visitor that does not read
+its socket, 1001 shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -72,6 +74,7 @@ class Limits:
     send_queue: int = 64
     reply_batch: int = 20
     sockets_per_visitor: int = 8
+    sockets_per_ip: int = 0  # per peer address (CHAT_MAX_SOCKETS_PER_IP); 0: no cap
 
 
 def error_frame(
@@ -307,6 +310,7 @@ class ChatEndpoint:
         self._mailbox = mailbox
         self._limits = limits
         self._sockets: set[ChatSocket] = set()
+        self._per_ip: Counter[str] = Counter()
 
     async def session(self, request: web.Request) -> web.Response:
         """``POST /v1/chat/session``, body empty or ``{"token": ...}`` to renew a session."""
@@ -361,6 +365,11 @@ class ChatEndpoint:
         if self._hub.count(visitor_id) >= self._limits.sockets_per_visitor:
             await ws.close(code=CLOSE_TOO_MANY_SOCKETS, message=b"too many sockets")
             return ws
+        peer = request.remote or ""
+        if self._limits.sockets_per_ip and self._per_ip[peer] >= self._limits.sockets_per_ip:
+            metrics.chat_closes.labels("too_many_from_address").inc()
+            await ws.close(code=CLOSE_TOO_MANY_SOCKETS, message=b"too many sockets from address")
+            return ws
         socket = ChatSocket(
             ws,
             visitor_id,
@@ -371,12 +380,16 @@ class ChatEndpoint:
         )
         self._hub.register(socket)
         self._sockets.add(socket)
+        self._per_ip[peer] += 1
         metrics.chat_connections.inc()
         try:
             await socket.run()
         finally:
             self._hub.unregister(socket)
             self._sockets.discard(socket)
+            self._per_ip[peer] -= 1
+            if not self._per_ip[peer]:
+                del self._per_ip[peer]
             metrics.chat_connections.dec()
         return ws
 

@@ -26,6 +26,7 @@ PUBLIC_URL = "https://ingest.switchboard.example"
 X_SECRET = "x-test-consumer-secret"
 X_USER_ID = "1600000000000000001"
 CHAT_KEY = "chat-test-key-0123456789abcdef0123456789"
+SURVEY_LINK_KEY = "survey-link-test-key-0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ async def ingest_app(stack: DevStack, isolation: Isolation, serve_app: ServeApp)
         x_consumer_secret=X_SECRET,
         x_user_id=X_USER_ID,
         chat_session_key=CHAT_KEY,
+        survey_link_key=SURVEY_LINK_KEY,
     )
     url = await serve_app(build(settings))
     return Ingest(url, Keys(isolation.key_prefix), stack.broker.bootstrap_servers)

@@ -16,6 +16,7 @@ from libs.common.devstack import free_port
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
+from libs.common.sandbox.smtp import Mailbox, smtp_sandbox
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import (
@@ -27,7 +28,6 @@ from services.outbound.senders.base import (
 from services.outbound.senders.email import SmtpEmail
 from services.outbound.sends import SendRecords
 from tests.support.harness import Isolation
-from tests.support.mail import Mailbox, smtp_server
 
 FROM = "Acme Support <support@acme.example>"
 CUSTOMER = "ana@example.org"
@@ -35,7 +35,7 @@ CUSTOMER = "ana@example.org"
 
 @pytest.fixture
 async def smtp() -> AsyncIterator[tuple[Mailbox, int]]:
-    async with smtp_server() as server:
+    async with smtp_sandbox() as server:
         yield server
 
 

@@ -1,0 +1,361 @@
+"""SLA timers at a million: Redis memory per open timer, emission lag, idle CPU.
+
+Clocks are created by the service's own code (``new_clock`` from a routed conversation, then
+``stage_clock``: the clock record, the open count and the timer, exactly as the keeper writes
+them), only pipelined a thousand at a time instead of one transaction each. Every clock has a
+warning and a breach, so a clock is two open timers. Most clocks fall due in two days; a window
+of them falls due at ``--rate`` points a second. The SLA worker (``python -m services.sla``)
+starts after the fill, is measured idle (CPU while the timers wait) and then fires the window;
+the lag of each event is its Kafka timestamp minus its due time. The ceilings, measured in the
+same run on the same Redis and broker: raw pipelined ``ZADD`` and ``ZPOPMIN``, raw aiokafka
+produce (acks=all) of records the size of an SLA event.
+
+    python -m bench.sla_timers [--timers 1000000] [--rate 5000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.context import Context
+from redis.asyncio import Redis
+
+from bench.harness import write_result
+from libs.common.config import load_config
+from libs.common.devstack import DevStack, ServiceProcess, create_topics
+from libs.common.events import ConversationRouted, CustomerIdentity, RoutingExplanation
+from libs.common.keys import Keys
+from libs.common.topics import PARTITIONS, Topics
+from libs.common.tracing import attached
+from services.sla.clocks import BUCKETS, ClockStore
+from services.sla.lifecycle import new_clock, stage_clock
+from services.sla.runtime import SlaRuntime
+from services.sla.timers import TimerStore
+
+POINTS_PER_CLOCK = 2  # a warning and a breach
+PIPELINE = 1000
+CEILING_OPS = 200_000
+CEILING_RECORDS = 50_000
+IDLE_SECONDS = 10.0
+START_BUDGET = 40.0  # from the end of the fill to the first due point: start-up + idle window
+
+
+def configuration(seconds: int) -> dict[str, Any]:
+    """ "later" clocks fall due in two days; a "soon" clock is warned ``seconds / 2`` after it
+    starts and breached ``seconds / 2`` after that."""
+    half = f"{seconds // 2}s"
+    return {
+        "version": 1,
+        "queues": {"desk": {}},
+        "sla_policies": {
+            "later": {
+                "first_response": {"within": "2d", "business_hours": False, "warn_before": ["1h"]}
+            },
+            "soon": {
+                "first_response": {
+                    "within": f"{2 * (seconds // 2)}s",
+                    "business_hours": False,
+                    "warn_before": [half],
+                }
+            },
+        },
+        "rules": [{"name": "all", "then": {"queue": "desk", "sla_policy": "later"}}],
+    }
+
+
+def routed(policy: str) -> ConversationRouted:
+    conversation = str(uuid.uuid4())
+    return ConversationRouted(
+        conversation_id=conversation,
+        reference=f"SB-{conversation[:6].upper()}",
+        thread_key=f"chat:{conversation}",
+        channel="chat",
+        queue="desk",
+        priority=3,
+        sla_policy=policy,
+        issue_type="unknown",
+        is_new=True,
+        message_id=conversation,
+        customer=CustomerIdentity(),
+        text="hello",
+        received_at=datetime.now(UTC),
+        explanation=RoutingExplanation(
+            rule="all", conditions=(), issue_type="unknown", confidence=0.0
+        ),
+    )
+
+
+def conversation_trace() -> Context:
+    """A context inside a sampled trace of its own, as a routed conversation's would be."""
+    span = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=random.getrandbits(128),
+            span_id=random.getrandbits(64),
+            is_remote=True,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+        )
+    )
+    return trace.set_span_in_context(span)
+
+
+async def fill_clocks(
+    redis: Redis, keys: Keys, runtime: SlaRuntime, policy: str, starts: list[datetime]
+) -> float:
+    """Create one clock per start time through the service's code; returns clocks/s."""
+    clocks, timers = ClockStore(redis, keys), TimerStore(redis, keys)
+    began = time.perf_counter()
+    for offset in range(0, len(starts), PIPELINE):
+        async with redis.pipeline(transaction=False) as pipe:
+            for n, at in enumerate(starts[offset : offset + PIPELINE], start=offset):
+                with attached(conversation_trace()):  # as in the service: each keeps its trace
+                    clock = new_clock(
+                        runtime, routed(policy), n % PARTITIONS, "first_response", at, 1
+                    )
+                assert clock is not None
+                assert clock.traceparent is not None
+                await stage_clock(pipe, clocks, timers, clock)
+            await pipe.execute()
+    return len(starts) / (time.perf_counter() - began)
+
+
+async def timed(count: int, step: Callable[[int], Awaitable[object]]) -> float:
+    """Run ``step`` over ``count`` operations in pipeline-sized chunks; operations/s."""
+    began = time.perf_counter()
+    for offset in range(0, count, PIPELINE):
+        await step(offset)
+    return count / (time.perf_counter() - began)
+
+
+async def redis_ceilings(redis: Redis) -> dict[str, float]:
+    """Raw pipelined ZADD and ZPOPMIN of members shaped like timer ids."""
+    members = [f"{uuid.uuid4()}|f1" for _ in range(CEILING_OPS)]
+    now_ms = int(time.time() * 1000)
+
+    async def add(offset: int) -> None:
+        async with redis.pipeline(transaction=False) as pipe:
+            for n in range(offset, offset + PIPELINE):
+                pipe.zadd("ceiling:due", {members[n]: now_ms + n})
+            await pipe.execute()
+
+    async def pop(_: int) -> None:
+        await redis.zpopmin("ceiling:due", PIPELINE)
+
+    zadd = await timed(CEILING_OPS, add)
+    zpopmin = await timed(CEILING_OPS, pop)
+    await redis.delete("ceiling:due")
+    return {"zadd_per_second": zadd, "zpopmin_per_second": zpopmin}
+
+
+async def produce_ceiling(bootstrap: str, topic: str, size: int) -> float:
+    """Raw aiokafka produce (acks=all) of ``size``-byte records; records/s."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    value = b"x" * size
+    try:
+        began = time.perf_counter()
+        futures = [
+            await producer.send(topic, value=value, key=str(n).encode())
+            for n in range(CEILING_RECORDS)
+        ]
+        await asyncio.gather(*futures)
+        return CEILING_RECORDS / (time.perf_counter() - began)
+    finally:
+        await producer.stop()
+
+
+async def memory_of(redis: Redis, keys: Keys) -> dict[str, int]:
+    """MEMORY USAGE (every element counted) of the SLA keys, by kind."""
+    due = [keys.sla_due(p) for p in range(PARTITIONS)]
+    buckets = [keys.sla_clocks(b) for b in range(BUCKETS)]
+    sizes: dict[str, int] = {}
+    for kind, names in (("due", due), ("clocks", buckets), ("open", [keys.sla_open_counts()])):
+        async with redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.memory_usage(name, samples=0)
+            sizes[kind] = sum(int(size or 0) for size in await pipe.execute())
+    return sizes
+
+
+async def lags(
+    bootstrap: str, topic: str, expected: int, timeout: float
+) -> tuple[list[float], float]:
+    """Lag (ms) of every SLA event: Kafka timestamp minus due time (``ce_time``); and the
+    rate between the first and the last record."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[float] = []
+    stamps: list[int] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(found) < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(found)} of {expected} events after {timeout}s")
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for records in batch.values():
+                for record in records:
+                    due = datetime.fromisoformat(dict(record.headers)["ce_time"].decode())
+                    found.append(record.timestamp - due.timestamp() * 1000)
+                    stamps.append(record.timestamp)
+    finally:
+        await consumer.stop()
+    return found, len(stamps) / max((max(stamps) - min(stamps)) / 1000, 1e-3)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(total_timers: int, rate: int, seconds: int) -> dict[str, Any]:
+    stack = DevStack()
+    await stack.start()
+    workdir = Path(tempfile.mkdtemp(prefix="sb-bench-sla-"))
+    redis = Redis.from_url(stack.redis.url)
+    try:
+        bootstrap = stack.broker.bootstrap_servers
+        prefix = f"b{uuid.uuid4().hex[:6]}."
+        topics = Topics.with_prefix(prefix)
+        await create_topics(bootstrap, [*topics.all(), f"{prefix}ceiling"])
+        keys = Keys(prefix)
+        config = workdir / "sla.yaml"
+        config.write_text(yaml.safe_dump(configuration(seconds)))
+        runtime = SlaRuntime.build(load_config(config), config)
+
+        results: dict[str, Any] = {**await redis_ceilings(redis)}
+        results["produce_per_second"] = await produce_ceiling(bootstrap, f"{prefix}ceiling", 700)
+
+        soon_clocks = rate * (seconds // 2)
+        due_points = soon_clocks * POINTS_PER_CLOCK
+        later_clocks = (total_timers - due_points) // POINTS_PER_CLOCK
+        base = (await redis.info("memory"))["used_memory"]
+        now = datetime.now(UTC)
+        fill_rate = await fill_clocks(redis, keys, runtime, "later", [now] * later_clocks)
+        # the "soon" clocks start at ``rate`` a second for half the window: their warnings
+        # fall due in its first half, their breaches in the second, ``rate`` points a second
+        first_due = datetime.now(UTC) + timedelta(seconds=START_BUDGET)
+        half = timedelta(seconds=seconds // 2)
+        starts = [first_due - half + n * timedelta(seconds=1 / rate) for n in range(soon_clocks)]
+        await fill_clocks(redis, keys, runtime, "soon", starts)
+        used = (await redis.info("memory"))["used_memory"] - base
+        sizes = await memory_of(redis, keys)
+        clocks = later_clocks + soon_clocks
+        timers = clocks * POINTS_PER_CLOCK
+        results.update(
+            open_timers=timers,
+            open_clocks=clocks,
+            fill_clocks_per_second=fill_rate,
+            fill_timers_per_second=fill_rate * POINTS_PER_CLOCK,
+            fill_ratio_to_zadd=fill_rate * POINTS_PER_CLOCK / results["zadd_per_second"],
+            redis_used_memory_bytes=used,
+            redis_bytes_per_open_timer=used / timers,
+            redis_bytes_per_open_clock=used / clocks,
+            memory_usage_bytes_per_open_timer={k: v / timers for k, v in sizes.items()},
+        )
+
+        sla = ServiceProcess(
+            "sla",
+            {
+                **stack.environment(prefix),
+                "SWITCHBOARD_CONFIG": str(config),
+                "SWITCHBOARD_KEY_PREFIX": prefix,
+                "LOG_LEVEL": "WARNING",
+                "OTEL_TRACES_EXPORTER": "none",
+            },
+            log_path=workdir / "sla.log",
+        )
+        sla.start()
+        try:
+            await sla.wait_ready(timeout=60)
+            assert sla.process is not None
+            worker = psutil.Process(sla.process.pid)
+            await asyncio.sleep(2.0)  # let the consumer's assignment settle
+            idle = min(IDLE_SECONDS, (first_due - datetime.now(UTC)).total_seconds() - 2.0)
+            if idle <= 1.0:
+                raise RuntimeError("the worker started too late to be measured idle")
+            before = cpu_seconds(worker)
+            await asyncio.sleep(idle)
+            results["idle_seconds"] = idle
+            results["idle_cpu_percent_of_a_core"] = 100 * (cpu_seconds(worker) - before) / idle
+            before = cpu_seconds(worker)
+            found, emitted_rate = await lags(
+                bootstrap, topics.sla_events, due_points, timeout=START_BUDGET + seconds + 120
+            )
+            firing = (datetime.now(UTC) - first_due).total_seconds()
+            results["firing_cpu_percent_of_a_core"] = (
+                100 * (cpu_seconds(worker) - before) / max(firing, 1.0)
+            )
+        except BaseException:
+            print((workdir / "sla.log").read_text()[-3000:])
+            raise
+        finally:
+            sla.stop()
+        results.update(
+            due_rate_per_second=rate,
+            due_events=len(found),
+            emitted_per_second=emitted_rate,
+            emitted_ratio_to_produce=emitted_rate / results["produce_per_second"],
+            lag_ms={
+                "p50": statistics.median(found),
+                "p99": percentile(found, 0.99),
+                "max": max(found),
+            },
+        )
+        results["targets"] = {
+            "lag_p99_under_250ms": results["lag_ms"]["p99"] < 250,
+            "under_200_bytes_per_open_timer": results["redis_bytes_per_open_timer"] < 200,
+        }
+        rounded: dict[str, Any] = _rounded(results)
+        return rounded
+    finally:
+        await redis.aclose()
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3) if abs(value) < 100 else round(value)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--timers", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    results = asyncio.run(run(args.timers, args.rate, args.seconds))
+    path = write_result("sla_timers", results)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

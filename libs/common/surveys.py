@@ -1,0 +1,136 @@
+"""CSAT surveys between outbound (which sends them) and ingest (which records the answers).
+
+On SMS and chat the survey asks for a bare 1-5 reply: outbound records the thread's pending
+survey in ``survey:pending:{thread_key}`` for the answer window, and ingest turns a reply whose
+whole text is a score into a ``survey.answered`` event instead of a message. By email the
+survey carries links ``{SWITCHBOARD_PUBLIC_URL}/v1/surveys/{token}?score=N``; the token is a
+JWT (HS256, ``SURVEY_LINK_KEY``) naming the conversation, the survey command, the thread and
+an expiry, so ingest needs no state to check a click. Both ways the answer's event id derives
+from the survey command (:func:`answer_id`): the first answer counts, a repeat is the same
+event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import jwt
+from redis.asyncio import Redis
+
+from libs.common.events import event_id
+from libs.common.keys import Keys
+from libs.common.redis_client import as_text
+
+LINK_PATH: Final = "/v1/surveys"
+AUDIENCE: Final = "switchboard-survey"
+ALGORITHM: Final = "HS256"
+MAX_TOKEN_CHARS: Final = 2048
+SCORES: Final = range(1, 6)
+_BARE_SCORE: Final = re.compile(r"[\W_]*([1-5])[\W_]*")
+
+
+def parse_score(text: str) -> int | None:
+    """The score a reply is, when its whole text is one digit 1-5 (``" 5!"``, ``"(4)"``)."""
+    match = _BARE_SCORE.fullmatch(text.strip())
+    return int(match.group(1)) if match else None
+
+
+def answer_id(command_id: str) -> str:
+    """The event id of the answer to a survey command: one per survey, however often sent."""
+    return event_id(command_id, "survey-answer")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSurvey:
+    conversation_id: str
+    command_id: str
+
+
+class PendingSurveys:
+    """``survey:pending:{thread_key}``: outbound writes it when it sends, ingest reads it."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def record(self, thread_key: str, pending: PendingSurvey, ttl_seconds: int) -> None:
+        await self._redis.set(
+            self._keys.survey_pending(thread_key),
+            f"{pending.conversation_id}|{pending.command_id}",
+            ex=max(ttl_seconds, 1),
+        )
+
+    async def get(self, thread_key: str) -> PendingSurvey | None:
+        raw = await self._redis.get(self._keys.survey_pending(thread_key))
+        if raw is None:
+            return None
+        conversation_id, _, command_id = as_text(raw).rpartition("|")
+        return PendingSurvey(conversation_id, command_id)
+
+
+class InvalidLink(Exception):
+    """A survey link that was not issued by us (tampered, truncated, another key)."""
+
+
+class ExpiredLink(InvalidLink):
+    """A genuine survey link whose answer window is over."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTicket:
+    """What a survey link stands for."""
+
+    conversation_id: str
+    command_id: str
+    thread_key: str
+    expires_at: datetime
+
+
+class SurveyLinks:
+    """Signs and checks the tokens of email survey links (stateless: any replica checks any)."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def token(self, ticket: LinkTicket) -> str:
+        return jwt.encode(
+            {
+                "aud": AUDIENCE,
+                "sub": ticket.command_id,
+                "cid": ticket.conversation_id,
+                "thr": ticket.thread_key,
+                "exp": int(ticket.expires_at.timestamp()),
+            },
+            self._key,
+            algorithm=ALGORITHM,
+        )
+
+    def url(self, public_url: str, ticket: LinkTicket) -> str:
+        """The link without its ``?score=N`` (the template adds one per choice)."""
+        return f"{public_url.rstrip('/')}{LINK_PATH}/{self.token(ticket)}"
+
+    def verify(self, token: str) -> LinkTicket:
+        """The ticket of a valid token, :class:`ExpiredLink` or :class:`InvalidLink`."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            raise InvalidLink("missing or oversized token")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                options={"require": ["sub", "aud", "exp", "cid", "thr"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise ExpiredLink("the survey link has expired") from None
+        except jwt.PyJWTError as exc:
+            raise InvalidLink(type(exc).__name__) from None
+        fields = [claims.get(name) for name in ("cid", "sub", "thr")]
+        if not all(isinstance(value, str) and value for value in fields):
+            raise InvalidLink("token names no survey")
+        conversation_id, command_id, thread_key = (str(value) for value in fields)
+        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        return LinkTicket(conversation_id, command_id, thread_key, expires)

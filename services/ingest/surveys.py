@@ -1,0 +1,100 @@
+"""``GET /v1/surveys/{token}?score=N``: the links of an email CSAT survey.
+
+The token (:class:`libs.common.surveys.SurveyLinks`) names the survey; a valid click publishes
+``survey.answered`` under the survey's answer id through the acceptor (so a second click, or
+the SMS path, adds nothing) and answers a small thank-you page only once Kafka has the event.
+Refusals are pages too, since a person clicked: 403 for a link we did not sign, 410 for one
+whose answer window is over, 400 for a score outside 1-5, 404 when ``SURVEY_LINK_KEY`` is not
+set (no link of ours can exist), 503 (retry) when Kafka or Redis is away. A ``HEAD`` (link
+checkers) is checked but records nothing.
+
+Mail scanners that follow every link of a message would answer for the customer; the first
+click wins, so such a scanner's choice would stick. Deployments behind such scanners should
+know this (the README says so).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Final
+
+from aiohttp import hdrs, web
+from redis.exceptions import RedisError
+
+from libs.common import metrics
+from libs.common.events import Event, SurveyAnswered, utc_now
+from libs.common.logs import get_logger
+from libs.common.surveys import LINK_PATH, SCORES, ExpiredLink, InvalidLink, SurveyLinks, answer_id
+from services.ingest.accept import Acceptance, Acceptor, Unavailable
+
+log = get_logger(__name__)
+PATH: Final = LINK_PATH + "/{token}"
+SOURCE: Final = "/ingest/surveys"
+HEADERS: Final = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def page(title: str, text: str, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
+    )
+    return web.Response(
+        text=body, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})}
+    )
+
+
+class SurveyLinkEndpoint:
+    def __init__(self, *, links: SurveyLinks | None, acceptor: Acceptor) -> None:
+        self._links = links
+        self._acceptor = acceptor
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        if self._links is None:
+            return _refuse("Not found", "Survey links are not configured here.", 404, "off")
+        try:
+            ticket = self._links.verify(request.match_info["token"])
+        except ExpiredLink:
+            return _refuse("Survey closed", "This survey link has expired.", 410, "expired")
+        except InvalidLink:
+            return _refuse("Invalid link", "This survey link is not valid.", 403, "invalid")
+        raw = request.query.get("score", "")
+        if raw not in {str(score) for score in SCORES}:
+            return _refuse("Invalid score", "Choose a score from 1 to 5.", 400, "bad score")
+        if request.method == hdrs.METH_HEAD:  # a link checker's probe is not an answer
+            return page("Survey", "Open this link to record your rating.", 200)
+        answer = SurveyAnswered(
+            conversation_id=ticket.conversation_id,
+            channel="email",
+            score=int(raw),
+            command_id=ticket.command_id,
+            answered_at=utc_now(),
+            thread_key=ticket.thread_key,
+        )
+        event = Event(
+            id=answer_id(ticket.command_id),
+            source=SOURCE,
+            subject=ticket.thread_key,
+            time=answer.answered_at,
+            data=answer,
+        )
+        try:
+            outcome = await self._acceptor.publish_once(event, "email")
+        except (Unavailable, RedisError) as exc:
+            log.warning("survey answer not recorded; the customer may retry", error=str(exc))
+            return _busy()
+        if outcome is Acceptance.IN_PROGRESS:
+            return _busy()
+        return page("Thank you", "Your rating has been recorded.", 200)
+
+
+def _refuse(title: str, text: str, status: int, reason: str) -> web.Response:
+    metrics.webhook_rejections.labels("survey", reason).inc()
+    return page(title, text, status)
+
+
+def _busy() -> web.Response:
+    return page(
+        "Please try again", "We could not record your rating just now.", 503, {"Retry-After": "5"}
+    )

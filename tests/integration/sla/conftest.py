@@ -1,0 +1,146 @@
+"""Driving a ClockKeeper against real Redis, with a configuration file of the test's choice."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from redis.asyncio import Redis
+
+from libs.common.config import LiveConfig
+from libs.common.events import (
+    AgentAction,
+    AgentActionKind,
+    ConversationRouted,
+    CustomerIdentity,
+    Event,
+    EventData,
+    RoutingExplanation,
+    SlaEvent,
+    event_id,
+)
+from libs.common.kafka.consumer import Consumed
+from libs.common.kafka.producer import Outgoing
+from libs.common.keys import Keys
+from services.sla.clocks import ClockStore, ConversationLocks
+from services.sla.contacts import ContactStore
+from services.sla.lifecycle import ClockKeeper
+from services.sla.runtime import SlaRuntime
+from services.sla.timers import TimerStore
+from tests.support.harness import Isolation
+
+CONFIG = Path(__file__).parents[2] / "fixtures" / "config" / "sla.yaml"
+LA = ZoneInfo("America/Los_Angeles")
+_numbers = itertools.count()
+
+
+class Keeper:
+    def __init__(
+        self,
+        keeper: ClockKeeper,
+        clocks: ClockStore,
+        timers: TimerStore,
+        live: LiveConfig[SlaRuntime],
+    ) -> None:
+        self.keeper, self.clocks, self.timers, self.live = keeper, clocks, timers, live
+        self.scheduled: list[tuple[int, int]] = []
+
+    async def feed(self, data: EventData, subject: str = "t") -> list[SlaEvent]:
+        number = next(_numbers)
+        event = Event(
+            id=event_id("sla-test", str(number)),
+            source="/test",
+            subject=subject,
+            time=datetime.now(LA),
+            data=data,
+        )
+        outputs: Sequence[Outgoing] = await self.keeper.handle(
+            Consumed(event=event, topic="t", partition=3, offset=number, key=subject)
+        )
+        return [o.event.data for o in outputs if isinstance(o.event.data, SlaEvent)]
+
+
+MakeKeeper = Callable[[Path], Keeper]
+
+
+@pytest.fixture
+def make_keeper(redis: Redis, isolation: Isolation) -> MakeKeeper:
+    """A keeper on the test's keys and topics, reading the given configuration file."""
+
+    def make(config: Path) -> Keeper:
+        keys = Keys(isolation.key_prefix)
+        clocks, timers = ClockStore(redis, keys), TimerStore(redis, keys)
+        live = LiveConfig(config, SlaRuntime.build)
+        wrapper = Keeper(
+            ClockKeeper(
+                live=live,
+                clocks=clocks,
+                timers=timers,
+                contacts=ContactStore(redis, keys),
+                locks=ConversationLocks(),
+                topics=isolation.topics,
+                on_scheduled=lambda partition, due: wrapper.scheduled.append((partition, due)),
+            ),
+            clocks,
+            timers,
+            live,
+        )
+        return wrapper
+
+    return make
+
+
+@pytest.fixture
+def keeper(make_keeper: MakeKeeper) -> Keeper:
+    return make_keeper(CONFIG)
+
+
+def routed(
+    conversation: str,
+    at: datetime,
+    *,
+    queue: str = "la-desk",
+    is_new: bool = True,
+    reopened: bool = False,
+    policy: str = "standard",
+) -> ConversationRouted:
+    return ConversationRouted(
+        conversation_id=conversation,
+        reference="SB-TEST1",
+        thread_key=f"sms:{conversation}",
+        channel="sms",
+        queue=queue,
+        priority=2,
+        sla_policy=policy,
+        issue_type="unknown",
+        is_new=is_new,
+        reopened=reopened,
+        message_id=f"m-{next(_numbers)}",
+        customer=CustomerIdentity(phone="+14155550100"),
+        text="hi",
+        received_at=at,
+        explanation=RoutingExplanation(
+            rule="all", conditions=(), issue_type="unknown", confidence=0.0
+        ),
+    )
+
+
+def action(
+    conversation: str, kind: AgentActionKind, at: datetime, queue: str | None = None
+) -> AgentAction:
+    return AgentAction(
+        action_id=f"a-{next(_numbers)}",
+        kind=kind,
+        conversation_id=conversation,
+        agent="maria",
+        queue=queue,
+        at=at,
+    )
+
+
+def kinds(events: list[SlaEvent]) -> list[tuple[str, str]]:
+    return [(e.metric, e.kind) for e in events]
