@@ -8,7 +8,7 @@ without it they are created (ids still flow through Kafka) but not exported.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
@@ -88,6 +88,19 @@ def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
     if not traceparent:
         return otel_context.Context()
     return propagate.extract({"traceparent": traceparent})
+
+
+def span_links(traceparents: Iterable[str | None]) -> list[trace.Link]:
+    """Links to the spans stored beside delayed work: a batch that serves several traces (SLA
+    timers claimed together) is its own span, linked to each trace it joins."""
+    links = []
+    for traceparent in dict.fromkeys(traceparents):
+        span_context = trace.get_current_span(
+            context_from_traceparent(traceparent)
+        ).get_span_context()
+        if span_context.is_valid:
+            links.append(trace.Link(span_context))
+    return links
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from libs.common import metrics
@@ -25,7 +26,7 @@ from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
-from libs.common.tracing import attached, context_from_traceparent
+from libs.common.tracing import attached, context_from_traceparent, span_links
 from services.sla import followups
 from services.sla.clocks import UPDATE_STEP, Clock, ClockStore, ConversationLocks
 from services.sla.contacts import Contact, ContactStore
@@ -171,7 +172,18 @@ class TimerScheduler:
                     fired += self._fire_step(clock, step, at, contacts.get(clock.conversation_id))
                 running = timer.metric != "survey"
                 following.append(next_point_ms(clock, due_ms) if running else None)
-            with contextlib.closing(self._traced(fired)) as traced:  # spans end in this task
+            with (
+                _tracer.start_as_current_span(
+                    "sla timers due",
+                    context=otel_context.Context(),  # its own trace, linked to each clock's
+                    links=span_links(item.clock.traceparent for item in fired),
+                    attributes={
+                        "switchboard.sla.partition": partition,
+                        "switchboard.sla.events": len(fired),
+                    },
+                ),
+                contextlib.closing(self._traced(fired)) as traced,  # spans end in this task
+            ):
                 await self._producer.publish(traced)
             await self._timers.release(
                 partition, zip((t for t, _ in claimed), following, strict=True)

@@ -107,6 +107,15 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
         ),
         message="spans of all four services in the message's trace",
     )
+    # The timers that fired the warning and the breach were claimed in batches: each batch is a
+    # span of its own, linked to the trace of every clock it served.
+    await wait_until(
+        lambda: any(
+            s.name == "sla timers due" and trace_id in s.linked_trace_ids
+            for s in otlp.receiver.spans
+        ),
+        message="a timer batch span linked to the message's trace",
+    )
 
     documented = exposed_names()
     for process in processes:

@@ -20,6 +20,7 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     attributes: dict[str, Any]
+    linked_trace_ids: tuple[str, ...] = ()
 
 
 def _value(any_value: Any) -> Any:
@@ -51,6 +52,7 @@ class OtlpReceiver:
                             span_id=span.span_id.hex(),
                             parent_span_id=span.parent_span_id.hex(),
                             attributes={a.key: _value(a.value) for a in span.attributes},
+                            linked_trace_ids=tuple(link.trace_id.hex() for link in span.links),
                         )
                     )
         return web.Response(
