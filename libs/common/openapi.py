@@ -18,7 +18,7 @@ Document = dict[str, Any]
 OPENAPI_VERSION: Final = "3.1.0"
 BODY_LIMIT: Final = "x-max-body-bytes"
 """Extension on a request body: the largest body the handler reads before answering 413."""
-DOCUMENTS: Final = {"ingest": "services.ingest.openapi"}
+DOCUMENTS: Final = {"ingest": "services.ingest.openapi", "hub": "services.hub.openapi"}
 """Service -> the module whose ``document()`` builds its OpenAPI document."""
 DEFAULT_DIRECTORY: Final = Path("docs/openapi")
 """Where the documents are checked in, relative to the repository root."""

@@ -35,9 +35,10 @@ from libs.common import metrics
 from libs.common.chat import ENTRY_ID, START, Mailbox, entry_order, thread_key
 from libs.common.events import CustomerIdentity, MessageReceived, event_id, utc_now
 from libs.common.logs import get_logger
+from libs.common.pubsub import raise_if_cancelled
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 from services.ingest.chat import frames
-from services.ingest.chat.hub import ChatHub, raise_if_cancelled
+from services.ingest.chat.hub import ChatHub
 from services.ingest.chat.session import InvalidSession, SessionTokens
 
 log = get_logger(__name__)

@@ -4,35 +4,18 @@ Replies reach a visitor whichever replica holds the socket: outbound announces e
 entry on the visitor's channel, and every replica holds one pattern subscription to all
 visitors' channels and wakes only its own sockets of that visitor. A woken socket reads the
 mailbox after the last entry it delivered (:mod:`libs.common.chat`), so an announcement that
-is lost costs nothing but latency: after every (re)subscription all local sockets are woken
-once to catch up on what was published while the subscription was down.
+is lost costs nothing but latency (:func:`libs.common.pubsub.follow_pattern`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Iterator
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from libs.common.keys import Keys
-from libs.common.logs import get_logger
-from libs.common.redis_client import as_text
-
-log = get_logger(__name__)
-POLL_SECONDS = 5.0  # bounded reads, so the connection's health checks run when it is quiet
-BACKOFF_MAX = 10.0
-
-
-def raise_if_cancelled() -> None:
-    """Re-raise a cancellation that redis-py swallowed (it can, while it connects), so the
-    task that was cancelled does stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+from libs.common.pubsub import follow_pattern
 
 
 class Wakeable(Protocol):
@@ -70,41 +53,23 @@ class ChatHub:
 
     async def run(self) -> None:
         """Subscribe and dispatch until cancelled; Redis outages are waited out."""
-        failures = 0
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.psubscribe(self._keys.chat_notify_pattern())
-                raise_if_cancelled()
-                while True:
-                    message = await pubsub.get_message(timeout=POLL_SECONDS)
-                    raise_if_cancelled()
-                    failures = 0
-                    if message is not None:
-                        self._dispatch(message)
-            except RedisError as exc:
-                self.subscribed = False
-                failures += 1
-                delay = random.uniform(0, min(BACKOFF_MAX, 0.2 * 2**failures))
-                log.warning("chat subscription lost; resubscribing", error=repr(exc))
-                await asyncio.sleep(delay)
-            finally:
-                self.subscribed = False
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await follow_pattern(
+            self._redis,
+            self._keys.chat_notify_pattern(),
+            subscribed=self._caught_up,
+            message=self._announced,
+            lost=self._lost,
+        )
 
-    def _dispatch(self, message: dict[str, object]) -> None:
-        kind = message.get("type")
-        if kind == "psubscribe":
-            # (Re)subscribed, possibly after missing announcements: everyone catches up.
-            self.subscribed = True
-            for socket in self:
-                socket.wake(None)
-            return
-        if kind != "pmessage":
-            return
-        channel, data = message.get("channel"), message.get("data")
-        if not isinstance(channel, bytes | str) or not isinstance(data, bytes | str):
-            return
-        visitor_id = as_text(channel).removeprefix(self._prefix)
-        for socket in list(self._sockets.get(visitor_id, ())):
-            socket.wake(as_text(data))
+    def _caught_up(self) -> None:
+        """(Re)subscribed, possibly after missing announcements: everyone catches up."""
+        self.subscribed = True
+        for socket in self:
+            socket.wake(None)
+
+    def _announced(self, channel: str, entry_id: str) -> None:
+        for socket in list(self._sockets.get(channel.removeprefix(self._prefix), ())):
+            socket.wake(entry_id)
+
+    def _lost(self) -> None:
+        self.subscribed = False

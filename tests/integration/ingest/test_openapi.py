@@ -20,7 +20,6 @@ import aiohttp
 import pytest
 import requests
 import schemathesis
-from aiohttp import hdrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -38,6 +37,7 @@ from services.ingest.app import build
 from services.ingest.x.webhook import SIGNATURE_HEADER
 from tests.integration.ingest.conftest import CHAT_KEY, PUBLIC_URL, X_SECRET, X_USER_ID, Ingest
 from tests.support.harness import AUTH_TOKEN
+from tests.support.openapi import documented_operations, registered_operations
 from tests.support.webhooks import sign_twilio, sign_x
 
 ROOT: Final = Path(__file__).parents[3]
@@ -68,36 +68,16 @@ def test_checked_in_document_is_what_the_code_generates(service: str) -> None:
     )
 
 
-def registered_operations() -> set[tuple[str, str]]:
-    """(METHOD, path) of every route ingest registers with every connector on.
-
-    aiohttp adds a HEAD route beside each GET; HEAD is GET without the body, so it is not
-    documented separately (checked: every HEAD has its GET).
-    """
+def test_every_registered_route_is_documented_and_no_other() -> None:
+    """With every connector on."""
     settings = Settings(
         twilio_auth_token=AUTH_TOKEN,
         x_consumer_secret=X_SECRET,
         x_user_id=X_USER_ID,
         chat_session_key=CHAT_KEY,
     )
-    routes = {
-        (route.method, route.resource.canonical)
-        for route in build(settings).router.routes()
-        if route.resource is not None
-    }
-    heads = {(m, p) for m, p in routes if m == hdrs.METH_HEAD}
-    assert heads == {(hdrs.METH_HEAD, p) for m, p in routes if m == hdrs.METH_GET}
-    return routes - heads
-
-
-def test_every_registered_route_is_documented_and_no_other() -> None:
-    document = openapi.build("ingest")
-    documented = {
-        (method.upper(), path)
-        for path, operations in document["paths"].items()
-        for method in operations
-    }
-    registered = registered_operations()
+    registered = registered_operations(build(settings))
+    documented = documented_operations(openapi.build("ingest"))
     assert registered - documented == set(), "routes missing from docs/openapi/ingest.yaml"
     assert documented - registered == set(), "documented routes the app does not serve"
 

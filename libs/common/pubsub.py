@@ -1,0 +1,74 @@
+"""One Redis pattern subscription held for a process, and a guard for loops that await Redis.
+
+Ingest's chat sockets and the hub's agent sockets are woken the same way: whichever replica
+made a change publishes on the recipient's channel, every replica holds one pattern
+subscription and wakes only its own sockets. A notice is only a hint (the woken socket reads
+the state from Redis), so a lost one costs latency, and after every (re)subscription all
+local sockets are woken once to catch up on what was published while it was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Final
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from libs.common.logs import get_logger
+from libs.common.redis_client import as_text
+
+log = get_logger(__name__)
+POLL_SECONDS: Final = 5.0  # bounded reads, so the connection's health checks run when quiet
+BACKOFF_MAX: Final = 10.0
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that redis-py swallowed (it can, mid-command or while it
+    reconnects), so the task that was cancelled does stop instead of looping on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def follow_pattern(
+    redis: Redis,
+    pattern: str,
+    *,
+    subscribed: Callable[[], None],
+    message: Callable[[str, str], None],
+    lost: Callable[[], None] = lambda: None,
+) -> None:
+    """Hold a subscription to ``pattern`` until cancelled: ``subscribed()`` after every
+    (re)subscription, ``message(channel, data)`` for each message, ``lost()`` whenever the
+    subscription ends (a Redis failure: it resubscribes after a jittered back-off)."""
+    failures = 0
+    while True:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.psubscribe(pattern)
+            raise_if_cancelled()
+            while True:
+                received = await pubsub.get_message(timeout=POLL_SECONDS)
+                raise_if_cancelled()
+                failures = 0
+                if received is None:
+                    continue
+                kind, channel, data = (received.get(k) for k in ("type", "channel", "data"))
+                if kind == "psubscribe":
+                    subscribed()
+                elif (
+                    kind == "pmessage"
+                    and isinstance(channel, bytes | str)
+                    and isinstance(data, bytes | str)
+                ):
+                    message(as_text(channel), as_text(data))
+        except RedisError as exc:
+            failures += 1
+            log.warning("subscription lost; resubscribing", pattern=pattern, error=repr(exc))
+            await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.2 * 2**failures)))
+        finally:
+            lost()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,4 @@
+from libs.common.service import run
+from services.hub.app import build
+
+run("hub", build)

@@ -1,0 +1,178 @@
+"""Agent actions: validated, authorised, published to Kafka, and only then acknowledged.
+
+An action's event id derives from the agent and the client's id, so a resent action is the
+same event. A Redis marker written *after* Kafka acknowledged it answers later resends with
+the same ack and no second publish; a ``pending`` marker means the same action is being
+published right now (another tab) and the client should try again. A reply is also an
+``agent_reply`` outbound command addressed from the conversation, as the router addresses
+its acknowledgements. Records are keyed by the conversation's thread key, like every topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Final
+
+from aiokafka.errors import KafkaError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from libs.common import metrics
+from libs.common.events import AgentAction, Event, OutboundCommand, event_id, utc_now
+from libs.common.kafka.producer import EventProducer, Outgoing
+from libs.common.keys import DAY, Keys
+from libs.common.logs import get_logger
+from libs.common.topics import Topics
+from services.hub import protocol
+from services.hub.auth import AgentClaims
+from services.hub.conversations import Conversation, OpenConversations
+
+log = get_logger(__name__)
+SOURCE: Final = "/hub"
+PENDING_TTL: Final = 30
+DONE_TTL: Final = 7 * DAY
+NEEDS_TEXT: Final = frozenset({"reply", "note"})
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry = retry
+
+
+def action_id(agent: str, client_id: str) -> str:
+    return event_id("hub", "action", agent, client_id)
+
+
+def command_id(action: str) -> str:
+    return event_id(action, "agent_reply")
+
+
+class ActionPublisher:
+    def __init__(
+        self,
+        *,
+        producer: EventProducer,
+        redis: Redis,
+        keys: Keys,
+        topics: Topics,
+        conversations: OpenConversations,
+        known_queues: Callable[[], frozenset[str]],
+        timeout: float,
+    ) -> None:
+        self._producer = producer
+        self._redis = redis
+        self._keys = keys
+        self._topics = topics
+        self._conversations = conversations
+        self._known_queues = known_queues
+        self._timeout = timeout
+
+    async def perform(self, agent: AgentClaims, action: protocol.Action) -> str:
+        """The ``ack`` or ``error`` frame for one action."""
+        try:
+            frame = await self._perform(agent, action)
+        except Rejected as exc:
+            metrics.hub_actions.labels(action.kind, "retry" if exc.retry else "rejected").inc()
+            return protocol.error(exc.code, exc.message, action.id, retry=exc.retry)
+        return frame
+
+    async def _perform(self, agent: AgentClaims, action: protocol.Action) -> str:
+        self._validate(action)
+        the_id = action_id(agent.agent, action.id)
+        ack = protocol.frame(
+            "ack",
+            id=action.id,
+            action_id=the_id,
+            command_id=command_id(the_id) if action.kind == "reply" else None,
+        )
+        marker = self._keys.hub_action(the_id)
+        try:
+            if not await self._redis.set(marker, b"pending", nx=True, ex=PENDING_TTL):
+                if await self._redis.get(marker) == b"done":
+                    metrics.hub_actions.labels(action.kind, "duplicate").inc()
+                    return ack
+                raise Rejected("in_progress", "this action is being published", retry=True)
+        except RedisError as exc:
+            raise Rejected("unavailable", "try again", retry=True) from exc
+        try:
+            outgoing = await self._build(agent, action, the_id)
+            await asyncio.wait_for(self._producer.publish(outgoing), self._timeout)
+        except Rejected:
+            await self._redis.delete(marker)
+            raise
+        except (KafkaError, RedisError, TimeoutError) as exc:
+            log.warning("agent action not published", error=repr(exc), action_id=the_id)
+            await self._redis.delete(marker)
+            raise Rejected("unavailable", "try again", retry=True) from exc
+        except BaseException:
+            await self._redis.delete(marker)
+            raise
+        await self._redis.set(marker, b"done", ex=DONE_TTL)
+        metrics.hub_actions.labels(action.kind, "published").inc()
+        return ack
+
+    def _validate(self, action: protocol.Action) -> None:
+        if action.kind in NEEDS_TEXT and not (action.text or "").strip():
+            raise Rejected("text_required", f"{action.kind} needs a text")
+        if action.kind == "transfer":
+            if action.queue is None:
+                raise Rejected("queue_required", "transfer needs a queue")
+            if action.queue not in self._known_queues():
+                raise Rejected("unknown_queue", f"no queue {action.queue!r}")
+
+    async def _build(
+        self, agent: AgentClaims, action: protocol.Action, the_id: str
+    ) -> list[Outgoing]:
+        conversation = await self._conversations.get(action.conversation_id)
+        if conversation is None:
+            raise Rejected("unknown_conversation", "no such conversation")
+        if conversation.queue not in agent.queues:
+            raise Rejected("forbidden", "the conversation is in a queue your token does not allow")
+        now = utc_now()
+        data = AgentAction(
+            action_id=the_id,
+            kind=action.kind,
+            conversation_id=conversation.conversation_id,
+            agent=agent.agent,
+            text=action.text,
+            queue=action.queue if action.kind == "transfer" else None,
+            at=now,
+        )
+        key = conversation.thread_key
+        outgoing = [Outgoing(self._topics.agent_actions, key, self._event(the_id, key, data))]
+        if action.kind == "reply":
+            command = self._reply(conversation, command_id(the_id), action.text or "")
+            outgoing.append(
+                Outgoing(
+                    self._topics.outbound_commands,
+                    key,
+                    self._event(command.command_id, key, command),
+                )
+            )
+        return outgoing
+
+    @staticmethod
+    def _reply(conversation: Conversation, the_id: str, text: str) -> OutboundCommand:
+        if conversation.reference is None or conversation.reply_to is None:
+            raise Rejected(
+                "not_answerable", "the hub does not know how to reach this customer yet", retry=True
+            )
+        return OutboundCommand(
+            command_id=the_id,
+            kind="agent_reply",
+            channel=conversation.channel,  # type: ignore[arg-type]
+            conversation_id=conversation.conversation_id,
+            reference=conversation.reference,
+            recipient=conversation.reply_to,
+            sender=conversation.reply_from,
+            text=text,
+            in_reply_to=conversation.in_reply_to,
+        )
+
+    @staticmethod
+    def _event(the_id: str, subject: str, data: AgentAction | OutboundCommand) -> Event:
+        return Event(id=the_id, source=SOURCE, subject=subject, time=utc_now(), data=data)

@@ -1,0 +1,181 @@
+"""Wiring of the agent hub: the fan-out consumer, the queue feeds and the websocket endpoint.
+
+Shutdown order: on SIGTERM the HTTP site stops accepting, every agent socket is closed with
+GOING_AWAY (clients reconnect to another replica and resume; their agents' presence outlives
+them by HUB_PRESENCE_GRACE), then the fan-out consumer drains and commits, the assigner, the
+inbox and the feeds stop, the producer flushes and Redis closes; every step is bounded below
+the pod's grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from libs.common.config import Config, LiveConfig
+from libs.common.kafka.consumer import Handler
+from libs.common.keys import Keys
+from libs.common.redis_client import create_redis
+from libs.common.service import (
+    PRODUCER,
+    REDIS,
+    SETTINGS,
+    TOPICS,
+    add_consumer,
+    add_live_config,
+    create_app,
+)
+from libs.common.settings import Settings, SettingsError
+from libs.common.topics import Topics
+from services.hub.actions import ActionPublisher
+from services.hub.assignment import Assigner, AssignmentPolicy
+from services.hub.auth import AgentTokens
+from services.hub.conversations import OpenConversations
+from services.hub.endpoint import HubEndpoint
+from services.hub.fanout import FanOut
+from services.hub.feeds import Feeds
+from services.hub.inbox import AgentInbox
+from services.hub.protocol import WS_PATH
+from services.hub.sessions import Limits, Services
+from services.hub.streams import QueueStreams
+
+GROUP_ID = "switchboard-hub"
+CONSOLE_PATH = "/agent/"
+STATIC = Path(__file__).resolve().parent / "static"
+CONSOLE_FILES = {
+    "": ("index.html", "text/html"),
+    "console.js": ("console.js", "application/javascript"),
+    "console.css": ("console.css", "text/css"),
+}
+"""The agent console's files under ``CONSOLE_PATH``: a static page that speaks the protocol."""
+CONSOLE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Only the hub's own script, style and socket: customer text can never become markup.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+}
+QUEUES = web.AppKey("queues", LiveConfig[frozenset[str]])
+FANOUT = web.AppKey("fanout", FanOut)
+HUB = web.AppKey("hub", HubEndpoint)
+
+
+def _queue_names(config: Config, path: Path) -> frozenset[str]:
+    return frozenset(config.queues)
+
+
+def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings, redis = app[SETTINGS], app[REDIS]
+        keys = Keys(settings.switchboard_key_prefix)
+        conversations = OpenConversations(redis, keys)
+        streams = _streams(settings, redis, keys)
+        live = app[QUEUES]
+        assigner = Assigner(
+            redis,
+            keys,
+            conversations,
+            AssignmentPolicy.from_settings(settings),
+            queues=lambda: live.current,
+        )
+        app[FANOUT] = FanOut(streams, conversations, assigner)
+        # Blocking reads get their own connections, apart from the request path's pool.
+        feed_redis = create_redis(settings)
+        feeds = Feeds(
+            _streams(settings, feed_redis, keys), batch=max(1, min(256, limits.send_buffer // 2))
+        )
+        inbox = AgentInbox(feed_redis, keys)
+        inbox_task = asyncio.create_task(inbox.run(), name="hub inbox")
+        assigner.start()
+        actions = ActionPublisher(
+            producer=app[PRODUCER],
+            redis=redis,
+            keys=keys,
+            topics=app[TOPICS],
+            conversations=conversations,
+            known_queues=lambda: live.current,
+            timeout=settings.switchboard_publish_timeout,
+        )
+        services = Services(
+            streams=streams,
+            feeds=feeds,
+            conversations=conversations,
+            actions=actions,
+            assigner=assigner,
+            inbox=inbox,
+            limits=limits,
+        )
+        app[HUB] = HubEndpoint(AgentTokens(settings.agent_token_key), services)
+        yield
+        await assigner.stop()
+        inbox_task.cancel()
+        await asyncio.gather(inbox_task, return_exceptions=True)
+        await feeds.stop()
+        await feed_redis.aclose()
+
+    return ctx
+
+
+def _streams(settings: Settings, redis: Redis, keys: Keys) -> QueueStreams:
+    return QueueStreams(
+        redis,
+        keys,
+        maxlen=settings.hub_stream_maxlen,
+        max_age=settings.hub_stream_max_age,
+    )
+
+
+def fanout_topics(topics: Topics) -> list[str]:
+    """What the fan-out reads. The hub scales by CPU (its sockets), not by this group's lag,
+    so no KEDA ScaledObject follows it (the manifest test skips non-literal topic lists)."""
+    return [topics.routed, topics.sla_events, topics.outbound_status, topics.agent_actions]
+
+
+def _handler(app: web.Application) -> Handler:
+    return app[FANOUT].handle
+
+
+async def _websocket(request: web.Request) -> web.StreamResponse:
+    return await request.app[HUB].websocket(request)
+
+
+async def _console(request: web.Request) -> web.StreamResponse:
+    found = CONSOLE_FILES.get(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound()
+    name, content_type = found
+    headers = {**CONSOLE_HEADERS, "Content-Type": f"{content_type}; charset=utf-8"}
+    return web.FileResponse(STATIC / name, headers=headers)
+
+
+async def _to_console(_: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect(CONSOLE_PATH)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].shutdown()
+
+
+def build(settings: Settings, limits: Limits | None = None) -> web.Application:
+    if not settings.agent_token_key:
+        raise SettingsError("AGENT_TOKEN_KEY is required by the hub (32+ bytes)")
+    app = create_app(settings, "hub")
+    add_live_config(app, QUEUES, _queue_names)
+    app.cleanup_ctx.append(_hub_ctx(limits or Limits()))
+    add_consumer(
+        app,
+        group_id=GROUP_ID,
+        topics=lambda t: fanout_topics(t),
+        handler=_handler,
+    )
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_get(WS_PATH, _websocket)
+    app.router.add_get(CONSOLE_PATH.rstrip("/"), _to_console)
+    app.router.add_get(CONSOLE_PATH + "{name:[a-z.]*}", _console)
+    return app

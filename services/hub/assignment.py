@@ -1,0 +1,583 @@
+"""Push assignment: agents report presence and capacity per channel, and the hub offers each
+queue's most urgent unassigned conversation to an available agent with free capacity.
+
+All assignment state lives in Redis (keys ``hub:agent``, ``hub:agents``, ``hub:assigned``,
+``hub:offer``, ``hub:offers``, ``hub:waiting``, ``hub:declined``; see :mod:`libs.common.keys`)
+and every change is one call of one Lua script, so hub replicas behind a plain load balancer
+cooperate without a leader: an assignment pass over a queue is atomic, and two replicas running
+it at once can never offer the same conversation twice. Every replica runs one task per queue
+that makes a pass when something changed here (a conversation fanned out, a presence, an
+accept, a decline, a resolution) and otherwise sleeps until the queue's next deadline (the
+earliest offer expiry or presence lease of a detached agent), at most ``offer_seconds``: so
+offers expire on time even when the replica that made them is gone.
+
+A pass: offers past their expiry end (the conversation goes back to the queue and is not
+offered to that agent again for a while; an agent that lets ``misses`` offers in a row expire
+counts as offline), agents whose presence lease ran out (no socket for ``grace`` seconds) go
+offline, then the waiting conversations, soonest breach first, are offered to online agents
+with free capacity on the conversation's channel: the most free capacity first, the least
+recently offered among equals (round robin). An agent going offline returns what it held to
+its queues without publishing anything: the SLA clocks run on untouched.
+
+Agents learn of changes through the ``hub:notify:{agent}`` pub/sub channel (only a wake-up:
+sockets then read the agent's outstanding offers from Redis, so a lost notice costs latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from libs.common import metrics
+from libs.common.events import Channel
+from libs.common.keys import Keys
+from libs.common.logs import get_logger
+from libs.common.pubsub import raise_if_cancelled
+from libs.common.redis_client import as_text
+from libs.common.settings import Settings
+from services.hub.actions import Rejected
+from services.hub.auth import AgentClaims
+from services.hub.conversations import SUMMARY_TTL, OpenConversations
+
+log = get_logger(__name__)
+Status = Literal["online", "away", "offline"]
+ENDED_STATES: Final = ("accepted", "declined", "expired", "withdrawn")
+BACKOFF_MAX: Final = 5.0
+
+_ASSIGN: Final = """
+local op, now = ARGV[1], tonumber(ARGV[2])
+local P_AGENT, P_AGENTS, P_ASSIGNED, P_OFFER, P_OFFERS = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local P_WAITING, P_CONV, P_OPEN, P_DECLINED, RR = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local A = 13
+local OFFER_TTL, AGENT_TTL = 86400, 7 * 86400
+local status, detail, made, next_ms, more, online = 'ok', '', {}, nil, 0, 0
+local woken_agents, woken_queues, seen_agents, seen_queues = {}, {}, {}, {}
+local ended = {accepted = 0, declined = 0, expired = 0, withdrawn = 0}
+
+local function wake_agent(agent)
+  if not seen_agents[agent] then
+    seen_agents[agent] = true
+    woken_agents[#woken_agents + 1] = agent
+  end
+end
+local function wake_queue(queue)
+  if not seen_queues[queue] then
+    seen_queues[queue] = true
+    woken_queues[#woken_queues + 1] = queue
+  end
+end
+local function each_queue(agent, fn)
+  for queue in string.gmatch(redis.call('HGET', P_AGENT .. agent, 'queues') or '', '%S+') do
+    fn(queue)
+  end
+end
+
+-- Ends an outstanding offer with state; returns its conversation and agent (nil if it was
+-- not outstanding). An accepted offer stays on the agent as an assignment.
+local function end_offer(offer_id, state)
+  local key = P_OFFER .. offer_id
+  local o = redis.call('HMGET', key, 'conversation', 'agent', 'queue', 'state', 'channel')
+  if not o[1] or o[4] ~= 'offered' then return nil, nil end
+  redis.call('HSET', key, 'state', state)
+  redis.call('ZREM', P_OFFERS .. o[3], offer_id)
+  if redis.call('HGET', P_CONV .. o[1], 'offer') == offer_id then
+    redis.call('HDEL', P_CONV .. o[1], 'offer')
+  end
+  if state == 'accepted' then
+    redis.call('HSET', P_ASSIGNED .. o[2], o[1], o[5] .. '|')
+    redis.call('HSET', P_CONV .. o[1], 'assignee', o[2])
+  else
+    redis.call('HDEL', P_ASSIGNED .. o[2], o[1])
+  end
+  ended[state] = ended[state] + 1
+  wake_agent(o[2])
+  wake_queue(o[3])
+  return o[1], o[2]
+end
+
+-- An open conversation that nobody holds goes back to its queue's waiting set.
+local function requeue(conv)
+  local c = redis.call('HMGET', P_CONV .. conv, 'queue', 'status', 'assignee', 'offer')
+  if not c[1] or c[2] ~= 'open' or c[3] or c[4] then return end
+  local score = redis.call('ZSCORE', P_OPEN .. c[1], conv)
+  if score then
+    redis.call('ZADD', P_WAITING .. c[1], score, conv)
+    wake_queue(c[1])
+  end
+end
+
+local function unassign(agent, conv)
+  redis.call('HDEL', P_ASSIGNED .. agent, conv)
+  if redis.call('HGET', P_CONV .. conv, 'assignee') == agent then
+    redis.call('HDEL', P_CONV .. conv, 'assignee')
+  end
+  wake_agent(agent)
+end
+
+local function decline(conv, agent, ttl_ms)
+  redis.call('SADD', P_DECLINED .. conv, agent)
+  redis.call('PEXPIRE', P_DECLINED .. conv, ttl_ms)
+end
+
+-- The agent leaves its queues; what it held or was offered goes back to them.
+local function go_offline(agent, reason)
+  local key = P_AGENT .. agent
+  each_queue(agent, function(queue) redis.call('SREM', P_AGENTS .. queue, agent) end)
+  redis.call('HSET', key, 'status', 'offline', 'reason', reason)
+  redis.call('HDEL', key, 'detached')
+  local held = redis.call('HGETALL', P_ASSIGNED .. agent)
+  for i = 1, #held, 2 do
+    local conv, offer_id = held[i], string.match(held[i + 1], '|(.*)$')
+    if offer_id ~= '' then
+      end_offer(offer_id, 'withdrawn')
+      redis.call('HDEL', P_ASSIGNED .. agent, conv)
+    else
+      unassign(agent, conv)
+    end
+    requeue(conv)
+  end
+  wake_agent(agent)
+end
+
+local function earliest(ms)
+  if next_ms == nil or ms < next_ms then next_ms = ms end
+end
+
+if op == 'presence' then
+  -- agent, status, lease end (ms), queues (space-separated), then channel, capacity pairs
+  local agent, presence, queues = ARGV[A], ARGV[A + 1], ARGV[A + 3]
+  local key = P_AGENT .. agent
+  if presence == 'offline' then
+    go_offline(agent, 'presence')
+  else
+    each_queue(agent, function(queue) redis.call('SREM', P_AGENTS .. queue, agent) end)
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(field, 1, 4) == 'cap:' then redis.call('HDEL', key, field) end
+    end
+    redis.call('HSET', key, 'status', presence, 'reason', '', 'queues', queues,
+      'alive_until', ARGV[A + 2], 'misses', 0)
+    redis.call('HDEL', key, 'detached')
+    for i = A + 4, #ARGV, 2 do redis.call('HSET', key, 'cap:' .. ARGV[i], ARGV[i + 1]) end
+    for queue in string.gmatch(queues, '%S+') do
+      redis.call('SADD', P_AGENTS .. queue, agent)
+      wake_queue(queue)
+    end
+    wake_agent(agent)
+  end
+  redis.call('EXPIRE', key, AGENT_TTL)
+elseif op == 'alive' then
+  -- agent, lease end (ms), '1' when its last socket here closed (else '')
+  local agent, key = ARGV[A], P_AGENT .. ARGV[A]
+  local presence = redis.call('HGET', key, 'status')
+  if presence and presence ~= 'offline' then
+    redis.call('HSET', key, 'alive_until', ARGV[A + 1])
+    if ARGV[A + 2] == '1' then
+      redis.call('HSET', key, 'detached', 1)
+      each_queue(agent, wake_queue)
+    else
+      redis.call('HDEL', key, 'detached')
+    end
+  end
+elseif op == 'accept' or op == 'decline' then
+  -- agent, offer id, declined mark TTL (ms)
+  local agent, offer_id = ARGV[A], ARGV[A + 1]
+  local o = redis.call('HMGET', P_OFFER .. offer_id, 'conversation', 'agent', 'state', 'expires',
+    'queue')
+  if not o[1] or o[2] ~= agent then
+    status = 'unknown_offer'
+  elseif o[3] == 'accepted' and op == 'accept' then
+    detail = o[1]
+  elseif o[3] ~= 'offered' or tonumber(o[4]) <= now then
+    status, detail = 'offer_gone', o[3] == 'offered' and 'expired' or o[3]
+    wake_queue(o[5])
+  else
+    end_offer(offer_id, op == 'accept' and 'accepted' or 'declined')
+    redis.call('HSET', P_AGENT .. agent, 'misses', 0)
+    if op == 'decline' then
+      decline(o[1], agent, ARGV[A + 2])
+      requeue(o[1])
+    end
+    detail = o[1]
+  end
+elseif op == 'claimed' then
+  -- conversation, agent, summary TTL (s): the agent claimed it (an accepted offer or not)
+  local conv, agent = ARGV[A], ARGV[A + 1]
+  local key = P_CONV .. conv
+  local c = redis.call('HMGET', key, 'assignee', 'offer', 'channel', 'status', 'queue')
+  if c[2] then
+    local to = redis.call('HGET', P_OFFER .. c[2], 'agent')
+    end_offer(c[2], to == agent and 'accepted' or 'withdrawn')
+  end
+  if c[1] and c[1] ~= agent then unassign(c[1], conv) end
+  redis.call('HSET', key, 'assignee', agent)
+  redis.call('EXPIRE', key, ARGV[A + 2])
+  if c[4] == 'open' then
+    redis.call('HSET', P_ASSIGNED .. agent, conv, (c[3] or '') .. '|')
+    redis.call('ZREM', P_WAITING .. c[5], conv)
+    wake_agent(agent)
+  end
+elseif op == 'dropped' then
+  -- conversation: resolved or transferred, so nobody here holds it any more
+  local conv = ARGV[A]
+  local c = redis.call('HMGET', P_CONV .. conv, 'assignee', 'offer')
+  if c[2] then end_offer(c[2], 'withdrawn') end
+  if c[1] then
+    unassign(c[1], conv)
+    each_queue(c[1], wake_queue)  -- its capacity is free again
+  end
+elseif op == 'pass' then
+  -- queue, offer ms, misses limit, declined mark TTL (ms), scan limit, then fresh offer ids
+  local queue, offer_ms, misses = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2])
+  local declined_ms, scan, fresh = ARGV[A + 3], tonumber(ARGV[A + 4]), A + 5
+  for _, offer_id in ipairs(redis.call('ZRANGEBYSCORE', P_OFFERS .. queue, '-inf', now)) do
+    local conv, agent = end_offer(offer_id, 'expired')
+    redis.call('ZREM', P_OFFERS .. queue, offer_id)
+    if conv then
+      decline(conv, agent, declined_ms)
+      requeue(conv)
+      if redis.call('HINCRBY', P_AGENT .. agent, 'misses', 1) >= misses then
+        go_offline(agent, 'unresponsive')
+      end
+    end
+  end
+  local candidates = {}
+  for _, agent in ipairs(redis.call('SMEMBERS', P_AGENTS .. queue)) do
+    local key = P_AGENT .. agent
+    local a = redis.call('HMGET', key, 'status', 'alive_until', 'detached', 'rr')
+    if not a[1] or a[1] == 'offline' or (tonumber(a[2]) or 0) <= now then
+      redis.call('SREM', P_AGENTS .. queue, agent)
+      go_offline(agent, 'disconnected')
+    else
+      if a[3] then earliest(tonumber(a[2])) end
+      if a[1] == 'online' then
+        local c = {agent = agent, rr = tonumber(a[4]) or 0, cap = {}, load = {}}
+        local fields = redis.call('HGETALL', key)
+        for i = 1, #fields, 2 do
+          if string.sub(fields[i], 1, 4) == 'cap:' then
+            c.cap[string.sub(fields[i], 5)] = tonumber(fields[i + 1])
+          end
+        end
+        for _, held in ipairs(redis.call('HVALS', P_ASSIGNED .. agent)) do
+          local channel = string.match(held, '^([^|]*)')
+          c.load[channel] = (c.load[channel] or 0) + 1
+        end
+        candidates[#candidates + 1] = c
+      end
+    end
+  end
+  online = #candidates
+  local n = fresh
+  if online > 0 then
+    for _, conv in ipairs(redis.call('ZRANGE', P_WAITING .. queue, 0, scan - 1)) do
+      if n > #ARGV then
+        more = 1
+        break
+      end
+      local channel = redis.call('HGET', P_CONV .. conv, 'channel') or ''
+      local best, best_free = nil, 0
+      for _, c in ipairs(candidates) do
+        local free = (c.cap[channel] or 0) - (c.load[channel] or 0)
+        if free > 0 and (best == nil or free > best_free or (free == best_free and c.rr < best.rr))
+            and redis.call('SISMEMBER', P_DECLINED .. conv, c.agent) == 0 then
+          best, best_free = c, free
+        end
+      end
+      if best then
+        local offer_id, expires = ARGV[n], now + offer_ms
+        n = n + 1
+        best.rr = redis.call('INCR', RR)
+        redis.call('HSET', P_OFFER .. offer_id, 'conversation', conv, 'agent', best.agent,
+          'queue', queue, 'channel', channel, 'expires', expires, 'state', 'offered',
+          'seq', best.rr)
+        redis.call('EXPIRE', P_OFFER .. offer_id, OFFER_TTL)
+        redis.call('ZADD', P_OFFERS .. queue, expires, offer_id)
+        redis.call('HSET', P_ASSIGNED .. best.agent, conv, channel .. '|' .. offer_id)
+        redis.call('HSET', P_CONV .. conv, 'offer', offer_id)
+        redis.call('ZREM', P_WAITING .. queue, conv)
+        best.load[channel] = (best.load[channel] or 0) + 1
+        redis.call('HSET', P_AGENT .. best.agent, 'rr', best.rr)
+        made[#made + 1] = offer_id
+        wake_agent(best.agent)
+      end
+    end
+  end
+  local first = redis.call('ZRANGE', P_OFFERS .. queue, 0, 0, 'WITHSCORES')
+  if first[2] then earliest(tonumber(first[2])) end
+end
+return {status, detail, made, woken_agents, woken_queues,
+  next_ms and string.format('%d', next_ms) or '', ended.accepted, ended.declined,
+  ended.expired, ended.withdrawn, more, online}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentPolicy:
+    """How offers behave, resolved once from the settings."""
+
+    offer_seconds: float
+    misses: int
+    grace: float
+    scan: int = 100  # waiting conversations looked at per pass
+    batch: int = 16  # offers made per pass at most (a full batch runs another pass at once)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AssignmentPolicy:
+        return cls(
+            offer_seconds=settings.hub_offer_seconds,
+            misses=settings.hub_offer_misses,
+            grace=settings.hub_presence_grace,
+        )
+
+    @property
+    def declined_ms(self) -> int:
+        """How long an agent who declined or ignored a conversation is not offered it again."""
+        return int(self.offer_seconds * 10 * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    offer_id: str
+    queue: str
+    expires_at: float  # Unix seconds
+    conversation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """What one agent's sockets show: its presence, its outstanding offers, and how the
+    offers it was shown before ended."""
+
+    status: str | None
+    reason: str | None
+    offers: list[Offer]
+    ended: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: str
+    detail: str
+    made: list[str]
+    next_at: float | None
+    more: bool
+
+
+class Assigner:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        conversations: OpenConversations,
+        policy: AssignmentPolicy,
+        queues: Callable[[], frozenset[str]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._conversations = conversations
+        self._policy = policy
+        self._queues = queues
+        self._clock = clock
+        self._script = redis.register_script(_ASSIGN)
+        self._prefixes = (
+            keys.hub_agent(""),
+            keys.hub_agents(""),
+            keys.hub_assigned(""),
+            keys.hub_offer(""),
+            keys.hub_offers(""),
+            keys.hub_waiting(""),
+            keys.hub_conversation(""),
+            keys.hub_open(""),
+            keys.hub_declined(""),
+            keys.hub_offer_sequence(),
+        )
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopped = False
+
+    @property
+    def policy(self) -> AssignmentPolicy:
+        return self._policy
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for queue in self._queues():
+            self.wake(queue)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("hub assigner failed", error=repr(result))
+
+    def wake(self, queue: str) -> None:
+        """Something changed in ``queue``: make a pass over it soon (starting its task)."""
+        event = self._wakes.setdefault(queue, asyncio.Event())
+        event.set()
+        if queue not in self._tasks and not self._stopped:
+            self._tasks[queue] = asyncio.create_task(self._run(queue), name=f"hub assign {queue}")
+
+    async def _run(self, queue: str) -> None:
+        event, failures = self._wakes[queue], 0
+        while True:
+            event.clear()
+            try:
+                outcome = await self._pass(queue)
+                raise_if_cancelled()
+                failures = 0
+            except RedisError as exc:
+                failures += 1
+                log.warning("hub assignment pass failed; retrying", queue=queue, error=repr(exc))
+                await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.1 * 2**failures)))
+                continue
+            if outcome.more:
+                continue
+            timeout = self._policy.offer_seconds
+            if outcome.next_at is not None:
+                timeout = min(timeout, max(0.0, outcome.next_at - self._clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+
+    async def _pass(self, queue: str) -> _Outcome:
+        policy = self._policy
+        return await self._call(
+            "pass",
+            queue,
+            int(policy.offer_seconds * 1000),
+            policy.misses,
+            policy.declined_ms,
+            policy.scan,
+            *(uuid.uuid4().hex for _ in range(policy.batch)),
+            running=queue,
+        )
+
+    # --- changes ----------------------------------------------------------------------------
+
+    async def presence(
+        self, claims: AgentClaims, status: Status, capacity: Mapping[Channel, int]
+    ) -> None:
+        pairs = [x for channel, count in sorted(capacity.items()) for x in (channel, count)]
+        await self._call(
+            "presence",
+            claims.agent,
+            status,
+            self._lease_end(),
+            " ".join(sorted(claims.queues)),
+            *pairs,
+        )
+
+    async def alive(self, agent: str, *, detached: bool = False) -> None:
+        """Extend the agent's presence lease (``detached``: its last socket here closed)."""
+        await self._call("alive", agent, self._lease_end(), "1" if detached else "")
+
+    async def accept(self, agent: str, offer_id: str) -> str:
+        """Take an outstanding offer; returns its conversation (again on a repeat)."""
+        outcome = await self._call("accept", agent, offer_id, self._policy.declined_ms)
+        self._raise_unless_ok(outcome)
+        return outcome.detail
+
+    async def decline(self, agent: str, offer_id: str) -> None:
+        self._raise_unless_ok(
+            await self._call("decline", agent, offer_id, self._policy.declined_ms)
+        )
+
+    async def claimed(self, conversation_id: str, agent: str) -> None:
+        """A claim reached Kafka: the conversation is the agent's (whoever it was offered to)."""
+        await self._call("claimed", conversation_id, agent, SUMMARY_TTL)
+
+    async def dropped(self, conversation_id: str) -> None:
+        """Resolved or transferred: whoever held or was offered it is free of it."""
+        await self._call("dropped", conversation_id)
+
+    @staticmethod
+    def _raise_unless_ok(outcome: _Outcome) -> None:
+        if outcome.status == "unknown_offer":
+            raise Rejected("unknown_offer", "no such offer for you")
+        if outcome.status == "offer_gone":
+            raise Rejected("offer_expired", f"the offer is no longer open ({outcome.detail})")
+
+    def _lease_end(self) -> int:
+        return int((self._clock() + self._policy.grace) * 1000)
+
+    async def _call(self, op: str, *args: str | int, running: str | None = None) -> _Outcome:
+        reply: Any = await self._script(
+            args=[op, int(self._clock() * 1000), *self._prefixes, *args]
+        )
+        (status, detail, made, agents, queues, next_ms, *counts, more, online) = reply
+        for outcome, count in zip(ENDED_STATES, counts, strict=True):
+            if count:
+                metrics.hub_offers.labels(outcome).inc(int(count))
+        if made:
+            metrics.hub_offers.labels("made").inc(len(made))
+        if running is not None:
+            metrics.hub_agents_online.labels(running).set(int(online))
+        if agents:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for agent in agents:
+                    pipe.publish(self._keys.hub_notify(as_text(agent)), b"")
+                await pipe.execute()
+        for queue in map(as_text, queues):
+            if queue != running:  # the running pass has seen its own changes
+                self.wake(queue)
+        return _Outcome(
+            status=as_text(status),
+            detail=as_text(detail),
+            made=[as_text(m) for m in made],
+            next_at=int(next_ms) / 1000 if next_ms else None,
+            more=bool(more),
+        )
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def view(self, agent: str, shown: set[str]) -> AgentView:
+        """The agent's presence and outstanding offers; ``shown`` are offers its socket sent
+        before, and ``ended`` says how those that are no longer outstanding ended."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._keys.hub_agent(agent), ["status", "reason"])
+            pipe.hvals(self._keys.hub_assigned(agent))
+            status, held = await pipe.execute()
+        offer_ids = {as_text(v).partition("|")[2] for v in held} - {""}
+        ids = sorted(offer_ids | shown)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for offer_id in ids:
+                pipe.hgetall(self._keys.hub_offer(offer_id))
+            raws = await pipe.execute()
+        records = {
+            offer_id: {as_text(k): as_text(v) for k, v in raw.items()}
+            for offer_id, raw in zip(ids, raws, strict=True)
+        }
+        open_ids = sorted(
+            (i for i in ids if records[i].get("state") == "offered" and i in offer_ids),
+            key=lambda i: int(records[i]["seq"]),  # in the order they were made
+        )
+        summaries = await self._conversations.summaries(
+            [records[i]["conversation"] for i in open_ids]
+        )
+        return AgentView(
+            status=as_text(status[0]) if status[0] is not None else None,
+            reason=as_text(status[1]) or None if status[1] is not None else None,
+            offers=[
+                Offer(
+                    offer_id=i,
+                    queue=records[i]["queue"],
+                    expires_at=int(records[i]["expires"]) / 1000,
+                    conversation=summary,
+                )
+                for i, summary in zip(open_ids, summaries, strict=True)
+            ],
+            ended={i: records[i].get("state", "expired") for i in shown if i not in open_ids},
+        )

@@ -1,0 +1,99 @@
+"""Agent tokens: HS256 JWTs naming the agent (``sub``) and the queues it may work (``queues``).
+
+Anyone holding ``AGENT_TOKEN_KEY`` (an SSO bridge, a helpdesk backend, ``switchboard token``)
+mints them; the hub only verifies. Expiry is checked against an injectable clock, on connect
+and again when ``exp`` passes while the socket is open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+import jwt
+
+from services.hub.protocol import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID
+
+ALGORITHM: Final = "HS256"
+MAX_TOKEN_CHARS: Final = 8192
+AGENT_ID: Final = re.compile(r"[A-Za-z0-9_.@:+-]{1,128}")
+QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class TokenRejected(Exception):
+    """A token the hub refuses; ``code`` is the websocket close code to send."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AgentClaims:
+    agent: str
+    queues: frozenset[str]
+    expires_at: float  # Unix seconds
+
+
+class AgentTokens:
+    def __init__(self, key: str, clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self._clock = clock
+
+    def issue(self, agent: str, queues: Iterable[str], ttl: float = 8 * 3600.0) -> str:
+        """A token for ``agent`` on ``queues``, valid for ``ttl`` seconds (dev and tests)."""
+        now = self._clock()
+        claims = {"sub": agent, "queues": sorted(queues), "iat": int(now), "exp": now + ttl}
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def verify(self, token: str | None) -> AgentClaims:
+        """The claims of a valid token, or :class:`TokenRejected` with the close code."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            raise TokenRejected(CLOSE_TOKEN_INVALID, "missing or oversized token")
+        try:
+            # Expiry is checked below against our clock (the same one the open socket uses).
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                options={"require": ["sub", "exp"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenRejected(
+                CLOSE_TOKEN_INVALID, f"invalid token ({type(exc).__name__})"
+            ) from None
+        agent, queues, expires = claims.get("sub"), claims.get("queues"), claims.get("exp")
+        if not isinstance(agent, str) or not AGENT_ID.fullmatch(agent):
+            raise TokenRejected(CLOSE_TOKEN_INVALID, "token names no valid agent")
+        if not isinstance(queues, list) or not all(
+            isinstance(q, str) and QUEUE_NAME.fullmatch(q) for q in queues
+        ):
+            raise TokenRejected(CLOSE_TOKEN_INVALID, "token has no valid queues claim")
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            raise TokenRejected(CLOSE_TOKEN_INVALID, "token has no valid exp")
+        if expires <= self._clock():
+            raise TokenRejected(CLOSE_TOKEN_EXPIRED, "token expired")
+        return AgentClaims(agent=agent, queues=frozenset(queues), expires_at=float(expires))
+
+
+def main(argv: list[str]) -> int:
+    """``switchboard token AGENT --queue Q [--queue Q] [--ttl SECONDS]``: print a token signed
+    with ``AGENT_TOKEN_KEY`` (for development and scripts)."""
+    parser = argparse.ArgumentParser(prog="switchboard token", description=main.__doc__)
+    parser.add_argument("agent")
+    parser.add_argument("--queue", action="append", required=True, dest="queues")
+    parser.add_argument("--ttl", type=float, default=8 * 3600.0)
+    args = parser.parse_args(argv)
+    key = os.environ.get("AGENT_TOKEN_KEY", "")
+    if len(key.encode()) < 32:
+        print("switchboard token: set AGENT_TOKEN_KEY (32+ bytes)", file=sys.stderr)
+        return 2
+    print(AgentTokens(key).issue(args.agent, args.queues, args.ttl))
+    return 0

@@ -1,0 +1,238 @@
+"""What the hub knows of conversations: the per-queue set of open ones ordered by time to
+breach (for snapshots), the subset of those nobody holds (for the assigner), a short summary
+of each, and the router's state it reads.
+
+The fan-out keeps it (:mod:`services.hub.fanout`): a routed message opens (or refreshes) a
+conversation in its queue, SLA events move its score to the earliest running deadline, a
+resolve removes it, a transfer moves it. Every change is one Lua call, idempotent, so a
+redelivered record changes nothing. The router's ``conv:{id}`` hash stays the authority on
+where a conversation is now (it applies transfers); the hub only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from redis.asyncio import Redis
+
+from libs.common.events import ConversationRouted, reply_address
+from libs.common.keys import DAY, Keys
+from libs.common.redis_client import as_text
+
+SUMMARY_TTL: Final = 30 * DAY
+NO_DEADLINE: Final = 2**52
+"""Score of an open conversation with no running clock: after every real deadline."""
+LAST_TEXT_CHARS: Final = 500
+DEADLINE: Final = "deadline:"
+
+# KEYS: summary hash. ARGV: op, open-set key prefix, TTL, no-deadline score, conversation id,
+# waiting-set key prefix, then per op: open -> field/value pairs (with 'queue'); deadline ->
+# metric, ms or ''; close -> nothing; move -> new queue. Returns the queue the conversation was
+# in ('' if none). The waiting set (of the assigner) holds the open conversations that are
+# neither assigned nor offered, scored like the open set.
+_TRACK: Final = """
+local function score()
+  local fields = redis.call('HGETALL', KEYS[1])
+  local best = nil
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 9) == 'deadline:' then
+      local v = tonumber(fields[i + 1])
+      if best == nil or v < best then best = v end
+    end
+  end
+  return best or tonumber(ARGV[4])
+end
+local op, prefix, id, waiting = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
+local previous = redis.call('HGET', KEYS[1], 'queue') or ''
+local function leave(queue)
+  redis.call('ZREM', prefix .. queue, id)
+  redis.call('ZREM', waiting .. queue, id)
+end
+local function enter(queue)
+  local s = score()
+  redis.call('ZADD', prefix .. queue, s, id)
+  if redis.call('HEXISTS', KEYS[1], 'assignee') == 0
+      and redis.call('HEXISTS', KEYS[1], 'offer') == 0 then
+    redis.call('ZADD', waiting .. queue, s, id)
+  end
+end
+if op == 'open' then
+  local queue = ''
+  for i = 7, #ARGV, 2 do
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    if ARGV[i] == 'queue' then queue = ARGV[i + 1] end
+  end
+  if previous ~= '' and previous ~= queue then leave(previous) end
+  enter(queue)
+elseif op == 'deadline' then
+  if ARGV[8] == '' then
+    redis.call('HDEL', KEYS[1], 'deadline:' .. ARGV[7])
+  else
+    redis.call('HSET', KEYS[1], 'deadline:' .. ARGV[7], ARGV[8])
+  end
+  if previous ~= '' then
+    redis.call('ZADD', prefix .. previous, 'XX', score(), id)
+    redis.call('ZADD', waiting .. previous, 'XX', score(), id)
+  end
+elseif op == 'close' then
+  if previous ~= '' then leave(previous) end
+  redis.call('HSET', KEYS[1], 'status', 'resolved')
+elseif op == 'move' then
+  if previous ~= '' then leave(previous) end
+  redis.call('HSET', KEYS[1], 'queue', ARGV[7], 'status', 'open')
+  enter(ARGV[7])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return previous
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Where a conversation is and how to answer it (router state plus the hub's summary)."""
+
+    conversation_id: str
+    queue: str
+    status: str
+    thread_key: str
+    channel: str
+    reference: str | None
+    reply_to: str | None
+    reply_from: str | None
+    """Our address the customer wrote to (a reply's sender; None: outbound's default)."""
+    in_reply_to: str | None
+    """The provider id of the customer's latest message (what a reply threads under)."""
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class OpenConversations:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._track = redis.register_script(_TRACK)
+
+    async def _call(self, op: str, conversation_id: str, *args: str | int) -> str:
+        previous = await self._track(
+            keys=[self._keys.hub_conversation(conversation_id)],
+            args=[
+                op,
+                self._keys.hub_open(""),
+                SUMMARY_TTL,
+                NO_DEADLINE,
+                conversation_id,
+                self._keys.hub_waiting(""),
+                *args,
+            ],
+        )
+        return as_text(previous)
+
+    async def opened(self, routed: ConversationRouted) -> None:
+        customer = routed.customer
+        fields: dict[str, str | int] = {
+            "queue": routed.queue,
+            "status": "open",
+            "reference": routed.reference,
+            "channel": routed.channel,
+            "thread_key": routed.thread_key,
+            "priority": routed.priority,
+            "issue_type": routed.issue_type,
+            "customer": customer.display_name or customer.email or customer.phone or "",
+            "reply_to": reply_address(routed.channel, customer, routed.thread_key) or "",
+            "reply_from": routed.our_address or "",
+            "in_reply_to": routed.provider_message_id or "",
+            "last_text": routed.text[:LAST_TEXT_CHARS],
+            "last_at": _ms(routed.received_at),
+        }
+        await self._call("open", routed.conversation_id, *(x for kv in fields.items() for x in kv))
+
+    async def deadline(self, conversation_id: str, metric: str, due: datetime | None) -> None:
+        await self._call("deadline", conversation_id, metric, "" if due is None else _ms(due))
+
+    async def closed(self, conversation_id: str) -> str | None:
+        """Resolved: out of its queue's open set; returns that queue."""
+        return await self._call("close", conversation_id) or None
+
+    async def moved(self, conversation_id: str, queue: str) -> str | None:
+        """Transferred to ``queue``; returns the queue it left (None when unknown)."""
+        return await self._call("move", conversation_id, queue) or None
+
+    async def queue_of(self, conversation_id: str) -> str | None:
+        """The queue a conversation is in now (the router's record, else the hub's)."""
+        for key in (
+            self._keys.conversation(conversation_id),
+            self._keys.hub_conversation(conversation_id),
+        ):
+            queue = await self._redis.hget(key, "queue")
+            if queue is not None:
+                return as_text(queue)
+        return None
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        """The router's record joined with the hub's summary, or None when the router has none."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._keys.conversation(conversation_id))
+            pipe.hgetall(self._keys.hub_conversation(conversation_id))
+            router_raw, summary_raw = await pipe.execute()
+        if not router_raw:
+            return None
+        router = {as_text(k): as_text(v) for k, v in router_raw.items()}
+        summary = {as_text(k): as_text(v) for k, v in summary_raw.items()}
+        return Conversation(
+            conversation_id=conversation_id,
+            queue=router["queue"],
+            status=router.get("status", "open"),
+            thread_key=router["thread_key"],
+            channel=router["channel"],
+            reference=summary.get("reference") or None,
+            reply_to=summary.get("reply_to") or None,
+            reply_from=summary.get("reply_from") or None,
+            in_reply_to=summary.get("in_reply_to") or None,
+        )
+
+    async def snapshot(self, queue: str, limit: int) -> list[dict[str, Any]]:
+        """The open conversations of a queue, soonest breach first (at most ``limit``)."""
+        members: Any = await self._redis.zrange(self._keys.hub_open(queue), 0, limit - 1)
+        return await self.summaries([as_text(member) for member in members])
+
+    async def summaries(self, conversation_ids: list[str]) -> list[dict[str, Any]]:
+        """The summaries of conversations, as snapshots and offers show them."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversation_ids:
+                pipe.hgetall(self._keys.hub_conversation(conversation_id))
+            raws = await pipe.execute()
+        return [
+            _summary(conversation_id, {as_text(k): as_text(v) for k, v in raw.items()})
+            for conversation_id, raw in zip(conversation_ids, raws, strict=True)
+        ]
+
+
+def _iso(ms: str | None) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
+
+
+def _summary(conversation_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    deadlines = {
+        name.removeprefix(DEADLINE): _iso(value)
+        for name, value in fields.items()
+        if name.startswith(DEADLINE)
+    }
+    return {
+        "conversation_id": conversation_id,
+        "reference": fields.get("reference"),
+        "channel": fields.get("channel"),
+        "priority": int(fields["priority"]) if fields.get("priority") else None,
+        "issue_type": fields.get("issue_type"),
+        "customer": fields.get("customer") or None,
+        "assignee": fields.get("assignee"),
+        "last_text": fields.get("last_text"),
+        "last_at": _iso(fields.get("last_at")),
+        "deadlines": deadlines,
+        "next_deadline": min((d for d in deadlines.values() if d), default=None),
+    }

@@ -1,0 +1,120 @@
+"""The fan-out: Kafka events of conversations, SLA clocks, receipts, incidents and agent
+actions, appended to the streams of the queues they concern.
+
+It runs as one consumer group shared by every hub replica, so each record is fanned out once
+(and at most once more on redelivery, which the streams' markers absorb). Every replica's
+sockets then read the streams (:mod:`services.hub.feeds`), whichever replica appended.
+Snapshot state is changed *before* the append, so a snapshot taken after an entry was
+appended already reflects it. Changes that matter to push assignment (a conversation opened,
+claimed, resolved or transferred) are told to the assigner, which wakes the queue's pass.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from libs.common import metrics
+from libs.common.events import (
+    AgentAction,
+    ConversationRouted,
+    Event,
+    EventData,
+    IncidentDetected,
+    OutboundReceipt,
+    SlaEvent,
+)
+from libs.common.kafka.consumer import Consumed
+from libs.common.kafka.producer import Outgoing
+from libs.common.tracing import annotate
+from services.hub.assignment import Assigner
+from services.hub.conversations import OpenConversations
+from services.hub.streams import QueueStreams
+
+RUNNING: Final = frozenset({"started", "warning", "breached", "resumed", "recomputed"})
+"""SLA event kinds after which the clock's deadline still counts for the queue's order."""
+
+
+class StreamPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """What a stream entry holds; the ``event`` frame is this plus ``queue`` and ``id``."""
+
+    kind: str
+    event_id: str
+    event_type: str
+    time: datetime
+    conversation_id: str | None
+    data: EventData
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+class FanOut:
+    def __init__(
+        self, streams: QueueStreams, conversations: OpenConversations, assigner: Assigner
+    ) -> None:
+        self._streams = streams
+        self._conversations = conversations
+        self._assigner = assigner
+
+    async def handle(self, consumed: Consumed) -> list[Outgoing]:
+        event = consumed.event
+        data = event.data
+        if isinstance(data, ConversationRouted):
+            await self._conversations.opened(data)
+            self._assigner.wake(data.queue)
+            await self._append(data.queue, "routed", event, data.conversation_id)
+        elif isinstance(data, SlaEvent):
+            due = data.deadline if data.kind in RUNNING else None
+            await self._conversations.deadline(data.conversation_id, data.metric, due)
+            await self._append(data.queue, "sla", event, data.conversation_id)
+        elif isinstance(data, OutboundReceipt):
+            queue = await self._conversations.queue_of(data.conversation_id)
+            if queue is not None:
+                await self._append(queue, "receipt", event, data.conversation_id)
+        elif isinstance(data, IncidentDetected):
+            queue = data.queue or await self._conversations.queue_of(data.first_conversation_id)
+            if queue is not None:
+                await self._append(queue, "incident", event, data.first_conversation_id)
+        elif isinstance(data, AgentAction):
+            await self._action(event, data)
+        return []  # provider delivery reports and other types concern no queue
+
+    async def _action(self, event: Event, action: AgentAction) -> None:
+        conversation = action.conversation_id
+        if action.kind == "transfer" and action.queue is not None:
+            await self._assigner.dropped(conversation)
+            left = await self._conversations.moved(conversation, action.queue)
+            self._assigner.wake(action.queue)
+            if left is not None and left != action.queue:
+                await self._append(left, "transferred_out", event, conversation)
+            await self._append(action.queue, "transferred_in", event, conversation)
+            return
+        if action.kind == "resolve":
+            queue = await self._conversations.closed(
+                conversation
+            ) or await self._conversations.queue_of(conversation)
+            await self._assigner.dropped(conversation)
+        else:
+            if action.kind == "claim":
+                await self._assigner.claimed(conversation, action.agent)
+            queue = await self._conversations.queue_of(conversation)
+        if queue is not None:
+            await self._append(queue, "action", event, conversation)
+
+    async def _append(
+        self, queue: str, kind: str, event: Event, conversation_id: str | None
+    ) -> None:
+        payload = StreamPayload(
+            kind=kind,
+            event_id=event.id,
+            event_type=event.type,
+            time=event.time,
+            conversation_id=conversation_id,
+            data=event.data,
+        )
+        annotate(conversation_id=conversation_id, queue=queue, hub_event=kind)
+        await self._streams.append(queue, f"{event.id}/{kind}", _encode(payload))
+        metrics.hub_events_fanned_out.labels(kind).inc()

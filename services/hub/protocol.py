@@ -1,0 +1,154 @@
+"""The agent hub's wire protocol, version 1 (documented in docs/hub-protocol.md).
+
+JSON text frames both ways, each an object with a ``type``. Client frames are parsed here into
+msgspec structs (hostile input never reaches the handlers); server frames are built here, so
+one module says what goes over the socket. Close codes are the ``CLOSE_*`` constants.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal, cast
+
+import msgspec
+
+from libs.common.events import AgentActionKind, Channel
+
+VERSION: Final = 1
+WS_PATH: Final = "/v1/agents/ws"
+
+CLOSE_GOING_AWAY: Final = 1001  # the hub is shutting down: reconnect (to another replica)
+CLOSE_TOO_BIG: Final = 1009  # a frame over the size limit (aiohttp closes with it)
+CLOSE_INTERNAL_ERROR: Final = 1011
+CLOSE_TOKEN_INVALID: Final = 4401  # missing, malformed or badly signed token: do not retry as is
+CLOSE_TOKEN_EXPIRED: Final = 4402  # expired, on connect or while connected: get a new token
+CLOSE_QUEUE_FORBIDDEN: Final = 4403  # subscribed to a queue the token does not allow
+CLOSE_SLOW_CONSUMER: Final = 4408  # the outgoing buffer filled up: reconnect and resume
+
+MAX_TEXT_CHARS: Final = 10_000
+MAX_QUEUES: Final = 64
+ENTRY_ID: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+"""A Redis Stream entry id, the per-queue event id clients resume from."""
+
+ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+QueueName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+ConversationId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
+ResumeId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+
+
+class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", frozen=True):
+    """Follow queues; each maps to the last event id seen there, or null for a snapshot."""
+
+    queues: Annotated[dict[QueueName, ResumeId | None], msgspec.Meta(max_length=MAX_QUEUES)]
+
+
+class Action(msgspec.Struct, tag="action", tag_field="type", frozen=True):
+    """An agent's action; ``id`` is chosen by the client and makes a resend harmless."""
+
+    id: ClientId
+    kind: AgentActionKind
+    conversation_id: ConversationId
+    text: Text | None = None
+    queue: QueueName | None = None
+
+
+PresenceStatus = Literal["online", "away", "offline"]
+Capacity = Annotated[int, msgspec.Meta(ge=0, le=1000)]
+
+
+class Presence(msgspec.Struct, tag="presence", tag_field="type", frozen=True):
+    """The agent's availability for push assignment and how many conversations of each
+    channel it can hold at once (a channel left out: none)."""
+
+    status: PresenceStatus
+    capacity: dict[Channel, Capacity] = msgspec.field(default_factory=dict)
+
+
+class Accept(msgspec.Struct, tag="accept", tag_field="type", frozen=True):
+    """Take an offered conversation (a ``claim`` published to Kafka)."""
+
+    offer_id: ClientId
+
+
+class Decline(msgspec.Struct, tag="decline", tag_field="type", frozen=True):
+    """Refuse an offered conversation: it goes to the next agent."""
+
+    offer_id: ClientId
+
+
+ClientMessage = Subscribe | Action | Presence | Accept | Decline
+CLIENT_TYPES: Final = frozenset({"subscribe", "action", "presence", "accept", "decline"})
+
+
+class FrameError(Exception):
+    """A client frame the hub will not act on; answered with an ``error`` frame."""
+
+    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.client_id = client_id
+
+
+def parse(raw: str | bytes) -> ClientMessage:
+    """The message in one frame, or :class:`FrameError` saying what is wrong."""
+    try:
+        data: Any = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):  # deep nesting raises RecursionError
+        raise FrameError("invalid_json", "frame is not JSON") from None
+    if not isinstance(data, dict):
+        raise FrameError("invalid_frame", "frame is not a JSON object")
+    client_id = data.get("id") if isinstance(data.get("id"), str) else None
+    if data.get("type") not in CLIENT_TYPES:
+        raise FrameError("unknown_type", f"type must be one of {sorted(CLIENT_TYPES)}", client_id)
+    try:
+        return cast(ClientMessage, msgspec.convert(data, type=ClientMessage))
+    except msgspec.ValidationError as exc:
+        raise FrameError("invalid_frame", str(exc), client_id) from None
+
+
+# --- server -> client -----------------------------------------------------------------------
+
+_encode = msgspec.json.Encoder().encode
+
+
+def frame(kind: str, **fields: Any) -> str:
+    return _encode({"type": kind, **fields}).decode()
+
+
+def hello(agent: str, queues: frozenset[str], expires_at: float) -> str:
+    return frame(
+        "hello", version=VERSION, agent=agent, queues=sorted(queues), expires_at=expires_at
+    )
+
+
+def error(code: str, message: str, client_id: str | None, *, retry: bool = False) -> str:
+    return frame("error", code=code, message=message, id=client_id, retry=retry)
+
+
+def event(queue: str, entry_id: str, payload: bytes) -> str:
+    """An ``event`` frame around a stream entry's payload (a JSON object), without re-parsing
+    it: every socket of the queue sends the same bytes the fan-out encoded once."""
+    head = _encode({"type": "event", "queue": queue, "id": entry_id}).decode()
+    body = payload.decode()
+    return head[:-1] + "," + body[1:] if body != "{}" else head
+
+
+def offer(offer_id: str, queue: str, expires_at: float, conversation: dict[str, Any]) -> str:
+    return frame(
+        "offer", offer_id=offer_id, queue=queue, expires_at=expires_at, conversation=conversation
+    )
+
+
+def presence(status: str, reason: str | None) -> str:
+    return frame("presence", status=status, reason=reason)
+
+
+def offer_revoked(offer_id: str, reason: str) -> str:
+    return frame("offer_revoked", offer_id=offer_id, reason=reason)
+
+
+def offer_ack(offer_id: str) -> str:
+    """The ``ack`` of a ``decline`` (an ``accept`` gets the ack of its claim)."""
+    return frame("ack", id=offer_id, action_id=None, command_id=None)

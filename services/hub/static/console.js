@@ -1,0 +1,507 @@
+/*
+ * Switchboard agent console: one plain script, no build step, no dependencies.
+ *
+ * It speaks the hub's websocket protocol (docs/hub-protocol.md) from the page the hub serves:
+ * the token comes from the URL fragment (#token=...) or the form, the socket subscribes to
+ * every queue the token allows, and per queue the open conversations are kept from the
+ * snapshot and then from events, soonest SLA deadline first. After a dropped connection it
+ * reconnects and resumes each queue after the last event id it applied, and sends again every
+ * action not yet acknowledged with the same id (the hub publishes each id once).
+ *
+ * Customer and agent text only ever reaches the page through textContent.
+ */
+(function () {
+  "use strict";
+
+  var WS_URL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
+    "/v1/agents/ws";
+  var FINAL_CLOSES = {
+    4401: "The token was refused: get a valid one.",
+    4402: "The token has expired: get a new one.",
+    4403: "The token does not allow one of the queues."
+  };
+  var RETRY_ACTION_MS = 1000;
+  var MAX_BACKOFF_MS = 10000;
+  var RUNNING = { started: true, warning: true, breached: true, resumed: true, recomputed: true };
+  var RESPONSE_METRICS = ["first_response", "next_response"];
+
+  var token = null;
+  var socket = null;
+  var attempt = 0;
+  var agent = null;
+  var queues = {};       // name -> {lastId, conversations: {id -> conversation}}
+  var order = [];        // queue names, as hello listed them
+  var selected = null;   // conversation id
+  var pending = {};      // client action id -> {frame, message}
+  var actionCount = 0;
+  var errorText = "";
+
+  // --- DOM helpers: text goes in through textContent, never as markup ----------------------
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function $(id) { return document.getElementById(id); }
+
+  function setStatus(text, online) {
+    var status = $("status");
+    status.textContent = text;
+    status.className = "status " + (online ? "online" : "offline");
+  }
+
+  // --- ids and time ------------------------------------------------------------------------
+
+  function entryOrder(id) {
+    var parts = String(id).split("-");
+    return [Number(parts[0]) || 0, Number(parts[1]) || 0];
+  }
+
+  function newer(a, b) {  // is stream id a newer than b?
+    if (!b) return true;
+    var x = entryOrder(a), y = entryOrder(b);
+    return x[0] > y[0] || (x[0] === y[0] && x[1] > y[1]);
+  }
+
+  function clientId() {
+    var bytes = new Uint8Array(8);
+    crypto.getRandomValues(bytes);
+    actionCount += 1;
+    return "c-" + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("") + "-" + actionCount;
+  }
+
+  function ms(iso) { return iso ? Date.parse(iso) : NaN; }
+
+  function clock(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    var mm = (h && m < 10 ? "0" : "") + m, ss = (r < 10 ? "0" : "") + r;
+    return (h ? h + ":" : "") + mm + ":" + ss;
+  }
+
+  function shortTime(iso) {
+    var t = ms(iso);
+    return isNaN(t) ? "" : new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // --- conversations -----------------------------------------------------------------------
+
+  function blank(id, queue) {
+    return { id: id, queue: queue, reference: null, channel: null, customer: null,
+             assignee: null, lastText: null, lastAt: null, deadlines: {}, clocks: {},
+             messages: [], status: "open" };
+  }
+
+  function fromSnapshot(row, queue, previous) {
+    var c = blank(row.conversation_id, queue);
+    c.reference = row.reference;
+    c.channel = row.channel;
+    c.customer = row.customer;
+    c.assignee = row.assignee;
+    c.lastText = row.last_text;
+    c.lastAt = row.last_at;
+    var deadlines = row.deadlines || {};
+    for (var metric in deadlines) {
+      if (deadlines[metric]) {
+        c.deadlines[metric] = deadlines[metric];
+        c.clocks[metric] = "running";
+      }
+    }
+    if (previous) {
+      c.messages = previous.messages;
+      for (var m in previous.clocks) if (!(m in c.clocks)) c.clocks[m] = previous.clocks[m];
+    } else if (row.last_text) {
+      c.messages.push({ who: "customer", text: row.last_text, at: row.last_at, fromSnapshot: true });
+    }
+    return c;
+  }
+
+  function customerName(customer) {
+    if (!customer) return null;
+    return customer.display_name || customer.email || customer.phone || customer.social_handle ||
+      null;
+  }
+
+  function nextDeadline(c) {
+    var best = Infinity;
+    for (var metric in c.deadlines) best = Math.min(best, ms(c.deadlines[metric]));
+    return best;
+  }
+
+  function sorted(queue) {
+    var list = Object.keys(queue.conversations).map(function (id) {
+      return queue.conversations[id];
+    });
+    return list.sort(function (a, b) {
+      return nextDeadline(a) - nextDeadline(b) || (ms(a.lastAt) || 0) - (ms(b.lastAt) || 0);
+    });
+  }
+
+  /* What the SLA badge shows: the response clock the customer is waiting on, counting down;
+     "breached" once breached; "met" once the first response is in and nothing else runs. */
+  function slaBadge(c, now) {
+    for (var i = 0; i < RESPONSE_METRICS.length; i++) {
+      var metric = RESPONSE_METRICS[i], state = c.clocks[metric];
+      if (state === "breached") return { text: "breached", cls: "breached" };
+      if (state && RUNNING[state] && c.deadlines[metric]) {
+        var left = (ms(c.deadlines[metric]) - now) / 1000;
+        var label = metric === "first_response" ? "" : "next ";
+        return left > 0
+          ? { text: label + clock(left), cls: state === "warning" ? "warning" : "running" }
+          : { text: "due", cls: "due" };
+      }
+      if (state === "paused") return { text: "paused", cls: "paused" };
+    }
+    if (c.clocks.first_response === "met") return { text: "met", cls: "met" };
+    return { text: "no clock", cls: "" };
+  }
+
+  function find(id) {
+    for (var name in queues) {
+      if (queues[name].conversations[id]) return queues[name].conversations[id];
+    }
+    return null;
+  }
+
+  // --- frames from the hub -----------------------------------------------------------------
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "hello": return onHello(frame);
+      case "snapshot": return onSnapshot(frame);
+      case "event": return onEvent(frame);
+      case "ack": return onAck(frame);
+      case "error": return onError(frame);
+      default: return;  // subscribed, resync and later additions need nothing here
+    }
+  }
+
+  function onHello(frame) {
+    agent = frame.agent;
+    order = frame.queues.slice();
+    var wanted = {};
+    order.forEach(function (name) {
+      if (!queues[name]) queues[name] = { lastId: null, conversations: {} };
+      wanted[name] = queues[name].lastId;
+    });
+    $("agent").textContent = agent;
+    send({ type: "subscribe", queues: wanted });
+    for (var id in pending) send(pending[id].frame);  // the same id: published at most once
+    render();
+  }
+
+  function onSnapshot(frame) {
+    var queue = queues[frame.queue];
+    if (!queue) return;
+    var fresh = {};
+    frame.conversations.forEach(function (row) {
+      fresh[row.conversation_id] = fromSnapshot(
+        row, frame.queue, queue.conversations[row.conversation_id]);
+    });
+    queue.conversations = fresh;
+    queue.lastId = frame.id;
+    render();
+  }
+
+  function onEvent(frame) {
+    var queue = queues[frame.queue];
+    if (!queue || !newer(frame.id, queue.lastId)) return;
+    queue.lastId = frame.id;
+    var id = frame.conversation_id, data = frame.data || {};
+    var c = queue.conversations[id];
+    switch (frame.kind) {
+      case "routed":
+        c = c || blank(id, frame.queue);
+        c.reference = data.reference;
+        c.channel = data.channel;
+        c.customer = customerName(data.customer) || c.customer;
+        c.lastText = data.text;
+        c.lastAt = data.received_at || frame.time;
+        c.status = "open";
+        if (!shownBySnapshot(c, data)) {
+          addMessage(c, { who: "customer", text: data.text, at: c.lastAt, eventId: frame.event_id });
+        }
+        queue.conversations[id] = c;
+        break;
+      case "sla":
+        if (!c) break;
+        c.clocks[data.metric] = data.kind;
+        if (RUNNING[data.kind]) c.deadlines[data.metric] = data.deadline;
+        else delete c.deadlines[data.metric];
+        break;
+      case "receipt":
+        if (c) c.messages.forEach(function (m) {
+          if (m.commandId && m.commandId === data.command_id) m.status = data.status;
+        });
+        break;
+      case "incident":
+        if (c) addMessage(c, { who: "info", text: "Incident: " + (data.customers || "many") +
+          " customers reported the same problem", eventId: frame.event_id });
+        break;
+      case "action":
+        if (c) onAction(queue, c, data, frame);
+        break;
+      case "transferred_out":
+        if (c) delete queue.conversations[id];
+        if (selected === id && !find(id)) selected = null;
+        break;
+      case "transferred_in":
+        c = c || find(id) || blank(id, frame.queue);
+        c.queue = frame.queue;
+        addMessage(c, { who: "info", text: "Transferred here by " + data.agent,
+          eventId: frame.event_id });
+        queue.conversations[id] = c;
+        break;
+    }
+    render();
+  }
+
+  /* A snapshot may already show the message of an event that follows it (the protocol says
+     so): the snapshot's last message stands for that event rather than appearing twice. */
+  function shownBySnapshot(c, data) {
+    var last = c.messages[c.messages.length - 1];
+    if (!last || !last.fromSnapshot || String(data.text).indexOf(last.text) !== 0) return false;
+    if (!(Math.abs(ms(last.at) - ms(data.received_at)) < 1000)) return false;
+    last.fromSnapshot = false;
+    return true;
+  }
+
+  function onAction(queue, c, data, frame) {
+    switch (data.kind) {
+      case "claim":
+        c.assignee = data.agent;
+        break;
+      case "reply":
+      case "note":
+        var mine = c.messages.filter(function (m) { return m.actionId === data.action_id; })[0];
+        if (mine) break;  // our own, already shown when sent
+        addMessage(c, { who: data.kind === "reply" ? "agent" : "note", text: data.text,
+          agent: data.agent, at: data.at, actionId: data.action_id, eventId: frame.event_id });
+        break;
+      case "waiting":
+        c.status = "waiting on the customer";
+        break;
+      case "resolve":
+        delete queue.conversations[c.id];
+        break;
+    }
+  }
+
+  function addMessage(c, message) {
+    var dup = message.eventId && c.messages.some(function (m) {
+      return m.eventId === message.eventId;
+    });
+    if (!dup) c.messages.push(message);
+  }
+
+  function onAck(frame) {
+    var entry = pending[frame.id];
+    if (!entry) return;
+    delete pending[frame.id];
+    if (entry.message) {
+      entry.message.actionId = frame.action_id;
+      entry.message.commandId = frame.command_id;
+      entry.message.status = "queued";
+    }
+    render();
+  }
+
+  function onError(frame) {
+    var entry = frame.id ? pending[frame.id] : null;
+    if (entry && frame.retry) {
+      setTimeout(function () { send(entry.frame); }, RETRY_ACTION_MS);
+      return;
+    }
+    if (entry) {
+      delete pending[frame.id];
+      if (entry.message) entry.message.status = "refused";
+    }
+    errorText = frame.code + ": " + frame.message;
+    render();
+  }
+
+  // --- actions -----------------------------------------------------------------------------
+
+  function act(kind, c, text) {
+    var frame = { type: "action", id: clientId(), kind: kind, conversation_id: c.id };
+    var message = null;
+    if (text !== undefined) {
+      frame.text = text;
+      message = { who: kind === "reply" ? "agent" : "note", text: text, agent: agent,
+                  at: new Date().toISOString(), status: "sending" };
+      c.messages.push(message);
+    }
+    pending[frame.id] = { frame: frame, message: message };
+    errorText = "";
+    send(frame);
+    render();
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  // --- connection --------------------------------------------------------------------------
+
+  function connect() {
+    setStatus("Connecting\u2026", false);
+    socket = new WebSocket(WS_URL + "?token=" + encodeURIComponent(token));
+    socket.onopen = function () { attempt = 0; setStatus("Online", true); };
+    socket.onmessage = function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      if (frame && typeof frame === "object") onFrame(frame);
+    };
+    socket.onclose = function (event) {
+      socket = null;
+      if (FINAL_CLOSES[event.code]) {
+        setStatus("Disconnected", false);
+        errorText = FINAL_CLOSES[event.code];
+        $("token-form").hidden = false;
+        render();
+        return;
+      }
+      attempt += 1;
+      var wait = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempt - 1));
+      setStatus("Reconnecting\u2026", false);
+      setTimeout(connect, wait * (0.5 + Math.random() / 2));
+    };
+  }
+
+  function start(value) {
+    token = value;
+    $("token-form").hidden = true;
+    errorText = "";
+    connect();
+  }
+
+  // --- rendering ---------------------------------------------------------------------------
+
+  function render() {
+    var now = Date.now();
+    var nav = $("queues");
+    nav.replaceChildren();
+    order.forEach(function (name) {
+      var queue = queues[name];
+      var list = sorted(queue);
+      var head = el("h2");
+      head.append(el("span", "", name), el("span", "count", list.length));
+      var ul = el("ul");
+      ul.setAttribute("data-queue", name);
+      list.forEach(function (c) { ul.append(item(c, now)); });
+      nav.append(head, ul);
+    });
+    detail(now);
+  }
+
+  function item(c, now) {
+    var li = el("li", "conv" + (c.id === selected ? " selected" : ""));
+    li.setAttribute("data-id", c.id);
+    li.tabIndex = 0;
+    var badge = slaBadge(c, now);
+    li.append(
+      el("span", "ref", c.reference || "(new)"),
+      el("span", "sla " + badge.cls, badge.text),
+      el("span", "meta", [c.channel, c.customer, c.assignee ? "\u2192 " + c.assignee : null]
+        .filter(Boolean).join(" \u00b7 ")),
+      el("span", "meta", shortTime(c.lastAt)),
+      el("span", "last", c.lastText || "")
+    );
+    li.onclick = function () { selected = c.id; render(); };
+    li.onkeydown = function (e) { if (e.key === "Enter") li.onclick(); };
+    return li;
+  }
+
+  function detail(now) {
+    var section = $("conversation");
+    var c = selected ? find(selected) : null;
+    var draft = section.querySelector("textarea");
+    var draftText = draft && draft.getAttribute("data-id") === selected ? draft.value : "";
+    var focused = draft && document.activeElement === draft;
+    section.replaceChildren();
+    if (errorText) section.append(el("p", "error", errorText));
+    if (!c) {
+      section.append(el("p", "empty", selected ? "This conversation is no longer open here."
+        : "Choose a conversation."));
+      return;
+    }
+    var head = el("div", "detail-head");
+    var badge = slaBadge(c, now);
+    var claim = el("button", "", c.assignee === agent ? "Claimed" : "Claim");
+    claim.disabled = c.assignee === agent;
+    claim.onclick = function () { act("claim", c); };
+    var resolve = el("button", "", "Resolve");
+    resolve.onclick = function () { act("resolve", c); };
+    var buttons = el("span", "buttons");
+    buttons.append(claim, resolve);
+    head.append(
+      el("h1", "", c.reference || "(new)"),
+      el("span", "sla " + badge.cls, badge.text),
+      el("span", "meta", [c.queue, c.channel, c.customer].filter(Boolean).join(" \u00b7 ")),
+      el("span", "meta", c.assignee ? "assigned to " + c.assignee : "unassigned"),
+      buttons
+    );
+    var messages = el("div", "messages");
+    c.messages.forEach(function (m) {
+      var node = el("div", "msg " + m.who, m.text);
+      var foot = [m.who === "customer" ? c.customer : m.agent, shortTime(m.at), m.status]
+        .filter(Boolean).join(" \u00b7 ");
+      if (foot) node.append(el("small", "", foot));
+      messages.append(node);
+    });
+    var form = el("form", "reply");
+    var box = el("textarea");
+    box.placeholder = "Reply to the customer";
+    box.setAttribute("aria-label", "Reply");
+    box.setAttribute("data-id", c.id);
+    box.value = draftText;
+    var sendButton = el("button", "primary", "Send reply");
+    sendButton.type = "submit";
+    form.append(box, sendButton);
+    form.onsubmit = function (e) {
+      e.preventDefault();
+      var text = box.value.trim();
+      if (!text) return;
+      box.value = "";
+      act("reply", c, text);
+    };
+    section.append(head, messages, form);
+    messages.scrollTop = messages.scrollHeight;
+    if (focused) box.focus();
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".conv").forEach(function (li) {
+      var c = find(li.getAttribute("data-id"));
+      if (!c) return;
+      var badge = slaBadge(c, now), node = li.querySelector(".sla");
+      node.textContent = badge.text;
+      node.className = "sla " + badge.cls;
+    });
+    var head = document.querySelector(".detail-head .sla");
+    var open = selected ? find(selected) : null;
+    if (head && open) {
+      var b = slaBadge(open, now);
+      head.textContent = b.text;
+      head.className = "sla " + b.cls;
+    }
+  }
+
+  // --- start -------------------------------------------------------------------------------
+
+  $("token-form").onsubmit = function (e) {
+    e.preventDefault();
+    var value = $("token-input").value.trim();
+    if (value) start(value);
+  };
+  var fragment = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fragment) start(fragment);
+  else $("token-form").hidden = false;
+  setInterval(tick, 1000);
+})();

@@ -1,0 +1,71 @@
+"""The hub with the real services as separate processes: an SMS reaches the agent's socket as
+the router routed it, and the agent's reply reaches the customer through outbound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from libs.common.devstack import SERVICES
+from libs.common.hubclient import HubClient
+from services.hub.auth import AgentTokens
+from services.hub.protocol import WS_PATH
+from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Launch, TwilioFake
+from tests.support.kafka import wait_until
+from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
+
+pytestmark = pytest.mark.e2e
+KEY = "hub-spine-key-0123456789abcdef0123456789"
+CUSTOMER = "+14155550199"
+
+
+async def next_event(client: HubClient, event_kind: str, **data: Any) -> dict[str, Any]:
+    """The next event of ``event_kind`` whose data has the given fields."""
+    seen: list[tuple[Any, ...]] = []
+    while True:
+        try:
+            message = await client.next(timeout=60)
+        except TimeoutError:
+            raise AssertionError(f"no {event_kind} event with {data}; saw {seen}") from None
+        seen.append((message["type"], message.get("kind"), message.get("data", {}).get("kind")))
+        if message["type"] != "event" or message["kind"] != event_kind:
+            continue
+        if all(message["data"].get(k) == v for k, v in data.items()):
+            return message
+
+
+async def test_an_sms_reaches_the_agent_and_the_agents_reply_reaches_the_customer(
+    service_env: dict[str, str],
+    launch: Launch,
+    twilio: TwilioFake,
+    http: aiohttp.ClientSession,
+) -> None:
+    env = {**service_env, "AGENT_TOKEN_KEY": KEY}
+    *_, hub = await launch((*SERVICES, "hub"), env)
+    token = AgentTokens(KEY).issue("ada", ["sms-desk"])
+    async with HubClient(hub.url + WS_PATH, token, session=http, token_in_query=True) as agent:
+        await agent.subscribe(["sms-desk"])
+        # Events after the snapshot are sent as events; earlier ones are in the snapshot.
+        assert (await agent.next())["type"] == "snapshot"
+        form = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="Where is my parcel?")
+        url = f"{env['SWITCHBOARD_PUBLIC_URL']}/v1/sms/twilio"
+        headers = sign_twilio(url, form, AUTH_TOKEN)
+        async with http.post(url, data=encode_form(form), headers=headers) as response:
+            assert response.status == 200
+        routed = await next_event(agent, "routed", text="Where is my parcel?")
+        conversation = routed["conversation_id"]
+        started = await next_event(agent, "sla", kind="started")
+        assert started["conversation_id"] == conversation
+        await wait_until(lambda: len(twilio.sandbox.messages) == 1, message="the auto-ack")
+        await agent.act("claim", conversation)
+        ack = await agent.act("reply", conversation, text="It left the depot this morning.")
+        receipt = await next_event(agent, "receipt", command_id=ack["command_id"])
+        assert receipt["data"]["status"] == "sent"
+        reply = twilio.sandbox.messages[-1]
+        assert reply["to"] == CUSTOMER
+        assert reply["body"] == "It left the depot this morning."
+        await agent.act("resolve", conversation)
+        resolved = await next_event(agent, "action", kind="resolve")
+        assert resolved["conversation_id"] == conversation
