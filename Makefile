@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint pytest schema clean system-deps
+.PHONY: install run demo test lint pytest schema clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 ## run: the whole system on the embedded broker and Redis, sample store configuration
 run: install
 	$(BIN)/switchboard dev --config config/store.yaml
+
+## demo: the same, with simulated customers on every channel and agents on the hub
+demo: install
+	$(BIN)/switchboard simulate --config config/store.yaml $(ARGS)
 
 ## test: lint and type checks, then the whole test suite (own broker and Redis)
 test: lint pytest

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.harness import Rate, fill, output_rate, write_result
+from bench.harness import Rate, fill, output_rate, relay, write_result
 from libs.common.devstack import DevStack, ServiceProcess, create_topics
-from libs.common.events import CustomerIdentity, Event, MessageReceived, event_id
+from libs.common.events import Channel, CustomerIdentity, Event, MessageReceived, event_id
 from libs.common.topics import Topics
 
 ROOT = Path(__file__).parents[1]
@@ -128,7 +127,7 @@ def messages(count: int) -> list[tuple[str, Event]]:
     now = datetime.now(UTC)
     for n in range(count):
         phone = f"+1415{rng.randrange(CUSTOMERS):07d}"
-        channel = ("sms", "email", "chat")[n % 3]
+        channel: Channel = ("sms", "email", "chat")[n % 3]
         message = MessageReceived(
             channel=channel,
             provider="bench",
@@ -149,35 +148,6 @@ def messages(count: int) -> list[tuple[str, Event]]:
     return out
 
 
-async def passthrough(bootstrap: str, source: str, target: str, expected: int) -> None:
-    """The ceiling: consume, produce each value unchanged (acks=all), commit per batch."""
-    consumer = AIOKafkaConsumer(
-        source,
-        bootstrap_servers=bootstrap,
-        group_id=f"passthrough-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-    await consumer.start()
-    await producer.start()
-    done = 0
-    try:
-        while done < expected:
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            futures = [
-                await producer.send(target, value=r.value, key=r.key, headers=list(r.headers))
-                for records in batch.values()
-                for r in records
-            ]
-            await asyncio.gather(*futures)
-            await consumer.commit()
-            done += len(futures)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
 async def run(count: int) -> dict[str, Any]:
     stack = DevStack()
     await stack.start()
@@ -191,7 +161,7 @@ async def run(count: int) -> dict[str, Any]:
         await fill(bootstrap, topics.inbound, messages(count))
 
         ceiling_task = asyncio.create_task(
-            passthrough(bootstrap, topics.inbound, f"{prefix}passthrough", count)
+            relay(bootstrap, topics.inbound, f"{prefix}passthrough", count)
         )
         ceiling = await output_rate(bootstrap, f"{prefix}passthrough", count, timeout=600)
         await ceiling_task

@@ -30,16 +30,17 @@ from typing import Any
 
 import psutil
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.context import Context
 from redis.asyncio import Redis
 
-from bench.harness import write_result
+from bench.harness import cpu_seconds, read_records, write_result
 from libs.common.config import load_config
 from libs.common.devstack import DevStack, ServiceProcess, create_topics
 from libs.common.events import ConversationRouted, CustomerIdentity, RoutingExplanation
 from libs.common.keys import Keys
+from libs.common.simulate.summary import percentile
 from libs.common.topics import PARTITIONS, Topics
 from libs.common.tracing import attached
 from services.sla.clocks import BUCKETS, ClockStore
@@ -196,40 +197,13 @@ async def lags(
 ) -> tuple[list[float], float]:
     """Lag (ms) of every SLA event: Kafka timestamp minus due time (``ce_time``); and the
     rate between the first and the last record."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[float] = []
-    stamps: list[int] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(found) < expected:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(found)} of {expected} events after {timeout}s")
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for records in batch.values():
-                for record in records:
-                    due = datetime.fromisoformat(dict(record.headers)["ce_time"].decode())
-                    found.append(record.timestamp - due.timestamp() * 1000)
-                    stamps.append(record.timestamp)
-    finally:
-        await consumer.stop()
+    records = await read_records(bootstrap, topic, expected, timeout)
+    found = [
+        r.timestamp - datetime.fromisoformat(dict(r.headers)["ce_time"].decode()).timestamp() * 1000
+        for r in records
+    ]
+    stamps = [r.timestamp for r in records]
     return found, len(stamps) / max((max(stamps) - min(stamps)) / 1000, 1e-3)
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def run(total_timers: int, rate: int, seconds: int) -> dict[str, Any]:

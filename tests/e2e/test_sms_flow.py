@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from libs.common.devstack import SERVICES, DevStack
 from libs.common.events import (
@@ -18,6 +17,7 @@ from libs.common.events import (
 from libs.common.tracing import traceparent_of
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, OtlpFake, TwilioFake
 from tests.support.kafka import collect, wait_until
+from tests.support.metrics import scraped_names
 from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
 from tests.unit.test_metrics_doc import exposed_names
 
@@ -119,11 +119,7 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
 
     documented = exposed_names()
     for process in processes:
-        async with http.get(f"{process.url}/metrics") as response:
-            assert response.status == 200
-            exposition = await response.text()
-        families = text_string_to_metric_families(exposition)
-        names = {f.name + ("_total" if f.type == "counter" else "") for f in families}
+        names = await scraped_names(http, process)
         assert documented <= names, (process.name, documented - names)
 
 

@@ -1,10 +1,11 @@
-"""One message per channel through every service, each in one trace annotated at every hop.
+"""One message per channel through the four services and the hub, each in one trace annotated
+at every hop.
 
 SMS (a Twilio-signed webhook), email (an SMTP session), chat (websocket frames) and an X direct
 message (a signed Account Activity webhook) go in; each is routed, clocked and acknowledged
 on its own channel (Twilio sandbox, an SMTP relay, the chat mailbox, the X sandbox). The test
-reads back the spans from an OTLP receiver: one trace per message, spans of every service in
-it, and the hops carry the conversation id, channel, queue and rule.
+reads back the spans from an OTLP receiver: one trace per message, spans of every service (the
+hub's fan-out included) in it, and the hops carry the conversation id, channel, queue and rule.
 """
 
 from __future__ import annotations
@@ -24,17 +25,20 @@ from libs.common.events import (
     SlaEvent,
     decode,
 )
+from libs.common.sandbox.smtp import smtp_sandbox
 from libs.common.sandbox.x import XSandbox
 from libs.common.tracing import traceparent_of
 from tests.conftest import ServeApp
 from tests.e2e.test_chat_flow import KEY as CHAT_KEY
 from tests.e2e.test_chat_flow import connect, frame, session
 from tests.e2e.test_sms_flow import post_sms
-from tests.integration.ingest.test_x import CUSTOMER_ID, OUR_ID, SECRET, dm, dm_payload, sign
+from tests.integration.ingest.test_x import CUSTOMER_ID, OUR_ID, SECRET, dm, dm_payload
 from tests.support.harness import OUR_NUMBER, Isolation, Launch, OtlpFake
 from tests.support.kafka import collect, wait_until
-from tests.support.mail import SmtpClient, smtp_server
-from tests.support.webhooks import twilio_sms_form
+from tests.support.mail import SmtpClient
+from tests.support.metrics import scraped_names
+from tests.support.webhooks import sign_x, twilio_sms_form
+from tests.unit.test_metrics_doc import exposed_names
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +72,8 @@ templates:
     social: {en: "Thanks! Reference {{ reference }}."}
 """
 SUPPORT = "help@shop.example"
+AGENT_KEY = "trace-test-agent-token-key-0123456789abcdef"
+EVERY_SERVICE = (*SERVICES, "hub")
 CHANNELS = {"sms": "sms-desk", "email": "email-desk", "chat": "chat-desk", "social": "social-desk"}
 MAIL = (
     b"From: Ana Lima <ana@example.org>\r\nTo: help@shop.example\r\n"
@@ -90,7 +96,7 @@ async def test_every_channel_gives_one_trace_across_every_service(
     config.write_text(CONFIG)
     x_api = XSandbox(bearer_token="unused")
     smtp_port = free_port()
-    async with smtp_server() as (relay, relay_port):
+    async with smtp_sandbox() as (relay, relay_port):
         env = {
             **service_env,
             "SWITCHBOARD_CONFIG": str(config),
@@ -100,6 +106,7 @@ async def test_every_channel_gives_one_trace_across_every_service(
             "SMTP_STARTTLS": "false",
             "SMTP_FROM": f"Shop Help <{SUPPORT}>",
             "CHAT_SESSION_KEY": CHAT_KEY,
+            "AGENT_TOKEN_KEY": AGENT_KEY,
             "X_CONSUMER_SECRET": SECRET,
             "X_USER_ID": OUR_ID,
             "X_USER_ACCESS_TOKEN": x_api.user_token,
@@ -109,7 +116,7 @@ async def test_every_channel_gives_one_trace_across_every_service(
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
-        processes = await launch(SERVICES, env)
+        processes = await launch(EVERY_SERVICE, env)
         ingest = next(p for p in processes if p.name == "ingest")
         topics = isolation.topics
         async with collect(
@@ -129,7 +136,7 @@ async def test_every_channel_gives_one_trace_across_every_service(
             assert (await frame(ws))["type"] == "ack"
             direct = dm_payload(dm("1900000000000000901", CUSTOMER_ID, OUR_ID, "Where is it?"))
             url = f"{ingest.url}/v1/social/x/webhook"
-            async with http.post(url, data=direct, headers=sign(direct)) as response:
+            async with http.post(url, data=direct, headers=sign_x(direct, SECRET)) as response:
                 assert response.status == 200
             await wait_until(
                 lambda: len(seen.of_type(OutboundReceipt)) == len(CHANNELS),
@@ -161,11 +168,11 @@ async def test_every_channel_gives_one_trace_across_every_service(
     assert len(seen.of_type(SlaEvent)) == len(CHANNELS)  # one first-response clock each
     assert len(seen.of_type(OutboundCommand)) == len(CHANNELS)
 
-    # OTLP: each trace has spans of all four services, and the hops say what they did.
-    every_service = {f"switchboard-{name}" for name in SERVICES}
+    # OTLP: each trace has spans of every service, and the hops say what they did.
+    every_service = {f"switchboard-{name}" for name in EVERY_SERVICE}
     await wait_until(
         lambda: all(otlp.receiver.services_in_trace(t) >= every_service for t in channel_of),
-        message="spans of all four services in every message's trace",
+        message="spans of every service in every message's trace",
     )
     routed = {e.data.channel: e.data for e in seen.of_type(ConversationRouted)}
     for trace_id, channel in channel_of.items():
@@ -173,7 +180,8 @@ async def test_every_channel_gives_one_trace_across_every_service(
         decision = routed[channel]
         annotated = [s.attributes for s in spans if "switchboard.conversation_id" in s.attributes]
         services = {s.service for s in spans if "switchboard.conversation_id" in s.attributes}
-        assert services >= {"switchboard-router", "switchboard-sla", "switchboard-outbound"}
+        # Every hop after ingest (which cannot know the conversation yet) names it.
+        assert services == every_service - {"switchboard-ingest"}
         assert {a["switchboard.conversation_id"] for a in annotated} == {decision.conversation_id}
         assert {a["switchboard.channel"] for a in annotated if "switchboard.channel" in a} == {
             channel
@@ -188,3 +196,9 @@ async def test_every_channel_gives_one_trace_across_every_service(
         assert placed  # the router's decision (and the SLA clock's start) name queue and rule
         assert {a["switchboard.queue"] for a in placed} == {CHANNELS[channel]}
         assert {a["switchboard.rule"] for a in placed} == {decision.explanation.rule}
+
+    # Every process, the hub included, exposes every documented metric.
+    documented = exposed_names()
+    for process in processes:
+        names = await scraped_names(http, process)
+        assert documented <= names, (process.name, documented - names)

@@ -1,0 +1,119 @@
+"""The simulator's live summary: what the system did with the traffic, read off the topics.
+
+Counts come from Kafka (routed per queue, SLA events by kind, outbound receipts by status), so
+they show what the services did, not what the simulator hoped; latencies come from whoever
+saw the message arrive (the simulated agents through the hub, else the routed topic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+
+from libs.common.events import ConversationRouted, InvalidEvent, OutboundReceipt, SlaEvent, decode
+from libs.common.topics import Topics
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile; ``None`` without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+@dataclass
+class Outcomes:
+    routed: Counter[str] = field(default_factory=Counter)
+    """Conversations routed, by queue (new conversations and later messages alike)."""
+    sla: Counter[str] = field(default_factory=Counter)
+    """SLA events by kind (started, warning, breached, met, ...)."""
+    outbound: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    """Seconds from a customer sending a message to it reaching an agent (or the routed topic)."""
+
+
+async def watch_topics(
+    bootstrap: str,
+    topics: Topics,
+    outcomes: Outcomes,
+    on_routed: Callable[[ConversationRouted], None] | None = None,
+) -> None:
+    """Count what the services publish from now on, until cancelled.
+
+    Reads from the earliest offset and skips records older than the call: "latest" would
+    miss what is published while the consumer is still finding its positions.
+    """
+    since_ms = time.time() * 1000
+    consumer = AIOKafkaConsumer(
+        topics.routed,
+        topics.sla_events,
+        topics.outbound_status,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            if record.timestamp < since_ms:
+                continue
+            try:
+                data = decode(record.value, record.headers).data
+            except InvalidEvent:
+                continue
+            if isinstance(data, ConversationRouted):
+                outcomes.routed[data.queue] += 1
+                if on_routed is not None:
+                    on_routed(data)
+            elif isinstance(data, SlaEvent):
+                outcomes.sla[f"{data.metric} {data.kind}"] += 1
+            elif isinstance(data, OutboundReceipt):
+                outcomes.outbound[data.status] += 1
+    finally:
+        await consumer.stop()
+
+
+def render(
+    elapsed: float, sent: Counter[str], failed: Counter[str], outcomes: Outcomes, width: int = 100
+) -> str:
+    """A few lines for the terminal: rates, queues, SLA, latency."""
+    total = sum(sent.values())
+    rate = total / elapsed if elapsed > 0 else 0.0
+    per_channel = "  ".join(
+        f"{channel} {count} ({count / elapsed:.1f}/s)" for channel, count in sorted(sent.items())
+    )
+    queues = "  ".join(f"{queue} {n}" for queue, n in outcomes.routed.most_common())
+    sla = "  ".join(
+        f"{kind} {n}"
+        for kind, n in sorted(outcomes.sla.items())
+        if kind.split()[-1] in ("met", "warning", "breached")
+    )
+    p50, p99 = percentile(outcomes.latencies, 0.5), percentile(outcomes.latencies, 0.99)
+    latency = (
+        f"p50 {p50 * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms  (n={len(outcomes.latencies)})"
+        if p50 is not None and p99 is not None
+        else "-"
+    )
+    lines = [
+        f"[{elapsed:6.1f}s] sent {total} ({rate:.1f}/s)  failed {sum(failed.values())}",
+        f"  channels  {per_channel or '-'}",
+        f"  routed    {queues or '-'}",
+        f"  sla       {sla or '-'}",
+        f"  outbound  {'  '.join(f'{k} {n}' for k, n in sorted(outcomes.outbound.items())) or '-'}",
+        f"  latency   {latency}",
+    ]
+    return "\n".join(line[:width] for line in lines)
+
+
+async def print_every(seconds: float, render_now: Callable[[], str], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except TimeoutError:
+            print(render_now(), flush=True)

@@ -1,0 +1,17 @@
+"""Scraping a running service's ``/metrics`` the way Prometheus does."""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from libs.common.devstack import ServiceProcess
+
+
+async def scraped_names(http: aiohttp.ClientSession, process: ServiceProcess) -> set[str]:
+    """The metric names a service exposes (counters with ``_total``, as documented)."""
+    async with http.get(f"{process.url}/metrics") as response:
+        assert response.status == 200, process.name
+        exposition = await response.text()
+    families = text_string_to_metric_families(exposition)
+    return {f.name + ("_total" if f.type == "counter" else "") for f in families}
