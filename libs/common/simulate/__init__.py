@@ -91,9 +91,9 @@ async def simulate(
         customers = Customers(endpoints, http)
 
         def arrived(thread_key: str) -> None:
-            sent_at = customers.stats.sent_at.pop(thread_key, None)
-            if sent_at is not None:
-                outcomes.latencies.append(time.monotonic() - sent_at)
+            pending = customers.stats.sent_at.get(thread_key)
+            if pending:
+                outcomes.latencies.append(time.monotonic() - pending.popleft())
 
         def routed(event: ConversationRouted) -> None:
             if agents is None:

@@ -16,7 +16,7 @@ import csv
 import random
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -113,8 +113,9 @@ class TrafficStats:
     sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
-    sent_at: dict[str, float] = field(default_factory=dict)
-    """Thread key -> monotonic time the customer started sending its latest accepted message."""
+    sent_at: dict[str, deque[float]] = field(default_factory=dict)
+    """Thread key -> monotonic times the customer started sending each accepted message that
+    has not arrived yet, oldest first (a thread's messages arrive in order)."""
     chat_replies: int = 0
 
 
@@ -166,7 +167,7 @@ class Customers:
             self.stats.last_error = f"{thread.channel}: {type(exc).__name__}: {exc}"[:200]
             return
         self.stats.sent[thread.channel] += 1
-        self.stats.sent_at[thread.thread_key] = started
+        self.stats.sent_at.setdefault(thread.thread_key, deque()).append(started)
 
     async def close(self) -> None:
         for visitor in self._visitors:
