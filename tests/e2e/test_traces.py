@@ -139,9 +139,12 @@ async def test_every_channel_gives_one_trace_across_every_service(
             async with http.post(url, data=direct, headers=sign_x(direct, SECRET)) as response:
                 assert response.status == 200
             await wait_until(
-                lambda: len(seen.of_type(OutboundReceipt)) == len(CHANNELS),
+                lambda: (
+                    len(seen.of_type(OutboundReceipt)) == len(CHANNELS)
+                    and len(seen.of_type(SlaEvent)) == len(CHANNELS)
+                ),
                 timeout=30,
-                message="an acknowledgement receipt per channel",
+                message="an acknowledgement receipt and a started clock per channel",
             )
             assert (await frame(ws))["type"] == "reply"  # the chat acknowledgement arrived
             await ws.close()
@@ -170,8 +173,23 @@ async def test_every_channel_gives_one_trace_across_every_service(
 
     # OTLP: each trace has spans of every service, and the hops say what they did.
     every_service = {f"switchboard-{name}" for name in EVERY_SERVICE}
+
+    def annotating(trace_id: str) -> set[str]:
+        """Services with a span in the trace that names the conversation. (A service's spans
+        are exported as they end, a parent after its children: wait for these, not any.)"""
+        return {
+            s.service
+            for s in otlp.receiver.spans
+            if s.trace_id == trace_id and "switchboard.conversation_id" in s.attributes
+        }
+
     await wait_until(
-        lambda: all(otlp.receiver.services_in_trace(t) >= every_service for t in channel_of),
+        lambda: all(
+            otlp.receiver.services_in_trace(t) >= every_service
+            and annotating(t) >= every_service - {"switchboard-ingest"}
+            for t in channel_of
+        ),
+        timeout=40,
         message="spans of every service in every message's trace",
     )
     routed = {e.data.channel: e.data for e in seen.of_type(ConversationRouted)}
