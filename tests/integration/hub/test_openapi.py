@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +24,13 @@ from libs.common.settings import Settings
 from services.hub.app import build
 from tests.integration.hub.conftest import KEY, Hub
 from tests.support.openapi import documented_operations, registered_operations
+
+# schemathesis's own strategies draw from the ``random`` module, which Hypothesis flags with a
+# deprecation warning now and then (the suite turns warnings into errors): not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 
 DOCUMENT: Final = Path(__file__).parents[3] / openapi.DEFAULT_DIRECTORY / "hub.yaml"
 POSITIVE: Final = schemathesis.GenerationMode.POSITIVE
