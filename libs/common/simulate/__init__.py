@@ -48,7 +48,7 @@ class SimulationResult:
 
     def report(self) -> dict[str, Any]:
         """The result as JSON-ready data (``switchboard simulate --report``)."""
-        latencies = self.outcomes.latencies
+        latencies = self.outcomes.latencies.values
         return {
             "seconds": round(self.seconds, 1),
             "sent": dict(self.sent),
@@ -88,12 +88,8 @@ async def simulate(
     started = time.monotonic()
     finished = asyncio.Event()
     async with aiohttp.ClientSession() as http:
-        customers = Customers(endpoints, http)
-
-        def arrived(thread_key: str) -> None:
-            pending = customers.stats.sent_at.get(thread_key)
-            if pending:
-                outcomes.latencies.append(time.monotonic() - pending.popleft())
+        customers = Customers(endpoints, http, outcomes.latencies)
+        arrived = outcomes.latencies.arrived
 
         def routed(event: ConversationRouted) -> None:
             if agents is None:
@@ -155,7 +151,8 @@ async def _settle(
     measured there), ``stop`` is set, or ``drain`` seconds pass."""
     deadline = time.monotonic() + drain
     while not stop.is_set() and time.monotonic() < deadline:
-        if sum(outcomes.routed.values()) >= sum(customers.stats.sent.values()):
+        sent = sum(customers.stats.sent.values())
+        if sum(outcomes.routed.values()) >= sent and len(outcomes.latencies.values) >= sent:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.1)

@@ -16,7 +16,7 @@ import csv
 import random
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -29,6 +29,7 @@ import aiosmtplib
 from twilio.request_validator import RequestValidator
 
 from libs.common.events import Channel
+from libs.common.simulate.summary import Latencies
 
 EXAMPLES: Final = Path(__file__).parents[3] / "config" / "examples" / "customer-service.csv"
 SCENARIOS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -113,19 +114,18 @@ class TrafficStats:
     sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
-    sent_at: dict[str, deque[float]] = field(default_factory=dict)
-    """Thread key -> monotonic times the customer started sending each accepted message that
-    has not arrived yet, oldest first (a thread's messages arrive in order)."""
     chat_replies: int = 0
 
 
 class Customers:
-    """Sends simulated customers' messages; one instance per run."""
+    """Sends simulated customers' messages; one instance per run. Accepted messages are noted
+    in ``latencies`` (when given) to be matched with their arrivals."""
 
     def __init__(
         self,
         endpoints: Endpoints,
         http: aiohttp.ClientSession,
+        latencies: Latencies | None = None,
         *,
         seed: int = 1,
         texts: dict[str, list[str]] | None = None,
@@ -139,6 +139,7 @@ class Customers:
         self._numbers = iter(range(1, 10**9))
         self._readers: set[asyncio.Task[None]] = set()
         self._visitors: list[ChatVisitor] = []
+        self._latencies = latencies
         self.stats = TrafficStats()
 
     def scenario_text(self) -> str:
@@ -167,7 +168,8 @@ class Customers:
             self.stats.last_error = f"{thread.channel}: {type(exc).__name__}: {exc}"[:200]
             return
         self.stats.sent[thread.channel] += 1
-        self.stats.sent_at.setdefault(thread.thread_key, deque()).append(started)
+        if self._latencies is not None:
+            self._latencies.accepted(thread.thread_key, started)
 
     async def close(self) -> None:
         for visitor in self._visitors:

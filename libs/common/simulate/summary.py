@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,14 +29,42 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 @dataclass
+class Latencies:
+    """Seconds from a customer sending a message to it reaching an agent (or the routed topic),
+    matched per thread in order (a thread's messages arrive in order).
+
+    An arrival can come before the sender has its own acceptance (the webhook's response or
+    the SMTP reply is still on its way back); it waits here until the acceptance is noted.
+    """
+
+    values: list[float] = field(default_factory=list)
+    _waiting: dict[str, deque[float]] = field(default_factory=dict)
+    _early: Counter[str] = field(default_factory=Counter)
+
+    def accepted(self, thread_key: str, started: float) -> None:
+        """A message the customer began sending at monotonic time ``started`` was accepted."""
+        if self._early[thread_key]:
+            self._early[thread_key] -= 1
+            self.values.append(time.monotonic() - started)
+        else:
+            self._waiting.setdefault(thread_key, deque()).append(started)
+
+    def arrived(self, thread_key: str) -> None:
+        waiting = self._waiting.get(thread_key)
+        if waiting:
+            self.values.append(time.monotonic() - waiting.popleft())
+        else:
+            self._early[thread_key] += 1
+
+
+@dataclass
 class Outcomes:
     routed: Counter[str] = field(default_factory=Counter)
     """Conversations routed, by queue (new conversations and later messages alike)."""
     sla: Counter[str] = field(default_factory=Counter)
     """SLA events by kind (started, warning, breached, met, ...)."""
     outbound: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
-    """Seconds from a customer sending a message to it reaching an agent (or the routed topic)."""
+    latencies: Latencies = field(default_factory=Latencies)
 
 
 async def watch_topics(
@@ -94,9 +122,10 @@ def render(
         for kind, n in sorted(outcomes.sla.items())
         if kind.split()[-1] in ("met", "warning", "breached")
     )
-    p50, p99 = percentile(outcomes.latencies, 0.5), percentile(outcomes.latencies, 0.99)
+    latencies = outcomes.latencies.values
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     latency = (
-        f"p50 {p50 * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms  (n={len(outcomes.latencies)})"
+        f"p50 {p50 * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms  (n={len(latencies)})"
         if p50 is not None and p99 is not None
         else "-"
     )

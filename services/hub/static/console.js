@@ -33,6 +33,8 @@
   var order = [];        // queue names, as hello listed them
   var selected = null;   // conversation id
   var pending = {};      // client action id -> {frame, message}
+  var early = {};        // conversation id -> {metric -> SLA data}: clocks ahead of their routed
+  var MAX_EARLY = 500;
   var actionCount = 0;
   var errorText = "";
 
@@ -202,10 +204,33 @@
     frame.conversations.forEach(function (row) {
       fresh[row.conversation_id] = fromSnapshot(
         row, frame.queue, queue.conversations[row.conversation_id]);
+      delete early[row.conversation_id];  // the snapshot has the clocks
     });
     queue.conversations = fresh;
     queue.lastId = frame.id;
     render();
+  }
+
+  function applyClock(c, data) {
+    c.clocks[data.metric] = data.kind;
+    if (RUNNING[data.kind]) c.deadlines[data.metric] = data.deadline;
+    else delete c.deadlines[data.metric];
+  }
+
+  /* SLA events and routed events come from different topics, so a clock can start before the
+     conversation arrives: keep it (a bounded number) until the conversation does. */
+  function keepEarly(id, data) {
+    var clocks = early[id] || (early[id] = {});
+    clocks[data.metric] = data;
+    var ids = Object.keys(early);
+    if (ids.length > MAX_EARLY) delete early[ids[0]];
+  }
+
+  function withEarlyClocks(c) {
+    var clocks = early[c.id];
+    delete early[c.id];
+    for (var metric in clocks) applyClock(c, clocks[metric]);
+    return c;
   }
 
   function onEvent(frame) {
@@ -216,7 +241,7 @@
     var c = queue.conversations[id];
     switch (frame.kind) {
       case "routed":
-        c = c || blank(id, frame.queue);
+        c = c || withEarlyClocks(blank(id, frame.queue));
         c.reference = data.reference;
         c.channel = data.channel;
         c.customer = customerName(data.customer) || c.customer;
@@ -229,10 +254,8 @@
         queue.conversations[id] = c;
         break;
       case "sla":
-        if (!c) break;
-        c.clocks[data.metric] = data.kind;
-        if (RUNNING[data.kind]) c.deadlines[data.metric] = data.deadline;
-        else delete c.deadlines[data.metric];
+        if (c) applyClock(c, data);
+        else keepEarly(id, data);
         break;
       case "receipt":
         if (c) c.messages.forEach(function (m) {
@@ -251,7 +274,7 @@
         if (selected === id && !find(id)) selected = null;
         break;
       case "transferred_in":
-        c = c || find(id) || blank(id, frame.queue);
+        c = c || find(id) || withEarlyClocks(blank(id, frame.queue));
         c.queue = frame.queue;
         addMessage(c, { who: "info", text: "Transferred here by " + data.agent,
           eventId: frame.event_id });

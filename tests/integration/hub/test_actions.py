@@ -23,6 +23,21 @@ async def next_event(client: HubClient, kind: str) -> dict[str, Any]:
             return message
 
 
+async def known(client: HubClient, conversation_id: str) -> None:
+    """Until the hub knows the conversation: its routed event, or a snapshot that has it (when
+    the conversation was routed before the subscription)."""
+    while True:
+        message = await client.next(timeout=20)
+        if message["type"] == "snapshot":
+            ids = {c["conversation_id"] for c in message["conversations"]}
+        elif message["type"] == "event" and message["kind"] == "routed":
+            ids = {message["conversation_id"]}
+        else:
+            continue
+        if conversation_id in ids:
+            return
+
+
 async def test_every_action_kind_is_published_keyed_by_thread_and_acked(hub: Hub) -> None:
     topics = hub.isolation.topics
     async with (
@@ -33,7 +48,7 @@ async def test_every_action_kind_is_published_keyed_by_thread_and_acked(hub: Hub
     ):
         await client.subscribe([QUEUE, OTHER])
         routed = await hub.open_conversation(QUEUE)
-        await next_event(client, "routed")  # the hub knows the conversation now
+        await known(client, routed.conversation_id)
         acks = {}
         for kind, extra in (
             ("claim", {}),
@@ -84,7 +99,7 @@ async def test_a_repeated_action_id_gets_the_same_ack_and_one_record(hub: Hub) -
         routed = await hub.open_conversation(QUEUE)
         async with hub.client(QUEUE) as client:
             await client.subscribe([QUEUE])
-            await next_event(client, "routed")
+            await known(client, routed.conversation_id)
             first = await client.act("claim", routed.conversation_id, action_id="same")
         async with hub.client(QUEUE) as again:  # a reconnect resends the unacknowledged one
             second = await again.act("claim", routed.conversation_id, action_id="same")
@@ -100,7 +115,7 @@ async def test_actions_are_validated_and_limited_to_the_tokens_queues(hub: Hub) 
     ours = await hub.open_conversation(QUEUE)
     async with hub.client(QUEUE) as client:
         await client.subscribe([QUEUE])
-        await next_event(client, "routed")
+        await known(client, ours.conversation_id)
         cases: list[tuple[dict[str, Any], str]] = [
             ({"kind": "claim", "conversation_id": theirs.conversation_id}, "forbidden"),
             ({"kind": "claim", "conversation_id": "nope"}, "unknown_conversation"),

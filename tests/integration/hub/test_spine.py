@@ -21,19 +21,33 @@ KEY = "hub-spine-key-0123456789abcdef0123456789"
 CUSTOMER = "+14155550199"
 
 
-async def next_event(client: HubClient, event_kind: str, **data: Any) -> dict[str, Any]:
-    """The next event of ``event_kind`` whose data has the given fields."""
-    seen: list[tuple[Any, ...]] = []
+async def next_event(
+    client: HubClient, backlog: list[dict[str, Any]], event_kind: str, **data: Any
+) -> dict[str, Any]:
+    """The first event of ``event_kind`` whose data has the given fields, read before (kept in
+    ``backlog``: events of different topics, such as ``routed`` and the ``sla`` clock it
+    started, arrive in either order) or next."""
+
+    def matches(message: dict[str, Any]) -> bool:
+        return message.get("kind") == event_kind and all(
+            message["data"].get(k) == v for k, v in data.items()
+        )
+
+    for message in backlog:
+        if matches(message):
+            backlog.remove(message)
+            return message
     while True:
         try:
             message = await client.next(timeout=60)
         except TimeoutError:
+            seen = [(m["kind"], m["data"].get("kind")) for m in backlog]
             raise AssertionError(f"no {event_kind} event with {data}; saw {seen}") from None
-        seen.append((message["type"], message.get("kind"), message.get("data", {}).get("kind")))
-        if message["type"] != "event" or message["kind"] != event_kind:
+        if message["type"] != "event":
             continue
-        if all(message["data"].get(k) == v for k, v in data.items()):
+        if matches(message):
             return message
+        backlog.append(message)
 
 
 async def test_an_sms_reaches_the_agent_and_the_agents_reply_reaches_the_customer(
@@ -54,18 +68,19 @@ async def test_an_sms_reaches_the_agent_and_the_agents_reply_reaches_the_custome
         headers = sign_twilio(url, form, AUTH_TOKEN)
         async with http.post(url, data=encode_form(form), headers=headers) as response:
             assert response.status == 200
-        routed = await next_event(agent, "routed", text="Where is my parcel?")
+        backlog: list[dict[str, Any]] = []
+        routed = await next_event(agent, backlog, "routed", text="Where is my parcel?")
         conversation = routed["conversation_id"]
-        started = await next_event(agent, "sla", kind="started")
+        started = await next_event(agent, backlog, "sla", kind="started")
         assert started["conversation_id"] == conversation
         await wait_until(lambda: len(twilio.sandbox.messages) == 1, message="the auto-ack")
         await agent.act("claim", conversation)
         ack = await agent.act("reply", conversation, text="It left the depot this morning.")
-        receipt = await next_event(agent, "receipt", command_id=ack["command_id"])
+        receipt = await next_event(agent, backlog, "receipt", command_id=ack["command_id"])
         assert receipt["data"]["status"] == "sent"
         reply = twilio.sandbox.messages[-1]
         assert reply["to"] == CUSTOMER
         assert reply["body"] == "It left the depot this morning."
         await agent.act("resolve", conversation)
-        resolved = await next_event(agent, "action", kind="resolve")
+        resolved = await next_event(agent, backlog, "action", kind="resolve")
         assert resolved["conversation_id"] == conversation
