@@ -60,6 +60,26 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: fl
         return
 
 
+async def wait_ready(
+    url: str, name: str, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Wait until ``url``'s ``/readyz`` answers 200; fail at once if ``process`` exits."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if process is not None and process.poll() is not None:
+                raise DevStackError(f"{name} exited with {process.returncode}")
+            try:
+                async with session.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise DevStackError(f"{name} not ready after {timeout}s")
+            await asyncio.sleep(0.1)
+
+
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
@@ -262,20 +282,7 @@ class ServiceProcess:
     async def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until ``/readyz`` answers 200 (Kafka and Redis reachable, consumer running)."""
         assert self.process is not None
-        deadline = asyncio.get_running_loop().time() + timeout
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if self.process.poll() is not None:
-                    raise DevStackError(f"{self.name} exited with {self.process.returncode}")
-                try:
-                    async with session.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                if asyncio.get_running_loop().time() > deadline:
-                    raise DevStackError(f"{self.name} not ready after {timeout}s")
-                await asyncio.sleep(0.1)
+        await wait_ready(self.url, self.name, timeout, self.process)
 
     def signal(self, sig: int) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -7,10 +7,11 @@ import pytest
 
 from libs.common.devstack import DevStack, create_topics
 from libs.common.events import MessageReceived
+from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.topics import Topics
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Launch
 from tests.support.kafka import collect, wait_until
-from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
+from tests.support.webhooks import encode_form, sign_twilio
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +30,7 @@ async def test_webhook_gets_503_while_the_broker_is_down_and_200_after(
         }
         await launch(["ingest"], env)
         url = f"{env['SWITCHBOARD_PUBLIC_URL']}/v1/sms/twilio"
-        form = twilio_sms_form(sender="+14155550188", recipient=OUR_NUMBER, body="hello?")
+        form = sms_webhook_form(sender="+14155550188", recipient=OUR_NUMBER, body="hello?")
 
         own.broker.stop()
         async with http.post(

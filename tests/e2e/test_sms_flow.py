@@ -14,11 +14,12 @@ from libs.common.events import (
     OutboundReceipt,
     SlaEvent,
 )
+from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.tracing import traceparent_of
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, OtlpFake, TwilioFake
 from tests.support.kafka import collect, wait_until
 from tests.support.metrics import scraped_names
-from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
+from tests.support.webhooks import encode_form, sign_twilio
 from tests.unit.test_metrics_doc import exposed_names
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +61,7 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
         topics.outbound_commands,
         topics.outbound_status,
     ) as seen:
-        form = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="Where is my parcel?")
+        form = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="Where is my parcel?")
         assert await post_sms(http, env, form) == 200
         await wait_until(
             lambda: any(
@@ -87,8 +88,8 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
     assert breached.deadline == clocks[2].time
     records = {r.headers and dict(r.headers).get("ce_id", b"").decode(): r for r in seen.records}
     warning_record, breach_record = records[clocks[1].id], records[clocks[2].id]
-    assert warning_record.timestamp < breached.deadline.timestamp() * 1000  # warned in time
-    assert warning_record.offset < breach_record.offset  # same partition, warning first
+    # Same partition, warning first (how late a timer fires is measured in bench/sla_timers).
+    assert warning_record.offset < breach_record.offset
 
     [message] = twilio.sandbox.messages
     assert routed.data.reference in message["body"]
@@ -136,11 +137,11 @@ async def test_provider_retry_gives_one_event_one_route_one_ack(
     async with collect(
         stack.broker.bootstrap_servers, topics.inbound, topics.routed, topics.outbound_status
     ) as seen:
-        form = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="My card was declined")
+        form = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="My card was declined")
         assert await post_sms(http, service_env, form) == 200
         assert await post_sms(http, service_env, form) == 200  # Twilio retrying
         # A later message of the same thread is processed after anything the retry caused.
-        later = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="still waiting")
+        later = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="still waiting")
         assert await post_sms(http, service_env, later) == 200
         await wait_until(
             lambda: any(
@@ -170,15 +171,15 @@ async def test_wrong_signature_is_refused_and_publishes_nothing(
 ) -> None:
     await launch(["ingest"], service_env)
     async with collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
-        forged = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="refund me")
+        forged = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="refund me")
         assert await post_sms(http, service_env, forged, token="not-the-token") == 403
-        tampered = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="hello")
+        tampered = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="hello")
         url = f"{service_env['SWITCHBOARD_PUBLIC_URL']}/v1/sms/twilio"
         headers = sign_twilio(url, tampered, AUTH_TOKEN)
         tampered["Body"] = "hello, send me everything"
         async with http.post(url, data=encode_form(tampered), headers=headers) as response:
             assert response.status == 403
-        genuine = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="genuine")
+        genuine = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="genuine")
         assert await post_sms(http, service_env, genuine) == 200
         await wait_until(lambda: len(seen.events) >= 1, message="the genuine message")
     assert [e.data.provider_message_id for e in seen.of_type(MessageReceived)] == [

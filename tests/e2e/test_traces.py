@@ -10,7 +10,8 @@ hub's fan-out included) in it, and the hops carry the conversation id, channel, 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import aiohttp
@@ -26,6 +27,7 @@ from libs.common.events import (
     decode,
 )
 from libs.common.sandbox.smtp import smtp_sandbox
+from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.sandbox.x import XSandbox
 from libs.common.tracing import traceparent_of
 from tests.conftest import ServeApp
@@ -37,7 +39,7 @@ from tests.support.harness import OUR_NUMBER, Isolation, Launch, OtlpFake
 from tests.support.kafka import collect, wait_until
 from tests.support.mail import SmtpClient
 from tests.support.metrics import scraped_names
-from tests.support.webhooks import sign_x, twilio_sms_form
+from tests.support.webhooks import sign_x
 from tests.unit.test_metrics_doc import exposed_names
 
 pytestmark = pytest.mark.e2e
@@ -127,14 +129,19 @@ async def test_every_channel_gives_one_trace_across_every_service(
             topics.outbound_commands,
             topics.outbound_status,
         ) as seen:
-            sms = twilio_sms_form(sender="+14155550123", recipient=OUR_NUMBER, body="Card declined")
+            sms = sms_webhook_form(
+                sender="+14155550123", recipient=OUR_NUMBER, body="Card declined"
+            )
             assert await post_sms(http, env, sms) == 200
             assert (await SmtpClient(smtp_port, SUPPORT).send(MAIL))[0] == 250
             visitor = await session(http, ingest.url)
             ws = await connect(http, ingest.url, visitor["token"])
             await ws.send_json({"type": "message", "client_id": "c-1", "text": "Order help"})
             assert (await frame(ws))["type"] == "ack"
-            direct = dm_payload(dm("1900000000000000901", CUSTOMER_ID, OUR_ID, "Where is it?"))
+            message = dm("1900000000000000901", CUSTOMER_ID, OUR_ID, "Where is it?")
+            # Sent now: the clock starts at the DM's own time, so a fixed one would breach.
+            message["created_timestamp"] = str(int(time.time() * 1000))
+            direct = dm_payload(message)
             url = f"{ingest.url}/v1/social/x/webhook"
             async with http.post(url, data=direct, headers=sign_x(direct, SECRET)) as response:
                 assert response.status == 200
@@ -144,7 +151,10 @@ async def test_every_channel_gives_one_trace_across_every_service(
                     and len(seen.of_type(SlaEvent)) == len(CHANNELS)
                 ),
                 timeout=30,
-                message="an acknowledgement receipt and a started clock per channel",
+                message=lambda: (
+                    "an acknowledgement receipt and a started clock per channel; saw "
+                    f"{Counter(type(e.data).__name__ for e in seen.events)}"
+                ),
             )
             assert (await frame(ws))["type"] == "reply"  # the chat acknowledgement arrived
             await ws.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -24,26 +23,28 @@ class Collected:
 
 
 async def wait_until(
-    predicate: Callable[[], bool], *, timeout: float = 20.0, message: str = "condition"
+    predicate: Callable[[], bool],
+    *,
+    timeout: float = 20.0,
+    message: str | Callable[[], str] = "condition",
 ) -> None:
-    """Poll a condition until it holds; fail with ``message`` after ``timeout`` seconds."""
+    """Poll a condition until it holds; fail with ``message`` (a callable: what it says at
+    that moment) after ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+            said = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout}s waiting for {said}")
         await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
 async def collect(bootstrap: str, *topics: str) -> AsyncIterator[Collected]:
-    """Consume ``topics`` from the beginning in the background while the block runs."""
+    """Consume ``topics`` from the beginning in the background while the block runs (no
+    group: nothing to join or rebalance, nothing committed)."""
     collected = Collected()
     consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=f"test-reader-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
 

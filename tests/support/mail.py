@@ -6,46 +6,13 @@ on the embedded broker; these tests read one topic from the start with no group 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiosmtplib
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
 
-from libs.common.events import decode
 from libs.common.service import REDIS
-from tests.support.kafka import Collected
-
-
-@contextlib.asynccontextmanager
-async def read_topic(bootstrap: str, topic: str) -> AsyncIterator[Collected]:
-    """Every record of ``topic`` from the beginning, decoded, while the block runs."""
-    collected = Collected()
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-
-    async def pump() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=100)
-            for records in batch.values():
-                for record in records:
-                    collected.records.append(record)
-                    with contextlib.suppress(Exception):
-                        collected.events.append(decode(record.value, record.headers))
-
-    task = asyncio.create_task(pump())
-    try:
-        yield collected
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,15 @@
 ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` answers like Twilio does (201 and the
 message resource as JSON); ``GET /sandbox/messages`` lists what was received. Failures can be
 scripted with ``POST /sandbox/failures`` (``{"status": 429, "count": 3, "retry_after": 1}``)
-to exercise retries and rate limits.
+to exercise retries and rate limits. :func:`sms_webhook_form` is the other direction: the form
+Twilio posts to our webhook for an inbound SMS.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -18,6 +20,25 @@ from typing import Any
 from aiohttp import web
 
 API_VERSION = "2010-04-01"
+
+
+def sms_webhook_form(
+    *, sender: str, recipient: str, body: str, sid: str | None = None, account_sid: str = ""
+) -> dict[str, str]:
+    """The form Twilio posts to a webhook for an inbound SMS (unsigned)."""
+    sid = sid or "SM" + uuid.uuid4().hex
+    return {
+        "ToCountry": "US",
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "MessageSid": sid,
+        "AccountSid": account_sid,
+        "From": sender,
+        "To": recipient,
+        "Body": body,
+        "NumSegments": "1",
+        "ApiVersion": "2010-04-01",
+    }
 
 
 @dataclass

@@ -29,6 +29,7 @@ import aiosmtplib
 from twilio.request_validator import RequestValidator
 
 from libs.common.events import Channel
+from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.simulate.summary import Latencies
 
 EXAMPLES: Final = Path(__file__).parents[3] / "config" / "examples" / "customer-service.csv"
@@ -42,6 +43,8 @@ SPIKE_TEXT: Final = "Checkout is broken: my card payment keeps failing with an e
 FOLLOW_UP_TEXT: Final = "Any news on this? I am still waiting."
 CHANNELS: Final[tuple[Channel, ...]] = ("sms", "email", "chat", "social")
 SEND_TIMEOUT: Final = 15.0
+ACCOUNT: Final = "AC" + "0" * 32
+"""The Twilio account the simulated webhooks name (ingest keeps it in the raw reference)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,18 +189,9 @@ class Customers:
     async def _sms(self, thread: Thread, text: str) -> None:
         phone = self._phone(thread)
         thread.thread_key = f"sms:{self._endpoints.our_number}:{phone}"
-        sid = "SM" + uuid.uuid4().hex
-        form = {
-            "MessageSid": sid,
-            "SmsMessageSid": sid,
-            "AccountSid": "AC" + "0" * 32,
-            "From": phone,
-            "To": self._endpoints.our_number,
-            "Body": text,
-            "NumMedia": "0",
-            "NumSegments": "1",
-            "ApiVersion": "2010-04-01",
-        }
+        form = sms_webhook_form(
+            sender=phone, recipient=self._endpoints.our_number, body=text, account_sid=ACCOUNT
+        )
         path = "/v1/sms/twilio"
         signature = self._validator.compute_signature(self._endpoints.public_url + path, form)
         async with self._http.post(

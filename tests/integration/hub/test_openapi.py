@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from libs.common import openapi
+from libs.common.devstack import wait_ready
 from libs.common.settings import Settings
 from services.hub.app import build
 from tests.integration.hub.conftest import KEY, Hub
@@ -80,13 +81,8 @@ def fuzz(base_url: str) -> Counter[tuple[str, int]]:
 
 
 async def test_fuzzing_every_endpoint_gets_only_documented_answers(hub: Hub) -> None:
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:  # /readyz answers 503 (documented) until the fan-out consumer runs
-        async with hub.http.get(f"{hub.url}/readyz") as response:
-            if response.status == 200:
-                break
-        assert asyncio.get_running_loop().time() < deadline, "the hub never became ready"
-        await asyncio.sleep(0.05)
+    # /readyz answers 503 (documented) until the fan-out consumer runs
+    await wait_ready(hub.url, "hub", timeout=30)
     seen = await asyncio.to_thread(fuzz, hub.url)
     assert {label for label, _ in seen} == {
         f"{method} {path}" for method, path in documented_operations(openapi.build("hub"))

@@ -10,11 +10,12 @@ import pytest
 
 from libs.common.devstack import SERVICES
 from libs.common.hubclient import HubClient
+from libs.common.sandbox.twilio import sms_webhook_form
 from services.hub.auth import AgentTokens
 from services.hub.protocol import WS_PATH
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Launch, TwilioFake
 from tests.support.kafka import wait_until
-from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
+from tests.support.webhooks import encode_form, sign_twilio
 
 pytestmark = pytest.mark.e2e
 KEY = "hub-spine-key-0123456789abcdef0123456789"
@@ -63,7 +64,7 @@ async def test_an_sms_reaches_the_agent_and_the_agents_reply_reaches_the_custome
         await agent.subscribe(["sms-desk"])
         # Events after the snapshot are sent as events; earlier ones are in the snapshot.
         assert (await agent.next())["type"] == "snapshot"
-        form = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="Where is my parcel?")
+        form = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="Where is my parcel?")
         url = f"{env['SWITCHBOARD_PUBLIC_URL']}/v1/sms/twilio"
         headers = sign_twilio(url, form, AUTH_TOKEN)
         async with http.post(url, data=encode_form(form), headers=headers) as response:

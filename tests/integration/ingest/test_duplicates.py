@@ -14,6 +14,7 @@ import json
 import aiohttp
 
 from libs.common.events import MessageReceived, event_id
+from libs.common.sandbox.twilio import sms_webhook_form
 from services.ingest.sms import PATH as SMS_PATH
 from services.ingest.x.webhook import PATH as X_PATH
 from tests.integration.ingest.conftest import (
@@ -24,7 +25,7 @@ from tests.integration.ingest.conftest import (
     read_all,
 )
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
-from tests.support.webhooks import encode_form, sign_twilio, sign_x, twilio_sms_form
+from tests.support.webhooks import encode_form, sign_twilio, sign_x
 
 IN_FLIGHT = 100
 CUSTOMER_X_ID = "1700000000000000007"
@@ -55,7 +56,7 @@ async def assert_one_event(ingest: Ingest, topic: str, expected_id: str, provide
 async def test_ten_thousand_deliveries_of_one_twilio_sms_give_one_event(
     isolation: Isolation, ingest_app: Ingest
 ) -> None:
-    form = twilio_sms_form(sender="+14155550123", recipient=OUR_NUMBER, body="where is my order")
+    form = sms_webhook_form(sender="+14155550123", recipient=OUR_NUMBER, body="where is my order")
     headers = sign_twilio(PUBLIC_URL + SMS_PATH, form, AUTH_TOKEN)
     body = encode_form(form).encode()
     statuses = await deliver_many(ingest_app.url + SMS_PATH, body, headers, 10_000)

@@ -31,8 +31,8 @@ from services.ingest.inbox.imap import Mailbox
 from tests.support import dovecot as dovecot_support
 from tests.support.dovecot import PASSWORD, Dovecot
 from tests.support.harness import FIXTURES, Isolation
-from tests.support.kafka import Collected, wait_until
-from tests.support.mail import REDIS_POOL_WARNING, in_process, read_topic
+from tests.support.kafka import Collected, collect, wait_until
+from tests.support.mail import REDIS_POOL_WARNING, in_process
 
 pytestmark = pytest.mark.filterwarnings(REDIS_POOL_WARNING)
 
@@ -120,7 +120,7 @@ async def test_mailbox_messages_become_events_and_are_flagged_after_kafka(
     assert dovecot.flags(user) == {uid_a: set(), uid_b: set()}
     settings = imap_settings(stack, isolation.topic_prefix, isolation.key_prefix, dovecot, user)
     async with (
-        read_topic(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen,
+        collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen,
         running(settings),
     ):
         await wait_until(lambda: len(ids_of(seen)) == 2, message="both events")
@@ -164,7 +164,7 @@ async def test_the_checkpoint_survives_a_restart_without_repeating_or_skipping(
     raw_b, b = corpus("outlook_reply_in_reply_to_only")
     uid_a = dovecot.append(user, raw_a)
     settings = imap_settings(stack, isolation.topic_prefix, isolation.key_prefix, dovecot, user)
-    async with read_topic(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
+    async with collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
         async with running(settings):
             await wait_until(lambda: dovecot.flags(user)[uid_a] >= HANDLED, message="flagged")
         await wait_until(lambda: bool(ids_of(seen)), message="the first event")
@@ -203,7 +203,7 @@ async def test_with_the_broker_down_messages_stay_unflagged_then_arrive_once(
             await own.broker.start()  # in-memory: comes back empty, on the same port
             topics = Topics.with_prefix("switchboard.")
             await create_topics(own.broker.bootstrap_servers, topics.all())
-            async with read_topic(own.broker.bootstrap_servers, topics.inbound) as seen:
+            async with collect(own.broker.bootstrap_servers, topics.inbound) as seen:
                 await wait_until(
                     lambda: dovecot.flags(user)[uid] >= HANDLED, timeout=30, message="flagged"
                 )

@@ -23,8 +23,8 @@ from libs.common.settings import Settings
 from libs.common.topics import Topics
 from services.ingest.app import build
 from tests.support.harness import FIXTURES, Isolation
-from tests.support.kafka import Collected, wait_until
-from tests.support.mail import REDIS_POOL_WARNING, SmtpClient, in_process, read_topic
+from tests.support.kafka import Collected, collect, wait_until
+from tests.support.mail import REDIS_POOL_WARNING, SmtpClient, in_process
 
 pytestmark = pytest.mark.filterwarnings(REDIS_POOL_WARNING)
 
@@ -57,7 +57,7 @@ async def smtp(stack: DevStack, isolation: Isolation, serve_app: ServeApp) -> Sm
 
 @pytest.fixture
 async def inbound(stack: DevStack, isolation: Isolation) -> AsyncIterator[Collected]:
-    async with read_topic(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
+    async with collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
         yield seen
 
 
@@ -256,7 +256,7 @@ async def test_451_while_the_broker_is_down_and_one_event_after_it_returns(
         await own.broker.start()  # in-memory: comes back empty, on the same port
         topics = Topics.with_prefix("switchboard.")
         await create_topics(own.broker.bootstrap_servers, topics.all())
-        async with read_topic(own.broker.bootstrap_servers, topics.inbound) as seen:
+        async with collect(own.broker.bootstrap_servers, topics.inbound) as seen:
             codes: list[int] = []
             for _ in range(30):  # the sending server retries; each try is bounded by the timeout
                 codes.append((await smtp.send(raw))[0])

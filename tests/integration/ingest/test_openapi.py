@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from libs.common import openapi
+from libs.common.devstack import wait_ready
 from libs.common.settings import Settings
 from services.ingest.app import build
 from services.ingest.x.webhook import SIGNATURE_HEADER
@@ -201,13 +202,8 @@ def fuzz(schema: schemathesis.BaseSchema, base_url: str) -> Counter[tuple[str, s
 async def test_fuzzing_every_endpoint_gets_only_documented_answers(
     ingest_app: Ingest, http: aiohttp.ClientSession
 ) -> None:
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:  # the chat subscription comes up just after start; /readyz 503 until then
-        async with http.get(f"{ingest_app.url}/readyz") as response:
-            if response.status == 200:
-                break
-        assert asyncio.get_running_loop().time() < deadline, "ingest never became ready"
-        await asyncio.sleep(0.05)
+    # the chat subscription comes up just after start; /readyz 503 until then
+    await wait_ready(ingest_app.url, "ingest", timeout=20)
     schema = schemathesis.openapi.from_path(str(document_path("ingest")))
     seen = await asyncio.to_thread(fuzz, schema, ingest_app.url)
 

@@ -17,12 +17,13 @@ from libs.common.devstack import DevStack
 from libs.common.events import DeliveryReport, MessageReceived, event_id
 from libs.common.keys import Keys
 from libs.common.optout import classify, is_opted_out
+from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.settings import Settings
 from services.ingest.app import build
 from services.ingest.sms import signature_valid
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.kafka import collect, wait_until
-from tests.support.webhooks import encode_form, sign_twilio, twilio_sms_form
+from tests.support.webhooks import encode_form, sign_twilio
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
 PUBLIC_URL = "https://ingest.switchboard.example"
@@ -120,8 +121,8 @@ async def test_stop_opts_out_start_opts_back_in_and_a_late_retry_changes_nothing
 ) -> None:
     keys = Keys(isolation.key_prefix)
     path = "/v1/sms/twilio"
-    stop = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body=" Stop! ")
-    start = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="START")
+    stop = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body=" Stop! ")
+    start = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="START")
     async with collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
         assert not await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)
         assert await post(http, ingest, path, stop) == 200
@@ -147,8 +148,8 @@ async def test_help_is_marked_and_a_sentence_with_stop_is_a_message(
     http: aiohttp.ClientSession,
 ) -> None:
     keys = Keys(isolation.key_prefix)
-    help_form = twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="help")
-    sentence = twilio_sms_form(
+    help_form = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="help")
+    sentence = sms_webhook_form(
         sender=CUSTOMER, recipient=OUR_NUMBER, body="stop sending me the wrong size"
     )
     async with collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:

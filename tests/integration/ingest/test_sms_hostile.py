@@ -21,10 +21,11 @@ from redis.asyncio import Redis
 
 from libs.common.events import DeliveryReport, MessageReceived, event_id
 from libs.common.optout import classify
+from libs.common.sandbox.twilio import sms_webhook_form
 from services.ingest.sms import MAX_BODY_BYTES, PATH, STATUS_PATH
 from tests.integration.ingest.conftest import PUBLIC_URL, Ingest, read_all, snapshot
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
-from tests.support.webhooks import sign_twilio_pairs, twilio_sms_form
+from tests.support.webhooks import sign_twilio_pairs
 
 FORM = "application/x-www-form-urlencoded"
 CUSTOMER = "+14155550123"
@@ -121,7 +122,7 @@ _pairs = st.lists(st.tuples(_names, _values), max_size=10)
 @st.composite
 def _inbound_form(draw: st.DrawFn) -> list[tuple[str, str]]:
     """A real inbound SMS form, some fields replaced or dropped, junk added."""
-    form = twilio_sms_form(
+    form = sms_webhook_form(
         sender=draw(st.sampled_from([CUSTOMER, "+44 20 7946 0018", "SHOP"]) | st.text(min_size=1)),
         recipient=draw(st.sampled_from([OUR_NUMBER, "12345"]) | st.text(min_size=1, max_size=20)),
         body=draw(st.sampled_from(["where is my order?", "Stop.", "START", "help"]) | st.text()),
@@ -255,7 +256,7 @@ def _is_message(form: MultiDict[str]) -> bool:
 async def test_any_request_to_the_sms_webhook_gives_its_event_once_or_a_clear_4xx(
     isolation: Isolation, ingest_app: Ingest, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    stop = list(twilio_sms_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="STOP").items())
+    stop = list(sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="STOP").items())
     deliveries = [
         Delivery(PATH, "", urlencode(stop).encode(), FORM, sign(PATH, stop), genuine=True),
         *gather(_delivery(PATH, _inbound_form()), 200),

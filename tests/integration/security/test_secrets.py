@@ -15,11 +15,12 @@ from pathlib import Path
 import aiohttp
 
 from libs.common.devstack import free_port
+from libs.common.sandbox.twilio import sms_webhook_form
 from services.ingest import sms
 from services.ingest.chat import SESSION_PATH, WS_PATH
 from services.ingest.x import webhook as x
 from tests.support.harness import OUR_NUMBER, Launch
-from tests.support.webhooks import encode_form, sign_twilio, sign_x, twilio_sms_form
+from tests.support.webhooks import encode_form, sign_twilio, sign_x
 
 X_USER_ID = "1600000000000000001"
 CUSTOMER_ID = "1700000000000000007"
@@ -45,7 +46,7 @@ async def test_tokens_keys_and_signatures_never_appear_in_the_log(
     public = env["SWITCHBOARD_PUBLIC_URL"]
     seen: list[str] = [token, x_secret, chat_key]
 
-    form = twilio_sms_form(sender="+15551230001", recipient=OUR_NUMBER, body="STOP")
+    form = sms_webhook_form(sender="+15551230001", recipient=OUR_NUMBER, body="STOP")
     headers = sign_twilio(public + sms.PATH, form, token)
     seen.append(headers["X-Twilio-Signature"])
     async with http.post(ingest.url + sms.PATH, data=encode_form(form), headers=headers) as r:
