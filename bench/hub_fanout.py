@@ -43,6 +43,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.harness import write_result
+from libs.common.agent_access import WS_PATH, AgentTokens
 from libs.common.devstack import DevStack, ServiceProcess, create_topics, free_port
 from libs.common.events import (
     ConversationRouted,
@@ -53,8 +54,6 @@ from libs.common.events import (
     utc_now,
 )
 from libs.common.topics import Topics
-from services.hub.auth import AgentTokens
-from services.hub.protocol import WS_PATH
 
 QUEUE = "bench"
 KEY = "bench-hub-fanout-key-0123456789abcdef0123"

@@ -17,7 +17,7 @@ from libs.common.openapi import DEFAULT_DIRECTORY
 TOOLS = {
     "replay": "services.router.replay",
     "classify-eval": "services.router.classify_eval",
-    "token": "services.hub.auth",
+    "token": "libs.common.agent_access",
     "simulate": "libs.common.simulate.command",
 }
 RUNNABLE = (*SERVICES, "hub")

@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
+from libs.common.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
 from libs.common.config import load_config
 from libs.common.devstack import SERVICES, DevStack, ServiceProcess, free_port
 from libs.common.events import (
@@ -34,7 +35,6 @@ from libs.common.sandbox.twilio import TwilioSandbox
 from libs.common.sandbox.x import XSandbox
 from libs.common.simulate.customers import Endpoints
 from libs.common.topics import Topics
-from services.hub.auth import AgentTokens
 
 DEV_ACCOUNT_SID = "AC" + "0" * 32
 DEV_AUTH_TOKEN = "switchboard-dev-token"
@@ -203,9 +203,6 @@ def print_endpoints(system: DevSystem) -> None:
 def _print_agent_socket(processes: list[ServiceProcess], config: Path) -> None:
     """The agent console and the hub's websocket URL, with a dev token for every queue of the
     configuration (in the console's URL fragment, which the browser never sends)."""
-    from services.hub.app import CONSOLE_PATH
-    from services.hub.protocol import WS_PATH
-
     hub = next(p for p in processes if p.name == "hub")
     token = agent_tokens().issue("dev-agent", load_config(config).queues)
     ws_url = hub.url.replace("http://", "ws://", 1) + WS_PATH

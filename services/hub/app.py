@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 from redis.asyncio import Redis
 
+from libs.common.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
 from libs.common.config import Config, LiveConfig
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
@@ -33,18 +34,15 @@ from libs.common.settings import Settings, SettingsError
 from libs.common.topics import Topics
 from services.hub.actions import ActionPublisher
 from services.hub.assignment import Assigner, AssignmentPolicy
-from services.hub.auth import AgentTokens
 from services.hub.conversations import OpenConversations
 from services.hub.endpoint import HubEndpoint
 from services.hub.fanout import FanOut
 from services.hub.feeds import Feeds
 from services.hub.inbox import AgentInbox
-from services.hub.protocol import WS_PATH
 from services.hub.sessions import Limits, Services
 from services.hub.streams import QueueStreams
 
 GROUP_ID = "switchboard-hub"
-CONSOLE_PATH = "/agent/"
 STATIC = Path(__file__).resolve().parent / "static"
 CONSOLE_FILES = {
     "": ("index.html", "text/html"),

@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
+from libs.common.agent_access import AgentClaims
 from libs.common.events import Channel
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
@@ -45,7 +46,6 @@ from libs.common.pubsub import raise_if_cancelled
 from libs.common.redis_client import as_text
 from libs.common.settings import Settings
 from services.hub.actions import Rejected
-from services.hub.auth import AgentClaims
 from services.hub.conversations import SUMMARY_TTL, OpenConversations
 
 log = get_logger(__name__)

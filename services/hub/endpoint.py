@@ -13,9 +13,9 @@ import contextlib
 from aiohttp import web
 
 from libs.common import metrics
+from libs.common.agent_access import AgentTokens, TokenRejected
 from libs.common.logs import get_logger
 from services.hub import protocol
-from services.hub.auth import AgentTokens, TokenRejected
 from services.hub.sessions import AgentSession, Services, limit_send_buffer
 
 log = get_logger(__name__)
@@ -47,11 +47,10 @@ class HubEndpoint:
         try:
             claims = self._tokens.verify(bearer_token(request))
         except TokenRejected as exc:
-            metrics.hub_closes.labels(
-                "token_expired" if exc.code == protocol.CLOSE_TOKEN_EXPIRED else "token_invalid"
-            ).inc()
+            metrics.hub_closes.labels("token_expired" if exc.expired else "token_invalid").inc()
             log.info("agent socket refused", reason=exc.reason)
-            await ws.close(code=exc.code, message=exc.reason.encode()[:120])
+            code = protocol.CLOSE_TOKEN_EXPIRED if exc.expired else protocol.CLOSE_TOKEN_INVALID
+            await ws.close(code=code, message=exc.reason.encode()[:120])
             return ws
         limit_send_buffer(request, limits.socket_send_buffer)
         session = AgentSession(ws, claims, self._services)

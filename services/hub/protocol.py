@@ -15,7 +15,6 @@ import msgspec
 from libs.common.events import AgentActionKind, Channel
 
 VERSION: Final = 1
-WS_PATH: Final = "/v1/agents/ws"
 
 CLOSE_GOING_AWAY: Final = 1001  # the hub is shutting down: reconnect (to another replica)
 CLOSE_TOO_BIG: Final = 1009  # a frame over the size limit (aiohttp closes with it)

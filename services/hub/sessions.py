@@ -30,13 +30,13 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
 from libs.common import metrics
+from libs.common.agent_access import AgentClaims
 from libs.common.chat import START, entry_order
 from libs.common.logs import get_logger
 from libs.common.pubsub import raise_if_cancelled
 from services.hub import protocol
 from services.hub.actions import ActionPublisher, Rejected
 from services.hub.assignment import Assigner
-from services.hub.auth import AgentClaims
 from services.hub.conversations import OpenConversations
 from services.hub.feeds import Feeds
 from services.hub.inbox import AgentInbox

@@ -13,9 +13,8 @@ import pytest
 import yaml
 from playwright.async_api import Page, WebSocket, async_playwright, expect
 
+from libs.common.agent_access import CONSOLE_PATH, AgentTokens
 from libs.common.devstack import ServiceProcess
-from services.hub.app import CONSOLE_PATH
-from services.hub.auth import AgentTokens
 from tests.browser.conftest import ARGS, ARTIFACTS, UI_TIMEOUT_MS
 from tests.support.harness import Launch
 from tests.support.kafka import wait_until

@@ -45,14 +45,14 @@ import aiohttp
 import aiosmtplib
 import pytest
 
+from libs.common.agent_access import WS_PATH as HUB_WS_PATH
+from libs.common.agent_access import AgentTokens
 from libs.common.devstack import DevStack, RedisServer, ServiceProcess, free_port
 from libs.common.events import Channel, ConversationRouted
 from libs.common.hubclient import ActionFailed, HubClient, HubClosed
 from libs.common.sandbox.smtp import smtp_sandbox
 from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.simulate.customers import Customers, Endpoints
-from services.hub.auth import AgentTokens
-from services.hub.protocol import WS_PATH as HUB_WS_PATH
 from services.ingest.chat import SESSION_PATH
 from services.ingest.chat import WS_PATH as CHAT_WS_PATH
 from tests.support.audit import Audit, Findings, Ledger, TopicLog, topic_log

@@ -15,6 +15,7 @@ import contextlib
 import json
 from pathlib import Path
 
+from libs.common.agent_access import WS_PATH
 from libs.common.config import load_config
 from libs.common.dev import DevSystem, agent_tokens, dev_system, print_endpoints, until_signalled
 from libs.common.simulate import HubAccess, SimulationResult, simulate
@@ -22,7 +23,6 @@ from libs.common.simulate.agents import AgentPlan
 from libs.common.simulate.customers import TrafficPlan, parse_mix
 from libs.common.simulate.summary import render
 from libs.common.topics import Topics
-from services.hub.protocol import WS_PATH
 
 DEFAULT_MIX = "sms=4,email=3,chat=2,social=1"
 

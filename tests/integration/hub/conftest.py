@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from libs.common.agent_access import WS_PATH, AgentTokens
 from libs.common.devstack import DevStack
 from libs.common.events import (
     Channel,
@@ -32,8 +33,6 @@ from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
 from libs.common.settings import Settings
 from services.hub.app import build
-from services.hub.auth import AgentTokens
-from services.hub.protocol import WS_PATH
 from services.hub.sessions import Limits
 from tests.conftest import ServeApp
 from tests.support.harness import FIXTURES, Isolation

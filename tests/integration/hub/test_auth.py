@@ -7,14 +7,9 @@ import time
 import jwt
 import pytest
 
+from libs.common.agent_access import WS_PATH, AgentTokens
 from libs.common.hubclient import HubClient, HubClosed
-from services.hub.auth import AgentTokens
-from services.hub.protocol import (
-    CLOSE_QUEUE_FORBIDDEN,
-    CLOSE_TOKEN_EXPIRED,
-    CLOSE_TOKEN_INVALID,
-    WS_PATH,
-)
+from services.hub.protocol import CLOSE_QUEUE_FORBIDDEN, CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID
 from tests.integration.hub.conftest import KEY, OTHER, QUEUE, Hub, until_closed
 
 

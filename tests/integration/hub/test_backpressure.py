@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 
 from libs.common import metrics
+from libs.common.agent_access import WS_PATH
 from libs.common.events import SlaEvent, utc_now
 from libs.common.hubclient import HubClient
-from services.hub.protocol import CLOSE_SLOW_CONSUMER, WS_PATH
+from services.hub.protocol import CLOSE_SLOW_CONSUMER
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, MakeHub, until_closed
 from tests.support.kafka import wait_until

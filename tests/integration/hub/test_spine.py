@@ -8,11 +8,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from libs.common.agent_access import WS_PATH, AgentTokens
 from libs.common.devstack import SERVICES
 from libs.common.hubclient import HubClient
 from libs.common.sandbox.twilio import sms_webhook_form
-from services.hub.auth import AgentTokens
-from services.hub.protocol import WS_PATH
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Launch, TwilioFake
 from tests.support.kafka import wait_until
 from tests.support.webhooks import encode_form, sign_twilio

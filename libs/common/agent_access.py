@@ -1,8 +1,9 @@
-"""Agent tokens: HS256 JWTs naming the agent (``sub``) and the queues it may work (``queues``).
+"""What agent tools share with the hub: where it listens and the tokens it accepts.
 
-Anyone holding ``AGENT_TOKEN_KEY`` (an SSO bridge, a helpdesk backend, ``switchboard token``)
-mints them; the hub only verifies. Expiry is checked against an injectable clock, on connect
-and again when ``exp`` passes while the socket is open.
+Agent tokens are HS256 JWTs naming the agent (``sub``) and the queues it may work
+(``queues``). Anyone holding ``AGENT_TOKEN_KEY`` (an SSO bridge, a helpdesk backend,
+``switchboard token``) mints them; the hub only verifies. Expiry is checked against an
+injectable clock, on connect and again when ``exp`` passes while the socket is open.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Final
 
 import jwt
 
-from services.hub.protocol import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID
-
+WS_PATH: Final = "/v1/agents/ws"
+"""The hub's websocket (protocol: docs/hub-protocol.md)."""
+CONSOLE_PATH: Final = "/agent/"
+"""The agent console the hub serves."""
 ALGORITHM: Final = "HS256"
 MAX_TOKEN_CHARS: Final = 8192
 AGENT_ID: Final = re.compile(r"[A-Za-z0-9_.@:+-]{1,128}")
@@ -27,12 +30,12 @@ QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class TokenRejected(Exception):
-    """A token the hub refuses; ``code`` is the websocket close code to send."""
+    """A token the hub refuses: ``expired`` (get a new one) or invalid (do not retry as is)."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
         super().__init__(reason)
-        self.code = code
         self.reason = reason
+        self.expired = expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class AgentTokens:
     def verify(self, token: str | None) -> AgentClaims:
         """The claims of a valid token, or :class:`TokenRejected` with the close code."""
         if not token or len(token) > MAX_TOKEN_CHARS:
-            raise TokenRejected(CLOSE_TOKEN_INVALID, "missing or oversized token")
+            raise TokenRejected("missing or oversized token")
         try:
             # Expiry is checked below against our clock (the same one the open socket uses).
             claims = jwt.decode(
@@ -66,20 +69,18 @@ class AgentTokens:
                 options={"require": ["sub", "exp"], "verify_exp": False},
             )
         except jwt.PyJWTError as exc:
-            raise TokenRejected(
-                CLOSE_TOKEN_INVALID, f"invalid token ({type(exc).__name__})"
-            ) from None
+            raise TokenRejected(f"invalid token ({type(exc).__name__})") from None
         agent, queues, expires = claims.get("sub"), claims.get("queues"), claims.get("exp")
         if not isinstance(agent, str) or not AGENT_ID.fullmatch(agent):
-            raise TokenRejected(CLOSE_TOKEN_INVALID, "token names no valid agent")
+            raise TokenRejected("token names no valid agent")
         if not isinstance(queues, list) or not all(
             isinstance(q, str) and QUEUE_NAME.fullmatch(q) for q in queues
         ):
-            raise TokenRejected(CLOSE_TOKEN_INVALID, "token has no valid queues claim")
+            raise TokenRejected("token has no valid queues claim")
         if not isinstance(expires, int | float) or isinstance(expires, bool):
-            raise TokenRejected(CLOSE_TOKEN_INVALID, "token has no valid exp")
+            raise TokenRejected("token has no valid exp")
         if expires <= self._clock():
-            raise TokenRejected(CLOSE_TOKEN_EXPIRED, "token expired")
+            raise TokenRejected("token expired", expired=True)
         return AgentClaims(agent=agent, queues=frozenset(queues), expires_at=float(expires))
 
 
