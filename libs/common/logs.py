@@ -47,9 +47,10 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Chatty client libraries: aiokafka logs every reconnect, twilio logs each request with
-    # its headers (credentials must never reach the logs).
-    for noisy in ("aiokafka", "twilio.http_client", "tweepy"):
+    # Chatty libraries: aiokafka logs every reconnect, twilio logs each request with its
+    # headers (credentials must never reach the logs), aiosmtpd ("mail.log") every SMTP
+    # command of every session with the customers' addresses.
+    for noisy in ("aiokafka", "twilio.http_client", "tweepy", "mail.log"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiohttp.server").addFilter(quiet_malformed_requests)
     structlog.contextvars.bind_contextvars(service=service)

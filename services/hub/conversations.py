@@ -26,12 +26,13 @@ NO_DEADLINE: Final = 2**52
 """Score of an open conversation with no running clock: after every real deadline."""
 LAST_TEXT_CHARS: Final = 500
 DEADLINE: Final = "deadline:"
+CLOCK: Final = "clock:"
 
 # KEYS: summary hash. ARGV: op, open-set key prefix, TTL, no-deadline score, conversation id,
 # waiting-set key prefix, then per op: open -> field/value pairs (with 'queue'); deadline ->
-# metric, ms or ''; close -> nothing; move -> new queue. Returns the queue the conversation was
-# in ('' if none). The waiting set (of the assigner) holds the open conversations that are
-# neither assigned nor offered, scored like the open set.
+# metric, ms or '', the clock's latest SLA event kind; close -> nothing; move -> new queue.
+# Returns the queue the conversation was in ('' if none). The waiting set (of the assigner)
+# holds the open conversations that are neither assigned nor offered, scored like the open set.
 _TRACK: Final = """
 local function score()
   local fields = redis.call('HGETALL', KEYS[1])
@@ -72,6 +73,7 @@ elseif op == 'deadline' then
   else
     redis.call('HSET', KEYS[1], 'deadline:' .. ARGV[7], ARGV[8])
   end
+  redis.call('HSET', KEYS[1], 'clock:' .. ARGV[7], ARGV[9])
   if previous ~= '' then
     redis.call('ZADD', prefix .. previous, 'XX', score(), id)
     redis.call('ZADD', waiting .. previous, 'XX', score(), id)
@@ -150,8 +152,11 @@ class OpenConversations:
         }
         await self._call("open", routed.conversation_id, *(x for kv in fields.items() for x in kv))
 
-    async def deadline(self, conversation_id: str, metric: str, due: datetime | None) -> None:
-        await self._call("deadline", conversation_id, metric, "" if due is None else _ms(due))
+    async def deadline(
+        self, conversation_id: str, metric: str, due: datetime | None, kind: str
+    ) -> None:
+        """A clock changed (``kind``: its SLA event); ``due`` is its deadline while it runs."""
+        await self._call("deadline", conversation_id, metric, "" if due is None else _ms(due), kind)
 
     async def closed(self, conversation_id: str) -> str | None:
         """Resolved: out of its queue's open set; returns that queue."""
@@ -235,4 +240,9 @@ def _summary(conversation_id: str, fields: dict[str, str]) -> dict[str, Any]:
         "last_at": _iso(fields.get("last_at")),
         "deadlines": deadlines,
         "next_deadline": min((d for d in deadlines.values() if d), default=None),
+        "clocks": {
+            name.removeprefix(CLOCK): value
+            for name, value in fields.items()
+            if name.startswith(CLOCK)
+        },
     }

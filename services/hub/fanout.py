@@ -68,7 +68,7 @@ class FanOut:
             await self._append(data.queue, "routed", event, data.conversation_id)
         elif isinstance(data, SlaEvent):
             due = data.deadline if data.kind in RUNNING else None
-            await self._conversations.deadline(data.conversation_id, data.metric, due)
+            await self._conversations.deadline(data.conversation_id, data.metric, due, data.kind)
             await self._append(data.queue, "sla", event, data.conversation_id)
         elif isinstance(data, OutboundReceipt):
             queue = await self._conversations.queue_of(data.conversation_id)

@@ -36,4 +36,6 @@ async def test_simulated_traffic_is_routed_and_answered_on_every_channel(tmp_pat
     assert sum(result["routed"].values()) >= sent
     assert result["sla"].get("first_response met", 0) > 0  # agents answered through the hub
     assert result["agents"]["replies"] > 0
+    assert result["outbound"].get("sent", 0) > 0
+    assert {"failed", "dead-lettered"}.isdisjoint(result["outbound"]), result["outbound"]
     assert result["latency_ms"]["count"] == sent  # every message reached an agent

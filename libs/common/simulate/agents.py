@@ -23,7 +23,8 @@ import aiohttp
 
 from libs.common.hubclient import ActionFailed, HubClient, HubClosed
 
-REPLY_TEXT = "Thanks for waiting, I have looked into this and it is sorted now."
+REPLY_TEXT = "Thanks for waiting about {reference}: I have looked into it and it is sorted now."
+"""Each reply names its conversation: X refuses the same text twice from one account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,8 @@ class SimulatedAgent:
         self._stats = stats
         self._rng = rng
         self._due: list[_Due] = []
-        self._mine: set[str] = set()
+        self._mine: dict[str, str] = {}
+        """Conversations in hand -> their reference."""
 
     def _is_mine(self, conversation_id: str) -> bool:
         return zlib.crc32(conversation_id.encode()) % self._plan.agents == self._index
@@ -110,7 +112,7 @@ class SimulatedAgent:
         self._arrived(str(data.get("thread_key", "")))
         if conversation in self._mine:
             return  # a later message of a conversation already in hand
-        self._mine.add(conversation)
+        self._mine[conversation] = str(data.get("reference") or "")
         handle = self._rng.expovariate(1 / self._plan.handle_seconds)
         heapq.heappush(self._due, _Due(time.monotonic(), "claim", conversation))
         heapq.heappush(self._due, _Due(time.monotonic() + handle, "reply", conversation))
@@ -118,18 +120,20 @@ class SimulatedAgent:
     async def _act(self, due: _Due) -> None:
         try:
             if due.kind == "reply":
-                await self._client.act("reply", due.conversation_id, text=REPLY_TEXT)
+                reference = self._mine.get(due.conversation_id, "")
+                text = REPLY_TEXT.format(reference=reference)
+                await self._client.act("reply", due.conversation_id, text=text)
                 self._stats.replies += 1
                 if self._rng.random() < self._plan.resolve_share:
                     later = time.monotonic() + self._rng.uniform(1.0, 5.0)
                     heapq.heappush(self._due, _Due(later, "resolve", due.conversation_id))
                 else:
-                    self._mine.discard(due.conversation_id)
+                    self._mine.pop(due.conversation_id, None)
             else:
                 await self._client.act(due.kind, due.conversation_id)
                 if due.kind == "resolve":
                     self._stats.resolved += 1
-                    self._mine.discard(due.conversation_id)
+                    self._mine.pop(due.conversation_id, None)
         except ActionFailed:
             self._stats.failed_actions += 1
 

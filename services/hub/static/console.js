@@ -107,11 +107,12 @@
     c.assignee = row.assignee;
     c.lastText = row.last_text;
     c.lastAt = row.last_at;
-    var deadlines = row.deadlines || {};
-    for (var metric in deadlines) {
+    var deadlines = row.deadlines || {}, clocks = row.clocks || {};
+    for (var metric in clocks) c.clocks[metric] = clocks[metric];
+    for (metric in deadlines) {
       if (deadlines[metric]) {
         c.deadlines[metric] = deadlines[metric];
-        c.clocks[metric] = "running";
+        c.clocks[metric] = clocks[metric] || "running";
       }
     }
     if (previous) {

@@ -73,6 +73,26 @@ async def test_agents_get_routed_sla_receipt_and_incident_events_of_their_queues
         assert await hub.stream(OTHER) == [other["id"]]  # nothing of QUEUE leaked there
 
 
+async def test_a_snapshot_shows_each_clocks_latest_state(hub: Hub) -> None:
+    async with hub.client(QUEUE) as watcher:
+        await watcher.subscribe([QUEUE])
+        await next_of(watcher, "snapshot")
+        answered = await hub.open_conversation(QUEUE, text="answered already")
+        waiting = await hub.open_conversation(QUEUE, text="still waiting")
+        await hub.sla(answered, "started")
+        await hub.sla(answered, "met")
+        warned = await hub.sla(waiting, "warning", minutes=2)
+        await events(watcher, 5)  # all fanned out
+    async with hub.client(QUEUE) as late:
+        await late.subscribe([QUEUE])
+        rows = {r["conversation_id"]: r for r in (await next_of(late, "snapshot"))["conversations"]}
+    met = rows[answered.conversation_id]
+    assert (met["clocks"], met["deadlines"]) == ({"first_response": "met"}, {})
+    assert rows[waiting.conversation_id]["clocks"] == {"first_response": "warning"}
+    in_ms = warned.deadline.replace(microsecond=warned.deadline.microsecond // 1000 * 1000)
+    assert rows[waiting.conversation_id]["next_deadline"] == in_ms.isoformat()
+
+
 async def test_a_kafka_redelivery_is_appended_once(hub: Hub) -> None:
     routed = await hub.open_conversation(QUEUE)
     again = await hub.publish(hub.isolation.topics.routed, routed.thread_key, routed, "same-id")
