@@ -82,6 +82,10 @@ class TimerScheduler:
         self._producer = producer
         self._topics = topics
         self._next_due: dict[int, int | None] = {}
+        self._announced: dict[int, int] = {}
+        """Per partition, the earliest timer announced since a read of its next due time
+        began (see :meth:`_refresh`)."""
+        self._refreshing = asyncio.Lock()
         self._wake = asyncio.Event()
 
     @property
@@ -90,6 +94,9 @@ class TimerScheduler:
 
     def scheduled(self, partition: int, due_ms: int) -> None:
         """A timer was added; wake up if it is earlier than anything we wait for."""
+        announced = self._announced.get(partition)
+        if announced is None or due_ms < announced:
+            self._announced[partition] = due_ms
         if partition not in self._next_due:
             return
         current = self._next_due[partition]
@@ -99,7 +106,7 @@ class TimerScheduler:
 
     async def assign(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
-            self._next_due[partition] = await self._timers.next_due_ms(partition)
+            await self._refresh(partition, assigning=True)
             leftovers = await self._timers.claimed(partition)
             if leftovers:
                 log.info(
@@ -148,8 +155,21 @@ class TimerScheduler:
         claimed = await self._timers.claim_due(partition, now_ms, CLAIM_BATCH)
         if claimed:
             await self._publish(partition, claimed)
-        if partition in self._next_due:
-            self._next_due[partition] = await self._timers.next_due_ms(partition)
+        await self._refresh(partition)
+
+    async def _refresh(self, partition: int, *, assigning: bool = False) -> None:
+        """Read when the partition's next timer is due. A timer added while the read is under
+        way may be missing from its answer, and overwriting the earlier time it announced
+        would leave it unfired until the next wake-up; so the earliest announced meanwhile
+        counts too."""
+        async with self._refreshing:  # one read at a time: each sees every announcement
+            self._announced.pop(partition, None)
+            due = await self._timers.next_due_ms(partition)
+            announced = self._announced.pop(partition, None)
+        if announced is not None and (due is None or announced < due):
+            due = announced
+        if assigning or partition in self._next_due:  # not revoked meanwhile
+            self._next_due[partition] = due
 
     async def _publish(self, partition: int, claimed: list[Claimed]) -> None:
         """Publish the events of claimed timers in one batch, then release the claims (each

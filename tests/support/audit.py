@@ -414,7 +414,17 @@ class Audit:
             if unclaimed[str(message["to"])] > 0:
                 unclaimed[str(message["to"])] -= 1  # the call a crash cut off
             else:
-                problems.append(f"twilio accepted {sid} to {message['to']} for no command")
+                to = str(message["to"])
+                around = [
+                    (c, status)
+                    for c, answers in receipts.items()
+                    if c in commands and commands[c].recipient == to
+                    for _, status in answers
+                ]
+                problems.append(
+                    f"twilio accepted {sid} to {to} for no command (at {message['date_created']}: "
+                    f"{str(message['body'])[:60]!r}; receipts to {to}: {around})"
+                )
         counts["commands"] = len(commands)
         counts.update({f"receipts {s}": n for s, n in sorted(statuses.items())})
         counts["sent after retries"] = retried
