@@ -116,6 +116,13 @@ class HubClient:
         await self._send(frame)
         return await self._reply(_answer_to(client_id))
 
+    async def customer(self, conversation_id: str) -> dict[str, Any]:
+        """The profile and cross-channel history of a conversation's customer (the hub's
+        ``customer`` frame; :class:`ActionFailed` on ``error``)."""
+        client_id = f"c-{uuid.uuid4().hex[:12]}-{next(self._ids)}"
+        await self._send({"type": "customer", "id": client_id, "conversation_id": conversation_id})
+        return await self._reply(_answer_to(client_id))
+
     async def presence(self, status: str, capacity: dict[str, int] | None = None) -> dict[str, Any]:
         """Report presence (``online``, ``away``, ``offline``) and capacity per channel, e.g.
         ``{"chat": 8, "email": 20}``; returns the hub's ``presence`` answer."""
@@ -206,5 +213,6 @@ class HubClient:
 
 
 def _answer_to(client_id: str) -> Callable[[dict[str, Any]], bool]:
-    """Whether a frame is the ``ack`` or ``error`` answering the frame with ``client_id``."""
-    return lambda m: m.get("type") in ("ack", "error") and m.get("id") == client_id
+    """Whether a frame is the answer (``ack``, ``customer``) or the ``error`` to the frame
+    with ``client_id``."""
+    return lambda m: m.get("type") in ("ack", "customer", "error") and m.get("id") == client_id

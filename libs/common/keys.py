@@ -145,6 +145,9 @@ class Keys:
     def customer(self, customer_id: str) -> str:
         return f"{self.prefix}customer:{customer_id}"
 
+    def customer_history(self, customer_id: str) -> str:
+        return f"{self.customer(customer_id)}:history"
+
     def incident_window(self, key: str) -> str:
         return f"{self.prefix}incident:window:{key}"
 

@@ -35,6 +35,7 @@ from libs.common.topics import Topics
 from services.hub.actions import ActionPublisher
 from services.hub.assignment import Assigner, AssignmentPolicy
 from services.hub.conversations import OpenConversations
+from services.hub.customers import CustomerViews
 from services.hub.endpoint import HubEndpoint
 from services.hub.fanout import FanOut
 from services.hub.feeds import Feeds
@@ -104,6 +105,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             streams=streams,
             feeds=feeds,
             conversations=conversations,
+            customers=CustomerViews(redis, keys),
             actions=actions,
             assigner=assigner,
             inbox=inbox,

@@ -12,7 +12,7 @@ claimed, resolved or transferred) are told to the assigner, which wakes the queu
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -37,7 +37,7 @@ RUNNING: Final = frozenset({"started", "warning", "breached", "resumed", "recomp
 """SLA event kinds after which the clock's deadline still counts for the queue's order."""
 
 
-class StreamPayload(msgspec.Struct, frozen=True, kw_only=True):
+class StreamPayload(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What a stream entry holds; the ``event`` frame is this plus ``queue`` and ``id``."""
 
     kind: str
@@ -46,6 +46,9 @@ class StreamPayload(msgspec.Struct, frozen=True, kw_only=True):
     time: datetime
     conversation_id: str | None
     data: EventData
+    conversation: dict[str, Any] | None = None
+    """On ``transferred_in``: the conversation as a snapshot lists it (the new queue's agents
+    may never have seen it)."""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -90,7 +93,8 @@ class FanOut:
             self._assigner.wake(action.queue)
             if left is not None and left != action.queue:
                 await self._append(left, "transferred_out", event, conversation)
-            await self._append(action.queue, "transferred_in", event, conversation)
+            [summary] = await self._conversations.summaries([conversation])
+            await self._append(action.queue, "transferred_in", event, conversation, summary)
             return
         if action.kind == "resolve":
             queue = await self._conversations.closed(
@@ -105,7 +109,12 @@ class FanOut:
             await self._append(queue, "action", event, conversation)
 
     async def _append(
-        self, queue: str, kind: str, event: Event, conversation_id: str | None
+        self,
+        queue: str,
+        kind: str,
+        event: Event,
+        conversation_id: str | None,
+        summary: dict[str, Any] | None = None,
     ) -> None:
         payload = StreamPayload(
             kind=kind,
@@ -114,6 +123,7 @@ class FanOut:
             time=event.time,
             conversation_id=conversation_id,
             data=event.data,
+            conversation=summary,
         )
         annotate(conversation_id=conversation_id, queue=queue, hub_event=kind)
         await self._streams.append(queue, f"{event.id}/{kind}", _encode(payload))

@@ -76,8 +76,17 @@ class Decline(msgspec.Struct, tag="decline", tag_field="type", frozen=True):
     offer_id: ClientId
 
 
-ClientMessage = Subscribe | Action | Presence | Accept | Decline
-CLIENT_TYPES: Final = frozenset({"subscribe", "action", "presence", "accept", "decline"})
+class Customer(msgspec.Struct, tag="customer", tag_field="type", frozen=True):
+    """Ask for the profile and cross-channel history of a conversation's customer."""
+
+    id: ClientId
+    conversation_id: ConversationId
+
+
+ClientMessage = Subscribe | Action | Presence | Accept | Decline | Customer
+CLIENT_TYPES: Final = frozenset(
+    {"subscribe", "action", "presence", "accept", "decline", "customer"}
+)
 
 
 class FrameError(Exception):
@@ -146,6 +155,11 @@ def presence(status: str, reason: str | None) -> str:
 
 def offer_revoked(offer_id: str, reason: str) -> str:
     return frame("offer_revoked", offer_id=offer_id, reason=reason)
+
+
+def customer(client_id: str, conversation_id: str, view: dict[str, Any]) -> str:
+    """The answer to a ``customer`` request: ``profile`` (or null) and ``history``."""
+    return frame("customer", id=client_id, conversation_id=conversation_id, **view)
 
 
 def offer_ack(offer_id: str) -> str:

@@ -38,6 +38,7 @@ from services.hub import protocol
 from services.hub.actions import ActionPublisher, Rejected
 from services.hub.assignment import Assigner
 from services.hub.conversations import OpenConversations
+from services.hub.customers import CustomerViews, UnknownConversation
 from services.hub.feeds import Feeds
 from services.hub.inbox import AgentInbox
 from services.hub.streams import QueueStreams
@@ -73,6 +74,7 @@ class Services:
     streams: QueueStreams
     feeds: Feeds
     conversations: OpenConversations
+    customers: CustomerViews
     actions: ActionPublisher
     assigner: Assigner
     inbox: AgentInbox
@@ -156,6 +158,8 @@ class AgentSession:
         elif isinstance(message, protocol.Action):
             # One action at a time per socket: an agent's actions reach Kafka in order.
             self._push(await self._services.actions.perform(self._claims, message))
+        elif isinstance(message, protocol.Customer):
+            self._push(await self._customer(message))
         else:
             self._push(await self._assignment(message))
 
@@ -185,6 +189,18 @@ class AgentSession:
         elif exc is not None:
             log.error("hub session task failed", agent=self.agent, error=repr(exc))
             self.request_close(protocol.CLOSE_INTERNAL_ERROR, "internal error")
+
+    async def _customer(self, message: protocol.Customer) -> str:
+        try:
+            view = await self._services.customers.view(message.conversation_id, self._claims.queues)
+        except UnknownConversation:
+            return protocol.error("unknown_conversation", "no such conversation", message.id)
+        except PermissionError:
+            return protocol.error("forbidden", "conversation not in your queues", message.id)
+        except RedisError as exc:
+            log.warning("customer view failed", agent=self.agent, error=repr(exc))
+            return protocol.error("unavailable", "try again", message.id, retry=True)
+        return protocol.customer(message.id, message.conversation_id, view)
 
     # --- assignment --------------------------------------------------------------------------
 

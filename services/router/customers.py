@@ -164,5 +164,5 @@ class CustomerStore:
 
     async def history(self, customer_id: str) -> list[str]:
         """Conversation ids, oldest first (the last ``conversations.HISTORY_LIMIT``)."""
-        members = await self._redis.zrange(f"{self._keys.customer(customer_id)}:history", 0, -1)
+        members = await self._redis.zrange(self._keys.customer_history(customer_id), 0, -1)
         return [as_text(m) for m in members if isinstance(m, bytes | str)]

@@ -112,6 +112,15 @@ async def test_a_visitors_chat_reaches_the_console_and_the_agents_reply_reaches_
             await expect(console.locator(".msg.customer")).to_have_text(
                 re.compile(re.escape(question))
             )
+            # The customer's profile and conversations across channels, from the router.
+            profile = console.locator(".customer-view .profile")
+            await expect(profile).to_contain_text(
+                "Ada <b>Lovelace</b> \u00b7 ada@example.org", timeout=UI_TIMEOUT_MS
+            )
+            reference = await conversation.locator(".ref").text_content()
+            history = console.locator(".customer-view .history li")
+            await expect(history).to_have_count(1)
+            await expect(history).to_contain_text(f"{reference} \u00b7 chat \u00b7 {CHAT_QUEUE}")
             await console.get_by_role("button", name="Claim").click()
             await expect(console.locator(".detail-head")).to_contain_text("assigned to ada")
             await expect(conversation).to_contain_text("\u2192 ada")
@@ -171,6 +180,18 @@ async def test_a_visitors_chat_reaches_the_console_and_the_agents_reply_reaches_
             await console.get_by_role("button", name="Resolve").click()
             await expect(conversation).to_have_count(1, timeout=UI_TIMEOUT_MS)
             await expect(conversation).to_contain_text("My parcel never arrived")
+
+            # An anonymous visitor has no profile; the agent transfers the conversation.
+            await conversation.click()
+            await expect(console.locator(".customer-view")).to_have_text(
+                "No known identity for this customer.", timeout=UI_TIMEOUT_MS
+            )
+            await console.get_by_label("Transfer to queue").select_option(OTHER_QUEUE)
+            await console.get_by_role("button", name="Transfer").click()
+            await expect(conversation).to_have_count(0, timeout=UI_TIMEOUT_MS)
+            moved = console.locator(f'ul[data-queue="{OTHER_QUEUE}"] li.conv')
+            await expect(moved).to_contain_text("My parcel never arrived", timeout=UI_TIMEOUT_MS)
+            await console.screenshot(path=artifact("console-transferred.png"))
         finally:
             await context.close()
 

@@ -33,6 +33,8 @@
   var order = [];        // queue names, as hello listed them
   var selected = null;   // conversation id
   var pending = {};      // client action id -> {frame, message}
+  var transferTo = null;  // the queue last chosen in the transfer list (kept across renders)
+  var customers = {};    // conversation id -> the hub's customer frame (profile, history)
   var early = {};        // conversation id -> {metric -> SLA data}: clocks ahead of their routed
   var MAX_EARLY = 500;
   var actionCount = 0;
@@ -179,6 +181,7 @@
       case "snapshot": return onSnapshot(frame);
       case "event": return onEvent(frame);
       case "ack": return onAck(frame);
+      case "customer": return onCustomer(frame);
       case "error": return onError(frame);
       default: return;  // subscribed, resync and later additions need nothing here
     }
@@ -195,7 +198,8 @@
     $("agent").textContent = agent;
     send({ type: "subscribe", queues: wanted });
     for (var id in pending) send(pending[id].frame);  // the same id: published at most once
-    render();
+    if (selected) select(selected);  // a request sent while disconnected was lost
+    else render();
   }
 
   function onSnapshot(frame) {
@@ -275,7 +279,9 @@
         if (selected === id && !find(id)) selected = null;
         break;
       case "transferred_in":
-        c = c || find(id) || withEarlyClocks(blank(id, frame.queue));
+        var known = c || find(id);
+        c = frame.conversation ? fromSnapshot(frame.conversation, frame.queue, known)
+          : known || withEarlyClocks(blank(id, frame.queue));
         c.queue = frame.queue;
         addMessage(c, { who: "info", text: "Transferred here by " + data.agent,
           eventId: frame.event_id });
@@ -332,6 +338,18 @@
       entry.message.commandId = frame.command_id;
       entry.message.status = "queued";
     }
+    render();
+  }
+
+  function onCustomer(frame) {
+    customers[frame.conversation_id] = frame;
+    if (frame.conversation_id === selected) render();
+  }
+
+  function select(id) {
+    selected = id;
+    delete customers[id];  // asked again on every selection: the history moves on
+    send({ type: "customer", id: clientId(), conversation_id: id });
     render();
   }
 
@@ -436,7 +454,7 @@
       el("span", "meta", shortTime(c.lastAt)),
       el("span", "last", c.lastText || "")
     );
-    li.onclick = function () { selected = c.id; render(); };
+    li.onclick = function () { select(c.id); };
     li.onkeydown = function (e) { if (e.key === "Enter") li.onclick(); };
     return li;
   }
@@ -462,7 +480,7 @@
     var resolve = el("button", "", "Resolve");
     resolve.onclick = function () { act("resolve", c); };
     var buttons = el("span", "buttons");
-    buttons.append(claim, resolve);
+    buttons.append(claim, resolve, transferControl(c));
     head.append(
       el("h1", "", c.reference || "(new)"),
       el("span", "sla " + badge.cls, badge.text),
@@ -494,9 +512,70 @@
       box.value = "";
       act("reply", c, text);
     };
-    section.append(head, messages, form);
+    section.append(head, customerPanel(customers[c.id]), messages, form);
     messages.scrollTop = messages.scrollHeight;
     if (focused) box.focus();
+  }
+
+  /* Transfer to another of the token's queues (the hub refuses queues it does not know). */
+  function transferControl(c) {
+    var span = el("span", "transfer");
+    var choice = el("select");
+    choice.setAttribute("aria-label", "Transfer to queue");
+    order.filter(function (name) { return name !== c.queue; }).forEach(function (name) {
+      var option = el("option", "", name);
+      option.value = name;
+      choice.append(option);
+    });
+    if (transferTo && transferTo !== c.queue && order.indexOf(transferTo) >= 0) {
+      choice.value = transferTo;
+    }
+    choice.onchange = function () { transferTo = choice.value; };
+    var button = el("button", "", "Transfer");
+    button.disabled = !choice.options.length;
+    button.onclick = function () {
+      var frame = { type: "action", id: clientId(), kind: "transfer", conversation_id: c.id,
+                    queue: choice.value };
+      pending[frame.id] = { frame: frame, message: null };
+      errorText = "";
+      send(frame);
+    };
+    span.append(choice, button);
+    return span;
+  }
+
+  /* The customer's profile and conversations on every channel, as the router keeps them. */
+  function customerPanel(view) {
+    var panel = el("div", "customer-view");
+    if (!view) {
+      panel.append(el("span", "meta", "Loading the customer\u2026"));
+      return panel;
+    }
+    var p = view.profile;
+    if (!p) {
+      panel.append(el("span", "meta", "No known identity for this customer."));
+      return panel;
+    }
+    var who = [p.name, p.tier ? "tier " + p.tier : null, p.email, p.phone,
+               p.social ? "X " + p.social : null, p.first_seen ? "since " + shortDate(p.first_seen)
+               : null].filter(Boolean).join(" \u00b7 ");
+    panel.append(el("div", "profile", who));
+    var list = el("ul", "history");
+    list.setAttribute("aria-label", "Conversations of this customer");
+    view.history.forEach(function (h) {
+      var li = el("li", h.conversation_id === selected ? "current" : "");
+      li.append(el("span", "meta", [h.reference, h.channel, h.queue, h.status,
+        shortDate(h.opened_at)].filter(Boolean).join(" \u00b7 ")));
+      if (h.last_text) li.append(el("span", "last", h.last_text));
+      list.append(li);
+    });
+    panel.append(list);
+    return panel;
+  }
+
+  function shortDate(iso) {
+    var t = ms(iso);
+    return isNaN(t) ? "" : new Date(t).toLocaleDateString([], { day: "numeric", month: "short" });
   }
 
   function tick() {

@@ -91,6 +91,13 @@ async def test_every_action_kind_is_published_keyed_by_thread_and_acked(hub: Hub
         out = await next_event(client, "transferred_out")
         into = await next_event(client, "transferred_in")
         assert (out["queue"], into["queue"]) == (QUEUE, OTHER)
+        arrived = into["conversation"]  # what the new queue's agents need to list it
+        assert (arrived["conversation_id"], arrived["reference"]) == (
+            routed.conversation_id,
+            routed.reference,
+        )
+        assert arrived["last_text"] == routed.text
+        assert "conversation" not in out
 
 
 async def test_a_repeated_action_id_gets_the_same_ack_and_one_record(hub: Hub) -> None:

@@ -73,6 +73,9 @@ async def test_an_sms_reaches_the_agent_and_the_agents_reply_reaches_the_custome
         conversation = routed["conversation_id"]
         started = await next_event(agent, backlog, "sla", kind="started")
         assert started["conversation_id"] == conversation
+        view = await agent.customer(conversation)  # the router's profile and history
+        assert view["profile"]["phone"] == CUSTOMER
+        assert [h["reference"] for h in view["history"]] == [routed["data"]["reference"]]
         await wait_until(lambda: len(twilio.sandbox.messages) == 1, message="the auto-ack")
         await agent.act("claim", conversation)
         ack = await agent.act("reply", conversation, text="It left the depot this morning.")
