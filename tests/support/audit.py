@@ -46,6 +46,8 @@ FINAL_RECEIPTS = frozenset({"sent", "delivered", "failed", "dead-lettered", "sup
 CUT_OFF = "unknown"
 """The receipt of a command whose provider call a crash interrupted: final, never resent."""
 MAX_GENERATION = 8
+RECEIPT_GRACE = 10.0
+"""Seconds a message the provider accepted may take to be named by its receipt."""
 
 
 def provider_key(channel: str, provider_id: str) -> str:
@@ -210,12 +212,16 @@ class Audit:
         """Wait until the work caused before ``checkpoint`` is done (or ``timeout``), read to
         the end of every topic, and check."""
         settled = await settle(lambda: not self._pending(checkpoint), timeout)
+        # Traffic goes on while we judge: what the provider accepted is taken before the topics
+        # are read, and a message it accepted just before has its receipt a moment later.
+        accepted = self._provider_messages()
         await self._log.catch_up(timeout=20.0)
+        await settle(lambda: not self._unclaimed(accepted), RECEIPT_GRACE)
         counts: dict[str, int] = {}
         problems = [
             *self._inbound(checkpoint, counts),
             *self._sla(checkpoint, counts),
-            *self._outbound(checkpoint, counts),
+            *self._outbound(checkpoint, counts, accepted),
         ]
         counts["deadletter records"] = len(self._log.events[self._log.topics.deadletter])
         return Findings(checkpoint, settled, counts, problems)
@@ -369,16 +375,51 @@ class Audit:
             found[event.data.command_id].add((event.id, event.data.status))
         return found
 
-    def _outbound(self, checkpoint: Checkpoint, counts: dict[str, int]) -> list[str]:
-        receipts = self._receipts()
+    def _commands(self) -> dict[str, OutboundCommand]:
         commands: dict[str, OutboundCommand] = {}
         for event in self._log.of(self._log.topics.outbound_commands, OutboundCommand):
             assert isinstance(event.data, OutboundCommand)
             commands.setdefault(event.data.command_id, event.data)
-        problems = [f"command {c} has no receipt" for c in checkpoint.commands if c not in receipts]
-        statuses: Counter[str] = Counter()
+        return commands
+
+    def _sms_claims(self, commands: dict[str, OutboundCommand]) -> tuple[dict[str, str], list[str]]:
+        """Provider ids that ``sent`` receipts name (-> command), and the recipients of SMS
+        commands cut off mid-call (each may account for one accepted message)."""
         sent_ids: dict[str, str] = {}
         cut_off: list[str] = []
+        for event in self._log.of(self._log.topics.outbound_status, OutboundReceipt):
+            receipt = event.data
+            assert isinstance(receipt, OutboundReceipt)
+            command = commands.get(receipt.command_id)
+            if command is None or command.channel != "sms":
+                continue
+            if receipt.status == "sent" and receipt.provider_message_id:
+                sent_ids[receipt.provider_message_id] = receipt.command_id
+            elif receipt.status == CUT_OFF:
+                cut_off.append(command.recipient)
+        return sent_ids, cut_off
+
+    def _unclaimed(self, accepted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Messages the provider accepted that no receipt accounts for."""
+        sent_ids, cut_off = self._sms_claims(self._commands())
+        unclaimed = Counter(cut_off)
+        found = []
+        for message in accepted:
+            if str(message["sid"]) in sent_ids:
+                continue
+            if unclaimed[str(message["to"])] > 0:
+                unclaimed[str(message["to"])] -= 1  # the call a crash cut off
+            else:
+                found.append(message)
+        return found
+
+    def _outbound(
+        self, checkpoint: Checkpoint, counts: dict[str, int], accepted: list[dict[str, Any]]
+    ) -> list[str]:
+        receipts = self._receipts()
+        commands = self._commands()
+        problems = [f"command {c} has no receipt" for c in checkpoint.commands if c not in receipts]
+        statuses: Counter[str] = Counter()
         for command_id, answers in receipts.items():
             if len(answers) > 1:
                 problems.append(f"command {command_id} has {len(answers)} receipts: {answers}")
@@ -388,43 +429,30 @@ class Audit:
                     problems.append(f"command {command_id} ended {status}")
             if command_id not in commands:
                 problems.append(f"receipt for {command_id}, which was never commanded")
-        retried = 0
-        for event in self._log.of(self._log.topics.outbound_status, OutboundReceipt):
-            receipt = event.data
-            assert isinstance(receipt, OutboundReceipt)
-            command = commands.get(receipt.command_id)
-            retried += receipt.attempts > 1 and receipt.status == "sent"
-            if command is None or command.channel != "sms":
-                continue
-            if receipt.status == "sent" and receipt.provider_message_id:
-                sent_ids[receipt.provider_message_id] = receipt.command_id
-            elif receipt.status == CUT_OFF:
-                cut_off.append(command.recipient)
-        accepted = self._provider_messages()
-        by_sid = {str(m["sid"]): m for m in accepted}
+        retried = sum(
+            isinstance(e.data, OutboundReceipt) and e.data.attempts > 1 and e.data.status == "sent"
+            for e in self._log.of(self._log.topics.outbound_status, OutboundReceipt)
+        )
+        sent_ids, _ = self._sms_claims(commands)
+        by_sid = {str(m["sid"]) for m in self._provider_messages()}
         problems += [
             f"command {c} sent as {sid}, which twilio never accepted"
             for sid, c in sent_ids.items()
             if sid not in by_sid
         ]
-        unclaimed = Counter(cut_off)
-        for sid, message in by_sid.items():
-            if sid in sent_ids:
-                continue
-            if unclaimed[str(message["to"])] > 0:
-                unclaimed[str(message["to"])] -= 1  # the call a crash cut off
-            else:
-                to = str(message["to"])
-                around = [
-                    (c, status)
-                    for c, answers in receipts.items()
-                    if c in commands and commands[c].recipient == to
-                    for _, status in answers
-                ]
-                problems.append(
-                    f"twilio accepted {sid} to {to} for no command (at {message['date_created']}: "
-                    f"{str(message['body'])[:60]!r}; receipts to {to}: {around})"
-                )
+        for message in self._unclaimed(accepted):
+            to = str(message["to"])
+            around = [
+                (c, status)
+                for c, answers in receipts.items()
+                if c in commands and commands[c].recipient == to
+                for _, status in answers
+            ]
+            problems.append(
+                f"twilio accepted {message['sid']} to {to} for no command (at "
+                f"{message['date_created']}: {str(message['body'])[:60]!r}; receipts to {to}: "
+                f"{around})"
+            )
         counts["commands"] = len(commands)
         counts.update({f"receipts {s}": n for s, n in sorted(statuses.items())})
         counts["sent after retries"] = retried
