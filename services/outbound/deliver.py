@@ -198,6 +198,12 @@ class Deliverer:
                 await self._sleep(delay)
                 continue
             except PermanentFailure as exc:
+                log.warning(
+                    "provider refused for good; not retrying",
+                    command_id=command.command_id,
+                    channel=command.channel,
+                    error=str(exc),
+                )
                 await self._sends.finish(command.command_id, "failed", error=str(exc))
                 return Outcome("failed", None, str(exc), attempts)
             except OutcomeUnknown as exc:

@@ -23,8 +23,9 @@ import aiohttp
 
 from libs.common.hubclient import ActionFailed, HubClient, HubClosed
 
-REPLY_TEXT = "Thanks for waiting about {reference}: I have looked into it and it is sorted now."
-"""Each reply names its conversation: X refuses the same text twice from one account."""
+REPLY_TEXT = "Thanks for waiting about {reference}: I have looked into it ({number}), all sorted."
+"""Each reply differs (its conversation, a running number): X refuses the same text twice
+from one account, and a conversation can be answered more than once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ class SimulatedAgent:
         try:
             if due.kind == "reply":
                 reference = self._mine.get(due.conversation_id, "")
-                text = REPLY_TEXT.format(reference=reference)
+                text = REPLY_TEXT.format(reference=reference, number=self._stats.replies + 1)
                 await self._client.act("reply", due.conversation_id, text=text)
                 self._stats.replies += 1
                 if self._rng.random() < self._plan.resolve_share:
