@@ -23,7 +23,11 @@ MAX_MERGES: Final = 8
 
 
 class UnknownConversation(Exception):
-    pass
+    """The router has no such conversation."""
+
+
+class OutsideQueues(Exception):
+    """The conversation is in a queue the agent's token does not allow."""
 
 
 def _iso(ms: str | None) -> str | None:
@@ -39,13 +43,12 @@ class CustomerViews:
 
     async def view(self, conversation_id: str, allowed: frozenset[str]) -> dict[str, Any]:
         """The customer of a conversation in one of the ``allowed`` queues: profile and
-        history, newest first. :class:`UnknownConversation` when the router has no such
-        conversation, :class:`PermissionError` when it is in a queue not allowed."""
+        history, newest first (:class:`UnknownConversation`, :class:`OutsideQueues`)."""
         conversation = await self._hash(self._keys.conversation(conversation_id))
         if not conversation:
             raise UnknownConversation(conversation_id)
         if conversation.get("queue") not in allowed:
-            raise PermissionError(conversation.get("queue"))
+            raise OutsideQueues(conversation.get("queue"))
         customer_id = conversation.get("customer_id")
         if not customer_id:  # a message without any identity (a bare chat visitor)
             return {"profile": None, "history": []}

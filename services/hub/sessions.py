@@ -38,7 +38,7 @@ from services.hub import protocol
 from services.hub.actions import ActionPublisher, Rejected
 from services.hub.assignment import Assigner
 from services.hub.conversations import OpenConversations
-from services.hub.customers import CustomerViews, UnknownConversation
+from services.hub.customers import CustomerViews, OutsideQueues, UnknownConversation
 from services.hub.feeds import Feeds
 from services.hub.inbox import AgentInbox
 from services.hub.streams import QueueStreams
@@ -195,7 +195,7 @@ class AgentSession:
             view = await self._services.customers.view(message.conversation_id, self._claims.queues)
         except UnknownConversation:
             return protocol.error("unknown_conversation", "no such conversation", message.id)
-        except PermissionError:
+        except OutsideQueues:
             return protocol.error("forbidden", "conversation not in your queues", message.id)
         except RedisError as exc:
             log.warning("customer view failed", agent=self.agent, error=repr(exc))
