@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
@@ -35,6 +35,17 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             said = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout}s waiting for {said}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_until_async(
+    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, message: str = "condition"
+) -> None:
+    """:func:`wait_until` for a condition that has to ask something (Redis, a socket)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(0.02)
 
 

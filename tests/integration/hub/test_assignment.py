@@ -16,16 +16,9 @@ from libs.common.events import AgentAction, ConversationRouted
 from libs.common.hubclient import ActionFailed, HubClient
 from services.hub.conversations import NO_DEADLINE, OpenConversations
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
-from tests.support.kafka import collect, wait_until
+from tests.support.kafka import collect, wait_until, wait_until_async
 
 LONG = 120.0  # an offer timeout no test waits out
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 async def waiting(hub: Hub) -> list[str]:
@@ -41,7 +34,7 @@ async def waiting_with_deadlines(hub: Hub, count: int) -> None:
         scores: Any = await hub.redis.zrange(hub.keys.hub_waiting(QUEUE), 0, -1, withscores=True)
         return len(scores) == count and all(score < NO_DEADLINE for _, score in scores)
 
-    await until(ready)
+    await wait_until_async(ready)
 
 
 async def offered(client: HubClient) -> dict[str, Any]:
@@ -52,7 +45,7 @@ async def test_capacity_is_respected_per_channel(make_hub: MakeHub) -> None:
     hub = await make_hub(hub_offer_seconds=LONG)
     chats = [await hub.open_conversation(channel="chat") for _ in range(2)]
     mail = await hub.open_conversation(channel="email")
-    await until(lambda: _has(hub, 3))
+    await wait_until_async(lambda: _has(hub, 3))
     async with hub.client(QUEUE) as ada:
         answer = await ada.presence("online", {"chat": 1, "email": 1})
         assert answer["status"] == "online"
@@ -221,7 +214,8 @@ async def test_equal_agents_take_turns(make_hub: MakeHub) -> None:
             assert offer["conversation"]["conversation_id"] == routed.conversation_id
             await clients[got].accept(offer["offer_id"])
             await clients[got].act("resolve", routed.conversation_id)
-            await until(functools.partial(_free, hub, got))  # the resolution reached the hub
+            freed = functools.partial(_free, hub, got)
+            await wait_until_async(freed, message="the resolution reached the hub")
         assert order[0] != order[1]
         assert order[::2] == [order[0]] * 2
         assert order[1::2] == [order[1]] * 2
@@ -256,7 +250,7 @@ async def test_two_replicas_never_offer_a_conversation_twice(make_hub: MakeHub) 
         async def outstanding() -> bool:
             return await hub.redis.zcard(hub.keys.hub_offers(QUEUE)) == len(ids)
 
-        await until(outstanding)
+        await wait_until_async(outstanding)
         assert await waiting(hub) == []
         offers: dict[str, list[dict[str, Any]]] = {}
         for client in (ada, bo):

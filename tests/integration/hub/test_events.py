@@ -10,6 +10,7 @@ from libs.common.events import IncidentDetected, OutboundReceipt, utc_now
 from libs.common.hubclient import HubClient
 from services.hub.streams import QueueStreams
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
+from tests.support.kafka import wait_until_async
 
 
 async def next_of(client: HubClient, kind: str) -> dict[str, Any]:
@@ -180,7 +181,7 @@ async def test_a_client_too_far_behind_gets_resync_and_a_snapshot(make_hub: Make
         oldest = (await hub.stream(QUEUE))[:1]
         return bool(oldest) and entry_order(oldest[0]) > entry_order(seen["id"])
 
-    await _wait_async(trimmed)
+    await wait_until_async(trimmed, timeout=30, message="the stream trimmed")
     await client.connect()
     await client.subscribe([QUEUE])
     resync = await client.next()
@@ -204,13 +205,4 @@ async def wait_until_stream(hub: Hub, length: int) -> None:
     async def long_enough() -> bool:
         return len(await hub.stream(QUEUE)) >= length
 
-    await _wait_async(long_enough)
-
-
-async def _wait_async(condition: Any, timeout: float = 30.0) -> None:
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
+    await wait_until_async(long_enough, timeout=30, message="the stream long enough")

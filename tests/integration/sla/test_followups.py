@@ -26,7 +26,7 @@ from services.sla.timers import TimerStore
 from tests.integration.ingest.conftest import read_all
 from tests.integration.sla.conftest import Keeper, MakeKeeper, action, kinds, routed
 from tests.support.harness import FIXTURES, Isolation
-from tests.support.kafka import Collected, collect, wait_until
+from tests.support.kafka import Collected, collect, wait_until, wait_until_async
 
 PARTITION = 3
 CONFIG = """
@@ -253,12 +253,10 @@ def point_ms(at: datetime) -> int:
 async def wait_for_timer_after(redis: Redis, keys: Keys, point: int) -> None:
     """Until the partition's timer is scheduled after ``point`` (ms): the scheduler fired that
     point, published its outputs and put the timer back at the clock's next point."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
     timers = TimerStore(redis, keys)
-    while True:
+
+    async def fired() -> bool:
         due = await timers.next_due_ms(PARTITION)
-        if due is not None and due > point:
-            return
-        assert loop.time() < deadline, "the point never fired"
-        await asyncio.sleep(0.05)
+        return due is not None and due > point
+
+    await wait_until_async(fired, message="the point fired")
