@@ -170,6 +170,9 @@ class RuleActions(_Model):
     tags: list[str] = []
     auto_reply: str | None = None
     after_hours: AfterHours | None = None
+    next_response_policy: str | None = None
+    """The policy a next response is held to when this rule routes a customer's follow-up in
+    an open conversation; without it, the conversation's own policy (its first response's)."""
 
 
 class Rule(_Model):
@@ -278,6 +281,10 @@ class Config(_Model):
         """The calendar an SLA policy counts business hours in: its own, else the queue's."""
         own = self.sla_policies[policy].calendar
         return own if own is not None else self.queues[queue].calendar
+
+    def next_response_policy(self, rule: str) -> str | None:
+        """The policy the rule named ``rule`` holds next responses to, if it names one."""
+        return next((r.then.next_response_policy for r in self.rules if r.name == rule), None)
 
 
 # --- loading with line numbers --------------------------------------------------------------
@@ -507,6 +514,13 @@ def _rule_problems(config: Config, index: int, rule: Rule) -> list[tuple[Path_, 
         found.append(((*at, "then", "queue"), f"no queue named {rule.then.queue!r}"))
     if rule.then.sla_policy is not None and rule.then.sla_policy not in config.sla_policies:
         found.append(((*at, "then", "sla_policy"), f"no SLA policy named {rule.then.sla_policy!r}"))
+    named = rule.then.next_response_policy
+    if named is not None and (
+        named not in config.sla_policies or not config.sla_policies[named].next_response
+    ):
+        found.append(
+            ((*at, "then", "next_response_policy"), f"no SLA policy {named!r} with a next_response")
+        )
     if rule.then.auto_reply is not None and rule.then.auto_reply not in config.templates:
         found.append(((*at, "then", "auto_reply"), f"no template named {rule.then.auto_reply!r}"))
     after = rule.then.after_hours

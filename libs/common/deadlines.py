@@ -3,6 +3,12 @@
 The router uses this to promise a time in the acknowledgement and the SLA service to run the
 clocks, so both always agree. A window in business hours only counts time the calendar is open:
 a 1-hour window that starts Friday 16:30 in 09:00-17:00 hours ends Monday 09:30.
+
+The promise and the clock are one instant. A window that runs uninterrupted is promised as a
+length ("within 5 minutes") and ends exactly that long after its start; a window that crosses
+closed time is promised as a wall-clock minute ("by 09:45 tomorrow"), so its deadline is
+rounded up to the whole minute: the customer is never told a time earlier than the one the
+clock enforces, and the clock never runs past the time the customer was told.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 from libs.common.calendar import BusinessCalendar
 from libs.common.config import ClockPolicy
+
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +61,12 @@ def compute_deadline(
     """The deadline of a window counted from ``start``, of which ``used`` was already spent
     (a clock resumed after a pause, or recomputed after a transfer), with its warnings."""
     business = clock.business_hours and calendar is not None
+    counted = calendar if business else None
 
     def after(elapsed: timedelta) -> datetime:
-        if business:
-            assert calendar is not None
-            return calendar.add(start, elapsed)
-        return start + elapsed
+        return counted.add(start, elapsed) if counted is not None else start + elapsed
 
-    due = after(max(clock.within - used, timedelta(0)))
+    due = due_after(start, max(clock.within - used, timedelta(0)), counted)
     warnings = sorted(
         (after(offset - used), index)
         for index, offset in enumerate(warning_offsets(clock))
@@ -74,8 +80,19 @@ def compute_deadline(
         window=clock.within,
         business_hours=business,
         warnings=tuple((index, at) for at, index in warnings),
-        explanation=explain_window(clock.within, used, start, due, calendar if business else None),
+        explanation=explain_window(clock.within, used, start, due, counted),
     )
+
+
+def due_after(start: datetime, left: timedelta, calendar: BusinessCalendar | None) -> datetime:
+    """When ``left`` of a window counted from ``start`` runs out (in business time when a
+    calendar is given): exact when it runs uninterrupted, else rounded up to the whole minute
+    that the promise names."""
+    due = calendar.add(start, left) if calendar is not None else start + left
+    if due - start <= left:
+        return due
+    past = timedelta(seconds=due.second, microseconds=due.microsecond)
+    return due if not past else due - past + _MINUTE
 
 
 def explain_window(
@@ -94,8 +111,8 @@ def explain_window(
 
 
 def explain_paused(within: timedelta, used: timedelta) -> str:
-    """Why a paused clock has no running deadline."""
-    return f"paused with {_span(used)} of {_span(within)} used"
+    """Why a paused clock has no running deadline (and what a clock met while paused used)."""
+    return f"paused with {_span(used)} of {_span(within)} used; paused time does not count"
 
 
 def explain(
@@ -160,6 +177,4 @@ def _words(delta: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
-    if seconds >= 60:
-        return f"{seconds // 60} minutes"
-    return f"{seconds} seconds"
+    return f"{seconds} seconds"  # not a whole minute: rounding down would promise too much

@@ -2,8 +2,10 @@
 
 A clock counts business (or plain) time in segments: ``used`` is what earlier segments spent
 (before a pause, or before a transfer changed the calendar) and ``segment_start`` is where the
-current one began. ``generation`` grows whenever the deadline is recomputed, so timers of an
-older computation are recognised and dropped.
+current one began (for a paused clock: where the pause began, or where a transfer or reload
+recomputed it while paused). A paused clock counts nothing, so its stored deadline is no
+deadline: what it reports is :meth:`Clock.deadline_at`. ``generation`` grows whenever the
+deadline is recomputed, so timers of an older computation are recognised and dropped.
 
 Stored shape: an open clock (running or paused) is one field of ``sla:clocks:{bucket}``, a hash
 chosen by a hash of the conversation id (so any event of the conversation finds it, and a hash
@@ -34,7 +36,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from libs.common.calendar import BusinessCalendar
-from libs.common.deadlines import explain_paused, explain_window
+from libs.common.deadlines import due_after, explain_paused, explain_window
 from libs.common.events import Channel, SlaMetric
 from libs.common.keys import DAY, Keys
 
@@ -101,10 +103,22 @@ class Clock(msgspec.Struct, frozen=True, kw_only=True):
         return self.used + (at - self.segment_start)
 
     def remaining(self, at: datetime, calendar: BusinessCalendar | None) -> timedelta:
-        """Time left before the deadline, counted the way the clock counts (negative after)."""
+        """Time left before the deadline, counted the way the clock counts (negative after);
+        a paused clock keeps what it had left when it paused."""
+        if self.status == "paused":
+            return self.within - self.used
         if self.business_hours and calendar is not None:
             return calendar.between(at, self.deadline)
         return self.deadline - at
+
+    def deadline_at(self, at: datetime, calendar: BusinessCalendar | None) -> datetime:
+        """The deadline as seen at ``at``. A paused clock spends nothing, so the deadline it
+        had before the pause means nothing now: its deadline is where it would end if it
+        resumed at ``at``."""
+        if self.status != "paused":
+            return self.deadline
+        counted = calendar if self.business_hours else None
+        return due_after(at, max(self.within - self.used, timedelta(0)), counted)
 
     def explanation(self, calendar: BusinessCalendar | None) -> str:
         """Why the deadline is where it is (rebuilt from the stored inputs, never stored)."""

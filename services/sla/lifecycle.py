@@ -5,8 +5,12 @@
   acknowledgement is an outbound command, not an agent action, so it never meets anything.
 - A customer writing again after an agent answered starts a next-response clock; writing while
   the conversation waits on them resumes the resolution clock; a reopened conversation restarts
-  its resolution clock and starts a next response.
-- Waiting-on-customer pauses the resolution clock; resolving meets it and cancels the rest.
+  its resolution clock and starts a next response. Both follow the conversation's own policy
+  (the one its first response was held to), not the one the rules give the new message, unless
+  the matched rule names a ``next_response_policy``; the started event's explanation says which.
+- Waiting-on-customer pauses the resolution clock; resolving meets it and cancels the rest. A
+  paused clock spends nothing: met while paused, it reports the time used before the pause, and
+  points that would have fallen after the pause are neither warned nor breached.
 - A transfer recomputes every open clock with the new queue's calendar; so does a reloaded
   configuration that changed a clock's policy or calendar (a clock already breached stays as
   it is, and warning points already passed are not scheduled again).
@@ -71,8 +75,11 @@ def sla_event(
     at: datetime,
     step: str,
     calendar: BusinessCalendar | None,
+    note: str | None = None,
 ) -> Event:
-    """The event for one step of one clock; its id is fixed by the clock and the step."""
+    """The event for one step of one clock; its id is fixed by the clock and the step. A
+    ``note`` goes in front of the explanation."""
+    explanation = clock.explanation(calendar)
     return Event(
         id=event_id(clock.conversation_id, clock.metric, str(clock.generation), step),
         source=SOURCE,
@@ -86,10 +93,10 @@ def sla_event(
             policy=clock.policy,
             metric=clock.metric,
             started_at=clock.started_at,
-            deadline=clock.deadline,
+            deadline=clock.deadline_at(at, calendar),
             remaining_seconds=clock.remaining(at, calendar).total_seconds(),
             business_hours=clock.business_hours,
-            explanation=clock.explanation(calendar),
+            explanation=f"{note}; {explanation}" if note else explanation,
         ),
     )
 
@@ -101,15 +108,17 @@ def new_clock(
     metric: SlaMetric,
     at: datetime,
     generation: int,
+    policy_name: str | None = None,
 ) -> Clock | None:
-    """A running clock for ``metric`` of a routed conversation; None when its policy has no
-    such clock."""
-    if routed.sla_policy is None:
+    """A running clock for ``metric`` of a routed conversation, under ``policy_name`` (by
+    default the one the message was routed with); None when that policy has no such clock."""
+    policy_name = policy_name or routed.sla_policy
+    if policy_name is None:
         return None
-    policy = runtime.clock_policy(routed.sla_policy, metric)
+    policy = runtime.clock_policy(policy_name, metric)
     if policy is None:
         return None
-    calendar_name = runtime.config.policy_calendar(routed.sla_policy, routed.queue)
+    calendar_name = runtime.config.policy_calendar(policy_name, routed.queue)
     calendar = runtime.calendar(calendar_name)
     deadline = compute_deadline(policy, at, calendar)
     return Clock(
@@ -119,7 +128,7 @@ def new_clock(
         channel=routed.channel,
         thread_key=routed.thread_key,
         partition=partition,
-        policy=routed.sla_policy,
+        policy=policy_name,
         metric=metric,
         generation=generation,
         status="running",
@@ -247,6 +256,7 @@ class ClockKeeper:
                     at,
                     generation=resolution.generation + 1,
                     replaces=resolution,
+                    policy=resolution.policy,
                 )
         elif resolution is not None and resolution.status == "paused":
             out += await self._resume(resolution, at)
@@ -255,6 +265,8 @@ class ClockKeeper:
         waiting = following is not None and following.status == "running"
         if (answered or routed.reopened) and not waiting:
             generation = following.generation + 1 if following else 1
+            own = first or resolution
+            policy, note = self._next_response_policy(routed, own.policy if own else None)
             out += await self._start(
                 routed,
                 consumed.partition,
@@ -262,8 +274,26 @@ class ClockKeeper:
                 at,
                 generation=generation,
                 replaces=following,
+                policy=policy,
+                note=note,
             )
         return out
+
+    def _next_response_policy(
+        self, routed: ConversationRouted, own: str | None
+    ) -> tuple[str | None, str]:
+        """The policy a next response is held to, and the words that say why. The rules ran
+        again on the follow-up as if it were a new message, so the policy they picked is not
+        the conversation's: a next response is held to the conversation's own policy (the one
+        its first response was held to) unless the matched rule names another explicitly
+        (``next_response_policy``)."""
+        rule = routed.explanation.rule
+        named = self._live.current.config.next_response_policy(rule)
+        if named is not None:
+            return named, f"policy {named}: rule {rule} names it for next responses"
+        if own is not None:
+            return own, f"policy {own}: the conversation's own, as for its first response"
+        return routed.sla_policy, f"policy {routed.sla_policy}: rule {rule}'s"
 
     async def reconfigure(
         self, previous: SlaRuntime, partitions: frozenset[int], at: datetime
@@ -347,23 +377,27 @@ class ClockKeeper:
         *,
         generation: int,
         replaces: Clock | None = None,
+        policy: str | None = None,
+        note: str | None = None,
     ) -> list[Outgoing]:
-        clock = new_clock(self._live.current, routed, partition, metric, at, generation)
+        clock = new_clock(self._live.current, routed, partition, metric, at, generation, policy)
         if clock is None:
             return []
         await self._save(clock, replaces=replaces)
-        return [self._emit(clock, "started", at, "started")]
+        return [self._emit(clock, "started", at, "started", note)]
 
     async def _meet(self, clock: Clock, at: datetime) -> list[Outgoing]:
         # Warnings that fell due before the answer but whose timer has not fired yet (the
         # worker was down or behind and read the answer first): recorded now, under the ids
-        # the timer would have used, so a due point is never skipped.
+        # the timer would have used, so a due point is never skipped. A paused clock spent
+        # nothing since its pause: only points due before the pause count.
+        counted_until = at if clock.status == "running" else clock.segment_start
         out = [
             self._emit(clock, "warning", due, step)
             for step, due in clock.points()
-            if step.startswith("warning:") and due <= at
+            if step.startswith("warning:") and due <= counted_until
         ]
-        if at >= clock.deadline:
+        if counted_until >= clock.deadline:
             # Late, and the breach timer may not have fired yet: record the breach anyway,
             # under the id the timer would have used.
             out.append(self._emit(clock, "breached", clock.deadline, "breached:0"))
@@ -377,9 +411,11 @@ class ClockKeeper:
         self, clock: Clock, kind: SlaEventKind, at: datetime, *, survey_at: int | None = None
     ) -> list[Outgoing]:
         status = "met" if kind == "met" else "cancelled"
-        finished = msgspec.structs.replace(clock, status=status)
+        finished = msgspec.structs.replace(_counted(clock, at, self._live.current), status=status)
         await self._save(finished, replaces=clock, survey_at=survey_at)
-        return [self._emit(finished, kind, at, kind)]
+        # Reported as it stood when it was met: a clock met while paused reports the time it
+        # used before the pause, not a deadline that stopped meaning anything at the pause.
+        return [self._emit(clock, kind, at, kind)]
 
     def _follows_up(self, policy: str | None, channel: Channel) -> bool:
         """Whether conversations of this policy and channel can get a status update or a
@@ -400,7 +436,9 @@ class ClockKeeper:
         return point_ms(at + surveys.after)
 
     async def _pause(self, clock: Clock, at: datetime) -> list[Outgoing]:
-        paused = msgspec.structs.replace(_counted(clock, at, self._live.current), status="paused")
+        paused = msgspec.structs.replace(
+            _counted(clock, at, self._live.current), status="paused", segment_start=at
+        )
         await self._save(paused, replaces=clock)
         return [self._emit(paused, "paused", at, "paused")]
 
@@ -490,10 +528,12 @@ class ClockKeeper:
                     self._on_scheduled(clock.partition, at)
         return due
 
-    def _emit(self, clock: Clock, kind: SlaEventKind, at: datetime, step: str) -> Outgoing:
+    def _emit(
+        self, clock: Clock, kind: SlaEventKind, at: datetime, step: str, note: str | None = None
+    ) -> Outgoing:
         calendar = self._live.current.calendar(clock.calendar)
         metrics.sla_events.labels(kind, clock.metric, clock.queue).inc()
-        event = sla_event(clock, kind, at=at, step=step, calendar=calendar)
+        event = sla_event(clock, kind, at=at, step=step, calendar=calendar, note=note)
         return Outgoing(self._topics.sla_events, clock.thread_key, event)
 
 
@@ -507,7 +547,10 @@ def _counted(clock: Clock, at: datetime, runtime: SlaRuntime) -> Clock:
 
 
 def _schedule_of(clock: Clock, at: datetime) -> tuple[object, ...]:
-    """What a recomputation can change, as seen from ``at`` (passed warnings are history)."""
+    """What a recomputation can change, as seen from ``at`` (passed warnings are history; a
+    paused clock has no schedule until it resumes, only its window and calendar)."""
+    if clock.status == "paused":
+        return clock.within_seconds, clock.calendar
     upcoming = tuple(w for w in clock.warnings if w[1] > at)
     updates = tuple(u for u in clock.updates if u[1] > at)
     return clock.deadline, upcoming, updates, clock.within_seconds, clock.calendar
