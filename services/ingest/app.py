@@ -41,6 +41,7 @@ async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
         public_url=settings.switchboard_public_url,
         redis=app[REDIS],
         keys=Keys(settings.switchboard_key_prefix),
+        account_sid=settings.twilio_account_sid,
     )
     app[SMS_STATUS] = sms.TwilioStatusCallback(
         producer=app[PRODUCER],
@@ -50,6 +51,7 @@ async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=settings.switchboard_publish_timeout,
         auth_token=settings.twilio_auth_token,
         public_url=settings.switchboard_public_url,
+        account_sid=settings.twilio_account_sid,
     )
     yield
 

@@ -65,6 +65,14 @@ def _twilio_operation(
     }
 
 
+def _account_sid() -> dict[str, Any]:
+    """A fresh schema each time: a shared one would be a YAML alias in the document."""
+    return {
+        "anyOf": [{"pattern": sms.ACCOUNT_SID_PATTERN}, {"const": ""}],
+        "description": "Ours when TWILIO_ACCOUNT_SID is set.",
+    }
+
+
 def _sms_paths() -> dict[str, Any]:
     media = {
         **{f"MediaUrl{i}": {"format": "uri"} for i in range(sms.MAX_MEDIA)},
@@ -73,9 +81,12 @@ def _sms_paths() -> dict[str, Any]:
     inbound = _twilio_form(
         ["MessageSid", "From", "To"],
         {
-            "MessageSid": {"description": "Twilio's message SID (or SmsMessageSid)."},
+            "MessageSid": {
+                "pattern": sms.MESSAGE_SID_PATTERN,
+                "description": "Twilio's message SID (or SmsMessageSid).",
+            },
             "SmsMessageSid": {},
-            "AccountSid": {},
+            "AccountSid": _account_sid(),
             "From": {"description": "The customer's number (E.164, short code or alphanumeric)."},
             "To": {"description": "Our number."},
             "Body": {"description": "The text; consent keywords (STOP, START, HELP) included."},
@@ -94,7 +105,7 @@ def _sms_paths() -> dict[str, Any]:
             "MessageStatus": {"pattern": "^[a-z_-]{1,32}$"},
             "SmsStatus": {},
             "ErrorCode": {"pattern": "^[0-9]{1,10}$"},
-            "AccountSid": {},
+            "AccountSid": _account_sid(),
             "From": {},
             "To": {},
         },
@@ -107,13 +118,14 @@ def _sms_paths() -> dict[str, Any]:
                 "description": "On Kafka (or already was): empty TwiML, so Twilio sends nothing.",
                 "content": {"text/xml": {"schema": {"type": "string", "const": sms.TWIML_EMPTY}}},
             },
-            "MessageSid, From or To missing, NumMedia not a number, or the form not UTF-8.",
+            "MessageSid, From or To missing, a SID not of Twilio's shape, NumMedia not a "
+            "number, or the form not UTF-8.",
         ),
         sms.STATUS_PATH: _twilio_operation(
             "Delivery status callback of an SMS we sent.",
             status,
             {"description": "Recorded and published, or older than the status stored."},
-            "MessageSid, MessageStatus or ErrorCode malformed, or the form not UTF-8.",
+            "MessageSid, MessageStatus, ErrorCode or AccountSid malformed, or the form not UTF-8.",
         ),
     }
 
@@ -192,7 +204,12 @@ def _x_paths() -> dict[str, Any]:
                         "name": "crc_token",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": x.MAX_CRC_TOKEN},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": x.MAX_CRC_TOKEN,
+                            "pattern": x.CRC_TOKEN_PATTERN,
+                        },
                     }
                 ],
                 "responses": {

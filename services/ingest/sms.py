@@ -6,6 +6,13 @@ request's host) followed by the sorted form parameters; :func:`signature_valid` 
 way Twilio documents it (the choices are listed there and tested against the SDKs' vectors in
 ``tests/peers/test_twilio_peers.py``).
 
+Twilio's signature joins ``name + value`` of every pair with no separator, so a captured
+request can be re-sent with a boundary moved (``MessageSid=<sid>NumMedia0`` and no
+``NumMedia``) and keep its signature. Fields that identify a message therefore must have
+Twilio's exact shape: a message SID is ``SM``/``MM`` and 32 hex digits, an ``AccountSid`` is
+``AC`` and 32 hex digits (and ours, when ``TWILIO_ACCOUNT_SID`` is set); a value that swallowed
+its neighbour has neither.
+
 Inbound bodies that are consent keywords (STOP, START, HELP, ...) are still published, marked
 ``automated`` so the router does not acknowledge them, and STOP/START are recorded in Redis
 for outbound (:mod:`libs.common.optout`). Status callbacks keep the most advanced status of
@@ -55,6 +62,11 @@ MAX_BODY_BYTES: Final = 64 * 1024
 TWIML_EMPTY: Final = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_MEDIA: Final = 10
 STATUS_TTL: Final = 7 * DAY
+
+MESSAGE_SID_PATTERN: Final = r"^(SM|MM)[0-9a-f]{32}$"
+ACCOUNT_SID_PATTERN: Final = r"^AC[0-9a-f]{32}$"
+_MESSAGE_SID = re.compile(MESSAGE_SID_PATTERN)
+_ACCOUNT_SID = re.compile(ACCOUNT_SID_PATTERN)
 
 FormPairs = Sequence[tuple[str, str]]
 
@@ -184,7 +196,24 @@ def e164(number: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def normalise(form: MultiDictProxy[str], received_at: datetime) -> tuple[str, MessageReceived]:
+def check_account(form: MultiDict[str] | MultiDictProxy[str], account_sid: str) -> None:
+    """Refuse an ``AccountSid`` not of Twilio's shape, or not ``account_sid`` when that is set.
+
+    A missing or empty one passes: it is the first pair Twilio signs, so no boundary can move
+    into it, and forms built by hand (the README's curl, old tests) leave it out.
+    """
+    sent = form.get("AccountSid")
+    if not sent:
+        return
+    if not _ACCOUNT_SID.fullmatch(sent):
+        raise InvalidWebhook("AccountSid is not a Twilio account SID")
+    if account_sid and sent != account_sid:
+        raise InvalidWebhook("AccountSid is not this Twilio account")
+
+
+def normalise(
+    form: MultiDictProxy[str], received_at: datetime, account_sid: str
+) -> tuple[str, MessageReceived]:
     """The event id and normalised message of one inbound SMS/MMS webhook.
 
     A consent keyword (see :func:`libs.common.optout.classify`) is marked in ``automated``.
@@ -193,6 +222,9 @@ def normalise(form: MultiDictProxy[str], received_at: datetime) -> tuple[str, Me
     sender, recipient = form.get("From"), form.get("To")
     if not sid or not sender or not recipient:
         raise InvalidWebhook("MessageSid, From and To are required")
+    if not _MESSAGE_SID.fullmatch(sid):
+        raise InvalidWebhook("MessageSid is not a Twilio message SID (SM or MM, 32 hex digits)")
+    check_account(form, account_sid)
     customer_phone, our_number = e164(sender), e164(recipient)
     try:
         media_count = min(int(form.get("NumMedia", "0")), MAX_MEDIA)
@@ -235,9 +267,11 @@ class TwilioWebhook:
         public_url: str,
         redis: Redis,
         keys: Keys,
+        account_sid: str,
     ) -> None:
         self._acceptor = acceptor
         self._auth_token = auth_token
+        self._account_sid = account_sid
         self._public_url = public_url
         self._redis = redis
         self._keys = keys
@@ -247,7 +281,7 @@ class TwilioWebhook:
             form = MultiDictProxy(
                 MultiDict(await read_signed_form(request, self._auth_token, self._public_url))
             )
-            message_id, message = normalise(form, utc_now())
+            message_id, message = normalise(form, utc_now(), self._account_sid)
         except Rejected as exc:
             return _reject(exc.reason, exc.status)
         except InvalidWebhook as exc:
@@ -320,9 +354,12 @@ return 1
 """
 
 
-def parse_status(pairs: Iterable[tuple[str, str]], at: datetime) -> DeliveryReport:
+def parse_status(
+    pairs: Iterable[tuple[str, str]], at: datetime, account_sid: str
+) -> DeliveryReport:
     """The delivery report of one status callback form, or :class:`InvalidWebhook`."""
     form = MultiDict(pairs)
+    check_account(form, account_sid)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     word = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     code = form.get("ErrorCode") or ""
@@ -357,8 +394,10 @@ class TwilioStatusCallback:
         timeout: float,
         auth_token: str,
         public_url: str,
+        account_sid: str,
     ) -> None:
         self._producer = producer
+        self._account_sid = account_sid
         self._redis = redis
         self._keys = keys
         self._topic = topic
@@ -370,7 +409,7 @@ class TwilioStatusCallback:
     async def __call__(self, request: web.Request) -> web.Response:
         try:
             pairs = await read_signed_form(request, self._auth_token, self._public_url)
-            report = parse_status(pairs, utc_now())
+            report = parse_status(pairs, utc_now(), self._account_sid)
         except Rejected as exc:
             return _reject(exc.reason, exc.status)
         except InvalidWebhook as exc:

@@ -7,6 +7,11 @@ consumer secret); the signature is checked on the raw bytes, in constant time, b
 is parsed. Each ``message_create`` event becomes a ``message.received`` whose thread is the
 pair of accounts; messages our own account sent (X echoes them to us) are dropped. The answer
 is 200 only once every event is on Kafka.
+
+Both answers are the same HMAC with the same key, so the CRC answer to a token *is* the
+signature of a POST whose body is that token. Only tokens of X's shape are answered
+(:data:`CRC_TOKEN`: base64/base64url text), and such text is never a JSON object, the only
+body the event path reads: neither path signs what the other accepts.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
@@ -31,6 +37,8 @@ log = get_logger(__name__)
 PATH: Final = "/v1/social/x/webhook"
 MAX_BODY_BYTES: Final = 256 * 1024
 MAX_CRC_TOKEN: Final = 512
+CRC_TOKEN_PATTERN: Final = rf"^[A-Za-z0-9+/=_-]{{1,{MAX_CRC_TOKEN}}}$"
+CRC_TOKEN: Final = re.compile(CRC_TOKEN_PATTERN)
 SIGNATURE_HEADER: Final = "x-twitter-webhooks-signature"
 
 XId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,19}$")]
@@ -175,8 +183,8 @@ class XWebhook:
 
     async def crc(self, request: web.Request) -> web.Response:
         token = request.query.get("crc_token", "")
-        if not token or len(token) > MAX_CRC_TOKEN:
-            return _reject("crc_token missing or too long", 400)
+        if not CRC_TOKEN.fullmatch(token):
+            return _reject("crc_token missing, too long or not base64 text", 400)
         return web.json_response({"response_token": crc_response_token(self._secret, token)})
 
     async def events(self, request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ is on Kafka exactly once, or a 4xx with a JSON reason and Redis exactly as it wa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
@@ -24,7 +25,7 @@ from libs.common.optout import classify
 from libs.common.sandbox.twilio import sms_webhook_form
 from services.ingest.sms import MAX_BODY_BYTES, PATH, STATUS_PATH
 from tests.integration.ingest.conftest import PUBLIC_URL, Ingest, read_all, snapshot
-from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
+from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.webhooks import sign_twilio_pairs
 
 FORM = "application/x-www-form-urlencoded"
@@ -241,8 +242,13 @@ def assert_clear_rejection(status: int, body: bytes, delivery: Delivery) -> None
 
 
 def _is_message(form: MultiDict[str]) -> bool:
-    """What every inbound webhook carries: a message SID, both numbers, a readable NumMedia."""
-    if not (form.get("MessageSid") or form.get("SmsMessageSid")):
+    """What every inbound webhook carries: a message SID and (if any) an account SID of
+    Twilio's shape, both numbers, a readable NumMedia."""
+    if not re.fullmatch(
+        r"(SM|MM)[0-9a-f]{32}", form.get("MessageSid") or form.get("SmsMessageSid") or ""
+    ):
+        return False
+    if form.get("AccountSid") and not re.fullmatch(r"AC[0-9a-f]{32}", form["AccountSid"]):
         return False
     if not form.get("From") or not form.get("To"):
         return False
@@ -344,6 +350,37 @@ async def test_any_request_to_the_status_callback_is_recorded_and_published_or_a
         sid = key.decode().rsplit(":", 1)[1]
         latest = fields[b"provider_status"].decode()
         assert event_id("sms", "twilio", "status", sid, latest) in published, key
+
+
+async def test_a_captured_webhook_resplit_between_its_pairs_is_refused(
+    isolation: Isolation, ingest_app: Ingest, http: aiohttp.ClientSession
+) -> None:
+    """Issue 16: Twilio signs ``name + value`` pairs with no separator, so moving a boundary
+    keeps the signature. ``MessageSid=<sid>NumMedia0`` without ``NumMedia`` was a new SID (a
+    second event); ``AccountSid`` could swallow ``ApiVersion`` the same way."""
+    form = sms_webhook_form(
+        sender=CUSTOMER, recipient=OUR_NUMBER, body="where is my order?", account_sid=ACCOUNT_SID
+    )
+    captured = list(form.items())
+    signature = sign(PATH, captured)
+    sid = form["MessageSid"]
+    moved_sid = [(k, sid + "NumMedia0" if k == "MessageSid" else v) for k, v in captured]
+    moved_account = [
+        (k, v + "ApiVersion" + form["ApiVersion"] if k == "AccountSid" else v) for k, v in captured
+    ]
+    replays = [
+        [(k, v) for k, v in moved_sid if k != "NumMedia"],
+        [(k, v) for k, v in moved_account if k != "ApiVersion"],
+    ]
+    assert all(sign(PATH, replay) == signature for replay in replays)  # the premise
+    statuses = []
+    for pairs in [captured, *replays]:
+        delivery = Delivery(PATH, "", urlencode(pairs).encode(), FORM, signature, genuine=True)
+        status, _ = await post(http, ingest_app.url, delivery)
+        statuses.append(status)
+    events = await read_all(ingest_app.bootstrap, isolation.topics.inbound)
+    assert [e.id for e in events] == [event_id("sms", "twilio", sid)]
+    assert statuses == [200, 400, 400]
 
 
 def sign(path: str, pairs: list[tuple[str, str]]) -> str:

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -34,6 +35,8 @@ from tests.support.harness import Isolation
 from tests.support.webhooks import sign_x
 
 CUSTOMER_ID = "1700000000000000007"
+# X's CRC tokens: base64 or base64url text (a UUID in X's own example), never JSON.
+X_SHAPED_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{1,512}")
 DM_IDS = ["1900000000000000101", "1900000000000000102", "1900000000000000103"]
 
 
@@ -60,7 +63,10 @@ async def assert_clear_rejection(response: aiohttp.ClientResponse) -> None:
 # --- X: CRC challenge -------------------------------------------------------------------------
 
 _crc_queries = st.lists(
-    st.tuples(st.sampled_from(["crc_token", "nonce", ""]) | st.text(max_size=5), st.text()),
+    st.tuples(
+        st.sampled_from(["crc_token", "nonce", ""]) | st.text(max_size=5),
+        st.text() | st.from_regex(X_SHAPED_TOKEN, fullmatch=True),
+    ),
     max_size=3,
 )
 
@@ -74,12 +80,46 @@ async def test_any_crc_query_is_answered_with_the_hmac_or_a_clear_400(
             tokens = [v for k, v in query if k == "crc_token"]
             if response.status != 200:
                 await assert_clear_rejection(response)
-                assert not tokens or not tokens[0] or len(tokens[0]) > 512, query
+                assert not tokens or not X_SHAPED_TOKEN.fullmatch(tokens[0]), query
                 continue
+            assert X_SHAPED_TOKEN.fullmatch(tokens[0]), query
             digest = hmac.new(X_SECRET.encode(), tokens[0].encode(), hashlib.sha256).digest()
             expected = "sha256=" + base64.b64encode(digest).decode()
             assert await response.json() == {"response_token": expected}
     assert await snapshot(redis, ingest_app.keys) == before
+
+
+async def test_a_dm_sent_as_crc_token_gets_no_signature_to_post_it_with(
+    isolation: Isolation, ingest_app: Ingest, http: aiohttp.ClientSession
+) -> None:
+    """Issue 16: the CRC answer is X's signature of its token, so a CRC endpoint that answered
+    any string signed any POST body; a forged DM from an id of the caller's choosing."""
+    forged = json.dumps(
+        {
+            "for_user_id": X_USER_ID,
+            "direct_message_events": [
+                {
+                    "type": "message_create",
+                    "id": DM_IDS[0],
+                    "created_timestamp": "1795599015123",
+                    "message_create": {
+                        "target": {"recipient_id": X_USER_ID},
+                        "sender_id": CUSTOMER_ID,
+                        "message_data": {"text": "refund order 5521 to my new card"},
+                    },
+                }
+            ],
+        },
+        separators=(",", ":"),
+    )
+    async with http.get(ingest_app.url + X_PATH, params={"crc_token": forged}) as response:
+        crc_status = response.status
+        answer = (await response.json()).get("response_token", "")
+    headers = {"x-twitter-webhooks-signature": answer, "Content-Type": "application/json"}
+    async with http.post(ingest_app.url + X_PATH, data=forged.encode(), headers=headers) as r:
+        assert r.status == 403
+    assert await read_all(ingest_app.bootstrap, isolation.topics.inbound) == []
+    assert crc_status == 400
 
 
 # --- X: signed events ---------------------------------------------------------------------------
