@@ -8,7 +8,10 @@ sending server:
 - ``451 4.3.0`` Kafka or Redis did not answer in time: the sender keeps the message and retries;
 - ``552 5.3.4`` over :attr:`Settings.switchboard_smtp_max_bytes` (also advertised as SIZE);
 - ``554 5.6.0`` the bytes are not an email we can read; retrying will not help;
-- ``550 5.1.1`` at RCPT, for an address not in ``SWITCHBOARD_SMTP_RECIPIENTS`` (when set).
+- ``550 5.1.1`` at RCPT, for an address not in ``SWITCHBOARD_SMTP_RECIPIENTS`` (when set);
+- ``452 4.5.3`` at RCPT, past :data:`MAX_RECIPIENTS` in one transaction: the sender keeps
+  those recipients for another one (RFC 5321 4.5.3.1.10), so a session cannot pile up
+  hundreds of addresses.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ OK: Final = "250 2.0.0 OK: accepted"
 TRY_AGAIN: Final = "451 4.3.0 try again later"
 TOO_BIG: Final = "552 5.3.4 message too big for this system"
 NO_SUCH_USER: Final = "550 5.1.1 no such mailbox here"
+TOO_MANY_RECIPIENTS: Final = "452 4.5.3 too many recipients"
+MAX_RECIPIENTS: Final = 50
 IDLE_TIMEOUT: Final = 60.0
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 _REASONS: Final = {"451": "unavailable", "552": "too large", "554": "invalid"}
@@ -77,6 +82,8 @@ class InboundMail:
     ) -> str:
         if self._recipients and address.lower() not in self._recipients:
             return NO_SUCH_USER
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return TOO_MANY_RECIPIENTS
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

@@ -202,6 +202,37 @@ async def test_unparseable_mail_and_unknown_recipients_are_refused(smtp: SmtpCli
         await client.quit()
 
 
+async def test_recipients_past_fifty_in_one_session_get_452_and_the_mail_goes_once(
+    stack: DevStack, isolation: Isolation, serve_app: ServeApp, inbound: Collected
+) -> None:
+    """Issue 16: a session named 500 recipients. Past the cap each RCPT is ``452 4.5.3`` (a
+    sender keeps those for another transaction); the message is still delivered, once."""
+    settings = ingest_settings(
+        stack, isolation.topic_prefix, isolation.key_prefix, switchboard_smtp_recipients=""
+    )
+    await serve_app(in_process(build(settings)))
+    client = aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=settings.switchboard_smtp_port, start_tls=False
+    )
+    await client.connect()
+    try:
+        await client.ehlo()
+        await client.mail("list@example.org")
+        replies = [
+            await client.execute_command(b"RCPT", f"TO:<desk{i}@example.com>".encode())
+            for i in range(500)
+        ]
+        _, reply = await client.data(b"From: list@example.org\r\nSubject: hi all\r\n\r\nhi\r\n")
+    finally:
+        await client.quit()
+    assert [r.code for r in replies] == [250] * 50 + [452] * 450
+    assert {r.message.split()[0] for r in replies[50:]} == {"4.5.3"}
+    assert reply.startswith("2.0.0")
+    (event,) = await events_for(inbound, 1)
+    assert isinstance(event.data, MessageReceived)
+    assert event.data.recipient == "desk0@example.com"
+
+
 async def test_arbitrary_data_gets_an_smtp_code_and_the_server_keeps_serving(
     smtp: SmtpClient, inbound: Collected
 ) -> None:
