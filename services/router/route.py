@@ -66,6 +66,15 @@ def decide(runtime: RouterRuntime, message: MessageReceived, tier: str | None) -
     return Verdict(classification, runtime.table.decide(facts, message.received_at))
 
 
+def _next_response_note(runtime: RouterRuntime, rule: str) -> str:
+    """Which policy the SLA service holds this follow-up's next response to (the rules ran as
+    if the message were new; their policy is not the conversation's)."""
+    named = runtime.config.next_response_policy(rule)
+    if named is not None:
+        return f"next response held to {named}: rule {rule} names it"
+    return "next response held to the conversation's own SLA policy"
+
+
 class Router:
     def __init__(
         self,
@@ -132,6 +141,7 @@ class Router:
         )
         if not placement.is_new:
             notes.append(f"{placement.state} conversation in {placement.queue}")
+            notes.append(_next_response_note(runtime, decision.rule))
         routed = ConversationRouted(
             conversation_id=placement.conversation_id,
             reference=placement.reference,

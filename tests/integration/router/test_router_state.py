@@ -138,6 +138,7 @@ async def test_reopen_within_the_window_and_a_new_conversation_after_it(
     assert reopened.conversation_id == opened.conversation_id
     assert not reopened.is_new
     assert any("reopened" in note for note in reopened.explanation.notes)
+    assert "next response held to the conversation's own SLA policy" in reopened.explanation.notes
     assert not [o for o in reopened_outputs if isinstance(o.event.data, OutboundCommand)]
     await router.handle(
         consumed(
