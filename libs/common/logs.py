@@ -53,6 +53,7 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     for noisy in ("aiokafka", "twilio.http_client", "tweepy", "mail.log"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiohttp.server").addFilter(quiet_malformed_requests)
+    logging.getLogger("aiohttp.server").addFilter(quiet_client_hangups)
     structlog.contextvars.bind_contextvars(service=service)
 
 
@@ -61,10 +62,25 @@ def quiet_malformed_requests(record: logging.LogRecord) -> bool:
     the start of the offending line, so anyone could flood the logs; one line, no payload."""
     exc = record.exc_info[1] if record.exc_info else None
     if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
-        record.levelno, record.levelname = logging.INFO, "INFO"
-        record.msg, record.args = "malformed HTTP request refused (%s)", (type(exc).__name__,)
-        record.exc_info = record.exc_text = None
+        _one_info_line(record, "malformed HTTP request refused (%s)", exc)
     return True
+
+
+def quiet_client_hangups(record: logging.LogRecord) -> bool:
+    """A client that closes its connection mid-request (a slow upload given up on, a phone out
+    of signal) fails the handler's read or write, which aiohttp logs at ERROR with a traceback:
+    anyone could flood the logs that way, and it is routine. One INFO line instead."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, ConnectionResetError):
+        _one_info_line(record, "client hung up mid-request (%s)", exc)
+    return True
+
+
+def _one_info_line(record: logging.LogRecord, message: str, exc: BaseException) -> None:
+    """``record`` as INFO ``message`` naming the exception's type, without its traceback."""
+    record.levelno, record.levelname = logging.INFO, "INFO"
+    record.msg, record.args = message, (type(exc).__name__,)
+    record.exc_info = record.exc_text = None
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
