@@ -32,6 +32,12 @@ consumer_lag = Gauge(
     "Records between the consumer's position and the partition's end.",
     ["group", "topic", "partition"],
 )
+consumer_stalled_partitions = Gauge(
+    "switchboard_consumer_stalled_partitions",
+    "Partitions with records in flight whose position has not advanced for "
+    "SWITCHBOARD_STALL_SECONDS.",
+    ["group"],
+)
 events_published = Counter(
     "switchboard_events_published_total",
     "Events acknowledged by Kafka, by topic and CloudEvents type.",

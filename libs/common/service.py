@@ -21,7 +21,13 @@ from redis.asyncio import Redis
 
 from libs.common.config import Config, LiveConfig
 from libs.common.health import LIVENESS_CHECKS, READINESS_CHECKS, add_health_routes
-from libs.common.kafka.consumer import ConsumerLoop, ConsumerPolicy, Handler, PartitionsCallback
+from libs.common.kafka.consumer import (
+    ConsumerLoop,
+    ConsumerPolicy,
+    Handler,
+    PartitionsCallback,
+    create_consumer,
+)
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.logs import get_logger, setup_logging
 from libs.common.redis_client import create_redis
@@ -113,20 +119,22 @@ def add_consumer(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
+        policy = ConsumerPolicy.from_settings(
+            settings,
+            group_id=group_id,
+            topics=topics(app[TOPICS]),
+            deadletter_topic=app[TOPICS].deadletter,
+        )
         loop = ConsumerLoop(
-            settings=settings,
-            policy=ConsumerPolicy.from_settings(
-                settings,
-                group_id=group_id,
-                topics=topics(app[TOPICS]),
-                deadletter_topic=app[TOPICS].deadletter,
-            ),
+            consumer=create_consumer(settings, policy),
+            policy=policy,
             handler=handler(app),
             producer=app[PRODUCER],
             redis=app[REDIS],
             key_prefix=settings.switchboard_key_prefix,
             on_assigned=on_assigned(app) if on_assigned else None,
             on_revoked=on_revoked(app) if on_revoked else None,
+            clock=time.monotonic,
         )
         app[key] = loop
         task = asyncio.create_task(loop.run(), name=f"consumer {group_id}")
@@ -140,8 +148,13 @@ def add_consumer(
             if not loop.running:
                 raise RuntimeError("consumer not running")
 
+        async def consumer_advancing() -> None:
+            if stalled := loop.stalled():
+                names = ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in stalled))
+                raise RuntimeError(f"partitions not advancing: {names}")
+
         app[LIVENESS_CHECKS].append(consumer_progress)
-        app[READINESS_CHECKS].append(consumer_running)
+        app[READINESS_CHECKS].extend((consumer_running, consumer_advancing))
         yield
         loop.stop()
         await asyncio.wait([task])

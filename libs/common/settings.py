@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     switchboard_drain_seconds: float = Field(
         default=20.0, gt=0, description="Longest wait for in-flight work on shutdown."
     )
+    switchboard_max_record_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest record (key, value, headers) a consumer takes; larger: dead-lettered.",
+    )
+    switchboard_stall_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a partition with work may go without its position advancing "
+        "before readiness fails and the stall metric counts it.",
+    )
     switchboard_session_timeout_ms: int = Field(
         default=10_000,
         ge=1_000,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
 from libs.common.devstack import DevStack
 from libs.common.events import AgentAction, Event, InvalidEvent, event_id
-from libs.common.kafka.consumer import Consumed, ConsumerLoop, ConsumerPolicy
+from libs.common.kafka.consumer import Consumed, ConsumerLoop, ConsumerPolicy, create_consumer
 from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from tests.support.harness import Isolation
@@ -56,7 +58,6 @@ def make_loop(
     group: str,
     max_attempts: int = 3,
 ) -> ConsumerLoop:
-    settings = Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers)
     policy = ConsumerPolicy(
         group_id=group,
         topics=(isolation.topics.agent_actions,),
@@ -67,13 +68,15 @@ def make_loop(
         retry_backoff_max=0.05,
         commit_interval=0.2,
     )
+    settings = Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers)
     return ConsumerLoop(
-        settings=settings,
+        consumer=create_consumer(settings, policy),
         policy=policy,
         handler=handler,  # type: ignore[arg-type]
         producer=producer,
         redis=redis,
         key_prefix=isolation.key_prefix,
+        clock=time.monotonic,
     )
 
 
@@ -204,3 +207,50 @@ async def test_graceful_stop_commits_everything_finished(
     finally:
         await probe.stop()
     assert committed == ends
+
+
+async def test_an_output_too_large_to_publish_is_dead_lettered_and_its_key_moves_on(
+    stack: DevStack, isolation: Isolation, producer: EventProducer, redis: Redis
+) -> None:
+    handled: list[int] = []
+
+    async def handle(consumed: Consumed) -> Sequence[Outgoing]:
+        assert isinstance(consumed.event.data, AgentAction)
+        n = int(consumed.event.data.text or "0")
+        handled.append(n)
+        echo = action(n + 10_000, consumed.key)
+        if n == 1:  # routed output over the producer's 1 MiB request limit
+            data = msgspec.structs.replace(echo.data, text="x" * 2 * 1024 * 1024)
+            echo = msgspec.structs.replace(echo, data=data)
+        return [Outgoing(isolation.topics.sla_events, consumed.key, echo)]
+
+    await producer.publish(
+        [Outgoing(isolation.topics.agent_actions, "conv", action(n, "conv")) for n in (1, 2)]
+    )
+    loop = make_loop(stack, isolation, producer, redis, handle, group=f"g-{uuid.uuid4().hex}")
+    task = asyncio.create_task(loop.run())
+    topics = (isolation.topics.agent_actions, isolation.topics.deadletter)
+    async with (
+        collect(stack.broker.bootstrap_servers, *topics) as read,
+        collect(stack.broker.bootstrap_servers, isolation.topics.sla_events) as out,
+    ):
+        await wait_until(lambda: len(out.events) >= 1, message="the next record's output")
+        await wait_until(lambda: len(read.records) >= 3, message="the dead letter")
+    loop.stop()
+    await task
+
+    assert handled == [1, 2]
+    assert [e.id for e in out.events] == [action(10_002, "conv").id]
+    original = next(r for r in read.records if r.topic == topics[0] and r.offset == 0)
+    [dead] = [r for r in read.records if r.topic == topics[1]]
+    headers = dict(dead.headers)
+    assert headers["dlq_error"].startswith(b"MessageSizeTooLargeError")
+    assert headers["dlq_original_offset"] == b"0"
+    assert headers["dlq_original_topic"] == isolation.topics.agent_actions.encode()
+    assert headers["dlq_attempts"] == b"1"
+    size = (
+        len(original.key) + len(original.value) + sum(len(k) + len(v) for k, v in original.headers)
+    )
+    assert headers["dlq_original_size"] == str(size).encode()
+    assert headers["dlq_truncated"] == b"false"
+    assert dead.value == original.value

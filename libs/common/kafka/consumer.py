@@ -9,11 +9,15 @@ Delivery mechanics live here once; a service supplies only ``handle(record) -> [
 - Concurrency: records of one partition run concurrently up to ``max_in_flight``, but records
   with the same key run one after another, in offset order. At the bound the partition is
   paused (back-pressure), never buffered further.
-- Errors: :class:`InvalidEvent` goes straight to the dead-letter topic; an unavailable broker
+- Errors: a property of the record (:class:`InvalidEvent`, a record over ``max_record_bytes``,
+  an output too large to publish) goes straight to the dead-letter topic; an unavailable broker
   or Redis is retried until it returns (the record is not poison); any other error is retried
   with back-off and, after ``max_attempts`` (counted in Redis so restarts keep the count),
-  dead-lettered with the error. The DLQ write is awaited before the commit passes the record.
+  dead-lettered with the error. The DLQ write is awaited before the commit passes the record,
+  and carries a bounded copy of the record, so no record is too large to dead-letter.
   A breaker stops the consumer when most recent records went to the DLQ (a bad deploy).
+- Stalls: a partition with records in flight whose position has not advanced for
+  ``stall_seconds`` is reported by :meth:`ConsumerLoop.stalled` (readiness) and a metric.
 - Shutdown (``stop()``, wired to SIGTERM): stop fetching, finish in-flight work up to
   ``drain_timeout``, commit, leave the group. aiokafka calls no revoke listener on ``stop()``,
   so the final commit is explicit.
@@ -27,11 +31,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from opentelemetry import trace
 from redis.asyncio import Redis
@@ -56,6 +61,15 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """Failures of the broker or Redis: retried until they pass, never blamed on the record."""
+
+RECORD_ERRORS: tuple[type[BaseException], ...] = (InvalidEvent, MessageSizeTooLargeError)
+"""Properties of the record (invalid, or it or its output too large for Kafka): dead-lettered
+at once, never retried. Caught before :data:`INFRASTRUCTURE_ERRORS`, of which the size error is
+a subclass."""
+
+DEADLETTER_COPY_BYTES = 64 * 1024
+"""Most bytes of a record's key, of its value and of its headers that its dead letter carries:
+far below the producer's 1 MiB request limit, so writing a dead letter never fails for size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,8 @@ class ConsumerPolicy:
     retry_backoff_max: float = 5.0
     breaker_window: int = 200
     breaker_ratio: float = 0.5
+    max_record_bytes: int = 1024 * 1024
+    stall_seconds: float = 120.0
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
     max_records: int = 500
@@ -105,7 +121,42 @@ class ConsumerPolicy:
             drain_timeout=settings.switchboard_drain_seconds,
             session_timeout_ms=settings.switchboard_session_timeout_ms,
             heartbeat_interval_ms=max(settings.switchboard_session_timeout_ms // 5, 100),
+            max_record_bytes=settings.switchboard_max_record_bytes,
+            stall_seconds=settings.switchboard_stall_seconds,
         )
+
+
+class KafkaConsumer(Protocol):
+    """What the loop uses of aiokafka's consumer (a fake stands in for it in unit tests)."""
+
+    def subscribe(self, topics: list[str], *, listener: ConsumerRebalanceListener) -> None: ...
+    async def start(self) -> None: ...
+    async def getmany(
+        self, *, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[ConsumerRecord]]: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def resume(self, *partitions: TopicPartition) -> None: ...
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def stop(self) -> None: ...
+
+
+def create_consumer(settings: Settings, policy: ConsumerPolicy) -> KafkaConsumer:
+    """The group member a :class:`ConsumerLoop` runs: manual commits, from the earliest offset."""
+    consumer: KafkaConsumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=policy.group_id,
+        client_id=policy.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=policy.session_timeout_ms,
+        heartbeat_interval_ms=policy.heartbeat_interval_ms,
+        # Every topic has the same partition count; the range assignor gives a member the
+        # same partition numbers of every topic it reads, so one worker owns everything
+        # (records and SLA timers) of the conversations that hash to its partitions.
+        partition_assignment_strategy=(RangePartitionAssignor,),
+    )
+    return consumer
 
 
 class CircuitOpen(RuntimeError):
@@ -114,6 +165,8 @@ class CircuitOpen(RuntimeError):
 
 @dataclass(slots=True)
 class _Partition:
+    progressed_at: float
+    """When the position last advanced, or work arrived on an idle partition (loop's clock)."""
     offsets: PartitionOffsets = field(default_factory=PartitionOffsets)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     key_tails: dict[bytes | None, asyncio.Task[None]] = field(default_factory=dict)
@@ -127,7 +180,7 @@ class ConsumerLoop:
     def __init__(
         self,
         *,
-        settings: Settings,
+        consumer: KafkaConsumer,
         policy: ConsumerPolicy,
         handler: Handler,
         producer: EventProducer,
@@ -135,7 +188,10 @@ class ConsumerLoop:
         key_prefix: str,
         on_assigned: PartitionsCallback | None = None,
         on_revoked: PartitionsCallback | None = None,
+        clock: Callable[[], float],
     ) -> None:
+        """``clock`` (monotonic seconds) times commits, the heartbeat and stalls."""
+        self._consumer = consumer
         self._policy = policy
         self._handler = handler
         self._producer = producer
@@ -143,30 +199,29 @@ class ConsumerLoop:
         self._keys = Keys(key_prefix)
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=policy.group_id,
-            client_id=policy.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=policy.session_timeout_ms,
-            heartbeat_interval_ms=policy.heartbeat_interval_ms,
-            # Every topic has the same partition count; the range assignor gives a member the
-            # same partition numbers of every topic it reads, so one worker owns everything
-            # (records and SLA timers) of the conversations that hash to its partitions.
-            partition_assignment_strategy=(RangePartitionAssignor,),
-        )
+        self._clock = clock
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
         self._last_commit = 0.0
         self._outcomes: deque[bool] = deque(maxlen=policy.breaker_window)
-        self.heartbeat = time.monotonic()
+        self.heartbeat = clock()
         self.running = False
 
     @property
     def assignment(self) -> frozenset[TopicPartition]:
         return frozenset(self._partitions)
+
+    def stalled(self) -> frozenset[TopicPartition]:
+        """Partitions with records in flight whose position has not advanced for
+        ``stall_seconds``: a stuck record holds its key and, at ``max_in_flight``, the
+        partition."""
+        now = self._clock()
+        return frozenset(
+            tp
+            for tp, state in self._partitions.items()
+            if state.offsets.in_flight and now - state.progressed_at > self._policy.stall_seconds
+        )
 
     def stop(self) -> None:
         """Ask the loop to drain and leave; :meth:`run` returns when it has."""
@@ -181,7 +236,7 @@ class ConsumerLoop:
                 batch = await self._consumer.getmany(
                     timeout_ms=200, max_records=self._policy.max_records
                 )
-                self.heartbeat = time.monotonic()
+                self.heartbeat = self._clock()
                 for tp, records in batch.items():
                     state = self._partitions.get(tp)
                     if state is None:
@@ -193,6 +248,9 @@ class ConsumerLoop:
                         state.paused = True
                 self._raise_failure()
                 await self._commit(force=False)
+                metrics.consumer_stalled_partitions.labels(self._policy.group_id).set(
+                    len(self.stalled())
+                )
         finally:
             self.running = False
             await self._drain(set(self._partitions))
@@ -205,6 +263,8 @@ class ConsumerLoop:
     # --- scheduling -------------------------------------------------------------------------
 
     def _schedule(self, tp: TopicPartition, state: _Partition, record: ConsumerRecord) -> None:
+        if not state.offsets.in_flight:
+            state.progressed_at = self._clock()  # an idle partition has not been stalling
         state.offsets.take(record.offset)
         previous = state.key_tails.get(record.key)
         task = asyncio.create_task(self._run_after(previous, record))
@@ -228,7 +288,10 @@ class ConsumerLoop:
             self._failure = self._failure or exc
             self._stopping.set()
             return
+        position = state.offsets.position
         state.offsets.finish(record.offset)
+        if state.offsets.position != position:
+            state.progressed_at = self._clock()
         if state.paused and state.offsets.in_flight < self._policy.max_in_flight // 2 + 1:
             if self._partitions.get(tp) is state:
                 self._consumer.resume(tp)
@@ -261,6 +324,7 @@ class ConsumerLoop:
             ) as span,
         ):
             try:
+                _check_size(record, self._policy.max_record_bytes)
                 event = decode(record.value, headers)
             except InvalidEvent as exc:
                 await self._deadletter(record, exc, attempts=1)
@@ -286,7 +350,7 @@ class ConsumerLoop:
             try:
                 outputs = await self._handler(consumed)
                 await self._producer.publish(outputs)
-            except InvalidEvent as exc:
+            except RECORD_ERRORS as exc:
                 await self._deadletter(record, exc, attempts=attempt + 1)
                 return
             except INFRASTRUCTURE_ERRORS as exc:
@@ -337,23 +401,25 @@ class ConsumerLoop:
     async def _deadletter(
         self, record: ConsumerRecord, exc: BaseException, *, attempts: int
     ) -> None:
+        key, value, kept_headers = _bounded_copy(record)
+        size = _record_size(record)
+        truncated = _size(key, value, kept_headers) < size
         headers = [
-            *(record.headers or ()),
+            *kept_headers,
             ("dlq_original_topic", record.topic.encode()),
             ("dlq_original_partition", str(record.partition).encode()),
             ("dlq_original_offset", str(record.offset).encode()),
             ("dlq_group", self._policy.group_id.encode()),
             ("dlq_attempts", str(attempts).encode()),
             ("dlq_error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
+            ("dlq_original_size", str(size).encode()),
+            ("dlq_truncated", b"true" if truncated else b"false"),
         ]
         failures = 0
         while True:
             try:
                 await self._producer.kafka.send_and_wait(
-                    self._policy.deadletter_topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=headers,
+                    self._policy.deadletter_topic, value=value, key=key, headers=headers
                 )
                 break
             except KafkaError as send_error:
@@ -390,7 +456,7 @@ class ConsumerLoop:
             raise self._failure
 
     async def _commit(self, *, force: bool, only: set[TopicPartition] | None = None) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if not force and now - self._last_commit < self._policy.commit_interval:
             return
         self._last_commit = now
@@ -442,9 +508,37 @@ class ConsumerLoop:
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
-            self._partitions.setdefault(tp, _Partition())
+            self._partitions.setdefault(tp, _Partition(progressed_at=self._clock()))
         if self._on_assigned and assigned:
             await self._on_assigned(frozenset(assigned))
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    """Bytes of a key, value and headers (what Kafka's size limits count, less framing)."""
+    return len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in headers)
+
+
+def _record_size(record: ConsumerRecord) -> int:
+    return _size(record.key, record.value, record.headers or ())
+
+
+def _check_size(record: ConsumerRecord, limit: int) -> None:
+    if (size := _record_size(record)) > limit:
+        raise InvalidEvent(f"record of {size} bytes is over the {limit} bytes a consumer takes")
+
+
+def _bounded_copy(
+    record: ConsumerRecord,
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """Key, value and leading headers of a record, each within :data:`DEADLETTER_COPY_BYTES`."""
+    headers, room = [], DEADLETTER_COPY_BYTES
+    for name, data in record.headers or ():
+        room -= len(name) + len(data)
+        if room < 0:
+            break
+        headers.append((name, data))
+    key, value = (part and part[:DEADLETTER_COPY_BYTES] for part in (record.key, record.value))
+    return key, value, headers
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -55,7 +55,7 @@ class EventProducer:
         self, outgoing: Iterable[Outgoing], extra_headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
         """Send all, then await all acknowledgements; any failure raises after the rest settle."""
-        futures = []
+        futures: list[tuple[Outgoing, asyncio.Future[object]]] = []
         for item in outgoing:
             value, headers = encode(item.event)
             headers.extend(extra_headers)
@@ -72,9 +72,13 @@ class EventProducer:
                 },
             ):
                 inject(headers)
-                future = await self._producer.send(
-                    item.topic, value=value, key=item.key.encode(), headers=headers
-                )
+                try:
+                    future = await self._producer.send(
+                        item.topic, value=value, key=item.key.encode(), headers=headers
+                    )
+                except Exception:  # refused before sending (too large, buffer full)
+                    await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+                    raise
             futures.append((item, future))
         if not futures:
             return
