@@ -46,11 +46,22 @@ class EventData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class CustomerIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who sent a message, as its channel tells.
+
+    ``verified`` says whether the channel vouches for the contact identities (email, phone,
+    social id): an email's From, a Twilio number and an X account id are as proven as their
+    channel gets; an address typed into the chat widget is not. Unverified identities are
+    hints shown to agents only: they never find, merge or create a customer profile, so they
+    carry no name, tier, history or queue of anyone. ``display_name`` is always what the
+    sender calls themselves, never an identity.
+    """
+
     display_name: str | None = None
     email: str | None = None
     phone: str | None = None
     social_handle: str | None = None
     social_id: str | None = None
+    verified: bool = True
 
 
 def reply_address(channel: Channel, customer: CustomerIdentity, thread_key: str) -> str | None:
@@ -90,6 +101,9 @@ class MessageReceived(EventData, frozen=True, kw_only=True):
     automated: str | None = None
     received_at: datetime
     raw_ref: str | None = None
+    linked_thread_key: str | None = None
+    """The thread the message named but may not join (an email from someone who is not a
+    participant of it): the message starts its own thread, linked to that one."""
 
 
 class SurveyAnswered(EventData, frozen=True, kw_only=True):
@@ -146,6 +160,9 @@ class ConversationRouted(EventData, frozen=True, kw_only=True):
     """Our address the message was sent to (our SMS number, our mailbox): a reply's sender."""
     automated: str | None = None
     """The message's ``automated`` marker: automatic follow-ups never answer such a message."""
+    linked_conversation_id: str | None = None
+    """The conversation whose thread the message named but was not let into (its sender is
+    not a participant): this one is separate and never changes who that one answers."""
 
 
 class IncidentDetected(EventData, frozen=True, kw_only=True):

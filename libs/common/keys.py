@@ -6,6 +6,8 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``x:since_id:{user_id}`` - ingest - id of the newest mention already on Kafka - none
 - ``email:thread:{message_id}`` - ingest - thread key (``email:{root id}``) of an accepted
   email, so a reply naming it only in In-Reply-To joins its thread - 90 days
+- ``email:participants:{thread_key}`` - ingest - set of the lowercased senders and To/Cc
+  addresses of the thread's messages: who may write in it - 90 days after the last message
 - ``imap:checkpoint:{user}@{host}/{mailbox}`` - ingest - hash: ``uidvalidity``, ``uid`` (the
   highest UID on Kafka and flagged; reset when UIDVALIDITY changes) - none
 - ``sms:status:{message_sid}`` - ingest - hash: status, rank, provider status, error code,
@@ -56,7 +58,8 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``hub:open:{queue}`` - hub fan-out - zset: open conversation id -> earliest SLA deadline (ms;
   2**52 when no clock runs) - none
 - ``hub:conv:{conversation_id}`` - hub fan-out - hash: queue, reference, channel, customer,
-  last text, reply address, ``deadline:{metric}`` (ms) - 30 days after the last change
+  ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply
+  address, ``deadline:{metric}`` (ms) - 30 days after the last change
 - ``hub:action:{action_id}`` - hub - ``pending``/``done`` of an agent action's publish - 30 s /
   7 days
 - ``hub:waiting:{queue}`` - hub fan-out and assigner - zset: open conversations of the queue
@@ -101,6 +104,9 @@ class Keys:
 
     def email_thread(self, message_id: str) -> str:
         return f"{self.prefix}email:thread:{message_id}"
+
+    def email_participants(self, thread_key: str) -> str:
+        return f"{self.prefix}email:participants:{thread_key}"
 
     def imap_checkpoint(self, mailbox: str) -> str:
         return f"{self.prefix}imap:checkpoint:{mailbox}"

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
 from redis.asyncio import Redis
 
-from libs.common.events import ConversationRouted, reply_address
+from libs.common.events import ConversationRouted, CustomerIdentity, reply_address
 from libs.common.keys import DAY, Keys
 from libs.common.redis_client import as_text
 
@@ -144,6 +145,7 @@ class OpenConversations:
             "priority": routed.priority,
             "issue_type": routed.issue_type,
             "customer": customer.display_name or customer.email or customer.phone or "",
+            "identity": msgspec.json.encode(customer).decode(),
             "reply_to": reply_address(routed.channel, customer, routed.thread_key) or "",
             "reply_from": routed.our_address or "",
             "in_reply_to": routed.provider_message_id or "",
@@ -222,7 +224,14 @@ def _iso(ms: str | None) -> str | None:
     return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
 
 
+def identity_of(fields: dict[str, str]) -> CustomerIdentity | None:
+    """Who wrote a conversation's latest message, from its summary (None: not recorded)."""
+    raw = fields.get("identity")
+    return msgspec.json.decode(raw, type=CustomerIdentity) if raw else None
+
+
 def _summary(conversation_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    identity = identity_of(fields)
     deadlines = {
         name.removeprefix(DEADLINE): _iso(value)
         for name, value in fields.items()
@@ -235,6 +244,7 @@ def _summary(conversation_id: str, fields: dict[str, str]) -> dict[str, Any]:
         "priority": int(fields["priority"]) if fields.get("priority") else None,
         "issue_type": fields.get("issue_type"),
         "customer": fields.get("customer") or None,
+        "customer_verified": identity.verified if identity else None,
         "assignee": fields.get("assignee"),
         "last_text": fields.get("last_text"),
         "last_at": _iso(fields.get("last_at")),

@@ -4,6 +4,10 @@ The router owns customer profiles (``customer:{id}``: name, tier, identities, fi
 contact) and each customer's conversation history across channels (the last 50); the hub only
 reads them. An agent sees every conversation of the customer in the history, but the text of
 the latest message only of those in queues its token allows.
+
+Beside the profile, ``identity`` is who wrote the conversation's latest message as its channel
+told, with ``verified``: an unverified one (an address typed into the chat widget) is a hint
+the visitor gave, never a profile, so it comes with no profile, tier or history.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 
+from libs.common.events import CustomerIdentity
 from libs.common.keys import Keys
 from libs.common.redis_client import as_text
 from libs.common.references import reference_for
+from services.hub.conversations import identity_of
 
 PROFILE_FIELDS: Final = ("name", "tier", "email", "phone", "social")
 MAX_MERGES: Final = 8
@@ -36,6 +42,18 @@ def _iso(ms: str | None) -> str | None:
     return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
 
 
+def _identity(identity: CustomerIdentity | None) -> dict[str, Any] | None:
+    if identity is None:
+        return None
+    return {
+        "name": identity.display_name,
+        "email": identity.email,
+        "phone": identity.phone,
+        "social": identity.social_handle or identity.social_id,
+        "verified": identity.verified,
+    }
+
+
 class CustomerViews:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
@@ -49,9 +67,12 @@ class CustomerViews:
             raise UnknownConversation(conversation_id)
         if conversation.get("queue") not in allowed:
             raise OutsideQueues(conversation.get("queue"))
+        identity = _identity(
+            identity_of(await self._hash(self._keys.hub_conversation(conversation_id)))
+        )
         customer_id = conversation.get("customer_id")
-        if not customer_id:  # a message without any identity (a bare chat visitor)
-            return {"profile": None, "history": []}
+        if not customer_id:  # no verified identity (a chat visitor)
+            return {"profile": None, "identity": identity, "history": []}
         profile: dict[str, str] = {}
         for _ in range(MAX_MERGES):
             profile = await self._hash(self._keys.customer(customer_id))
@@ -66,6 +87,7 @@ class CustomerViews:
                 "first_seen": _iso(profile.get("first_seen")),
                 "last_seen": _iso(profile.get("last_seen")),
             },
+            "identity": identity,
             "history": await self._history(customer_id, allowed),
         }
 

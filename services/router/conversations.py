@@ -176,6 +176,11 @@ class ConversationRecords:
             customer_id=fields.get("customer_id") or None,
         )
 
+    async def id_by_thread(self, thread_key: str) -> str | None:
+        """The id of the thread's latest conversation, if it has one."""
+        found = await self._redis.get(self._keys.conversation_by_thread(thread_key))
+        return as_text(found) if found is not None else None
+
     async def resolve(self, conversation_id: str, at: datetime) -> None:
         await self._redis.hset(
             self._keys.conversation(conversation_id),

@@ -1,10 +1,11 @@
 """Customer profiles in Redis: one profile per person across channels.
 
-A profile is found by any identity a message carries (email address, phone number, social
-account id); when one message carries identities of two profiles, they merge into the older
-one (the other keeps a ``merged_into`` pointer so its remaining identities still resolve). The
-profile keeps the name, tier, first and last contact, a capped contact history, and the open
-conversations with their queues, so a returning customer lands where their case already is.
+A profile is found by any verified identity a message carries (email address, phone number,
+social account id; see :class:`~libs.common.events.CustomerIdentity`); when one message
+carries identities of two profiles, they merge into the older one (the other keeps a
+``merged_into`` pointer so its remaining identities still resolve). The profile keeps the
+name, tier, first and last contact, a capped contact history, and the open conversations with
+their queues, so a returning customer lands where their case already is.
 """
 
 from __future__ import annotations
@@ -73,7 +74,10 @@ return {id, redis.call('HGET', key, 'tier') or '', redis.call('HGETALL', key .. 
 
 
 def tier_for(customer: CustomerIdentity, tiers: Mapping[str, Sequence[str]]) -> str | None:
-    """The configured tier whose sender list names this customer (address, @domain or phone)."""
+    """The configured tier whose sender list names this customer (address, @domain or phone);
+    an unverified identity has none."""
+    if not customer.verified:
+        return None
     email = (customer.email or "").lower()
     domain = email.rpartition("@")[2] if email else ""
     for tier, senders in tiers.items():
@@ -98,8 +102,11 @@ class Profile:
 
 
 def identities(customer: CustomerIdentity) -> dict[str, str]:
-    """The identities a message carries, by kind (email lowercased, phone in E.164)."""
-    found = {}
+    """The verified identities a message carries, by kind (email lowercased, phone in E.164):
+    unverified ones never find or merge a profile."""
+    found: dict[str, str] = {}
+    if not customer.verified:
+        return found
     if customer.email:
         found["email"] = customer.email.lower()
     if customer.phone:

@@ -60,7 +60,9 @@ def decide(runtime: RouterRuntime, message: MessageReceived, tier: str | None) -
         impact=classification.impact,
         tier=tier,
         language=message.language,
-        sender=message.customer.email or message.customer.phone,
+        sender=(message.customer.email or message.customer.phone)
+        if message.customer.verified
+        else None,
         folded_text=normalise_text(text),
     )
     return Verdict(classification, runtime.table.decide(facts, message.received_at))
@@ -142,6 +144,9 @@ class Router:
         if not placement.is_new:
             notes.append(f"{placement.state} conversation in {placement.queue}")
             notes.append(_next_response_note(runtime, decision.rule))
+        linked = await self._linked_conversation(message)
+        if linked is not None:
+            notes.append(f"names conversation {linked}, but its sender is not part of it: apart")
         routed = ConversationRouted(
             conversation_id=placement.conversation_id,
             reference=placement.reference,
@@ -170,6 +175,7 @@ class Router:
             provider_message_id=message.provider_message_id,
             our_address=message.recipient,
             automated=message.automated,
+            linked_conversation_id=linked,
         )
         metrics.conversations_routed.labels(placement.queue, message.channel).inc()
         annotate(
@@ -196,6 +202,12 @@ class Router:
         if placement.is_new and message.automated is None:
             outputs += self._acknowledgements(consumed, message, decision, placement, runtime)
         return outputs
+
+    async def _linked_conversation(self, message: MessageReceived) -> str | None:
+        """The conversation of the thread the message named but may not join."""
+        if message.linked_thread_key is None:
+            return None
+        return await self._records.id_by_thread(message.linked_thread_key)
 
     async def _observe_incident(
         self,

@@ -105,7 +105,7 @@
     var c = blank(row.conversation_id, queue);
     c.reference = row.reference;
     c.channel = row.channel;
-    c.customer = row.customer;
+    c.customer = labelled(row.customer, row.customer_verified);
     c.assignee = row.assignee;
     c.lastText = row.last_text;
     c.lastAt = row.last_at;
@@ -121,15 +121,21 @@
       c.messages = previous.messages;
       for (var m in previous.clocks) if (!(m in c.clocks)) c.clocks[m] = previous.clocks[m];
     } else if (row.last_text) {
-      c.messages.push({ who: "customer", text: row.last_text, at: row.last_at, fromSnapshot: true });
+      c.messages.push({ who: "customer", text: row.last_text, at: row.last_at, from: c.customer,
+                        fromSnapshot: true });
     }
     return c;
   }
 
   function customerName(customer) {
     if (!customer) return null;
-    return customer.display_name || customer.email || customer.phone || customer.social_handle ||
-      null;
+    return labelled(customer.display_name || customer.email || customer.phone ||
+      customer.social_handle || null, customer.verified);
+  }
+
+  /* A sender the channel does not vouch for (an address typed into the chat) is marked. */
+  function labelled(name, verified) {
+    return name && verified === false ? name + " (unverified)" : name;
   }
 
   function nextDeadline(c) {
@@ -249,12 +255,18 @@
         c = c || withEarlyClocks(blank(id, frame.queue));
         c.reference = data.reference;
         c.channel = data.channel;
-        c.customer = customerName(data.customer) || c.customer;
+        var sender = customerName(data.customer);
+        c.customer = sender || c.customer;
         c.lastText = data.text;
         c.lastAt = data.received_at || frame.time;
         c.status = "open";
         if (!shownBySnapshot(c, data)) {
-          addMessage(c, { who: "customer", text: data.text, at: c.lastAt, eventId: frame.event_id });
+          addMessage(c, { who: "customer", text: data.text, at: c.lastAt, from: sender,
+                          eventId: frame.event_id });
+        }
+        if (data.linked_conversation_id) {
+          addMessage(c, { who: "info", text: "The sender named another conversation but is " +
+            "not part of it: kept apart", eventId: frame.event_id + "/linked" });
         }
         queue.conversations[id] = c;
         break;
@@ -491,8 +503,8 @@
     var messages = el("div", "messages");
     c.messages.forEach(function (m) {
       var node = el("div", "msg " + m.who, m.text);
-      var foot = [m.who === "customer" ? c.customer : m.agent, shortTime(m.at), m.status]
-        .filter(Boolean).join(" \u00b7 ");
+      var who = m.who === "customer" ? m.from || c.customer : m.agent;
+      var foot = [who, shortTime(m.at), m.status].filter(Boolean).join(" \u00b7 ");
       if (foot) node.append(el("small", "", foot));
       messages.append(node);
     });
@@ -551,7 +563,11 @@
       panel.append(el("span", "meta", "Loading the customer\u2026"));
       return panel;
     }
-    var p = view.profile;
+    var p = view.profile, hint = view.identity;
+    if (hint && hint.verified === false) {
+      panel.append(el("div", "unverified", "Unverified: " + [hint.name, hint.email]
+        .filter(Boolean).join(" \u00b7 ") + " (given by the sender, not proven)"));
+    }
     if (!p) {
       panel.append(el("span", "meta", "No known identity for this customer."));
       return panel;

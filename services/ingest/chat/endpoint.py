@@ -215,7 +215,8 @@ class ChatSocket:
             provider="widget",
             provider_message_id=f"{self._visitor_id}:{chat.client_id}",
             thread_key=thread_key(self._visitor_id),
-            customer=CustomerIdentity(display_name=chat.name, email=chat.email),
+            # Typed into the widget's form: nothing proves the visitor owns that address.
+            customer=CustomerIdentity(display_name=chat.name, email=chat.email, verified=False),
             text=chat.text,
             received_at=utc_now(),
         )

@@ -33,7 +33,13 @@ from libs.common.events import utc_now
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
-from services.ingest.inbox.normalise import ThreadIndex, normalise, parse, provider_message_id
+from services.ingest.inbox.normalise import (
+    ThreadIndex,
+    normalise,
+    parse,
+    provider_message_id,
+    sender_address,
+)
 from services.ingest.mail import InvalidEmail
 
 log = get_logger(__name__)
@@ -222,15 +228,16 @@ class ImapPoller:
             await self._checkpoint.advance(validity, uid)
             return
         own_id = provider_message_id(parsed, raw)
-        thread_key = await self._threads.thread_key(parsed, own_id)
+        sender = sender_address(parsed, None)
+        thread = await self._threads.thread(parsed, own_id, sender)
         box = self._mailbox
         message_id, message = normalise(
             parsed,
             own_id=own_id,
-            thread_key=thread_key,
+            thread=thread,
             provider="imap",
             recipient=parsed.to[0] if parsed.to else box.user,
-            sender_fallback=None,
+            sender=sender,
             received_at=utc_now(),
             raw_ref=f"imap://{box.user}@{box.host}:{box.port}/{box.name};"
             f"UIDVALIDITY={validity}/;UID={uid}",
@@ -238,7 +245,7 @@ class ImapPoller:
         outcome = await self._acceptor.accept(message, event_id=message_id, source="/ingest/imap")
         if outcome is Acceptance.IN_PROGRESS:
             raise Unavailable("another delivery of this message is being published")
-        await self._threads.remember(own_id, thread_key)
+        await self._threads.remember(parsed, message)
         await self._flag(client, uid, f"\\Seen {KEYWORD}")
         await self._checkpoint.advance(validity, uid)
 

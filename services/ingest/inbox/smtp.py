@@ -35,6 +35,7 @@ from services.ingest.inbox.normalise import (
     parse,
     provider_message_id,
     raw_digest,
+    sender_address,
 )
 from services.ingest.mail import InvalidEmail
 
@@ -105,17 +106,18 @@ class InboundMail:
             log.info("smtp message refused", reason=_reason(exc))
             return f"554 5.6.0 message could not be parsed: {_reason(exc)}"
         own_id = provider_message_id(parsed, raw)
-        sender = envelope.mail_from if envelope.mail_from and envelope.mail_from != "<>" else None
+        envelope_sender = envelope.mail_from if envelope.mail_from != "<>" else None
+        sender = sender_address(parsed, envelope_sender)
         recipient = envelope.rcpt_tos[0] if envelope.rcpt_tos else None
         try:
-            thread_key = await self._threads.thread_key(parsed, own_id)
+            thread = await self._threads.thread(parsed, own_id, sender)
             message_id, message = normalise(
                 parsed,
                 own_id=own_id,
-                thread_key=thread_key,
+                thread=thread,
                 provider="smtp",
                 recipient=recipient,
-                sender_fallback=sender,
+                sender=sender,
                 received_at=utc_now(),
                 raw_ref=f"smtp:sha256:{raw_digest(raw)}",
             )
@@ -124,7 +126,7 @@ class InboundMail:
             )
             if outcome is Acceptance.IN_PROGRESS:
                 return TRY_AGAIN
-            await self._threads.remember(own_id, thread_key)
+            await self._threads.remember(parsed, message)
         except (Unavailable, RedisError) as exc:
             log.warning("smtp message deferred", error=repr(exc))
             return TRY_AGAIN

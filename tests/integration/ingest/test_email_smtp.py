@@ -133,6 +133,45 @@ async def test_a_reply_naming_only_its_parent_joins_the_parents_thread(
     assert first.data.thread_key == second.data.thread_key == "email:root@northwind-shop.example"
 
 
+async def test_a_stranger_naming_a_thread_gets_a_thread_of_their_own_linked_to_it(
+    smtp: SmtpClient, inbound: Collected
+) -> None:
+    def mail(sender: str, message_id: str, cc: str = "", parent: str = "") -> bytes:
+        headers = [f"From: {sender}", f"To: {SUPPORT}", "Subject: order NW-1"]
+        headers += [f"Message-ID: <{message_id}>"] + ([f"Cc: {cc}"] if cc else [])
+        if parent:
+            headers += [f"In-Reply-To: <{parent}>", f"References: <{parent}>"]
+        return ("\r\n".join(headers) + "\r\n\r\nHi.\r\n").encode()
+
+    root = "email:root@example.org"
+    sent = [
+        mail("ana@example.org", "root@example.org", cc="Bo@Example.org"),
+        mail("mallory@evil.example", "m1@evil.example", parent="root@example.org"),
+        mail("mallory@evil.example", "root@example.org"),  # a copied Message-ID
+        mail("bo@example.org", "bo1@example.org", parent="root@example.org"),  # a recipient
+        mail("ana@example.org", "ana2@example.org", parent="bo1@example.org"),
+    ]
+    for raw in sent:
+        assert (await smtp.send(raw))[0] == 250
+    events = await events_for(inbound, len(sent))
+    threads = {
+        (e.data.customer.email, e.data.provider_message_id): (
+            e.data.thread_key,
+            e.data.linked_thread_key,
+        )
+        for e in events
+        if isinstance(e.data, MessageReceived)
+    }  # events of different threads come in any order (different partitions)
+    stranger = (f"{root}/mallory@evil.example", root)
+    assert threads == {
+        ("ana@example.org", "root@example.org"): (root, None),
+        ("mallory@evil.example", "m1@evil.example"): stranger,
+        ("mallory@evil.example", "root@example.org"): stranger,
+        ("bo@example.org", "bo1@example.org"): (root, None),
+        ("ana@example.org", "ana2@example.org"): (root, None),
+    }
+
+
 async def test_the_outlook_corpus_reply_without_a_parent_we_saw_starts_from_in_reply_to(
     smtp: SmtpClient, inbound: Collected
 ) -> None:
