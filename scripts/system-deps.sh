@@ -1,7 +1,8 @@
 #!/bin/sh
-# System packages the test suite needs beyond Python: Debian's Chromium for the widget's
-# browser test. Idempotent; installs only when missing and only as root (never downloads a
-# browser build of its own, which this project's machines cannot fetch).
+# System packages the test suite needs beyond Python: Debian's Chromium (browser tests),
+# dovecot-imapd (IMAP tests) and faketime (make test-clock). Idempotent; installs only when
+# missing and only as root (never downloads a browser build of its own, which this project's
+# machines cannot fetch).
 set -eu
 
 # Dovecot for the IMAP polling tests (a throwaway server per test, started as a subprocess).
@@ -14,6 +15,18 @@ else
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends dovecot-imapd
+fi
+
+# libfaketime for `make test-clock` (the suite with the system clock moved a year either way).
+if command -v faketime >/dev/null 2>&1; then
+    echo "system-deps: faketime present"
+elif [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: faketime missing and not root (or no apt-get); make test-clock cannot run"
+else
+    echo "system-deps: installing faketime with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends faketime
 fi
 
 if [ -x /usr/bin/chromium ]; then

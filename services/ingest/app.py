@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from libs.common.keys import Keys
-from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, create_app
+from libs.common.service import CLOCK, PRODUCER, REDIS, SETTINGS, TOPICS, create_app
 from libs.common.settings import Settings
 from libs.common.surveys import PendingSurveys, SurveyLinks
 from services.ingest import inbox, sms, surveys, x
@@ -34,6 +34,7 @@ async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SURVEY_LINKS] = surveys.SurveyLinkEndpoint(
         links=SurveyLinks(settings.survey_link_key) if settings.survey_link_key else None,
         acceptor=acceptor,
+        clock=app[CLOCK],
     )
     app[SMS_WEBHOOK] = sms.TwilioWebhook(
         acceptor=acceptor,

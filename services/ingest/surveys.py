@@ -22,7 +22,8 @@ from aiohttp import hdrs, web
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.events import Event, SurveyAnswered, utc_now
+from libs.common.clock import Clock
+from libs.common.events import Event, SurveyAnswered
 from libs.common.logs import get_logger
 from libs.common.surveys import LINK_PATH, SCORES, ExpiredLink, InvalidLink, SurveyLinks, answer_id
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
@@ -46,15 +47,17 @@ def page(title: str, text: str, status: int, headers: dict[str, str] | None = No
 
 
 class SurveyLinkEndpoint:
-    def __init__(self, *, links: SurveyLinks | None, acceptor: Acceptor) -> None:
+    def __init__(self, *, links: SurveyLinks | None, acceptor: Acceptor, clock: Clock) -> None:
         self._links = links
         self._acceptor = acceptor
+        self._clock = clock
 
     async def __call__(self, request: web.Request) -> web.Response:
         if self._links is None:
             return _refuse("Not found", "Survey links are not configured here.", 404, "off")
+        now = self._clock()
         try:
-            ticket = self._links.verify(request.match_info["token"])
+            ticket = self._links.verify(request.match_info["token"], now=now)
         except ExpiredLink:
             return _refuse("Survey closed", "This survey link has expired.", 410, "expired")
         except InvalidLink:
@@ -69,7 +72,7 @@ class SurveyLinkEndpoint:
             channel="email",
             score=int(raw),
             command_id=ticket.command_id,
-            answered_at=utc_now(),
+            answered_at=now,
             thread_key=ticket.thread_key,
         )
         event = Event(

@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import hmac
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import aiohttp
 import msgspec
 from redis.asyncio import Redis
 
+from libs.common.clock import Clock, system_clock
 from libs.common.config import Config, ConfigError, Problem, event_type_named
 from libs.common.events import SPEC_VERSION, Event, event_id
 from libs.common.kafka.consumer import Consumed
@@ -107,7 +107,7 @@ class WebhookDispatcher:
         max_attempts: int = MAX_ATTEMPTS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         self._live = live
         self._session = session
@@ -164,7 +164,7 @@ class WebhookDispatcher:
     async def _post(
         self, subscriber: Subscriber, delivery: str, body: bytes
     ) -> tuple[int | None, float | None, str | None]:
-        timestamp = str(int(self._clock()))
+        timestamp = str(int(self._clock().timestamp()))
         headers = {
             "Content-Type": "application/cloudevents+json",
             DELIVERY_HEADER: delivery,
@@ -176,7 +176,11 @@ class WebhookDispatcher:
                 subscriber.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 await response.read()
-                return response.status, parse_retry_after(response.headers.get("Retry-After")), None
+                return (
+                    response.status,
+                    parse_retry_after(response.headers.get("Retry-After"), self._clock()),
+                    None,
+                )
         except (TimeoutError, aiohttp.ClientError) as exc:
             return None, None, repr(exc)
 

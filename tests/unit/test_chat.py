@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import jwt
 import pytest
 
 from libs.common.chat import entry_order, thread_key, visitor_of
+from libs.common.clock import fixed_clock
 from libs.common.keys import Keys
 from libs.common.settings import Settings
 from services.ingest.chat.frames import FrameError, TokenBucket, parse
@@ -13,11 +16,13 @@ from services.ingest.chat.session import InvalidSession, SessionTokens
 
 KEY = "unit-chat-key-0123456789abcdef0123456789"
 CLAIMS = {"sub": "a" * 32, "aud": "switchboard-chat", "iat": 0, "exp": 2**40}
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 def test_token_names_its_visitor_and_renewal_keeps_it() -> None:
-    tokens = SessionTokens(KEY, 60)
+    tokens = SessionTokens(KEY, 60, clock=fixed_clock(NOW))
     session = tokens.issue()
+    assert session.expires_at == NOW + timedelta(seconds=60)
     assert tokens.verify(session.token) == session.visitor_id
     assert tokens.issue(session.visitor_id).visitor_id == session.visitor_id
     assert session.visitor_id != tokens.issue().visitor_id
@@ -27,8 +32,8 @@ def test_token_names_its_visitor_and_renewal_keeps_it() -> None:
 @pytest.mark.parametrize(
     "token",
     [
-        SessionTokens(KEY, 60, clock=lambda: 1_000_000.0).issue().token,  # long expired
-        SessionTokens("other-key-0123456789abcdef0123456789ab", 60).issue().token,
+        SessionTokens(KEY, 60, clock=fixed_clock(NOW - timedelta(seconds=61))).issue().token,
+        SessionTokens("other-key-0123456789abcdef0123456789ab", 60, fixed_clock(NOW)).issue().token,
         jwt.encode({**CLAIMS, "aud": "elsewhere"}, KEY),
         jwt.encode({**CLAIMS, "sub": "../../etc"}, KEY),
         jwt.encode({k: v for k, v in CLAIMS.items() if k != "exp"}, KEY),
@@ -38,7 +43,7 @@ def test_token_names_its_visitor_and_renewal_keeps_it() -> None:
 )
 def test_invalid_tokens_are_refused(token: str) -> None:
     with pytest.raises(InvalidSession):
-        SessionTokens(KEY, 60).verify(token)
+        SessionTokens(KEY, 60, clock=fixed_clock(NOW)).verify(token)
 
 
 def test_short_session_keys_fail_the_start() -> None:

@@ -9,19 +9,16 @@ coming back within the lifetime); anyone else becomes a new visitor.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Final
 
-import jwt
-
 from libs.common.chat import VISITOR_ID
+from libs.common.clock import Clock, system_clock
+from libs.common.signed_tokens import SignedTokens, TokenInvalid
 
 AUDIENCE: Final = "switchboard-chat"
-ALGORITHM: Final = "HS256"
 MAX_TOKEN_CHARS: Final = 1024
 
 
@@ -44,37 +41,27 @@ class Session:
 
 
 class SessionTokens:
-    def __init__(self, key: str, ttl: float, clock: Callable[[], float] = time.time) -> None:
-        self._key = key
-        self._ttl = ttl
+    def __init__(self, key: str, ttl: float, clock: Clock = system_clock) -> None:
+        self._tokens = SignedTokens(key, audience=AUDIENCE, max_chars=MAX_TOKEN_CHARS)
+        self._ttl = timedelta(seconds=int(ttl))
         self._clock = clock
 
     def issue(self, visitor_id: str | None = None) -> Session:
         """A token for ``visitor_id``, or for a new visitor."""
         visitor_id = visitor_id or uuid.uuid4().hex
-        now = int(self._clock())
-        expires = now + int(self._ttl)
-        token = jwt.encode(
-            {"sub": visitor_id, "aud": AUDIENCE, "iat": now, "exp": expires},
-            self._key,
-            algorithm=ALGORITHM,
+        now = self._clock().replace(microsecond=0)
+        expires = now + self._ttl
+        token = self._tokens.sign(
+            {"sub": visitor_id, "iat": int(now.timestamp()), "exp": int(expires.timestamp())}
         )
-        return Session(token, visitor_id, datetime.fromtimestamp(expires, UTC))
+        return Session(token, visitor_id, expires)
 
     def verify(self, token: str | None) -> str:
         """The visitor id of a valid token, or :class:`InvalidSession`."""
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            raise InvalidSession("missing or oversized token")
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                options={"require": ["sub", "aud", "iat", "exp"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise InvalidSession(type(exc).__name__) from None
+            claims = self._tokens.verify(token, now=self._clock(), require=["sub", "iat"])
+        except TokenInvalid as exc:
+            raise InvalidSession(str(exc)) from None
         visitor_id = claims.get("sub")
         if not isinstance(visitor_id, str) or not VISITOR_ID.fullmatch(visitor_id):
             raise InvalidSession("token names no visitor")

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common.chat import Mailbox, visitor_of
-from libs.common.events import utc_now
+from libs.common.clock import Clock, system_clock
 from libs.common.keys import Keys
 from services.outbound.senders.base import OutgoingMessage, PermanentFailure, TemporaryFailure
 
@@ -19,8 +19,9 @@ MAX_TEXT = 10_000
 
 
 class ChatSender:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, clock: Clock = system_clock) -> None:
         self._mailbox = Mailbox(redis, keys)
+        self._clock = clock
 
     async def send(self, message: OutgoingMessage) -> str:
         visitor_id = visitor_of(message.recipient)
@@ -35,7 +36,7 @@ class ChatSender:
                 visitor_id,
                 command_id=message.command_id,
                 text=message.text,
-                at=utc_now(),
+                at=self._clock(),
                 in_reply_to=message.in_reply_to,
             )
         except RedisError as exc:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import aiosmtplib
 
+from libs.common.clock import Clock, system_clock
 from services.outbound.senders.base import (
     OutcomeUnknown,
     OutgoingMessage,
@@ -52,9 +53,7 @@ def _angle(msg_id: str) -> str:
     return msg_id if msg_id.startswith("<") else f"<{msg_id}>"
 
 
-def build_email(
-    message: OutgoingMessage, *, sender: str, now: datetime | None = None
-) -> EmailMessage:
+def build_email(message: OutgoingMessage, *, sender: str, now: datetime) -> EmailMessage:
     """The MIME message of one reply: text, optional HTML alternative, threading headers."""
     if "@" not in message.recipient or _LINE_BREAKS.search(message.recipient):
         raise PermanentFailure(f"not an email address: {message.recipient[:80]!r}")
@@ -62,7 +61,7 @@ def build_email(
     mail["From"] = sender
     mail["To"] = message.recipient
     mail["Subject"] = reply_subject(message.subject)
-    mail["Date"] = format_datetime(now or datetime.now(UTC))
+    mail["Date"] = format_datetime(now)
     mail["Message-ID"] = message_id(message.command_id, sender.rpartition("@")[2].strip(">"))
     references = [_angle(r) for r in message.references if r.strip()]
     if message.in_reply_to:
@@ -92,6 +91,7 @@ class SmtpEmail:
         starttls: bool,
         sender: str,
         timeout: float = SMTP_TIMEOUT,
+        clock: Clock = system_clock,
     ) -> None:
         self._host = host
         self._port = port
@@ -100,9 +100,10 @@ class SmtpEmail:
         self._starttls = starttls
         self._sender = sender
         self._timeout = timeout
+        self._clock = clock
 
     async def send(self, message: OutgoingMessage) -> str:
-        mail = build_email(message, sender=self._sender)
+        mail = build_email(message, sender=self._sender, now=self._clock())
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,

@@ -14,6 +14,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from libs.common.clock import Clock, system_clock
 from services.outbound.senders.base import (
     OutcomeUnknown,
     OutgoingMessage,
@@ -24,12 +25,12 @@ from services.outbound.senders.base import (
 REQUEST_TIMEOUT = 10.0
 
 # The twilio client raises TwilioRestException without the response headers; the HTTP client
-# below drops a 429's Retry-After into the calling task's box instead (per call, so concurrent
-# sends sharing one client never see each other's).
-_retry_after_box: ContextVar[list[float] | None] = ContextVar("twilio_retry_after", default=None)
+# below drops a 429's Retry-After header into the calling task's box instead (per call, so
+# concurrent sends sharing one client never see each other's).
+_retry_after_box: ContextVar[list[str] | None] = ContextVar("twilio_retry_after", default=None)
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), ``None`` if unusable."""
     if not value:
         return None
@@ -43,7 +44,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - now).total_seconds())
 
 
 class _RetryAfterHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
@@ -59,9 +60,7 @@ class _RetryAfterHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         response = await super().request(*args, **kwargs)
         box = _retry_after_box.get()
         if box is not None and response.status_code == 429 and response.headers is not None:
-            seconds = parse_retry_after(response.headers.get("Retry-After"))
-            if seconds is not None:
-                box.append(seconds)
+            box.append(response.headers.get("Retry-After") or "")
         return response
 
 
@@ -74,6 +73,7 @@ class TwilioSms:
         default_sender: str,
         api_base_url: str,
         status_callback: str | None,
+        clock: Clock = system_clock,
     ) -> None:
         # The stock client logs ten INFO lines per request (headers, the full response); our own
         # log line per send is enough, so its logger only passes warnings.
@@ -84,12 +84,13 @@ class TwilioSms:
         self._client.api.base_url = api_base_url.rstrip("/")
         self._default_sender = default_sender
         self._status_callback = status_callback
+        self._clock = clock
 
     async def close(self) -> None:
         await self._http.close()
 
     async def send(self, message: OutgoingMessage) -> str:
-        box: list[float] = []
+        box: list[str] = []
         token = _retry_after_box.set(box)
         try:
             created = await self._client.messages.create_async(
@@ -100,7 +101,7 @@ class TwilioSms:
             )
         except TwilioRestException as exc:
             if exc.status == 429 or exc.status >= 500:
-                retry_after = box[-1] if box else None
+                retry_after = parse_retry_after(box[-1], self._clock()) if box else None
                 raise TemporaryFailure(f"twilio {exc.status}: {exc.msg}", retry_after) from exc
             raise PermanentFailure(f"twilio {exc.status} ({exc.code}): {exc.msg}") from exc
         except aiohttp.ClientConnectorError as exc:

@@ -15,13 +15,13 @@ token, is kept off.
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 import aiohttp
 import tweepy.asynchronous
 import tweepy.errors
 
+from libs.common.clock import Clock, system_clock
 from libs.common.xclient import TWEEPY_BASE, is_direct_message_thread, x_client
 from services.outbound.senders.base import (
     OutcomeUnknown,
@@ -72,8 +72,14 @@ class XReplies:
     """Owns its HTTP session (:meth:`close` it)."""
 
     def __init__(
-        self, *, user_token: str, base_url: str = TWEEPY_BASE, timeout: float = REQUEST_TIMEOUT
+        self,
+        *,
+        user_token: str,
+        base_url: str = TWEEPY_BASE,
+        timeout: float = REQUEST_TIMEOUT,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._client = x_client(user_token, self._session, base_url)
 
@@ -97,7 +103,11 @@ class XReplies:
             )
             return str(posted["data"]["id"])
         except tweepy.errors.TooManyRequests as exc:
-            wait = None if exc.reset_time is None else max(0.0, exc.reset_time - time.time())
+            wait = (
+                None
+                if exc.reset_time is None
+                else max(0.0, exc.reset_time - self._clock().timestamp())
+            )
             raise TemporaryFailure("x 429: rate limited", wait) from exc
         except tweepy.errors.TwitterServerError as exc:
             raise TemporaryFailure(f"x {exc.response.status}: {exc}") from exc

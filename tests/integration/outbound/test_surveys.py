@@ -146,7 +146,7 @@ async def test_an_email_survey_carries_five_signed_links(make_outbound: Any) -> 
     assert [score for _, score in links] == ["1", "2", "3", "4", "5"]
     [url] = {url for url, _ in links}
     assert url.startswith(f"{PUBLIC_URL}/v1/surveys/")
-    ticket = SurveyLinks(LINK_KEY).verify(url.rpartition("/")[2])
+    ticket = SurveyLinks(LINK_KEY).verify(url.rpartition("/")[2], now=AT)
     command = consumed.event.data
     assert isinstance(command, OutboundCommand)
     assert (ticket.conversation_id, ticket.command_id, ticket.thread_key) == (

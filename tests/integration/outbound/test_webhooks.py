@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
+from libs.common.clock import fixed_clock
 from libs.common.config import ConfigError, LiveConfig, load_config
 from libs.common.events import (
     Event,
@@ -31,7 +32,7 @@ from tests.support.harness import Isolation
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
 SECRET = "whsec-test-0123456789"
-NOW = 1_795_000_000.0
+NOW = datetime(2026, 11, 18, 8, 26, 40, tzinfo=UTC)
 
 
 @dataclass
@@ -90,7 +91,7 @@ async def setup(
                 max_attempts=3,
                 sleep=sleep,
                 jitter=lambda _low, high: high,
-                clock=lambda: NOW,
+                clock=fixed_clock(NOW),
             ),
             receiver,
             slept,
@@ -122,7 +123,7 @@ async def test_subscribed_event_is_posted_signed(setup: Setup) -> None:
     assert await setup.dispatcher.handle(consumed) == []
     [(headers, body)] = setup.receiver.received
     timestamp = headers["X-Switchboard-Timestamp"]
-    assert timestamp == str(int(NOW))
+    assert timestamp == str(int(NOW.timestamp()))
     expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     assert headers["X-Switchboard-Signature"] == f"sha256={expected.hexdigest()}"
     assert headers["X-Switchboard-Delivery"] == event_id(consumed.event.id, "webhook", "crm")
