@@ -33,16 +33,18 @@ from libs.common.events import (
 from libs.common.sandbox.smtp import Mailbox, smtp_sandbox
 from libs.common.sandbox.twilio import TwilioSandbox
 from libs.common.sandbox.x import XSandbox
+from libs.common.settings import (
+    DEV_AGENT_KEY,
+    DEV_AUTH_TOKEN,
+    DEV_CHAT_KEY,
+    DEV_SURVEY_KEY,
+    DEV_X_TOKEN,
+)
 from libs.common.simulate.customers import Endpoints
 from libs.common.topics import Topics
 
 DEV_ACCOUNT_SID = "AC" + "0" * 32
-DEV_AUTH_TOKEN = "switchboard-dev-token"
 DEV_NUMBER = "+15005550006"
-DEV_CHAT_KEY = "switchboard-dev-chat-session-key-0123456789"  # 32+ bytes, dev only
-DEV_AGENT_KEY = "switchboard-dev-agent-token-key-0123456789"  # 32+ bytes, dev only
-DEV_SURVEY_KEY = "switchboard-dev-survey-link-key-0123456789"  # 32+ bytes, dev only
-DEV_X_TOKEN = "switchboard-dev-x-bearer"
 DEV_X_USER_ID = "1000000001"
 DEV_SUPPORT_ADDRESS = "help@shop.example"
 
@@ -97,6 +99,7 @@ async def dev_system(config: Path, public_port: int) -> AsyncIterator[DevSystem]
             smtp_port = free_port()
             environment = {
                 **stack.environment(),
+                "SWITCHBOARD_ENV": "dev",  # the published development secrets below
                 "SWITCHBOARD_CONFIG": str(config.resolve()),
                 "SWITCHBOARD_PUBLIC_URL": public_url,
                 "SWITCHBOARD_SMTP_PORT": str(smtp_port),

@@ -8,9 +8,21 @@ are read by the OpenTelemetry SDK itself (see :mod:`libs.common.tracing`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets published in this repository, for the dev stack (libs/common/dev.py) and as docker
+# compose's fallbacks: anyone can sign with them, so only SWITCHBOARD_ENV=dev accepts them.
+DEV_AUTH_TOKEN: Final = "switchboard-dev-token"
+DEV_CHAT_KEY: Final = "switchboard-dev-chat-session-key-0123456789"
+DEV_AGENT_KEY: Final = "switchboard-dev-agent-token-key-0123456789"
+DEV_SURVEY_KEY: Final = "switchboard-dev-survey-link-key-0123456789"
+DEV_X_TOKEN: Final = "switchboard-dev-x-bearer"
+PUBLISHED_SECRETS: Final = frozenset(
+    {DEV_AUTH_TOKEN, DEV_CHAT_KEY, DEV_AGENT_KEY, DEV_SURVEY_KEY, DEV_X_TOKEN}
+)
 
 
 class SettingsError(RuntimeError):
@@ -21,6 +33,12 @@ class Settings(BaseSettings):
     """Environment of one Switchboard process (documented in the README)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    switchboard_env: Literal["production", "dev"] = Field(
+        default="production",
+        description="`dev` (the dev stack, docker compose) accepts the secrets published in "
+        "this repository and channels without their secret; production refuses both.",
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers."
@@ -241,6 +259,25 @@ class Settings(BaseSettings):
     def _imap_login_known(self) -> Settings:
         if self.imap_host and not (self.imap_user and self.imap_password):
             raise ValueError("IMAP_USER and IMAP_PASSWORD are required with IMAP_HOST")
+        return self
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.switchboard_env == "dev":
+            return self
+        problems = [
+            f"{name.upper()} is a development secret published with Switchboard"
+            for name, field in type(self).model_fields.items()
+            if not field.repr and getattr(self, name) in PUBLISHED_SECRETS
+        ]
+        if self.twilio_account_sid and not self.twilio_auth_token:
+            problems.append("TWILIO_AUTH_TOKEN is required with TWILIO_ACCOUNT_SID")
+        if self.smtp_user and not self.smtp_password:
+            problems.append("SMTP_PASSWORD is required with SMTP_USER")
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + " (set your own secrets, or SWITCHBOARD_ENV=dev)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from libs.common.keys import Keys
+from libs.common.logs import get_logger
 from libs.common.service import CLOCK, PRODUCER, REDIS, SETTINGS, TOPICS, create_app
 from libs.common.settings import Settings
 from libs.common.surveys import PendingSurveys, SurveyLinks
 from services.ingest import inbox, sms, surveys, x
 from services.ingest.accept import Acceptor
 from services.ingest.chat import add_chat
+
+log = get_logger(__name__)
 
 SMS_WEBHOOK = web.AppKey("sms_webhook", sms.TwilioWebhook)
 SMS_STATUS = web.AppKey("sms_status", sms.TwilioStatusCallback)
@@ -69,7 +72,24 @@ async def _survey_link(request: web.Request) -> web.Response:
     return await request.app[SURVEY_LINKS](request)
 
 
+def channels_without_secrets(settings: Settings) -> list[tuple[str, str]]:
+    """Each channel ingest serves whose secret is unset, as (variable, what that does): such a
+    channel refuses every caller, which is easy to miss until a customer's message is lost."""
+    unset = [
+        ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token, "SMS webhooks are refused (403)"),
+        ("CHAT_SESSION_KEY", settings.chat_session_key, "chat sessions are refused (503)"),
+        ("SURVEY_LINK_KEY", settings.survey_link_key, "email survey answer links are refused"),
+    ]
+    if settings.x_user_id or settings.x_bearer_token:
+        unset.append(
+            ("X_CONSUMER_SECRET", settings.x_consumer_secret, "X direct messages are not received")
+        )
+    return [(variable, effect) for variable, secret, effect in unset if not secret]
+
+
 def build(settings: Settings) -> web.Application:
+    for variable, effect in channels_without_secrets(settings):
+        log.warning("channel served without its secret", variable=variable, effect=effect)
     app = create_app(settings, "ingest")
     app.cleanup_ctx.append(_connectors_ctx)
     app.router.add_post(sms.PATH, _sms_webhook)

@@ -12,7 +12,6 @@ from aiohttp import web
 from libs.common.chat import Mailbox
 from libs.common.health import READINESS_CHECKS
 from libs.common.keys import Keys
-from libs.common.logs import get_logger
 from libs.common.service import BACKGROUND, PRODUCER, REDIS, SETTINGS, TOPICS
 from libs.common.surveys import PendingSurveys
 from services.ingest.accept import Acceptor
@@ -22,7 +21,6 @@ from services.ingest.chat.session import SessionTokens
 
 __all__ = ["CHAT", "SESSION_PATH", "WS_PATH", "Limits", "add_chat"]
 
-log = get_logger(__name__)
 CHAT = web.AppKey("chat", ChatEndpoint)
 STATIC: Final = Path(__file__).resolve().parent.parent / "static"
 WIDGET_PATH: Final = "/widget.js"
@@ -47,10 +45,8 @@ def _chat_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]
         keys = Keys(settings.switchboard_key_prefix)
         hub = ChatHub(app[REDIS], keys)
         tokens = None
-        if settings.chat_session_key:
+        if settings.chat_session_key:  # unset: refused, and ingest warns at start-up
             tokens = SessionTokens(settings.chat_session_key, settings.chat_session_ttl)
-        else:
-            log.warning("CHAT_SESSION_KEY is not set: chat sessions are refused (503)")
         app[CHAT] = ChatEndpoint(
             tokens=tokens,
             acceptor=Acceptor(
