@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 from aiohttp import web
 from aiokafka import TopicPartition
@@ -16,6 +15,7 @@ from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.service import (
     BACKGROUND,
+    CLOCK,
     PRODUCER,
     REDIS,
     SETTINGS,
@@ -55,6 +55,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         locks=locks,
         producer=app[PRODUCER],
         topics=app[TOPICS],
+        clock=app[CLOCK],
     )
     app[SCHEDULER] = scheduler
     app[KEEPER] = ClockKeeper(
@@ -103,9 +104,7 @@ async def _recompute_on_reload(app: web.Application) -> None:
         if current is reference:
             continue
         try:
-            batches = app[KEEPER].reconfigure(
-                reference, app[SCHEDULER].partitions, datetime.now(UTC)
-            )
+            batches = app[KEEPER].reconfigure(reference, app[SCHEDULER].partitions, app[CLOCK]())
             async for batch in batches:
                 await app[PRODUCER].publish(batch)
         except INFRASTRUCTURE_ERRORS as exc:

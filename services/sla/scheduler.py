@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -20,6 +19,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from libs.common import metrics
+from libs.common.clock import Clock as WallClock
+from libs.common.clock import system_clock
 from libs.common.config import LiveConfig
 from libs.common.events import Event, SlaEventKind
 from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
@@ -73,7 +74,9 @@ class TimerScheduler:
         locks: ConversationLocks,
         producer: EventProducer,
         topics: Topics,
+        clock: WallClock = system_clock,
     ) -> None:
+        self._clock = clock
         self._live = live
         self._timers = timers
         self._clocks = clocks
@@ -139,7 +142,7 @@ class TimerScheduler:
 
     async def _run_until_failure(self) -> None:
         while True:
-            now_ms = int(time.time() * 1000)
+            now_ms = point_ms(self._clock())
             due = [p for p, at in self._next_due.items() if at is not None and at <= now_ms]
             for partition in due:
                 await self._fire(partition, now_ms)
@@ -208,7 +211,7 @@ class TimerScheduler:
             await self._timers.release(
                 partition, zip((t for t, _ in claimed), following, strict=True)
             )
-        now = datetime.now(UTC)
+        now = self._clock()
         for item in fired:
             metrics.sla_timer_lag_seconds.observe(max((now - item.due).total_seconds(), 0.0))
             if item.kind in FOLLOW_UP_KINDS:
