@@ -79,9 +79,9 @@ async def test_valid_change_applies_to_the_next_message_invalid_change_is_refuse
         async with collect(stack.broker.bootstrap_servers, isolation.topics.routed) as seen:
 
             def queue_of(n: int) -> str | None:
-                for event in seen.of_type(ConversationRouted):
-                    if event.data.message_id == event_id("reload", str(n)):
-                        return event.data.queue
+                for routed in seen.data_of(ConversationRouted):
+                    if routed.message_id == event_id("reload", str(n)):
+                        return routed.queue
                 return None
 
             await producer.publish([inbound(1, isolation.topics.inbound)])

@@ -72,17 +72,17 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
         )
         await wait_until(lambda: bool(seen.of_type(OutboundReceipt)), message="the receipt")
 
-    [inbound] = seen.of_type(MessageReceived)
-    assert inbound.data.provider_message_id == form["MessageSid"]
-    assert inbound.data.customer.phone == CUSTOMER
-    [routed] = seen.of_type(ConversationRouted)
-    assert routed.data.queue == "sms-desk"
-    assert routed.data.explanation.rule == "sms"
-    assert "channel=sms" in routed.data.explanation.conditions
+    [inbound] = seen.data_of(MessageReceived)
+    assert inbound.provider_message_id == form["MessageSid"]
+    assert inbound.customer.phone == CUSTOMER
+    [routed] = seen.data_of(ConversationRouted)
+    assert routed.queue == "sms-desk"
+    assert routed.explanation.rule == "sms"
+    assert "channel=sms" in routed.explanation.conditions
 
-    clocks = [e for e in seen.events if isinstance(e.data, SlaEvent)]
-    assert [e.data.kind for e in clocks] == ["started", "warning", "breached"]
-    started, _warning, breached = (e.data for e in clocks)
+    clocks = seen.of_type(SlaEvent)
+    started, _warning, breached = seen.data_of(SlaEvent)
+    assert [started.kind, _warning.kind, breached.kind] == ["started", "warning", "breached"]
     assert started.deadline - started.started_at == timedelta(seconds=4)
     assert clocks[2].time - clocks[1].time == timedelta(seconds=2)  # the configured lead
     assert breached.deadline == clocks[2].time
@@ -92,13 +92,15 @@ async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
     assert warning_record.offset < breach_record.offset
 
     [message] = twilio.sandbox.messages
-    assert routed.data.reference in message["body"]
+    assert routed.reference in message["body"]
     assert message["to"] == CUSTOMER
-    [receipt] = seen.of_type(OutboundReceipt)
-    assert receipt.data.status == "sent"
-    assert receipt.data.provider_message_id == message["sid"]
+    [receipt] = seen.data_of(OutboundReceipt)
+    assert receipt.status == "sent"
+    assert receipt.provider_message_id == message["sid"]
 
-    trace_ids = {traceparent_of(r.headers).split("-")[1] for r in seen.records}
+    traceparents = [traceparent_of(r.headers) for r in seen.records]
+    assert all(traceparents), "every record carries its trace context"
+    trace_ids = {str(t).split("-")[1] for t in traceparents}
     assert len(trace_ids) == 1
     [trace_id] = trace_ids
     await wait_until(
@@ -145,19 +147,19 @@ async def test_provider_retry_gives_one_event_one_route_one_ack(
         assert await post_sms(http, service_env, later) == 200
         await wait_until(
             lambda: any(
-                e.data.message_id != seen.of_type(ConversationRouted)[0].data.message_id
-                for e in seen.of_type(ConversationRouted)
+                routed.message_id != seen.data_of(ConversationRouted)[0].message_id
+                for routed in seen.data_of(ConversationRouted)
             ),
             message="the later message routed",
         )
         await wait_until(lambda: bool(seen.of_type(OutboundReceipt)), message="the receipt")
 
-    inbound_ids = [e.data.provider_message_id for e in seen.of_type(MessageReceived)]
+    inbound_ids = [m.provider_message_id for m in seen.data_of(MessageReceived)]
     assert inbound_ids.count(form["MessageSid"]) == 1
-    routed = seen.of_type(ConversationRouted)
+    routed = seen.data_of(ConversationRouted)
     assert len(routed) == 2
-    assert [r.data.is_new for r in routed] == [True, False]
-    assert routed[0].data.conversation_id == routed[1].data.conversation_id
+    assert [r.is_new for r in routed] == [True, False]
+    assert routed[0].conversation_id == routed[1].conversation_id
     assert len(twilio.sandbox.messages) == 1
     assert len(seen.of_type(OutboundReceipt)) == 1
 
@@ -182,6 +184,4 @@ async def test_wrong_signature_is_refused_and_publishes_nothing(
         genuine = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="genuine")
         assert await post_sms(http, service_env, genuine) == 200
         await wait_until(lambda: len(seen.events) >= 1, message="the genuine message")
-    assert [e.data.provider_message_id for e in seen.of_type(MessageReceived)] == [
-        genuine["MessageSid"]
-    ]
+    assert [m.provider_message_id for m in seen.data_of(MessageReceived)] == [genuine["MessageSid"]]

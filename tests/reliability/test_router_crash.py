@@ -58,7 +58,10 @@ async def test_router_killed_mid_stream_routes_every_message_once_in_effect(
         sent = [inbound(n, isolation.topics.inbound) for n in range(MESSAGES)]
         before, after = sent[: MESSAGES // 2], sent[MESSAGES // 2 :]
         async with collect(stack.broker.bootstrap_servers, isolation.topics.routed) as seen:
-            routed_ids = lambda: {e.data.message_id for e in seen.of_type(ConversationRouted)}  # noqa: E731
+
+            def routed_ids() -> set[str]:
+                return {r.message_id for r in seen.data_of(ConversationRouted)}
+
             # Killed once some of the first half is routed; the second half is published after
             # the kill, so the next router has the killed one's uncommitted work and more.
             await producer.publish(before)
@@ -71,13 +74,14 @@ async def test_router_killed_mid_stream_routes_every_message_once_in_effect(
             )
         expected = {o.event.id for o in sent}
         assert routed_ids() == expected
-        routed = seen.of_type(ConversationRouted)
         by_message: dict[str, set[str]] = {}
-        for event in routed:
+        for event in seen.of_type(ConversationRouted):
+            assert isinstance(event.data, ConversationRouted)
             by_message.setdefault(event.data.message_id, set()).add(event.id)
+        routed = seen.data_of(ConversationRouted)
         assert all(len(ids) == 1 for ids in by_message.values()), "a redelivery changed an id"
-        conversations = {e.data.thread_key: e.data.conversation_id for e in routed if e.data.is_new}
+        conversations = {r.thread_key: r.conversation_id for r in routed if r.is_new}
         assert len(conversations) == 50
-        assert all(e.data.conversation_id == conversations[e.data.thread_key] for e in routed)
+        assert all(r.conversation_id == conversations[r.thread_key] for r in routed)
     finally:
         await kafka.stop()

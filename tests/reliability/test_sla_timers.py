@@ -82,7 +82,9 @@ def expected_id(n: int, step: str) -> str:
 
 
 def sla_ids(seen: Collected, kind: str) -> list[str]:
-    return [e.id for e in seen.of_type(SlaEvent) if e.data.kind == kind]
+    return [
+        e.id for e in seen.of_type(SlaEvent) if isinstance(e.data, SlaEvent) and e.data.kind == kind
+    ]
 
 
 async def feed(stack: DevStack, outgoing: list[Outgoing]) -> None:
@@ -154,6 +156,7 @@ async def test_ten_thousand_clocks_survive_two_sigkills(
     assert set(breaches) == expected_breaches
     by_id = {e.id: e for e in seen.of_type(SlaEvent)}
     sample = by_id[expected_id(due[0], "breached:0")].data
+    assert isinstance(sample, SlaEvent)
     assert sample.deadline == t0 + timedelta(seconds=40 + 3 * due[0] / clocks)
     assert sample.remaining_seconds == 0
 

@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
-from libs.common.events import Event, decode
+from libs.common.events import Event, EventData, decode
+
+D = TypeVar("D", bound=EventData)
 
 
 @dataclass
@@ -20,6 +23,10 @@ class Collected:
 
     def of_type(self, data_type: type) -> list[Event]:
         return [e for e in self.events if isinstance(e.data, data_type)]
+
+    def data_of(self, data_type: type[D]) -> list[D]:
+        """The payloads of one event type, typed (``of_type`` keeps the envelopes)."""
+        return [e.data for e in self.events if isinstance(e.data, data_type)]
 
 
 async def wait_until(
