@@ -47,6 +47,10 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
   of the survey sent on an SMS/chat thread, whose bare 1-5 reply is its answer - the
   configured ``surveys.answer_window``
 - ``outbound:send:{command_id}`` - outbound - hash: state, provider id, attempts - 7 days
+- ``outbound:acked:{conversation_id}:{kind}:{channel}:{address}`` - outbound - id of the one
+  automatic acknowledgement of that kind the address gets in that conversation - 30 days
+- ``outbound:acks:{channel}:{address}:{hour}`` - outbound - set of the ids of the automatic
+  acknowledgements sent to the address in that hour (Unix time of the command // 3600) - 2 hours
 - ``webhook:done:{delivery_id}`` - outbound - ``1`` once a subscriber answered 2xx (or was
   given up on) for that event - 7 days
 - ``hub:stream:{queue}`` - hub fan-out - stream of agent events of one queue (field ``e``:
@@ -183,6 +187,14 @@ class Keys:
 
     def outbound_send(self, command_id: str) -> str:
         return f"{self.prefix}outbound:send:{command_id}"
+
+    def outbound_acknowledged(
+        self, conversation_id: str, kind: str, channel: str, address: str
+    ) -> str:
+        return f"{self.prefix}outbound:acked:{conversation_id}:{kind}:{channel}:{address}"
+
+    def outbound_acknowledgements(self, channel: str, address: str, hour: int) -> str:
+        return f"{self.prefix}outbound:acks:{channel}:{address}:{hour}"
 
     def webhook_done(self, delivery_id: str) -> str:
         return f"{self.prefix}webhook:done:{delivery_id}"

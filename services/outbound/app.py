@@ -22,6 +22,7 @@ from libs.common.service import (
 )
 from libs.common.settings import Settings
 from libs.common.surveys import PendingSurveys, SurveyLinks
+from services.outbound.acknowledgements import AcknowledgementLimits
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import Sender
@@ -84,6 +85,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
             links=SurveyLinks(settings.survey_link_key) if settings.survey_link_key else None,
             public_url=settings.switchboard_public_url,
         ),
+        acknowledgements=AcknowledgementLimits(redis, keys),
     )
     webhook_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT))
     app[WEBHOOKS] = WebhookDispatcher(

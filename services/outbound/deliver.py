@@ -25,7 +25,8 @@ from libs.common.kafka.producer import Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
 from libs.common.tracing import annotate
-from services.outbound.policy import AUTOMATIC_KINDS, refusal
+from services.outbound.acknowledgements import AcknowledgementLimits
+from services.outbound.policy import ACKNOWLEDGEMENT_KINDS, AUTOMATIC_KINDS, refusal
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.segments import count_segments
 from services.outbound.senders.base import (
@@ -73,6 +74,7 @@ class Deliverer:
         topics: Topics,
         sms_opted_out: OptOutCheck | None = None,
         surveys: SurveyPreparer | None = None,
+        acknowledgements: AcknowledgementLimits | None = None,
         max_attempts: int = MAX_SEND_ATTEMPTS,
         sleep: SleepFn = asyncio.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
@@ -83,6 +85,7 @@ class Deliverer:
         self._topics = topics
         self._sms_opted_out = sms_opted_out
         self._surveys = surveys
+        self._acknowledgements = acknowledgements
         self._max_attempts = max_attempts
         self._sleep = sleep
         self._jitter = jitter
@@ -157,6 +160,12 @@ class Deliverer:
                 reason = prepared
             else:
                 command = prepared
+        if (  # last: a command refused for another reason uses up no acknowledgement
+            reason is None
+            and command.kind in ACKNOWLEDGEMENT_KINDS
+            and self._acknowledgements is not None
+        ):
+            reason = await self._acknowledgements.refusal(command, commanded_at)
         if reason is not None:
             log.info("outbound command suppressed", command_id=command.command_id, reason=reason)
             await self._sends.finish(command.command_id, "suppressed", error=reason)

@@ -9,6 +9,11 @@
   thread is private, so it gets automatic replies like any other channel.
 - SMS to a number that texted STOP is not sent until it texts START (checked by the caller,
   which owns Redis).
+- An automatic acknowledgement (:data:`ACKNOWLEDGEMENT_KINDS`) reaches an address at most once
+  per conversation and kind, and at most :data:`ACKNOWLEDGEMENTS_PER_ADDRESS_HOUR` times an
+  hour: an auto-responder the automated checks missed, or a forged sender opening a
+  conversation per message, is not answered every time (counted in Redis by the caller, see
+  :mod:`services.outbound.acknowledgements`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from libs.common.xclient import is_direct_message_thread
 AUTOMATIC_KINDS: Final[frozenset[CommandKind]] = frozenset(
     {"auto_ack", "after_hours", "status_update", "survey"}
 )
+ACKNOWLEDGEMENT_KINDS: Final[frozenset[CommandKind]] = frozenset({"auto_ack", "after_hours"})
+ACKNOWLEDGEMENTS_PER_ADDRESS_HOUR: Final = 5
 
 
 def refusal(command: OutboundCommand, settings: OutboundSettings, thread_key: str) -> str | None:

@@ -4,7 +4,7 @@ errors and the retry budget, each ending in exactly one final receipt."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.keys import Keys
 from libs.common.sandbox.twilio import ScriptedFailure
+from services.outbound.acknowledgements import AcknowledgementLimits
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.sms import TwilioSms
@@ -69,6 +70,7 @@ async def make_deliverer(
             sends=SendRecords(redis, keys),
             topics=isolation.topics,
             sms_opted_out=opted_out,
+            acknowledgements=AcknowledgementLimits(redis, keys),
             max_attempts=max_attempts,
             sleep=sleep,
             jitter=lambda _low, high: high,  # the top of each back-off window
@@ -80,7 +82,7 @@ async def make_deliverer(
         await sms.close()
 
 
-def consumed(**fields: Any) -> Consumed:
+def consumed(at: datetime = AT, **fields: Any) -> Consumed:
     data: dict[str, Any] = {
         "command_id": "cmd-1",
         "kind": "auto_ack",
@@ -98,7 +100,7 @@ def consumed(**fields: Any) -> Consumed:
         id=event_id(command.command_id),
         source="/test",
         subject=thread,
-        time=AT,
+        time=at,
         data=command,
     )
     return Consumed(event=event, topic="commands", partition=0, offset=0, key=thread)
@@ -196,3 +198,28 @@ async def test_spent_retry_budget_dead_letters_the_command_once(
     assert twilio.sandbox.requests == 3
     assert await deliverer.handle(command) == outputs
     assert twilio.sandbox.requests == 3
+
+
+async def test_an_auto_responder_gets_one_acknowledgement_per_conversation_and_five_an_hour(
+    make_deliverer: MakeDeliverer, twilio: TwilioFake
+) -> None:
+    """Issue 16: an auto-responder, or a forged sender opening a conversation per message, got
+    one automatic acknowledgement per message."""
+    deliverer, _ = await make_deliverer()
+
+    async def status(at: datetime = AT, **fields: Any) -> str:
+        return receipt_of(await deliverer.handle(consumed(at, **fields))).status
+
+    first = await deliverer.handle(consumed(command_id="loop-0"))
+    assert receipt_of(first).status == "sent"
+    assert [await status(command_id=f"loop-{i}") for i in (1, 2)] == ["suppressed"] * 2
+    assert await status(command_id="late-0", kind="after_hours") == "sent"  # another kind
+    flood = [
+        await status(command_id=f"new-{i}", conversation_id=f"conv-new-{i}") for i in range(10)
+    ]
+    assert flood == ["sent"] * 3 + ["suppressed"] * 7  # five an hour, two already sent
+    next_hour = AT + timedelta(hours=1)
+    assert await status(next_hour, command_id="next-0", conversation_id="conv-next") == "sent"
+    assert await status(command_id="other", recipient="+14155550999") == "sent"  # per address
+    assert await deliverer.handle(consumed(command_id="loop-0")) == first  # redelivered
+    assert len(twilio.sandbox.messages) == 7
