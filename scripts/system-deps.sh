@@ -5,6 +5,11 @@
 # machines cannot fetch).
 set -eu
 
+# One run at a time: parallel test workers may each ask for the browser, and apt-get refuses to
+# run beside itself.
+exec 9>"${TMPDIR:-/tmp}/switchboard-system-deps.lock"
+flock 9
+
 # Dovecot for the IMAP polling tests (a throwaway server per test, started as a subprocess).
 if [ -x /usr/sbin/dovecot ]; then
     echo "system-deps: dovecot present ($(/usr/sbin/dovecot --version 2>/dev/null || echo unknown version))"

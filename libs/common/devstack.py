@@ -28,6 +28,10 @@ from redis.exceptions import BusyLoadingError
 from libs.common.topics import PARTITIONS, Topics
 
 START_TIMEOUT = 30.0
+SERVICE_READY_TIMEOUT = 90.0
+"""A service trains its issue-type model and joins its consumer groups before it is ready: on
+two busy cores (parallel test workers, a demo beside a build) that can take far longer than a
+broker's start."""
 
 
 class DevStackError(RuntimeError):
@@ -283,7 +287,7 @@ class ServiceProcess:
         else:
             self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
-    async def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+    async def wait_ready(self, timeout: float = SERVICE_READY_TIMEOUT) -> None:
         """Wait until ``/readyz`` answers 200 (Kafka and Redis reachable, consumer running)."""
         assert self.process is not None
         await wait_ready(self.url, self.name, timeout, self.process)

@@ -202,7 +202,7 @@ async def test_every_channel_gives_one_trace_across_every_service(
         timeout=40,
         message="spans of every service in every message's trace",
     )
-    routed = {r.channel: r for r in seen.data_of(ConversationRouted)}
+    routed: dict[str, ConversationRouted] = {r.channel: r for r in seen.data_of(ConversationRouted)}
     for trace_id, channel in channel_of.items():
         spans = [s for s in otlp.receiver.spans if s.trace_id == trace_id]
         decision = routed[channel]
