@@ -27,6 +27,24 @@ from tests.support.harness import (
 )
 from tests.support.otlp import OtlpReceiver
 
+PROCESS_LEVEL = ("tests/reliability/", "tests/e2e/", "tests/browser/")
+"""Folders whose tests run whole services as processes (each takes tens of seconds), longest
+first."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the long tests first (process-level folders and ``slow`` marks): xdist hands out
+    tests in collection order, and a 90-second drill handed out last would run alone while the
+    other workers sit idle."""
+
+    def rank(item: pytest.Item) -> int:
+        for position, folder in enumerate(PROCESS_LEVEL):
+            if item.nodeid.startswith(folder):
+                return position
+        return len(PROCESS_LEVEL) + (item.get_closest_marker("slow") is None)
+
+    items.sort(key=rank)
+
 
 @pytest.fixture(scope="session")
 async def stack() -> AsyncIterator[DevStack]:

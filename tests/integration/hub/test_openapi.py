@@ -28,10 +28,13 @@ from tests.support.openapi import documented_operations, registered_operations
 
 # schemathesis's own strategies draw from the ``random`` module, which Hypothesis flags with a
 # deprecation warning now and then (the suite turns warnings into errors): not ours to fix.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module inside strategies"
-    ":hypothesis.errors.HypothesisDeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 DOCUMENT: Final = Path(__file__).parents[3] / openapi.DEFAULT_DIRECTORY / "hub.yaml"
 POSITIVE: Final = schemathesis.GenerationMode.POSITIVE

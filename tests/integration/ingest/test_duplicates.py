@@ -12,6 +12,7 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 
 from libs.common.events import MessageReceived, event_id
 from libs.common.sandbox.twilio import sms_webhook_form
@@ -26,6 +27,8 @@ from tests.integration.ingest.conftest import (
 )
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.webhooks import encode_form, sign_twilio, sign_x
+
+pytestmark = pytest.mark.slow
 
 IN_FLIGHT = 100
 CUSTOMER_X_ID = "1700000000000000007"

@@ -43,10 +43,13 @@ from tests.support.webhooks import sign_twilio, sign_x
 
 # schemathesis's own strategies draw from the ``random`` module, which Hypothesis flags with a
 # deprecation warning now and then (the suite turns warnings into errors): not ours to fix.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module inside strategies"
-    ":hypothesis.errors.HypothesisDeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 ROOT: Final = Path(__file__).parents[3]
 
