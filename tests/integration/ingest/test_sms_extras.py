@@ -90,18 +90,18 @@ async def test_status_callbacks_are_recorded_and_published(
         assert await post(http, ingest, path, status_form("delivered" * 9)) == 400
         await wait_until(lambda: len(seen.events) >= 3, message="three delivery reports")
 
-    reports = [e for e in seen.events if isinstance(e.data, DeliveryReport)]
+    reports = [(e, e.data) for e in seen.events if isinstance(e.data, DeliveryReport)]
     assert len(reports) == 3
-    by_status = {(e.data.provider_message_id, e.data.status): e for e in reports}
+    by_status = {(data.provider_message_id, data.status): (e, data) for e, data in reports}
     assert set(by_status) == {(SID, "sent"), (SID, "delivered"), (failed_sid, "undelivered")}
-    delivered = by_status[(SID, "delivered")]
+    delivered, report = by_status[(SID, "delivered")]
     assert delivered.id == event_id("sms", "twilio", "status", SID, "delivered")
     assert delivered.subject == SID
-    assert delivered.data.channel == "sms"
-    assert delivered.data.provider == "twilio"
-    assert delivered.data.provider_status == "delivered"
-    assert delivered.data.error_code is None
-    assert by_status[(failed_sid, "undelivered")].data.error_code == "30003"
+    assert report.channel == "sms"
+    assert report.provider == "twilio"
+    assert report.provider_status == "delivered"
+    assert report.error_code is None
+    assert by_status[(failed_sid, "undelivered")][1].error_code == "30003"
     assert {r.key for r in seen.records} == {SID.encode(), failed_sid.encode()}
 
     keys = Keys(isolation.key_prefix)
@@ -133,7 +133,7 @@ async def test_stop_opts_out_start_opts_back_in_and_a_late_retry_changes_nothing
         assert not await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)
         await wait_until(lambda: len(seen.events) >= 2, message="both keyword messages")
 
-    messages = {e.data.provider_message_id: e.data for e in seen.of_type(MessageReceived)}
+    messages = {m.provider_message_id: m for m in seen.data_of(MessageReceived)}
     assert len(seen.events) == 2
     assert messages[stop["MessageSid"]].automated == "opt-out"
     assert messages[stop["MessageSid"]].text == " Stop! "  # published as received
@@ -156,7 +156,7 @@ async def test_help_is_marked_and_a_sentence_with_stop_is_a_message(
         assert await post(http, ingest, "/v1/sms/twilio", help_form) == 200
         assert await post(http, ingest, "/v1/sms/twilio", sentence) == 200
         await wait_until(lambda: len(seen.events) >= 2, message="both messages")
-    messages = {e.data.provider_message_id: e.data for e in seen.of_type(MessageReceived)}
+    messages = {m.provider_message_id: m for m in seen.data_of(MessageReceived)}
     assert messages[help_form["MessageSid"]].automated == "help"
     assert messages[sentence["MessageSid"]].automated is None
     assert not await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)

@@ -244,7 +244,9 @@ async def test_mentions_reach_kafka_normalised_with_every_field(
     assert sorted(inbound_ids(seen.events)) == sorted(expected)  # our own tweet dropped
     assert ours["id"] not in inbound_ids(seen.events)
     by_id = {
-        e.data.provider_message_id: (e, r) for e, r in zip(seen.events, seen.records, strict=True)
+        e.data.provider_message_id: (e, r)
+        for e, r in zip(seen.events, seen.records, strict=True)
+        if isinstance(e.data, MessageReceived)
     }
     first, record = by_id[root["id"]]
     assert first.id == event_id("social", "x", "tweet", root["id"])
