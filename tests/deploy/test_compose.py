@@ -17,13 +17,13 @@ from jsonschema import Draft202012Validator
 from libs.common.devstack import SERVICES
 from libs.common.settings import Settings
 from libs.common.topics import Topics
-from tests.deploy.kustomize_lite import render
 from tests.deploy.manifests import (
     K8S,
     REPO,
     SEVEN_DAYS_MS,
     THIRTY_DAYS_MS,
     load_yaml,
+    render,
 )
 
 COMPOSE = REPO / "docker-compose.yml"

@@ -1,6 +1,6 @@
 """The Kubernetes overlays: valid against the API and CRD schemas, and consistent with the code.
 
-Both overlays are rendered (``kustomize_lite``) and every object is validated offline: built-in
+Both overlays are rendered (``kubectl kustomize``) and every object is validated offline: built-in
 kinds with ``kubernetes-validate`` (strict: unknown fields fail) for the oldest and newest
 Kubernetes versions we target, custom resources against the CRDs in ``tests/fixtures/crds``.
 The rest checks what the services rely on: one KafkaTopic per topic with equal partitions,
@@ -295,6 +295,8 @@ def test_scaledobjects_follow_the_consumer_groups(overlay: str) -> None:
         }
         for trigger in triggers:
             metadata = trigger["metadata"]
+            # named after its topic's field: the name the overlays' kafka-triggers component reads
+            assert metadata["topic"] == getattr(names, trigger["name"])
             assert metadata["consumerGroup"] == consumer.group_id
             assert metadata["bootstrapServers"] == env["KAFKA_BOOTSTRAP_SERVERS"]
             assert int(metadata["lagThreshold"]) > 0
