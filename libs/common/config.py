@@ -611,7 +611,8 @@ class LiveConfig(Generic[T]):
         return stat.st_mtime, stat.st_size
 
     async def reload_if_changed(self) -> bool:
-        """Swap in the new configuration if the file changed and is valid."""
+        """Swap in the new configuration if the file changed, is valid and builds; any failure
+        (an :class:`Exception`, not a cancellation) is logged and the running one kept."""
         stamp = self._file_stamp()
         if stamp is None or stamp == self._stamp:
             return False
@@ -619,16 +620,23 @@ class LiveConfig(Generic[T]):
         try:
             config, built = await asyncio.to_thread(self._load_and_build)
         except ConfigError as exc:
-            _log.error(
-                "configuration change refused; keeping the running one",
-                path=str(self.path),
-                problems=[str(p) for p in exc.problems],
-            )
-            return False
-        self.config, self.current = config, built
-        self.generation += 1
-        _log.info("configuration reloaded", path=str(self.path), generation=self.generation)
-        return True
+            problems = [str(p) for p in exc.problems]
+        except Exception as exc:
+            # Valid YAML can still fail to build (an examples CSV without its columns): the
+            # watcher must outlive it, or hot reload stops for good.
+            problems = [f"building it failed: {exc!r}"]
+        else:
+            self.config, self.current = config, built
+            self.generation += 1
+            _log.info("configuration reloaded", path=str(self.path), generation=self.generation)
+            return True
+        _log.error(
+            "configuration change refused; keeping the running one",
+            path=str(self.path),
+            problems=problems,
+            generation=self.generation,
+        )
+        return False
 
     def _load_and_build(self) -> tuple[Config, T]:
         config = load_config(self.path)

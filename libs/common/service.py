@@ -4,6 +4,10 @@ Resources live in ``cleanup_ctx`` generators under typed keys (no module-level c
 shutdown runs in the reverse order of start-up. The shutdown order on SIGTERM is: stop
 accepting HTTP, stop the consumer (finish in-flight, commit, leave the group), flush and stop
 the producer, close Redis; every step's timeout stays below the pod's grace period.
+
+Every long-running task (consumer loop, config watcher, pollers, schedulers) is registered with
+:func:`add_background`, the one place that starts, stops and watches them: a task that ends
+while the service runs fails ``/healthz`` and ends :func:`serve` with exit code 1.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -47,6 +51,8 @@ BACKGROUND = web.AppKey("background", list[asyncio.Task[None]])
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 """The service's one clock (:mod:`libs.common.clock`): every "now" its logic needs."""
 LIVENESS_STALE_SECONDS = 60.0
+STOP_GRACE = 5.0
+"""Seconds a background task asked to stop gets to finish on its own before it is cancelled."""
 
 
 def create_app(settings: Settings, service: str, clock: Clock = system_clock) -> web.Application:
@@ -98,14 +104,7 @@ def add_live_config(
     """Load the configuration now (a bad file fails the start) and reload it while running."""
     live = LiveConfig(app[SETTINGS].switchboard_config, build)
     app[key] = live
-
-    async def watch(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(live.watch(), name="config watcher")
-        yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    app.cleanup_ctx.append(watch)
+    add_background(app, "config watcher", lambda _: live.watch())
 
 
 def add_consumer(
@@ -141,12 +140,10 @@ def add_consumer(
             clock=time.monotonic,
         )
         app[key] = loop
-        task = asyncio.create_task(loop.run(), name=f"consumer {group_id}")
-        app[BACKGROUND].append(task)
 
         async def consumer_progress() -> None:
-            if task.done() or time.monotonic() - loop.heartbeat > LIVENESS_STALE_SECONDS:
-                raise RuntimeError("consumer loop stalled or stopped")
+            if time.monotonic() - loop.heartbeat > LIVENESS_STALE_SECONDS:
+                raise RuntimeError("consumer loop stalled")
 
         async def consumer_running() -> None:
             if not loop.running:
@@ -160,11 +157,65 @@ def add_consumer(
         app[LIVENESS_CHECKS].append(consumer_progress)
         app[READINESS_CHECKS].extend((consumer_running, consumer_advancing))
         yield
-        loop.stop()
-        await asyncio.wait([task])
 
     app.cleanup_ctx.append(ctx)
+    # The loop bounds its own drain (SWITCHBOARD_DRAIN_SECONDS): no grace cuts its commit short.
+    add_background(
+        app,
+        f"consumer {group_id}",
+        lambda a: a[key].run(),
+        stop=lambda a: a[key].stop(),
+        grace=None,
+    )
     return key
+
+
+def add_background(
+    app: web.Application,
+    name: str,
+    run: Callable[[web.Application], Coroutine[Any, Any, None]],
+    *,
+    stop: Callable[[web.Application], None] | None = None,
+    grace: float | None = STOP_GRACE,
+) -> None:
+    """Run ``run(app)`` as the task ``name`` for the app's lifetime, so that no long-running
+    loop can die unseen: if it ends while the service runs (an error, a return, a
+    cancellation), ``/healthz`` fails naming it and :func:`serve` exits with code 1.
+
+    Register it after the cleanup contexts that build what it uses: it starts after them and
+    stops before them. On shutdown ``stop(app)`` asks it to finish on its own within ``grace``
+    seconds (``None``: however long it takes); without ``stop``, or past the grace, it is
+    cancelled.
+    """
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(app), name=name)
+        app[BACKGROUND].append(task)
+
+        async def background_running() -> None:
+            if task.done():
+                raise RuntimeError(f"{name} ended: {_ending(task)}")
+
+        app[LIVENESS_CHECKS].append(background_running)
+        yield
+        ended_before = task.done()  # then serve() has reported it already
+        if stop is not None and not ended_before:
+            stop(app)
+            await asyncio.wait([task], timeout=grace)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if not ended_before and not task.cancelled() and task.exception() is not None:
+            log.error("background task failed while stopping", task=name, error=_ending(task))
+
+    app.cleanup_ctx.append(ctx)
+
+
+def _ending(task: asyncio.Task[None]) -> str:
+    """How a finished task ended, for a log line or a health failure."""
+    if task.cancelled():
+        return "cancelled"
+    error = task.exception()
+    return repr(error) if error is not None else "returned"
 
 
 def app_runner(app: web.Application) -> web.AppRunner:
@@ -197,14 +248,10 @@ async def serve(app: web.Application, host: str, port: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, *app[BACKGROUND]], return_when=asyncio.FIRST_COMPLETED)
-    failed = [t for t in app[BACKGROUND] if t.done() and (t.cancelled() or t.exception())]
+    failed = [t for t in app[BACKGROUND] if t.done()]
     waiter.cancel()
     for task in failed:
-        log.error(
-            "background task failed",
-            task=task.get_name(),
-            error=repr(task.exception()) if not task.cancelled() else "cancelled",
-        )
+        log.error("background task failed", task=task.get_name(), error=_ending(task))
     await runner.cleanup()
     log.info("service stopped")
     return 1 if failed else 0
@@ -227,12 +274,3 @@ def run(service: str, build: Callable[[Settings], web.Application]) -> None:
     finally:
         provider.shutdown()
     raise SystemExit(code)
-
-
-async def finish(task: asyncio.Task[None], timeout: float) -> None:
-    """Give a task that was asked to stop ``timeout`` seconds, then cancel it; never leaves it
-    running and surfaces nothing (a poller's own errors were logged where they happened)."""
-    _, pending = await asyncio.wait([task], timeout=timeout)
-    for unfinished in pending:
-        unfinished.cancel()
-    await asyncio.gather(task, return_exceptions=True)

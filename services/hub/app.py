@@ -9,7 +9,6 @@ the pod's grace period.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from libs.common.service import (
     REDIS,
     SETTINGS,
     TOPICS,
+    add_background,
     add_consumer,
     add_live_config,
     create_app,
@@ -62,6 +62,8 @@ CONSOLE_HEADERS = {
 }
 QUEUES = web.AppKey("queues", LiveConfig[frozenset[str]])
 FANOUT = web.AppKey("fanout", FanOut)
+ASSIGNER = web.AppKey("assigner", Assigner)
+INBOX = web.AppKey("inbox", AgentInbox)
 HUB = web.AppKey("hub", HubEndpoint)
 
 
@@ -76,7 +78,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
         conversations = OpenConversations(redis, keys)
         streams = _streams(settings, redis, keys)
         live = app[QUEUES]
-        assigner = Assigner(
+        assigner = app[ASSIGNER] = Assigner(
             redis,
             keys,
             conversations,
@@ -89,9 +91,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
         feeds = Feeds(
             _streams(settings, feed_redis, keys), batch=max(1, min(256, limits.send_buffer // 2))
         )
-        inbox = AgentInbox(feed_redis, keys)
-        inbox_task = asyncio.create_task(inbox.run(), name="hub inbox")
-        assigner.start()
+        inbox = app[INBOX] = AgentInbox(feed_redis, keys)
         actions = ActionPublisher(
             producer=app[PRODUCER],
             redis=redis,
@@ -113,9 +113,6 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
         )
         app[HUB] = HubEndpoint(AgentTokens(settings.agent_token_key), services)
         yield
-        await assigner.stop()
-        inbox_task.cancel()
-        await asyncio.gather(inbox_task, return_exceptions=True)
         await feeds.stop()
         await feed_redis.aclose()
 
@@ -168,6 +165,8 @@ def build(settings: Settings, limits: Limits | None = None) -> web.Application:
     app = create_app(settings, "hub")
     add_live_config(app, QUEUES, _queue_names)
     app.cleanup_ctx.append(_hub_ctx(limits or Limits()))
+    add_background(app, "hub inbox", lambda a: a[INBOX].run())
+    add_background(app, "hub assigner", lambda a: a[ASSIGNER].run())
     add_consumer(
         app,
         group_id=GROUP_ID,

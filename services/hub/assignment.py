@@ -402,6 +402,7 @@ class Assigner:
         )
         self._wakes: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._failure: asyncio.Future[None] | None = None
         self._stopped = False
 
     @property
@@ -410,9 +411,16 @@ class Assigner:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def run(self) -> None:
+        """Make passes over every queue until cancelled. A queue's task that fails ends this
+        with its error (the hub's health fails) rather than leaving the queue unassigned."""
+        self._failure = asyncio.get_running_loop().create_future()
         for queue in self._queues():
             self.wake(queue)
+        try:
+            await self._failure
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         self._stopped = True
@@ -429,7 +437,15 @@ class Assigner:
         event = self._wakes.setdefault(queue, asyncio.Event())
         event.set()
         if queue not in self._tasks and not self._stopped:
-            self._tasks[queue] = asyncio.create_task(self._run(queue), name=f"hub assign {queue}")
+            task = asyncio.create_task(self._run(queue), name=f"hub assign {queue}")
+            task.add_done_callback(self._ended)
+            self._tasks[queue] = task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._failure is None or self._failure.done() or task.cancelled():
+            return
+        if (error := task.exception()) is not None:
+            self._failure.set_exception(error)
 
     async def _run(self, queue: str) -> None:
         event, failures = self._wakes[queue], 0

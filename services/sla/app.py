@@ -14,12 +14,12 @@ from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS, Handler, Partition
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.service import (
-    BACKGROUND,
     CLOCK,
     PRODUCER,
     REDIS,
     SETTINGS,
     TOPICS,
+    add_background,
     add_consumer,
     add_live_config,
     create_app,
@@ -35,6 +35,7 @@ from services.sla.timers import TimerStore
 LIVE_CONFIG = web.AppKey("live_config", LiveConfig[SlaRuntime])
 KEEPER = web.AppKey("clock_keeper", ClockKeeper)
 SCHEDULER = web.AppKey("timer_scheduler", TimerScheduler)
+CLOCK_STORE = web.AppKey("clock_store", ClockStore)
 GROUP_ID = "switchboard-sla"
 OPEN_CLOCKS_INTERVAL = 15.0
 RELOAD_CHECK_INTERVAL = 1.0
@@ -43,7 +44,7 @@ log = get_logger(__name__)
 
 async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
     keys = Keys(app[SETTINGS].switchboard_key_prefix)
-    clocks = ClockStore(app[REDIS], keys)
+    clocks = app[CLOCK_STORE] = ClockStore(app[REDIS], keys)
     timers = TimerStore(app[REDIS], keys)
     contacts = ContactStore(app[REDIS], keys)
     locks = ConversationLocks()
@@ -67,23 +68,14 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         topics=app[TOPICS],
         on_scheduled=scheduler.scheduled,
     )
-    tasks = [
-        asyncio.create_task(scheduler.run(), name="sla timer scheduler"),
-        asyncio.create_task(_export_open_clocks(app, clocks), name="open clocks gauge"),
-        asyncio.create_task(_recompute_on_reload(app), name="sla recompute on reload"),
-    ]
-    app[BACKGROUND].extend(tasks)
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _export_open_clocks(app: web.Application, clocks: ClockStore) -> None:
+async def _export_open_clocks(app: web.Application) -> None:
     """Refresh the open-clocks gauge from Redis (every replica reports the same totals)."""
     while True:
         try:
-            counts = await clocks.open_counts(app[LIVE_CONFIG].config.queues)
+            counts = await app[CLOCK_STORE].open_counts(app[LIVE_CONFIG].config.queues)
         except INFRASTRUCTURE_ERRORS:
             counts = {}
         for queue, count in counts.items():
@@ -139,6 +131,9 @@ def build(settings: Settings) -> web.Application:
     app = create_app(settings, "sla")
     add_live_config(app, LIVE_CONFIG, SlaRuntime.build)
     app.cleanup_ctx.append(_parts_ctx)
+    add_background(app, "sla timer scheduler", lambda a: a[SCHEDULER].run())
+    add_background(app, "open clocks gauge", _export_open_clocks)
+    add_background(app, "sla recompute on reload", _recompute_on_reload)
     add_consumer(
         app,
         group_id=GROUP_ID,

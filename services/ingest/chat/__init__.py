@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
@@ -12,7 +11,7 @@ from aiohttp import web
 from libs.common.chat import Mailbox
 from libs.common.health import READINESS_CHECKS
 from libs.common.keys import Keys
-from libs.common.service import BACKGROUND, PRODUCER, REDIS, SETTINGS, TOPICS
+from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, add_background
 from libs.common.surveys import PendingSurveys
 from services.ingest.accept import Acceptor
 from services.ingest.chat.endpoint import SESSION_PATH, WS_PATH, ChatEndpoint, Limits
@@ -22,6 +21,7 @@ from services.ingest.chat.session import SessionTokens
 __all__ = ["CHAT", "SESSION_PATH", "WS_PATH", "Limits", "add_chat"]
 
 CHAT = web.AppKey("chat", ChatEndpoint)
+CHAT_HUB = web.AppKey("chat_hub", ChatHub)
 STATIC: Final = Path(__file__).resolve().parent.parent / "static"
 WIDGET_PATH: Final = "/widget.js"
 DEMO_PATH: Final = "/chat/demo"
@@ -31,6 +31,8 @@ def add_chat(app: web.Application, limits: Limits | None = None) -> None:
     """Chat routes, the endpoint and its Redis subscription, for the app's lifetime."""
     limits = limits or Limits(sockets_per_ip=app[SETTINGS].chat_max_sockets_per_ip)
     app.cleanup_ctx.append(_chat_ctx(limits))
+    if app[SETTINGS].chat_session_key:
+        add_background(app, "chat subscription", lambda a: a[CHAT_HUB].run())
     app.on_shutdown.append(_close_sockets)
     app.router.add_post(SESSION_PATH, _session)
     app.router.add_route("OPTIONS", SESSION_PATH, _preflight)
@@ -43,7 +45,7 @@ def _chat_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         keys = Keys(settings.switchboard_key_prefix)
-        hub = ChatHub(app[REDIS], keys)
+        hub = app[CHAT_HUB] = ChatHub(app[REDIS], keys)
         tokens = None
         if settings.chat_session_key:  # unset: refused, and ingest warns at start-up
             tokens = SessionTokens(settings.chat_session_key, settings.chat_session_ttl)
@@ -61,20 +63,14 @@ def _chat_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]
             mailbox=Mailbox(app[REDIS], keys),
             limits=limits,
         )
-        if tokens is None:
-            yield
-            return
-        task = asyncio.create_task(hub.run(), name="chat subscription")
-        app[BACKGROUND].append(task)
+        if tokens is not None:
 
-        async def chat_subscribed() -> None:
-            if not hub.subscribed:
-                raise RuntimeError("chat reply subscription is down")
+            async def chat_subscribed() -> None:
+                if not hub.subscribed:
+                    raise RuntimeError("chat reply subscription is down")
 
-        app[READINESS_CHECKS].append(chat_subscribed)
+            app[READINESS_CHECKS].append(chat_subscribed)
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
     return ctx
 

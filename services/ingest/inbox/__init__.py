@@ -9,13 +9,12 @@ runs when ``IMAP_HOST`` is set.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from libs.common.keys import Keys
-from libs.common.service import BACKGROUND, REDIS, SETTINGS, finish
+from libs.common.service import REDIS, SETTINGS, add_background
 from services.ingest.accept import Acceptor
 from services.ingest.inbox.imap import ImapPoller, Mailbox, UidCheckpoint
 from services.ingest.inbox.normalise import ThreadIndex
@@ -23,7 +22,6 @@ from services.ingest.inbox.smtp import InboundMail, SmtpServer
 
 SMTP_SERVER = web.AppKey("smtp_server", SmtpServer)
 IMAP_POLLER = web.AppKey("imap_poller", ImapPoller)
-STOP_TIMEOUT = 5.0
 
 
 def install(app: web.Application, acceptor: web.AppKey[Acceptor]) -> None:
@@ -32,6 +30,11 @@ def install(app: web.Application, acceptor: web.AppKey[Acceptor]) -> None:
     app.cleanup_ctx.append(_smtp_ctx(acceptor))
     if app[SETTINGS].imap_host:
         app.cleanup_ctx.append(_imap_ctx(acceptor))
+        # A message in flight is abandoned: it is neither flagged nor checkpointed, so the
+        # next start takes it again (and the acceptor drops it if it was published).
+        add_background(
+            app, "imap poller", lambda a: a[IMAP_POLLER].run(), stop=lambda a: a[IMAP_POLLER].stop()
+        )
 
 
 def _smtp_ctx(
@@ -86,14 +89,6 @@ def _imap_ctx(
             interval=settings.imap_poll_interval,
         )
         app[IMAP_POLLER] = poller
-        task = asyncio.create_task(poller.run(), name="imap poller")
-        app[BACKGROUND].append(task)
-        try:
-            yield
-        finally:
-            # A message in flight is abandoned: it is neither flagged nor checkpointed, so
-            # the next start takes it again (and the acceptor drops it if it was published).
-            poller.stop()
-            await finish(task, STOP_TIMEOUT)
+        yield
 
     return ctx

@@ -7,13 +7,12 @@ when ``X_BEARER_TOKEN`` is set, the Account Activity webhook is served when
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from libs.common.keys import Keys
-from libs.common.service import BACKGROUND, REDIS, SETTINGS, finish
+from libs.common.service import REDIS, SETTINGS, add_background
 from services.ingest.accept import Acceptor
 from services.ingest.x.api import XApi
 from services.ingest.x.mentions import Checkpoint, MentionsPoller
@@ -21,7 +20,6 @@ from services.ingest.x.webhook import PATH, XWebhook
 
 X_WEBHOOK = web.AppKey("x_webhook", XWebhook)
 X_POLLER = web.AppKey("x_poller", MentionsPoller)
-STOP_TIMEOUT = 5.0
 
 
 def install(app: web.Application, acceptor: web.AppKey[Acceptor]) -> None:
@@ -42,6 +40,11 @@ def install(app: web.Application, acceptor: web.AppKey[Acceptor]) -> None:
         app.router.add_post(PATH, _events)
     if settings.x_bearer_token:
         app.cleanup_ctx.append(_poller_ctx(acceptor))
+        # A poll in flight is abandoned after a moment: its checkpoint has not moved, so the
+        # next start asks X again for what it was publishing.
+        add_background(
+            app, "x mentions poller", lambda a: a[X_POLLER].run(), stop=lambda a: a[X_POLLER].stop()
+        )
 
 
 def _poller_ctx(
@@ -64,15 +67,9 @@ def _poller_ctx(
             interval=settings.x_poll_interval,
         )
         app[X_POLLER] = poller
-        task = asyncio.create_task(poller.run(), name="x mentions poller")
-        app[BACKGROUND].append(task)
         try:
             yield
         finally:
-            # A poll in flight is abandoned after a moment: its checkpoint has not moved, so
-            # the next start asks X again for what it was publishing.
-            poller.stop()
-            await finish(task, STOP_TIMEOUT)
             await api.close()
 
     return ctx
