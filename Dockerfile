@@ -8,7 +8,11 @@
 # platform) and installs the project into a virtualenv; the runtime stage copies only that
 # virtualenv and the sample configuration onto a clean slim image and runs as a non-root user.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# Pinned by digest (the multi-platform index of python:3.11-slim as Docker's official-images
+# repo-info published it on 2026-08-05: Python 3.11.15 on Debian trixie), so every build starts
+# from the same bytes. Move it on purpose, for base-image security fixes:
+#   docker buildx imagetools inspect python:3.11-slim   (the "Digest:" line)
+ARG PYTHON_IMAGE=python:3.11-slim@sha256:90744cff8f32887f075c47d747a173ff333e9e98801667af93c357fa9f5e28ff
 
 FROM ${PYTHON_IMAGE} AS builder
 
@@ -26,12 +30,15 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone, so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && python -m pip install --requirement /tmp/requirements.txt
+# Dependencies first, from the lock alone (`make lock`), so a code change does not reinstall
+# them; every file pip fetches must match a hash in the lock. The dev and embedded extras are
+# not in it: the image talks to a real Kafka and Redis.
+COPY requirements.lock ./
+RUN python -m pip install --require-hashes --requirement requirements.lock
 
-# Then the project itself (a regular, non-editable install: the source tree is not needed later).
+# Then the project itself, with no dependency resolution of its own (a regular, non-editable
+# install: the source tree is not needed later).
+COPY pyproject.toml README.md ./
 COPY libs/ libs/
 COPY services/ services/
 RUN python -m pip install --no-deps . \

