@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from libs.common.asyncapi import DEFAULT_PATH as ASYNCAPI_PATH
 from libs.common.config import ConfigError, load_config
 from libs.common.devstack import SERVICES
 from libs.common.openapi import DEFAULT_DIRECTORY
@@ -48,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("simulate", help="the dev system with simulated customers and agents")
 
     schema = commands.add_parser("schema", help="print the JSON Schema of every event type")
-    schema.add_argument("--out", type=Path, help="write one file per event type here")
+    schema.add_argument(
+        "--out", type=Path, help="write one file per event type here, and the AsyncAPI document"
+    )
+    schema.add_argument("--asyncapi", type=Path, default=ASYNCAPI_PATH, help="where to write it")
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI document of each service")
     openapi.add_argument("--out", type=Path, default=DEFAULT_DIRECTORY)
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return _check(args.file)
     if args.command == "schema":
-        return _schema(args.out)
+        return _schema(args.out, args.asyncapi)
     if args.command == "openapi":
         from libs.common.openapi import write_all
 
@@ -96,7 +100,8 @@ def _check(path: Path) -> int:
     return 0
 
 
-def _schema(out: Path | None) -> int:
+def _schema(out: Path | None, asyncapi: Path) -> int:
+    from libs.common.asyncapi import write
     from libs.common.events import json_schemas
 
     schemas = json_schemas()
@@ -107,6 +112,7 @@ def _schema(out: Path | None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, schema in schemas.items():
         (out / f"{name}.json").write_text(json.dumps(schema, indent=2) + "\n")
+    print(write(asyncapi))
     return 0
 
 

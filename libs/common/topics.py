@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.common.events import (
+    AgentAction,
+    ConversationRouted,
+    DeliveryReport,
+    EventData,
+    IncidentDetected,
+    MessageReceived,
+    OutboundCommand,
+    OutboundReceipt,
+    SlaEvent,
+    SurveyAnswered,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Topics:
@@ -38,6 +51,31 @@ class Topics:
             self.outbound_status,
             self.sla_events,
             self.deadletter,
+        )
+
+    def events(self) -> dict[str, tuple[type[EventData], ...]]:
+        """The event types each topic carries: the one map the AsyncAPI document, the README's
+        event table and the webhooks' subscriptions read. The dead-letter topic is not in it:
+        it holds copies of records of any topic that a consumer could not process."""
+        return {
+            self.inbound: (MessageReceived, SurveyAnswered),
+            self.routed: (ConversationRouted, IncidentDetected),
+            self.agent_actions: (AgentAction,),
+            self.outbound_commands: (OutboundCommand,),
+            self.outbound_status: (OutboundReceipt, DeliveryReport),
+            self.sla_events: (SlaEvent,),
+        }
+
+    def carrying(self, event_type: str) -> str | None:
+        """The topic events of a CloudEvents type are published on (None: no such type)."""
+        return next(
+            (
+                topic
+                for topic, types in self.events().items()
+                for t in types
+                if event_type == t.TYPE
+            ),
+            None,
         )
 
 

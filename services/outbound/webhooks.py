@@ -187,16 +187,6 @@ class WebhookDispatcher:
 
 def webhook_topics(config: Config, topics: Topics) -> list[str]:
     """The topics carrying the event types the webhooks at start-up subscribe to."""
-    where = {
-        "com.switchboard.message.received.v1": topics.inbound,
-        "com.switchboard.survey.answered.v1": topics.inbound,
-        "com.switchboard.conversation.routed.v1": topics.routed,
-        "com.switchboard.incident.detected.v1": topics.routed,
-        "com.switchboard.agent.action.v1": topics.agent_actions,
-        "com.switchboard.outbound.command.v1": topics.outbound_commands,
-        "com.switchboard.outbound.status.v1": topics.outbound_status,
-        "com.switchboard.outbound.delivery.v1": topics.outbound_status,
-        "com.switchboard.sla.event.v1": topics.sla_events,
-    }
     wanted = {event_type_named(e) for hook in config.webhooks for e in hook.events}
-    return sorted({where[t] for t in wanted if t is not None and t in where})
+    carrying = {topics.carrying(t) for t in wanted if t is not None}
+    return sorted(topic for topic in carrying if topic is not None)
