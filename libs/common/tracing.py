@@ -8,8 +8,8 @@ without it they are created (ids still flow through Kafka) but not exported.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -18,6 +18,20 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+# The messaging conventions are still "development" in semconv 0.66: their constants live in
+# the package's _incubating modules (error.type is stable).
+from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
+    MESSAGING_DESTINATION_NAME,
+    MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE,
+    MESSAGING_SYSTEM,
+    MessagingOperationTypeValues,
+    MessagingSystemValues,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 Headers = list[tuple[str, bytes]]
 
@@ -132,3 +146,35 @@ def annotate(**attributes: str | int | float | bool | None) -> None:
     for name, value in attributes.items():
         if value is not None:
             span.set_attribute(f"switchboard.{name}", value)
+
+
+SEND = MessagingOperationTypeValues.SEND
+PROCESS = MessagingOperationTypeValues.PROCESS
+_MESSAGING_KINDS = {SEND: trace.SpanKind.PRODUCER, PROCESS: trace.SpanKind.CONSUMER}
+
+
+def messaging_span(
+    tracer: trace.Tracer,
+    operation: MessagingOperationTypeValues,
+    topic: str,
+    attributes: Mapping[str, AttributeValue],
+) -> AbstractContextManager[trace.Span]:
+    """A Kafka span as the messaging conventions name it, ``{operation} {topic}`` (``send
+    switchboard.messages.inbound``), with their common attributes and ``attributes``."""
+    return tracer.start_as_current_span(
+        f"{operation.value} {topic}",
+        kind=_MESSAGING_KINDS[operation],
+        attributes={
+            MESSAGING_SYSTEM: MessagingSystemValues.KAFKA.value,
+            MESSAGING_OPERATION_TYPE: operation.value,
+            MESSAGING_OPERATION_NAME: operation.value,
+            MESSAGING_DESTINATION_NAME: topic,
+            **attributes,
+        },
+    )
+
+
+def mark_failed(span: trace.Span, reason: str, error: BaseException) -> None:
+    """Give a span that ends without raising the error status of what it gave up on."""
+    span.set_attribute(ERROR_TYPE, type(error).__qualname__)
+    span.set_status(Status(StatusCode.ERROR, f"{reason}: {type(error).__name__}: {error}"))

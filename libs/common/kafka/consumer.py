@@ -39,6 +39,17 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.cloudevents_attributes import (
+    CLOUDEVENTS_EVENT_TYPE,
+)
+from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
+    MESSAGING_CONSUMER_GROUP_NAME,
+    MESSAGING_DESTINATION_PARTITION_ID,
+    MESSAGING_KAFKA_MESSAGE_KEY,
+    MESSAGING_KAFKA_OFFSET,
+    MESSAGING_MESSAGE_ID,
+)
+from opentelemetry.util.types import AttributeValue
 from redis.asyncio import Redis
 
 from libs.common import metrics
@@ -48,7 +59,7 @@ from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 from libs.common.settings import Settings
-from libs.common.tracing import attached, extract
+from libs.common.tracing import PROCESS, SEND, attached, extract, mark_failed, messaging_span
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.kafka")
@@ -308,20 +319,16 @@ class ConsumerLoop:
         started = time.perf_counter()
         headers = list(record.headers or ())
         topic = record.topic
+        attributes: dict[str, AttributeValue] = {
+            MESSAGING_DESTINATION_PARTITION_ID: str(record.partition),
+            MESSAGING_CONSUMER_GROUP_NAME: self._policy.group_id,
+            MESSAGING_KAFKA_OFFSET: record.offset,
+        }
+        if record.key is not None:
+            attributes[MESSAGING_KAFKA_MESSAGE_KEY] = record.key.decode("utf-8", "replace")
         with (
             attached(extract(headers)),
-            _tracer.start_as_current_span(
-                f"{topic} process",
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": topic,
-                    "messaging.consumer.group.name": self._policy.group_id,
-                    "messaging.destination.partition.id": str(record.partition),
-                    "messaging.kafka.offset": record.offset,
-                },
-            ) as span,
+            messaging_span(_tracer, PROCESS, topic, attributes) as span,
         ):
             try:
                 _check_size(record, self._policy.max_record_bytes)
@@ -329,8 +336,8 @@ class ConsumerLoop:
             except InvalidEvent as exc:
                 await self._deadletter(record, exc, attempts=1)
                 return
-            span.set_attribute("messaging.message.id", event.id)
-            span.set_attribute("cloudevents.event_type", event.type)
+            span.set_attribute(MESSAGING_MESSAGE_ID, event.id)
+            span.set_attribute(CLOUDEVENTS_EVENT_TYPE, event.type)
             consumed = Consumed(
                 event=event,
                 topic=topic,
@@ -415,17 +422,22 @@ class ConsumerLoop:
             ("dlq_original_size", str(size).encode()),
             ("dlq_truncated", b"true" if truncated else b"false"),
         ]
+        mark_failed(trace.get_current_span(), "dead-lettered", exc)
         failures = 0
-        while True:
-            try:
-                await self._producer.kafka.send_and_wait(
-                    self._policy.deadletter_topic, value=value, key=key, headers=headers
-                )
-                break
-            except KafkaError as send_error:
-                failures += 1
-                log.warning("dead-letter write failed, retrying", error=repr(send_error))
-                await self._backoff(failures)
+        sent: dict[str, AttributeValue] = {}
+        if key is not None:
+            sent[MESSAGING_KAFKA_MESSAGE_KEY] = key.decode("utf-8", "replace")
+        with messaging_span(_tracer, SEND, self._policy.deadletter_topic, sent):
+            while True:
+                try:
+                    await self._producer.kafka.send_and_wait(
+                        self._policy.deadletter_topic, value=value, key=key, headers=headers
+                    )
+                    break
+                except KafkaError as send_error:
+                    failures += 1
+                    log.warning("dead-letter write failed, retrying", error=repr(send_error))
+                    await self._backoff(failures)
         log.error(
             "record dead-lettered",
             topic=record.topic,
@@ -503,6 +515,7 @@ class ConsumerLoop:
             )
         for tp in owned:
             del self._partitions[tp]
+            metrics.consumer_lag.remove(self._policy.group_id, tp.topic, str(tp.partition))
         if self._on_revoked and owned:
             await self._on_revoked(frozenset(owned))
 

@@ -8,11 +8,18 @@ from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.cloudevents_attributes import (
+    CLOUDEVENTS_EVENT_TYPE,
+)
+from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
+    MESSAGING_KAFKA_MESSAGE_KEY,
+    MESSAGING_MESSAGE_ID,
+)
 
 from libs.common import metrics
 from libs.common.events import Event, encode
 from libs.common.settings import Settings
-from libs.common.tracing import inject
+from libs.common.tracing import SEND, inject, messaging_span
 
 _tracer = trace.get_tracer("switchboard.kafka")
 
@@ -59,16 +66,14 @@ class EventProducer:
         for item in outgoing:
             value, headers = encode(item.event)
             headers.extend(extra_headers)
-            with _tracer.start_as_current_span(
-                f"{item.topic} publish",
-                kind=trace.SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "send",
-                    "messaging.destination.name": item.topic,
-                    "messaging.message.id": item.event.id,
-                    "messaging.kafka.message.key": item.key,
-                    "cloudevents.event_type": item.event.type,
+            with messaging_span(
+                _tracer,
+                SEND,
+                item.topic,
+                {
+                    MESSAGING_MESSAGE_ID: item.event.id,
+                    MESSAGING_KAFKA_MESSAGE_KEY: item.key,
+                    CLOUDEVENTS_EVENT_TYPE: item.event.type,
                 },
             ):
                 inject(headers)
