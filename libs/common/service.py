@@ -38,7 +38,7 @@ from libs.common.logs import get_logger, setup_logging
 from libs.common.redis_client import create_redis
 from libs.common.settings import Settings, SettingsError, load_settings
 from libs.common.topics import Topics
-from libs.common.tracing import setup_tracing
+from libs.common.tracing import http_server_middleware, setup_tracing
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -57,7 +57,7 @@ STOP_GRACE = 5.0
 
 def create_app(settings: Settings, service: str, clock: Clock = system_clock) -> web.Application:
     """An app with health routes, Redis and a producer; services add their own parts."""
-    app = web.Application(client_max_size=1024**2)
+    app = web.Application(client_max_size=1024**2, middlewares=[http_server_middleware()])
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[TOPICS] = Topics.with_prefix(settings.switchboard_topic_prefix)

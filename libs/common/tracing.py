@@ -8,12 +8,22 @@ without it they are created (ids still flow through Kafka) but not exported.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import cache
 
+from aiohttp.typedefs import Middleware
 from opentelemetry import context as otel_context
+from opentelemetry import metrics as otel_metrics
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.aiohttp_server import (
+    AioHttpServerInstrumentor,
+    create_aiohttp_middleware,
+)
 from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -78,8 +88,39 @@ def setup_tracing(service: str) -> TracerProvider:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        if os.environ.get("OTEL_METRICS_EXPORTER", "otlp") != "none":
+            _export_meters(resource)
     trace.set_tracer_provider(provider)
     return provider
+
+
+def _export_meters(resource: Resource) -> None:
+    """Send the OpenTelemetry metrics (the HTTP instrumentation's request durations and active
+    requests) over OTLP beside the spans; Switchboard's own metrics stay on ``/metrics``."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter())  # OTEL_METRIC_EXPORT_INTERVAL
+    otel_metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+
+
+@cache
+def http_server_middleware() -> Middleware:
+    """The official aiohttp server instrumentation (a span and duration metrics per request,
+    in the caller's trace) as a middleware for an app to add explicitly.
+
+    Its middleware works from the tracer, meters and URL exclusions (``OTEL_PYTHON_AIOHTTP_
+    SERVER_EXCLUDED_URLS``) that the instrumentor sets up; the instrumentor also replaces
+    ``web.Application`` with a traced subclass, which is undone at once: only apps that add
+    this middleware are traced, and each request once.
+    """
+    instrumentor = AioHttpServerInstrumentor()
+    with warnings.catch_warnings():
+        # aiohttp warns against subclassing web.Application; the subclass is never used.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        instrumentor.instrument()
+    instrumentor.uninstrument()
+    middleware: Middleware = create_aiohttp_middleware()
+    return middleware
 
 
 def inject(headers: Headers) -> None:

@@ -76,6 +76,11 @@ templates:
 SUPPORT = "help@shop.example"
 AGENT_KEY = "trace-test-agent-token-key-0123456789abcdef"
 EVERY_SERVICE = (*SERVICES, "hub")
+OPS = ("send", "process")
+SMS_PATH = "/v1/sms/twilio"
+X_PATH = "/v1/social/x/webhook"
+HTTP_DURATION = "http.server.duration"
+"""The aiohttp instrumentation's request-duration histogram (its default, pre-stable name)."""
 CHANNELS = {"sms": "sms-desk", "email": "email-desk", "chat": "chat-desk", "social": "social-desk"}
 MAIL = (
     b"From: Ana Lima <ana@example.org>\r\nTo: help@shop.example\r\n"
@@ -117,6 +122,7 @@ async def test_every_channel_gives_one_trace_across_every_service(
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
         }
         processes = await launch(EVERY_SERVICE, env)
         ingest = next(p for p in processes if p.name == "ingest")
@@ -142,7 +148,7 @@ async def test_every_channel_gives_one_trace_across_every_service(
             # Sent now: the clock starts at the DM's own time, so a fixed one would breach.
             message["created_timestamp"] = str(int(time.time() * 1000))
             direct = dm_payload(message)
-            url = f"{ingest.url}/v1/social/x/webhook"
+            url = f"{ingest.url}{X_PATH}"
             async with http.post(url, data=direct, headers=sign_x(direct, SECRET)) as response:
                 assert response.status == 200
             await wait_until(
@@ -201,6 +207,30 @@ async def test_every_channel_gives_one_trace_across_every_service(
         ),
         timeout=40,
         message="spans of every service in every message's trace",
+    )
+    # Every hop is a "send {topic}" span of its producer and a "process {topic}" span of each
+    # consumer (messaging semantic conventions); webhooks start with the HTTP server span.
+    carried = set(topics.all()) - {topics.agent_actions, topics.deadletter}
+    hops = {f"{operation} {topic}" for topic in carried for operation in OPS}
+    http_entry = {"sms": f"POST {SMS_PATH}", "social": f"POST {X_PATH}"}
+
+    def span_names(trace_id: str) -> set[str]:
+        return {s.name for s in otlp.receiver.spans if s.trace_id == trace_id}
+
+    await wait_until(
+        lambda: all(
+            span_names(t) >= hops | ({http_entry[c]} if c in http_entry else set())
+            for t, c in channel_of.items()
+        ),
+        timeout=40,
+        message=lambda: f"send and process spans of every hop: {hops}",
+    )
+    await wait_until(
+        lambda: (
+            {(f"switchboard-{n}", HTTP_DURATION) for n in EVERY_SERVICE} <= otlp.receiver.metrics
+        ),
+        timeout=40,
+        message="the HTTP instrumentation's request durations from every service",
     )
     routed: dict[str, ConversationRouted] = {r.channel: r for r in seen.data_of(ConversationRouted)}
     for trace_id, channel in channel_of.items():

@@ -1,4 +1,5 @@
-"""A minimal OTLP/HTTP trace receiver: services export to it like to any collector."""
+"""A minimal OTLP/HTTP receiver of traces and metrics: services export to it like to any
+collector."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -31,11 +36,27 @@ def _value(any_value: Any) -> Any:
 @dataclass
 class OtlpReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
+    metrics: set[tuple[str, str]] = field(default_factory=set)
+    """(service, metric name) of every metric exported."""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024**2)
         app.router.add_post("/v1/traces", self._traces)
+        app.router.add_post("/v1/metrics", self._metrics)
         return app
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        export = ExportMetricsServiceRequest()
+        export.ParseFromString(await request.read())
+        for resource_metrics in export.resource_metrics:
+            resource = {a.key: _value(a.value) for a in resource_metrics.resource.attributes}
+            service = str(resource.get("service.name", ""))
+            for scope_metrics in resource_metrics.scope_metrics:
+                self.metrics.update((service, m.name) for m in scope_metrics.metrics)
+        return web.Response(
+            body=ExportMetricsServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
 
     async def _traces(self, request: web.Request) -> web.Response:
         export = ExportTraceServiceRequest()
