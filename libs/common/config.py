@@ -135,7 +135,14 @@ class IssueTypeConfig(_Model):
     phrases: list[str] = []
     patterns: list[str] = []
     examples: list[str] = []
-    examples_file: str | None = None
+    examples_file: str | list[str] | None = None
+
+    @property
+    def examples_files(self) -> list[str]:
+        """The CSV files of examples: ``examples_file`` names one or a list of them."""
+        if self.examples_file is None:
+            return []
+        return [self.examples_file] if isinstance(self.examples_file, str) else self.examples_file
 
     @field_validator("patterns")
     @classmethod
@@ -413,10 +420,9 @@ def cross_check(config: Config, base_dir: Path) -> list[tuple[Path_, str]]:
             )
     found.extend(_follow_up_problems(config))
     for name, issue_type in config.issue_types.items():
-        if issue_type.examples_file and not (base_dir / issue_type.examples_file).is_file():
-            found.append(
-                (("issue_types", name, "examples_file"), f"no file {issue_type.examples_file!r}")
-            )
+        for examples_file in issue_type.examples_files:
+            if not (base_dir / examples_file).is_file():
+                found.append((("issue_types", name, "examples_file"), f"no file {examples_file!r}"))
     for index, rule in enumerate(config.rules):
         found.extend(_rule_problems(config, index, rule))
     incidents = config.incidents

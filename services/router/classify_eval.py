@@ -409,7 +409,8 @@ def format_report(report: EvalReport) -> str:
         f"latency   p50 {report.latency_p50_ms:.3f} ms  p99 {report.latency_p99_ms:.3f} ms  "
         f"max {report.latency_max_ms:.3f} ms  (wall clock, one message per call; "
         f"CPU time p99 {report.cpu_p99_ms:.3f} ms)",
-        f"build     {build.seconds:.2f} s: {build.examples} examples in {build.model_types} "
+        f"build     {build.seconds:.2f} s: {build.examples} examples (+{build.noisy_examples} "
+        f"typed in a hurry) in {build.model_types} "
         f"types, {build.vocabulary} features ({build.word_features} word, "
         f"{build.char_features} char), {build.known_words} known words, {build.cv_folds}-fold "
         f"calibration, {build.phrases} phrases, {build.patterns} patterns",

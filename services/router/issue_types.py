@@ -14,6 +14,10 @@ Two layers, tried in this order for every message (email subject and body, SMS, 
    message's words occur in any example: a language or a topic the examples do not cover comes
    out ``unknown`` with low confidence instead of as a confident wrong label.
 
+The model reads the message's core (``wording.message_core``: no greeting, sign-off, signature,
+quoted history or @mention) and trains on each type's examples plus noisy copies of half of them
+(``wording.noisy_variants``: typos, vowel-less and SMS shorthand); the rules read the whole text.
+
 Messages are scored by a lean path (dictionary look-ups and one small numpy product) that gives
 the same probabilities as the fitted scikit-learn pipeline at a fraction of its per-call overhead.
 The pipeline is kept beside it so that the equivalence can be checked (see the unit tests).
@@ -48,6 +52,7 @@ from libs.common.text import (
     pattern_error,
     re2_options,
 )
+from services.router.wording import message_core, noisy_variants
 
 __all__ = [
     "IMPACTS",
@@ -75,6 +80,10 @@ IMPACTS: Final[tuple[Impact, ...]] = ("deep", "broad", "shallow")
 # The model sees the start only: customers state the problem early, and the cost of scoring
 # grows with the length (quoted replies and signatures further down are mostly noise anyway).
 MAX_MODEL_CHARS: Final = 1_000
+
+# This share of each type's examples is trained on a second time as typed in a hurry (typos,
+# shorthand): the examples are written with care, the messages are not.
+_NOISY_SHARE: Final = 0.5
 
 # Fewer examples than this for a type leaves nothing to cross-validate the calibration on.
 MIN_EXAMPLES_PER_TYPE: Final = 2
@@ -162,6 +171,7 @@ class BuildStats:
     issue_types: int
     model_types: int
     examples: int
+    noisy_examples: int
     vocabulary: int
     word_features: int
     char_features: int
@@ -503,6 +513,7 @@ class IssueClassifier:
         matcher = _ExplicitMatcher(specs)
         texts: list[str] = []
         labels: list[str] = []
+        noisy = 0
         for spec in specs:
             normalised = [text for text in map(normalise_text, spec.examples) if text]
             if 0 < len(normalised) < MIN_EXAMPLES_PER_TYPE:
@@ -511,6 +522,9 @@ class IssueClassifier:
                     f"least {MIN_EXAMPLES_PER_TYPE}, or none for a type decided by phrases "
                     "and patterns only"
                 )
+            variants = noisy_variants(normalised, share=_NOISY_SHARE, seed=seed)
+            noisy += len(variants)
+            normalised += variants
             texts.extend(text[:MAX_MODEL_CHARS] for text in normalised)
             labels.extend([spec.name] * len(normalised))
         model_types = len(set(labels))
@@ -520,7 +534,8 @@ class IssueClassifier:
             seconds=time.perf_counter() - started,
             issue_types=len(specs),
             model_types=model_types if model else 0,
-            examples=len(texts) if model else 0,
+            examples=len(texts) - noisy if model else 0,
+            noisy_examples=noisy if model else 0,
             vocabulary=(model.word_features + model.char_features) if model else 0,
             word_features=model.word_features if model else 0,
             char_features=model.char_features if model else 0,
@@ -559,7 +574,7 @@ class IssueClassifier:
         model = self._model
         if model is None:
             return self._unknown(0.0, None)
-        normalised = normalised[:MAX_MODEL_CHARS]
+        normalised = normalise_text(message_core(text), MAX_MODEL_CHARS)
         tokens = _TOKEN.findall(normalised)
         coverage = model.coverage(tokens)
         if coverage == 0.0:

@@ -55,10 +55,11 @@ def issue_type_spec(name: str, spec: IssueTypeConfig, base_dir: Path) -> IssueTy
 
     An examples file is a CSV with ``utterance`` and ``intent`` columns (the shipped
     customer-service sample's shape); the rows whose intent is this type's name are used.
+    ``examples_file`` names one file or a list of them.
     """
     examples = list(spec.examples)
-    if spec.examples_file:
-        with open(base_dir / spec.examples_file, encoding="utf-8-sig", newline="") as handle:
+    for examples_file in spec.examples_files:
+        with open(base_dir / examples_file, encoding="utf-8-sig", newline="") as handle:
             examples += [
                 row["utterance"] for row in csv.DictReader(handle) if row["intent"] == name
             ]
