@@ -29,6 +29,7 @@ MAILBOX_TTL: Final = 7 * DAY
 THREAD_PREFIX: Final = "chat:"
 VISITOR_ID: Final = re.compile(r"[0-9a-f]{32}")
 ENTRY_ID: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+MAX_ENTRY_PART: Final = 2**64 - 1
 START: Final = "0-0"
 
 # KEYS: mailbox stream, reply marker. ARGV: max length, TTL, command id, text, time,
@@ -62,6 +63,12 @@ def entry_order(entry_id: str) -> tuple[int, int]:
     """Stream ids compare as (milliseconds, sequence), not as text."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def is_entry_id(text: str) -> bool:
+    """Whether a client's cursor is a stream id Redis accepts: two unsigned 64-bit integers.
+    Twenty digits can exceed 64 bits, and Redis refuses every read after such an id."""
+    return bool(ENTRY_ID.fullmatch(text)) and max(entry_order(text)) <= MAX_ENTRY_PART
 
 
 @dataclass(frozen=True, slots=True)

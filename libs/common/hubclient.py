@@ -4,7 +4,9 @@ bots and scripts.
 It reads the socket only when asked (:meth:`HubClient.next`, :meth:`HubClient.act`), so a
 caller that stops asking stops reading, as a slow agent tool would. It remembers the last
 event id it handed out per queue, so :meth:`HubClient.subscribe` after a reconnect resumes
-where the caller left off.
+where the caller left off. The token travels as a subprotocol
+(:mod:`libs.common.socket_tokens`), or with ``token_in_query`` in the URL, for hubs that
+predate it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+
+from libs.common.socket_tokens import offered_protocols
 
 
 class HubClosed(Exception):
@@ -77,7 +81,7 @@ class HubClient:
             self._ws = await self._session.ws_connect(self._url, params={"token": self._token})
         else:
             self._ws = await self._session.ws_connect(
-                self._url, headers={"Authorization": f"Bearer {self._token}"}
+                self._url, protocols=offered_protocols(self._token)
             )
         self.hello = await self._receive()
         return self.hello

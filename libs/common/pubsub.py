@@ -1,4 +1,4 @@
-"""One Redis pattern subscription held for a process, and a guard for loops that await Redis.
+"""One Redis pattern subscription held for a process, and guards for loops that await Redis.
 
 Ingest's chat sockets and the hub's agent sockets are woken the same way: whichever replica
 made a change publishes on the recipient's channel, every replica holds one pattern
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from redis.asyncio import Redis
@@ -31,6 +32,25 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+@dataclass(slots=True)
+class FailureStreak:
+    """Failures in a row of one socket's Redis reads. Counting one first re-raises a
+    cancellation redis-py turned into the RedisError being handled, and after ``limit`` in a
+    row the caller gives up (closes its socket) instead of polling Redis forever."""
+
+    limit: int
+    count: int = 0
+
+    def succeeded(self) -> None:
+        self.count = 0
+
+    def failed(self) -> bool:
+        """Count a failure; whether the streak has reached the limit."""
+        raise_if_cancelled()
+        self.count += 1
+        return self.count >= self.limit
 
 
 async def follow_pattern(
@@ -66,6 +86,7 @@ async def follow_pattern(
                 ):
                     message(as_text(channel), as_text(data))
         except RedisError as exc:
+            raise_if_cancelled()
             failures += 1
             log.warning("subscription lost; resubscribing", pattern=pattern, error=repr(exc))
             await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.2 * 2**failures)))

@@ -456,6 +456,7 @@ class Assigner:
                 raise_if_cancelled()
                 failures = 0
             except RedisError as exc:
+                raise_if_cancelled()
                 failures += 1
                 log.warning("hub assignment pass failed; retrying", queue=queue, error=repr(exc))
                 await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.1 * 2**failures)))

@@ -1,8 +1,10 @@
 """The upgrade of ``/v1/agents/ws``: authenticate, then hand the socket to a session.
 
-The token comes from ``Authorization: Bearer`` or, for browsers (which cannot set headers on
-a websocket), the ``token`` query parameter. A refused token still gets the upgrade and then
-a close with its code, because a browser sees close codes but not HTTP statuses.
+The token comes from ``Authorization: Bearer`` or, for browsers (which can set no other
+header on a websocket), the offered subprotocols (:mod:`libs.common.socket_tokens`); the
+``token`` query parameter is still read, for compatibility only. A refused token still gets
+the upgrade and then a close with its code, because a browser sees close codes but not HTTP
+statuses.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from aiohttp import web
 from libs.common import metrics
 from libs.common.agent_access import AgentTokens, TokenRejected
 from libs.common.logs import get_logger
+from libs.common.socket_tokens import PROTOCOL, offered_token
 from services.hub import protocol
 from services.hub.sessions import AgentSession, Services, limit_send_buffer
 
@@ -27,7 +30,7 @@ def bearer_token(request: web.Request) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.query.get("token")
+    return offered_token(request)
 
 
 class HubEndpoint:
@@ -41,7 +44,10 @@ class HubEndpoint:
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         limits = self._services.limits
         ws = web.WebSocketResponse(
-            heartbeat=limits.heartbeat, max_msg_size=limits.max_frame_bytes, compress=False
+            heartbeat=limits.heartbeat,
+            max_msg_size=limits.max_frame_bytes,
+            compress=False,
+            protocols=(PROTOCOL,),
         )
         await ws.prepare(request)
         try:

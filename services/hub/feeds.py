@@ -17,6 +17,7 @@ from typing import Final, Protocol
 from redis.exceptions import RedisError
 
 from libs.common.logs import get_logger
+from libs.common.pubsub import raise_if_cancelled
 from services.hub import protocol
 from services.hub.streams import QueueStreams
 
@@ -53,6 +54,7 @@ class QueueFeed:
                 )
                 failures = 0
             except RedisError as exc:
+                raise_if_cancelled()  # XREAD BLOCK is where redis-py can swallow a cancel
                 failures += 1
                 log.warning("hub feed read failed; retrying", queue=self.queue, error=repr(exc))
                 await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.1 * 2**failures)))

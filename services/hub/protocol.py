@@ -7,11 +7,11 @@ one module says what goes over the socket. Close codes are the ``CLOSE_*`` const
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
+from libs.common.chat import is_entry_id
 from libs.common.events import AgentActionKind, Channel
 
 VERSION: Final = 1
@@ -23,17 +23,16 @@ CLOSE_TOKEN_INVALID: Final = 4401  # missing, malformed or badly signed token: d
 CLOSE_TOKEN_EXPIRED: Final = 4402  # expired, on connect or while connected: get a new token
 CLOSE_QUEUE_FORBIDDEN: Final = 4403  # subscribed to a queue the token does not allow
 CLOSE_SLOW_CONSUMER: Final = 4408  # the outgoing buffer filled up: reconnect and resume
+CLOSE_UNAVAILABLE: Final = 4503  # the agent's state kept failing to read: reconnect later
 
 MAX_TEXT_CHARS: Final = 10_000
 MAX_QUEUES: Final = 64
-ENTRY_ID: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-"""A Redis Stream entry id, the per-queue event id clients resume from."""
-
 ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 QueueName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 ConversationId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
 ResumeId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+"""The shape of a per-queue event id; :func:`parse` also checks both parts fit 64 bits."""
 
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", frozen=True):
@@ -111,9 +110,14 @@ def parse(raw: str | bytes) -> ClientMessage:
     if data.get("type") not in CLIENT_TYPES:
         raise FrameError("unknown_type", f"type must be one of {sorted(CLIENT_TYPES)}", client_id)
     try:
-        return cast(ClientMessage, msgspec.convert(data, type=ClientMessage))
+        message = cast(ClientMessage, msgspec.convert(data, type=ClientMessage))
     except msgspec.ValidationError as exc:
         raise FrameError("invalid_frame", str(exc), client_id) from None
+    if isinstance(message, Subscribe):
+        for queue, after in message.queues.items():
+            if after is not None and not is_entry_id(after):
+                raise FrameError("invalid_frame", f"resume id of {queue} is not a stream id")
+    return message
 
 
 # --- server -> client -----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from libs.common import metrics
 from libs.common.agent_access import AgentClaims
 from libs.common.chat import START, entry_order
 from libs.common.logs import get_logger
-from libs.common.pubsub import raise_if_cancelled
+from libs.common.pubsub import FailureStreak, raise_if_cancelled
 from services.hub import protocol
 from services.hub.actions import ActionPublisher, Rejected
 from services.hub.assignment import Assigner
@@ -58,6 +58,8 @@ class Limits:
     catch_up_timeout: float = 30.0
     snapshot_limit: int = 500
     socket_send_buffer: int | None = None  # SO_SNDBUF of agent sockets; None: the kernel's
+    retry_seconds: float = 1.0  # between reads of the agent's offers after Redis failed
+    max_read_failures: int = 30  # failed reads in a row before the socket is closed
 
 
 @dataclass(slots=True)
@@ -242,16 +244,22 @@ class AgentSession:
 
     async def _sync(self) -> None:
         """After every notice, show the agent's offers and presence as Redis has them."""
+        failures = FailureStreak(self._limits.max_read_failures)
         while True:
             await self._notified.wait()
             self._notified.clear()
             try:
                 view = await self._services.assigner.view(self.agent, set(self._shown))
                 raise_if_cancelled()
+                failures.succeeded()
             except RedisError as exc:
+                if failures.failed():
+                    log.error("agent offers unreadable; closing", agent=self.agent, error=repr(exc))
+                    self.request_close(protocol.CLOSE_UNAVAILABLE, "offers unavailable")
+                    return
                 log.warning("agent offers not read; retrying", agent=self.agent, error=repr(exc))
                 self._notified.set()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self._limits.retry_seconds)
                 continue
             for offer_id, state in view.ended.items():
                 self._shown.discard(offer_id)
@@ -278,6 +286,7 @@ class AgentSession:
                 await assigner.alive(self.agent)
                 raise_if_cancelled()
             except RedisError as exc:
+                raise_if_cancelled()
                 log.warning("agent presence not renewed", agent=self.agent, error=repr(exc))
 
     async def _detach(self) -> None:

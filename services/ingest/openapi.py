@@ -16,6 +16,7 @@ from libs.common.openapi import (
     health_paths,
     unavailable,
 )
+from libs.common.socket_tokens import PROTOCOL, TOKEN_PREFIX
 from libs.common.surveys import MAX_TOKEN_CHARS as MAX_SURVEY_TOKEN_CHARS
 from libs.common.surveys import SCORES
 from services.ingest import sms, surveys
@@ -316,22 +317,25 @@ def _chat_paths() -> dict[str, Any]:
             "get": {
                 "tags": ["chat"],
                 "summary": "The visitor's websocket (see x-websocket for its frames).",
+                "description": "The session token is offered as the subprotocol "
+                f"`{TOKEN_PREFIX}<token>` beside `{PROTOCOL}`, which the server selects; "
+                "missing, invalid or over "
+                f"{MAX_TOKEN_CHARS} characters: closed with {chat.CLOSE_BAD_SESSION}.",
                 "parameters": [
                     {
                         "name": "token",
                         "in": "query",
-                        "required": True,
-                        "description": "Session token; missing, invalid or over "
-                        f"{MAX_TOKEN_CHARS} characters: closed with "
-                        f"{chat.CLOSE_BAD_SESSION}.",
+                        "required": False,
+                        "description": "Session token, for compatibility only: a URL reaches "
+                        "access logs, the subprotocol does not.",
                         "schema": {"type": "string"},
                     },
                     {
                         "name": "after",
                         "in": "query",
                         "required": False,
-                        "description": "Id of the last reply the widget shows; malformed: closed "
-                        f"with {chat.CLOSE_BAD_REQUEST}.",
+                        "description": "Id of the last reply the widget shows; not two "
+                        f"unsigned 64-bit integers: closed with {chat.CLOSE_BAD_REQUEST}.",
                         "schema": {"type": "string", "default": START},
                     },
                 ],

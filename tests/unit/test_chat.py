@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from libs.common.chat import entry_order, thread_key, visitor_of
+from libs.common.chat import entry_order, is_entry_id, thread_key, visitor_of
 from libs.common.clock import fixed_clock
 from libs.common.keys import Keys
 from libs.common.settings import Settings
@@ -94,3 +94,22 @@ def test_thread_keys_and_stream_ids() -> None:
     assert visitor_of("sms:+1:+2") is None
     assert entry_order("10-2") > entry_order("9-30") > entry_order("9-4")
     assert Keys("t[1]*:").chat_notify_pattern() == "t\\[1\\]\\*:chat:notify:*"
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("0-0", True),
+        ("1732512000000-3", True),
+        ("18446744073709551615-18446744073709551615", True),
+        ("18446744073709551616-0", False),
+        ("0-18446744073709551616", False),
+        ("99999999999999999999-1", False),
+        ("1732512000000", False),
+        ("-1-0", False),
+        ("1-2-3", False),
+        ("\uff11-0", False),  # a fullwidth digit: int() reads it, Redis does not
+    ],
+)
+def test_a_stream_id_is_two_unsigned_64_bit_integers(text: str, accepted: bool) -> None:
+    assert is_entry_id(text) is accepted

@@ -15,6 +15,8 @@
 
   var WS_URL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
     "/v1/agents/ws";
+  var PROTOCOL = "switchboard.v1";
+  var TOKEN_PROTOCOL = "switchboard.token.";
   var FINAL_CLOSES = {
     4401: "The token was refused: get a valid one.",
     4402: "The token has expired: get a new one.",
@@ -402,9 +404,17 @@
 
   // --- connection --------------------------------------------------------------------------
 
+  // The token travels as a subprotocol, never in the URL, where access logs would keep it;
+  // the hub selects PROTOCOL.
   function connect() {
     setStatus("Connecting\u2026", false);
-    socket = new WebSocket(WS_URL + "?token=" + encodeURIComponent(token));
+    try {
+      socket = new WebSocket(WS_URL, [PROTOCOL, TOKEN_PROTOCOL + token]);
+    } catch (e) {  // characters no subprotocol can carry: not a token
+      socket = null;
+      stop(FINAL_CLOSES[4401]);
+      return;
+    }
     socket.onopen = function () { attempt = 0; setStatus("Online", true); };
     socket.onmessage = function (event) {
       var frame;
@@ -414,10 +424,7 @@
     socket.onclose = function (event) {
       socket = null;
       if (FINAL_CLOSES[event.code]) {
-        setStatus("Disconnected", false);
-        errorText = FINAL_CLOSES[event.code];
-        $("token-form").hidden = false;
-        render();
+        stop(FINAL_CLOSES[event.code]);
         return;
       }
       attempt += 1;
@@ -425,6 +432,13 @@
       setStatus("Reconnecting\u2026", false);
       setTimeout(connect, wait * (0.5 + Math.random() / 2));
     };
+  }
+
+  function stop(reason) {
+    setStatus("Disconnected", false);
+    errorText = reason;
+    $("token-form").hidden = false;
+    render();
   }
 
   function start(value) {

@@ -1,20 +1,25 @@
 """Live chat for website visitors: session tokens over HTTP, messages and replies over a websocket.
 
 ``POST /v1/chat/session`` issues a signed session token (:mod:`.session`).
-``GET /v1/chat/ws?token=...&after=...`` upgrades; ``after`` is the id of the last reply the
-widget shows (absent: the whole mailbox). Each visitor frame is published as one
+``GET /v1/chat/ws?after=...`` upgrades, the token offered as the subprotocol
+``switchboard.token.<token>`` beside ``switchboard.v1`` (:mod:`libs.common.socket_tokens`; the
+``token`` query parameter is still read, for compatibility only); ``after`` is the id of the
+last reply the widget shows (absent: the whole mailbox). Each visitor frame is published as one
 ``message.received`` through the :class:`~services.ingest.accept.Acceptor`, and ``ack`` is
 sent only after Kafka acknowledged it; a resent ``client_id`` is acked without a second event;
 when Kafka or Redis is unavailable the frame gets ``error`` with ``retry: true`` and no ack.
 
 Frames from one socket are handled one at a time, so one visitor's messages reach Kafka in
 the order typed (they share the thread key, hence the partition). Replies are written by a
-separate task from the visitor's mailbox; every write goes through one bounded queue.
+separate task from the visitor's mailbox; every write goes through one bounded queue. When
+the mailbox stays unreadable for :attr:`Limits.max_delivery_failures` reads in a row, the
+socket is closed rather than left polling Redis.
 
-Close codes: 4401 bad or expired token (get a new session), 4400 malformed ``after``, 4429
-too many sockets for one visitor or from one peer address, 1008 a visitor that keeps
-flooding, 1009 frame over :attr:`Limits.max_frame_bytes`, 1013 a visitor that does not read
-its socket, 1001 shutdown.
+Close codes: 4401 bad or expired token (get a new session), 4400 malformed ``after`` (not two
+unsigned 64-bit integers), 4429 too many sockets for one visitor or from one peer address,
+4503 replies cannot be read (reconnect later), 1008 a visitor that keeps flooding, 1009 frame
+over :attr:`Limits.max_frame_bytes`, 1013 a visitor that does not read its socket, 1001
+shutdown.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.chat import ENTRY_ID, START, Mailbox, entry_order, thread_key
+from libs.common.chat import START, Mailbox, entry_order, is_entry_id, thread_key
 from libs.common.events import CustomerIdentity, MessageReceived, event_id, utc_now
 from libs.common.logs import get_logger
-from libs.common.pubsub import raise_if_cancelled
+from libs.common.pubsub import FailureStreak, raise_if_cancelled
+from libs.common.socket_tokens import PROTOCOL, offered_token
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 from services.ingest.chat import frames
 from services.ingest.chat.hub import ChatHub
@@ -59,6 +65,7 @@ CORS: Final = {
 CLOSE_BAD_SESSION: Final = 4401
 CLOSE_BAD_REQUEST: Final = 4400
 CLOSE_TOO_MANY_SOCKETS: Final = 4429
+CLOSE_REPLIES_UNAVAILABLE: Final = 4503
 
 _encode = msgspec.json.Encoder().encode
 
@@ -76,6 +83,8 @@ class Limits:
     reply_batch: int = 20
     sockets_per_visitor: int = 8
     sockets_per_ip: int = 0  # per peer address (CHAT_MAX_SOCKETS_PER_IP); 0: no cap
+    delivery_retry_seconds: float = 1.0  # between reads of a mailbox Redis failed to read
+    max_delivery_failures: int = 30  # failed mailbox reads in a row before the socket is closed
 
 
 def error_frame(
@@ -129,7 +138,7 @@ class ChatSocket:
     def wake(self, entry_id: str | None) -> None:
         if (
             entry_id is not None
-            and ENTRY_ID.fullmatch(entry_id)
+            and is_entry_id(entry_id)
             and entry_order(entry_id) <= entry_order(self._cursor)
         ):
             return  # already delivered on this socket
@@ -254,6 +263,7 @@ class ChatSocket:
     # --- mailbox -> visitor -----------------------------------------------------------------
 
     async def _deliver(self) -> None:
+        failures = FailureStreak(self._limits.max_delivery_failures)
         while True:
             await self._woken.wait()
             self._woken.clear()
@@ -263,6 +273,7 @@ class ChatSocket:
                         self._visitor_id, self._cursor, self._limits.reply_batch
                     )
                     raise_if_cancelled()
+                    failures.succeeded()
                     for reply in replies:
                         await self._outbox.put(_encode(reply.frame()).decode())
                         self._cursor = reply.id
@@ -270,8 +281,12 @@ class ChatSocket:
                     if len(replies) < self._limits.reply_batch:
                         break
             except RedisError as exc:
+                if failures.failed():
+                    log.error("chat mailbox unreadable; closing the socket", error=repr(exc))
+                    await self.close(CLOSE_REPLIES_UNAVAILABLE, "replies unavailable")
+                    return
                 log.warning("chat mailbox unreadable; retrying", error=repr(exc))
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self._limits.delivery_retry_seconds)
                 self._woken.set()
 
     async def _send_now(self, frame: dict[str, Any]) -> None:
@@ -344,24 +359,25 @@ class ChatEndpoint:
         return web.Response(status=204, headers=CORS)
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        """``GET /v1/chat/ws?token=...&after=...``."""
+        """``GET /v1/chat/ws?after=...``, the token offered as a subprotocol."""
         if self._tokens is None:
             return _json({"error": "chat is not configured"}, 503)
         ws = web.WebSocketResponse(
             heartbeat=self._limits.heartbeat,
             max_msg_size=self._limits.max_frame_bytes,
             compress=False,
+            protocols=(PROTOCOL,),
         )
         await ws.prepare(request)
         try:
-            visitor_id = self._tokens.verify(request.query.get("token"))
+            visitor_id = self._tokens.verify(offered_token(request))
         except InvalidSession as exc:
             metrics.webhook_rejections.labels("chat", "bad session").inc()
             log.info("chat socket refused", reason=str(exc))
             await ws.close(code=CLOSE_BAD_SESSION, message=b"invalid or expired session")
             return ws
         after = request.query.get("after") or START
-        if not ENTRY_ID.fullmatch(after):
+        if not is_entry_id(after):
             await ws.close(code=CLOSE_BAD_REQUEST, message=b"malformed after")
             return ws
         if self._hub.count(visitor_id) >= self._limits.sockets_per_visitor:

@@ -19,6 +19,8 @@
 
   var ORIGIN = new URL(script.src, location.href).origin;
   var WS_ORIGIN = ORIGIN.replace(/^http/, "ws");
+  var PROTOCOL = "switchboard.v1";
+  var TOKEN_PROTOCOL = "switchboard.token.";
   var STORE_KEY = "switchboard-chat:" + ORIGIN;
   var MAX_TEXT = 4000;
   var MAX_PENDING = 50;
@@ -231,9 +233,11 @@
     clearTimeout(reconnectTimer);
     setStatus(false, attempt ? "Reconnecting\u2026" : "Connecting\u2026");
     ensureSession().then(function () {
-      var url = WS_ORIGIN + "/v1/chat/ws?token=" + encodeURIComponent(state.token);
-      if (state.cursor) url += "&after=" + encodeURIComponent(state.cursor);
-      socket = new WebSocket(url);
+      var url = WS_ORIGIN + "/v1/chat/ws";
+      if (state.cursor) url += "?after=" + encodeURIComponent(state.cursor);
+      // The token travels as a subprotocol, never in the URL, where access logs would keep
+      // it; the server selects PROTOCOL.
+      socket = new WebSocket(url, [PROTOCOL, TOKEN_PROTOCOL + state.token]);
       socket.onmessage = function (event) { onFrame(event.data); };
       socket.onclose = onClose;
       connecting = false;
