@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from libs.common.devstack import DevStack
 from libs.common.events import MessageReceived, event_id, utc_now
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
-from libs.common.service import PRODUCER, create_app
+from libs.common.service import PRODUCER, REDIS, create_app
 from libs.common.settings import Settings
 from services.ingest.chat import SESSION_PATH, WS_PATH, Limits, add_chat
 from services.ingest.chat.frames import FrameError, parse
@@ -73,6 +73,7 @@ async def serve_chat(
     serve_app: ServeApp,
     limits: Limits | None = None,
     gated: bool = False,
+    wrap_redis: Callable[[Redis], Redis] | None = None,
 ) -> Chat:
     settings = Settings(
         kafka_bootstrap_servers=stack.broker.bootstrap_servers,
@@ -92,6 +93,13 @@ async def serve_chat(
             yield
 
         app.cleanup_ctx.append(gate)
+    if wrap_redis is not None:
+
+        async def wrap(app: web.Application) -> AsyncIterator[None]:
+            app[REDIS] = wrap_redis(app[REDIS])
+            yield
+
+        app.cleanup_ctx.append(wrap)
     add_chat(app, limits)
     return Chat(await serve_app(app), Keys(isolation.key_prefix), settings, holders)
 
