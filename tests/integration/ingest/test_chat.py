@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from libs.common.chat import Mailbox, thread_key
+from libs.common.clock import system_clock
 from libs.common.devstack import DevStack
 from libs.common.events import MessageReceived, event_id, utc_now
 from libs.common.kafka.producer import EventProducer, Outgoing
@@ -249,7 +251,7 @@ async def test_session_renews_the_same_visitor_and_refuses_junk(
 
 
 def _expired() -> str:
-    return SessionTokens(KEY, 60, clock=lambda: time.time() - 3600).issue().token
+    return SessionTokens(KEY, 60, clock=lambda: system_clock() - timedelta(hours=1)).issue().token
 
 
 def _forged() -> str:
