@@ -41,6 +41,7 @@ RUN python -m pip install --require-hashes --requirement requirements.lock
 COPY pyproject.toml README.md ./
 COPY libs/ libs/
 COPY services/ services/
+COPY tooling/ tooling/
 RUN python -m pip install --no-deps . \
     && python -m compileall -q /opt/venv/lib \
     && switchboard --help > /dev/null

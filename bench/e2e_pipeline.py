@@ -34,13 +34,13 @@ import psutil
 from aiokafka import AIOKafkaProducer
 
 from bench.harness import cpu_seconds, output_rate, relay, write_result
-from libs.common.agent_access import WS_PATH
 from libs.common.config import load_config
-from libs.common.dev import DevSystem, agent_tokens, dev_system
-from libs.common.devstack import create_topics, free_port
-from libs.common.hubclient import HubClient, HubClosed
-from libs.common.simulate.customers import Customers
-from libs.common.simulate.summary import percentile
+from libs.contracts.agent_access import WS_PATH
+from tooling.dev import DevSystem, agent_tokens, dev_system
+from tooling.devstack import create_topics, free_port
+from tooling.hubclient import HubClient, HubClosed
+from tooling.simulate.customers import Customers
+from tooling.simulate.summary import percentile
 
 CONFIG = Path(__file__).parents[1] / "config" / "store.yaml"
 TEXT = "I was charged twice for my order, please refund one payment"

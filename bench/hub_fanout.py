@@ -43,8 +43,6 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.harness import write_result
-from libs.common.agent_access import WS_PATH, AgentTokens
-from libs.common.devstack import DevStack, ServiceProcess, create_topics, free_port
 from libs.common.events import (
     ConversationRouted,
     CustomerIdentity,
@@ -54,6 +52,8 @@ from libs.common.events import (
     utc_now,
 )
 from libs.common.topics import Topics
+from libs.contracts.agent_access import WS_PATH, AgentTokens
+from tooling.devstack import DevStack, ServiceProcess, create_topics, free_port
 
 QUEUE = "bench"
 KEY = "bench-hub-fanout-key-0123456789abcdef0123"

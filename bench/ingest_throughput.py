@@ -36,9 +36,9 @@ import aiosmtplib
 from aiokafka import AIOKafkaProducer
 
 from bench.harness import Rate, fill, output_rate, write_result
-from libs.common.devstack import DevStack, ServiceProcess, create_topics, free_port
 from libs.common.events import CustomerIdentity, Event, MessageReceived, encode, event_id, utc_now
 from libs.common.topics import Topics
+from tooling.devstack import DevStack, ServiceProcess, create_topics, free_port
 
 AUTH_TOKEN = "bench-auth-token"
 OUR_NUMBER = "+15005550006"

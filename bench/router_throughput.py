@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from bench.harness import Rate, fill, output_rate, relay, write_result
-from libs.common.devstack import DevStack, ServiceProcess, create_topics
 from libs.common.events import Channel, CustomerIdentity, Event, MessageReceived, event_id
 from libs.common.topics import Topics
+from tooling.devstack import DevStack, ServiceProcess, create_topics
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "config" / "examples" / "customer-service.csv"

@@ -37,16 +37,16 @@ from redis.asyncio import Redis
 
 from bench.harness import cpu_seconds, read_records, write_result
 from libs.common.config import load_config
-from libs.common.devstack import DevStack, ServiceProcess, create_topics
 from libs.common.events import ConversationRouted, CustomerIdentity, RoutingExplanation
 from libs.common.keys import Keys
-from libs.common.simulate.summary import percentile
 from libs.common.topics import PARTITIONS, Topics
 from libs.common.tracing import attached
 from services.sla.clocks import BUCKETS, ClockStore
 from services.sla.lifecycle import new_clock, stage_clock
 from services.sla.runtime import SlaRuntime
 from services.sla.timers import TimerStore
+from tooling.devstack import DevStack, ServiceProcess, create_topics
+from tooling.simulate.summary import percentile
 
 POINTS_PER_CLOCK = 2  # a warning and a breach
 PIPELINE = 1000

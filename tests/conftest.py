@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
@@ -12,8 +13,6 @@ from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from libs.common.devstack import DevStack, ServiceProcess, create_topics, free_port
-from libs.common.sandbox.twilio import TwilioSandbox
 from libs.common.topics import Topics
 from tests.support.harness import (
     ACCOUNT_SID,
@@ -26,6 +25,8 @@ from tests.support.harness import (
     TwilioFake,
 )
 from tests.support.otlp import OtlpReceiver
+from tooling.devstack import DevStack, ServiceProcess, create_topics, free_port
+from tooling.sandbox.twilio import TwilioSandbox
 
 PROCESS_LEVEL = ("tests/reliability/", "tests/e2e/", "tests/browser/")
 """Folders whose tests run whole services as processes (each takes tens of seconds), longest
@@ -141,8 +142,12 @@ def service_env(
 
 
 @pytest.fixture
-async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
-    """Start services as separate processes and wait until each is ready."""
+async def launch(tmp_path: Path, serve_app: ServeApp) -> AsyncIterator[Launch]:
+    """Start services as separate processes and wait until each is ready.
+
+    Depends on ``serve_app`` so that the local fakes it serves (the OTLP receiver, the Twilio
+    sandbox) outlive the services: a service draining on SIGTERM still reaches them, instead of
+    waiting out an exporter's timeout against a closed (or blocked) port."""
     started: list[ServiceProcess] = []
 
     async def start(names: Iterable[str], env: dict[str, str]) -> list[ServiceProcess]:
@@ -158,8 +163,8 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         return processes
 
     yield start
-    for process in started:
-        process.stop()
+    # All drain at once, in threads: the fakes they still talk to run on this event loop.
+    await asyncio.gather(*(asyncio.to_thread(process.stop) for process in started))
 
 
 @pytest.fixture

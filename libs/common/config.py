@@ -27,10 +27,10 @@ from pydantic import (
     field_validator,
 )
 
-from libs.common.calendar import BusinessCalendar, DailyInterval
 from libs.common.events import EVENT_TYPES
 from libs.common.logs import get_logger
-from libs.common.text import pattern_error
+from libs.domain.calendar import BusinessCalendar, DailyInterval
+from libs.domain.text import pattern_error
 
 _log = get_logger(__name__)
 T = TypeVar("T")

@@ -1,15 +1,13 @@
-"""OpenAPI 3.1 documents of Switchboard's HTTP services, built from the code they describe.
+"""The building blocks of the API documents each service describes itself with.
 
-Each service with HTTP endpoints has a ``openapi`` module whose ``document()`` reads paths, size
+Each service with HTTP endpoints has an ``openapi`` module whose ``document()`` reads paths, size
 limits and header names from the modules that enforce them, so a changed limit changes the
-document. ``switchboard openapi`` writes them to ``docs/openapi/``; a test fails while a
-checked-in document differs from what the code builds or from the routes the app registers.
+document; the parts every document shares (health routes, error bodies, Retry-After) are here.
+``switchboard openapi`` (:mod:`tooling.openapi`) writes the documents to ``docs/openapi/``.
 """
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from typing import Any, Final
 
 import yaml
@@ -18,10 +16,8 @@ Document = dict[str, Any]
 OPENAPI_VERSION: Final = "3.1.0"
 BODY_LIMIT: Final = "x-max-body-bytes"
 """Extension on a request body: the largest body the handler reads before answering 413."""
-DOCUMENTS: Final = {"ingest": "services.ingest.openapi", "hub": "services.hub.openapi"}
-"""Service -> the module whose ``document()`` builds its OpenAPI document."""
-DEFAULT_DIRECTORY: Final = Path("docs/openapi")
-"""Where the documents are checked in, relative to the repository root."""
+SCHEMA_REF: Final = "#/components/schemas/{name}"
+"""Where a document's named schemas live (OpenAPI and AsyncAPI alike)."""
 
 ERROR_SCHEMA: Final = {
     "type": "object",
@@ -101,21 +97,5 @@ def health_paths() -> dict[str, Any]:
     }
 
 
-def build(service: str) -> Document:
-    document: Document = importlib.import_module(DOCUMENTS[service]).document()
-    return document
-
-
 def render(document: Document) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-
-
-def write_all(directory: Path = DEFAULT_DIRECTORY) -> list[Path]:
-    """Write every service's document as ``{service}.yaml``; the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for service in DOCUMENTS:
-        path = directory / f"{service}.yaml"
-        path.write_text(render(build(service)), encoding="utf-8")
-        written.append(path)
-    return written

@@ -13,7 +13,7 @@ from typing import Final, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Secrets published in this repository, for the dev stack (libs/common/dev.py) and as docker
+# Secrets published in this repository, for the dev stack (tooling/dev.py) and as docker
 # compose's fallbacks: anyone can sign with them, so only SWITCHBOARD_ENV=dev accepts them.
 DEV_AUTH_TOKEN: Final = "switchboard-dev-token"
 DEV_CHAT_KEY: Final = "switchboard-dev-chat-session-key-0123456789"

@@ -19,14 +19,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.agent_access import AgentClaims
 from libs.common.events import AgentAction, Event, OutboundCommand, event_id, utc_now
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
+from libs.contracts.agent_access import AgentClaims
 from services.hub import protocol
-from services.hub.conversations import Conversation, OpenConversations
+from services.hub.open_conversations import Conversation, OpenConversations
 
 log = get_logger(__name__)
 SOURCE: Final = "/hub"

@@ -15,7 +15,6 @@ from pathlib import Path
 from aiohttp import web
 from redis.asyncio import Redis
 
-from libs.common.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
 from libs.common.config import Config, LiveConfig
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
@@ -32,14 +31,15 @@ from libs.common.service import (
 )
 from libs.common.settings import Settings, SettingsError
 from libs.common.topics import Topics
+from libs.contracts.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
 from services.hub.actions import ActionPublisher
+from services.hub.agent_sockets import AgentInbox
 from services.hub.assignment import Assigner, AssignmentPolicy
-from services.hub.conversations import OpenConversations
-from services.hub.customers import CustomerViews
+from services.hub.customer_view import CustomerViews
 from services.hub.endpoint import HubEndpoint
 from services.hub.fanout import FanOut
 from services.hub.feeds import Feeds
-from services.hub.inbox import AgentInbox
+from services.hub.open_conversations import OpenConversations
 from services.hub.sessions import Limits, Services
 from services.hub.streams import QueueStreams
 

@@ -38,15 +38,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.agent_access import AgentClaims
 from libs.common.events import Channel
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.pubsub import raise_if_cancelled
 from libs.common.redis_client import as_text
 from libs.common.settings import Settings
+from libs.contracts.agent_access import AgentClaims
 from services.hub.actions import Rejected
-from services.hub.conversations import SUMMARY_TTL, OpenConversations
+from services.hub.open_conversations import SUMMARY_TTL, OpenConversations
 
 log = get_logger(__name__)
 Status = Literal["online", "away", "offline"]

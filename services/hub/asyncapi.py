@@ -1,4 +1,4 @@
-"""The agent hub's websocket in the AsyncAPI document (:mod:`libs.common.asyncapi`).
+"""The agent hub's websocket in the AsyncAPI document (:mod:`tooling.asyncapi`).
 
 Client frames are the protocol module's msgspec structs, so their schemas are generated. The
 hub's own frames are built by functions, not structs: their schemas are written here, field
@@ -12,8 +12,8 @@ from typing import Any, Final, get_args
 
 import msgspec
 
-from libs.common.agent_access import WS_PATH
-from libs.common.asyncapi import SCHEMA_REF
+from libs.common.openapi import SCHEMA_REF
+from libs.contracts.agent_access import WS_PATH
 from services.hub import protocol
 
 CHANNEL: Final = "agentHub"

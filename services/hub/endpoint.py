@@ -1,7 +1,7 @@
 """The upgrade of ``/v1/agents/ws``: authenticate, then hand the socket to a session.
 
 The token comes from ``Authorization: Bearer`` or, for browsers (which can set no other
-header on a websocket), the offered subprotocols (:mod:`libs.common.socket_tokens`); the
+header on a websocket), the offered subprotocols (:mod:`libs.contracts.socket_tokens`); the
 ``token`` query parameter is still read, for compatibility only. A refused token still gets
 the upgrade and then a close with its code, because a browser sees close codes but not HTTP
 statuses.
@@ -15,9 +15,9 @@ import contextlib
 from aiohttp import web
 
 from libs.common import metrics
-from libs.common.agent_access import AgentTokens, TokenRejected
 from libs.common.logs import get_logger
-from libs.common.socket_tokens import PROTOCOL, offered_token
+from libs.contracts.agent_access import AgentTokens, TokenRejected
+from libs.contracts.socket_tokens import PROTOCOL, offered_token
 from services.hub import protocol
 from services.hub.sessions import AgentSession, Services, limit_send_buffer
 

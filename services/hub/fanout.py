@@ -30,7 +30,7 @@ from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.tracing import annotate
 from services.hub.assignment import Assigner
-from services.hub.conversations import OpenConversations
+from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
 
 RUNNING: Final = frozenset({"started", "warning", "breached", "resumed", "recomputed"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.common.agent_access import CONSOLE_PATH, WS_PATH
 from libs.common.openapi import OPENAPI_VERSION, Document, health_paths
+from libs.contracts.agent_access import CONSOLE_PATH, WS_PATH
 from services.hub import protocol
 from services.hub.app import CONSOLE_FILES, CONSOLE_HEADERS
 from services.hub.sessions import Limits

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
-from libs.common.chat import is_entry_id
 from libs.common.events import AgentActionKind, Channel
+from libs.contracts.chat_mailbox import is_entry_id
 
 VERSION: Final = 1
 

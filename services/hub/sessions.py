@@ -30,17 +30,17 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.agent_access import AgentClaims
-from libs.common.chat import START, entry_order
 from libs.common.logs import get_logger
 from libs.common.pubsub import FailureStreak, raise_if_cancelled
+from libs.contracts.agent_access import AgentClaims
+from libs.contracts.chat_mailbox import START, entry_order
 from services.hub import protocol
 from services.hub.actions import ActionPublisher, Rejected
+from services.hub.agent_sockets import AgentInbox
 from services.hub.assignment import Assigner
-from services.hub.conversations import OpenConversations
-from services.hub.customers import CustomerViews, OutsideQueues, UnknownConversation
+from services.hub.customer_view import CustomerViews, OutsideQueues, UnknownConversation
 from services.hub.feeds import Feeds
-from services.hub.inbox import AgentInbox
+from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
 
 log = get_logger(__name__)

@@ -19,9 +19,9 @@ from typing import Any, Final
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from libs.common.chat import START, entry_order
 from libs.common.keys import DAY, Keys
 from libs.common.redis_client import as_text
+from libs.contracts.chat_mailbox import START, entry_order
 
 FIELD: Final = b"e"
 

@@ -8,7 +8,7 @@ this one waits (up to the publish timeout) for that outcome, so a provider's ret
 original delivery is answered with the same success, not with an error it would act on.
 
 A reply on an SMS or chat thread with a pending CSAT survey whose whole text is a score 1-5
-(:mod:`libs.common.surveys`) is published as ``survey.answered`` instead of a message, under the
+(:mod:`libs.contracts.surveys`) is published as ``survey.answered`` instead of a message, under the
 id of the survey's answer: the first answer counts and a repeat is a duplicate.
 """
 
@@ -27,7 +27,7 @@ from libs.common.events import Channel, Event, MessageReceived, SurveyAnswered, 
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
-from libs.common.surveys import PendingSurveys, answer_id, parse_score
+from libs.contracts.surveys import PendingSurveys, answer_id, parse_score
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.ingest")

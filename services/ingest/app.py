@@ -10,8 +10,8 @@ from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.service import CLOCK, PRODUCER, REDIS, SETTINGS, TOPICS, create_app
 from libs.common.settings import Settings
-from libs.common.surveys import PendingSurveys, SurveyLinks
-from services.ingest import inbox, sms, surveys, x
+from libs.contracts.surveys import PendingSurveys, SurveyLinks
+from services.ingest import mailboxes, sms, survey_answers, x
 from services.ingest.accept import Acceptor
 from services.ingest.chat import add_chat
 
@@ -20,7 +20,7 @@ log = get_logger(__name__)
 SMS_WEBHOOK = web.AppKey("sms_webhook", sms.TwilioWebhook)
 SMS_STATUS = web.AppKey("sms_status", sms.TwilioStatusCallback)
 ACCEPTOR = web.AppKey("acceptor", Acceptor)
-SURVEY_LINKS = web.AppKey("survey_links", surveys.SurveyLinkEndpoint)
+SURVEY_LINKS = web.AppKey("survey_links", survey_answers.SurveyLinkEndpoint)
 
 
 async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -34,7 +34,7 @@ async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
         surveys=PendingSurveys(app[REDIS], Keys(settings.switchboard_key_prefix)),
     )
     app[ACCEPTOR] = acceptor
-    app[SURVEY_LINKS] = surveys.SurveyLinkEndpoint(
+    app[SURVEY_LINKS] = survey_answers.SurveyLinkEndpoint(
         links=SurveyLinks(settings.survey_link_key) if settings.survey_link_key else None,
         acceptor=acceptor,
         clock=app[CLOCK],
@@ -94,8 +94,8 @@ def build(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_connectors_ctx)
     app.router.add_post(sms.PATH, _sms_webhook)
     app.router.add_post(sms.STATUS_PATH, _sms_status)
-    app.router.add_get(surveys.PATH, _survey_link)
+    app.router.add_get(survey_answers.PATH, _survey_link)
     x.install(app, ACCEPTOR)  # after _connectors_ctx, which sets ACCEPTOR
-    inbox.install(app, ACCEPTOR)  # SMTP, and IMAP polling when IMAP_HOST is set
+    mailboxes.install(app, ACCEPTOR)  # SMTP, and IMAP polling when IMAP_HOST is set
     add_chat(app)
     return app

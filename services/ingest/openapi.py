@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.common.chat import ENTRY_ID, START
 from libs.common.openapi import (
     BODY_LIMIT,
     ERROR_SCHEMA,
@@ -16,10 +15,11 @@ from libs.common.openapi import (
     health_paths,
     unavailable,
 )
-from libs.common.socket_tokens import PROTOCOL, TOKEN_PREFIX
-from libs.common.surveys import MAX_TOKEN_CHARS as MAX_SURVEY_TOKEN_CHARS
-from libs.common.surveys import SCORES
-from services.ingest import sms, surveys
+from libs.contracts.chat_mailbox import ENTRY_ID, START
+from libs.contracts.socket_tokens import PROTOCOL, TOKEN_PREFIX
+from libs.contracts.surveys import MAX_TOKEN_CHARS as MAX_SURVEY_TOKEN_CHARS
+from libs.contracts.surveys import SCORES
+from services.ingest import sms, survey_answers
 from services.ingest.chat import DEMO_PATH, WIDGET_PATH, frames
 from services.ingest.chat import endpoint as chat
 from services.ingest.chat.session import MAX_TOKEN_CHARS
@@ -411,7 +411,7 @@ def _survey_paths() -> dict[str, Any]:
         return found
 
     return {
-        surveys.PATH: {
+        survey_answers.PATH: {
             "get": {
                 "tags": ["surveys"],
                 "summary": "Record the score a customer clicked in a CSAT survey email.",

@@ -15,7 +15,7 @@ its neighbour has neither.
 
 Inbound bodies that are consent keywords (STOP, START, HELP, ...) are still published, marked
 ``automated`` so the router does not acknowledge them, and STOP/START are recorded in Redis
-for outbound (:mod:`libs.common.optout`). Status callbacks keep the most advanced status of
+for outbound (:mod:`libs.contracts.optout`). Status callbacks keep the most advanced status of
 each message in Redis and publish a ``DeliveryReport`` keyed by the provider's message id.
 """
 
@@ -38,7 +38,7 @@ from multidict import MultiDict, MultiDictProxy
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from libs.common import metrics, optout
+from libs.common import metrics
 from libs.common.events import (
     Attachment,
     CustomerIdentity,
@@ -52,6 +52,7 @@ from libs.common.events import (
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
+from libs.contracts import optout
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
 log = get_logger(__name__)
@@ -216,7 +217,7 @@ def normalise(
 ) -> tuple[str, MessageReceived]:
     """The event id and normalised message of one inbound SMS/MMS webhook.
 
-    A consent keyword (see :func:`libs.common.optout.classify`) is marked in ``automated``.
+    A consent keyword (see :func:`libs.contracts.optout.classify`) is marked in ``automated``.
     """
     sid = form.get("MessageSid") or form.get("SmsMessageSid")
     sender, recipient = form.get("From"), form.get("To")

@@ -11,7 +11,6 @@ from libs.common.config import LiveConfig
 from libs.common.events import OutboundCommand
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
-from libs.common.optout import is_opted_out
 from libs.common.service import (
     REDIS,
     SETTINGS,
@@ -21,7 +20,8 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
-from libs.common.surveys import PendingSurveys, SurveyLinks
+from libs.contracts.optout import is_opted_out
+from libs.contracts.surveys import PendingSurveys, SurveyLinks
 from services.outbound.acknowledgements import AcknowledgementLimits
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
@@ -31,7 +31,7 @@ from services.outbound.senders.email import SmtpEmail
 from services.outbound.senders.sms import TwilioSms
 from services.outbound.senders.x import XReplies
 from services.outbound.sends import SendRecords
-from services.outbound.surveys import SurveyPreparer
+from services.outbound.survey_sends import SurveyPreparer
 from services.outbound.webhooks import WebhookDispatcher, webhook_topics
 
 LIVE_CONFIG = web.AppKey("live_config", LiveConfig[OutboundRuntime])

@@ -37,7 +37,7 @@ from services.outbound.senders.base import (
     TemporaryFailure,
 )
 from services.outbound.sends import SendRecords
-from services.outbound.surveys import SurveyPreparer
+from services.outbound.survey_sends import SurveyPreparer
 from services.outbound.templates import TemplateMissing, text_to_html
 
 log = get_logger(__name__)

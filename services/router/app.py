@@ -19,8 +19,8 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
-from services.router.conversations import ConversationRecords, ConversationStore
-from services.router.customers import CustomerStore
+from services.router.conversation_state import ConversationRecords, ConversationStore
+from services.router.customer_profiles import CustomerStore
 from services.router.incidents import IncidentDetector
 from services.router.route import Router
 from services.router.runtime import RouterRuntime

@@ -45,7 +45,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
-from libs.common.text import (
+from libs.domain.text import (
     MAX_INPUT_CHARS,
     fold_marks,
     normalise_text,

@@ -24,10 +24,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from libs.common.config import ConfigError, load_config
-from libs.common.deadlines import compute_deadline
 from libs.common.events import InvalidEvent, MessageReceived, decode
 from libs.common.topics import Topics
-from services.router.customers import tier_for
+from libs.domain.deadlines import compute_deadline
+from services.router.customer_profiles import tier_for
 from services.router.route import decide
 from services.router.runtime import RouterRuntime
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 
 from libs.common import metrics
 from libs.common.config import LiveConfig
-from libs.common.deadlines import compute_deadline, describe_promise
 from libs.common.events import (
     AgentAction,
     CommandKind,
@@ -29,11 +28,12 @@ from libs.common.events import (
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
-from libs.common.text import normalise_text
 from libs.common.topics import Topics
 from libs.common.tracing import annotate
-from services.router.conversations import ConversationRecords, ConversationStore, Placement
-from services.router.customers import CustomerStore, Profile, tier_for
+from libs.domain.deadlines import compute_deadline, describe_promise
+from libs.domain.text import normalise_text
+from services.router.conversation_state import ConversationRecords, ConversationStore, Placement
+from services.router.customer_profiles import CustomerStore, Profile, tier_for
 from services.router.incidents import IncidentDetector, IncidentVerdict, incident_key
 from services.router.issue_types import Classification
 from services.router.rules import Decision, MessageFacts

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from libs.common.calendar import BusinessCalendar
 from libs.common.config import Config, Rule
-from libs.common.text import normalise_text
+from libs.domain.calendar import BusinessCalendar
+from libs.domain.text import normalise_text
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.common.calendar import BusinessCalendar
 from libs.common.config import Config, IssueTypeConfig, build_calendars
 from libs.common.logs import get_logger
+from libs.domain.calendar import BusinessCalendar
 from services.router.issue_types import IssueClassifier, IssueTypeSpec
 from services.router.rules import RoutingTable
 

@@ -35,10 +35,10 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from libs.common.calendar import BusinessCalendar
-from libs.common.deadlines import due_after, explain_paused, explain_window
 from libs.common.events import Channel, SlaMetric
 from libs.common.keys import DAY, Keys
+from libs.domain.calendar import BusinessCalendar
+from libs.domain.deadlines import due_after, explain_paused, explain_window
 
 CLOCK_TTL = 30 * DAY
 BUCKETS = 1024

@@ -36,9 +36,7 @@ import msgspec
 from redis.asyncio.client import Pipeline
 
 from libs.common import metrics
-from libs.common.calendar import BusinessCalendar
 from libs.common.config import ClockPolicy, LiveConfig
-from libs.common.deadlines import compute_deadline
 from libs.common.events import (
     AgentAction,
     Channel,
@@ -54,6 +52,8 @@ from libs.common.kafka.producer import Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
 from libs.common.tracing import annotate, current_traceparent
+from libs.domain.calendar import BusinessCalendar
+from libs.domain.deadlines import compute_deadline
 from services.sla.clocks import Clock, ClockStatus, ClockStore, ConversationLocks
 from services.sla.contacts import ContactStore
 from services.sla.runtime import SlaRuntime

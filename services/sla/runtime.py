@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.common.calendar import BusinessCalendar
 from libs.common.config import ClockPolicy, Config, build_calendars
 from libs.common.events import SlaMetric
+from libs.domain.calendar import BusinessCalendar
 
 
 @dataclass(frozen=True, slots=True)

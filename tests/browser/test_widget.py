@@ -9,7 +9,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import async_playwright, expect
 
-from libs.common.devstack import DevStack
 from libs.common.events import (
     ConversationRouted,
     Event,
@@ -22,6 +21,7 @@ from libs.common.events import (
 from tests.browser.conftest import ARGS, ARTIFACTS, ROOT, UI_TIMEOUT_MS
 from tests.support.harness import Isolation, Launch
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 KEY = "browser-chat-session-key-0123456789abcdef"

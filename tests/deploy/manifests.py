@@ -17,8 +17,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from libs.common.devstack import SERVICES
 from libs.common.topics import Topics
+from tooling.devstack import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

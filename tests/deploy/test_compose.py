@@ -14,7 +14,6 @@ from urllib.parse import urlparse
 import pytest
 from jsonschema import Draft202012Validator
 
-from libs.common.devstack import SERVICES
 from libs.common.settings import Settings
 from libs.common.topics import Topics
 from tests.deploy.manifests import (
@@ -25,6 +24,7 @@ from tests.deploy.manifests import (
     load_yaml,
     render,
 )
+from tooling.devstack import SERVICES
 
 COMPOSE = REPO / "docker-compose.yml"
 

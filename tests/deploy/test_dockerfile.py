@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.devstack import SERVICES
 from tests.deploy.manifests import REPO
+from tooling.devstack import SERVICES
 
 DOCKERFILE = REPO / "Dockerfile"
 
@@ -105,7 +105,7 @@ def test_runtime_runs_the_console_script_as_a_non_root_user() -> None:
     assert command[0] == "run"
     assert command[1] in SERVICES
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["switchboard"] == "libs.common.cli:main"
+    assert scripts["switchboard"] == "tooling.cli:main"
     exposed = set(runtime["EXPOSE"].split())
     assert exposed == {"8080", "2525"}
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from libs.common.devstack import DevStack, create_topics
 from libs.common.events import MessageReceived
-from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.topics import Topics
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Launch
 from tests.support.kafka import collect, wait_until
 from tests.support.webhooks import encode_form, sign_twilio
+from tooling.devstack import DevStack, create_topics
+from tooling.sandbox.twilio import sms_webhook_form
 
 pytestmark = pytest.mark.e2e
 

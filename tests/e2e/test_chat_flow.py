@@ -12,13 +12,13 @@ from aiohttp import WSMsgType
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from libs.common.chat import Mailbox
-from libs.common.devstack import DevStack, create_topics, free_port
 from libs.common.events import Event, MessageReceived, OutboundCommand, encode, event_id, utc_now
 from libs.common.keys import Keys
 from libs.common.topics import Topics
+from libs.contracts.chat_mailbox import Mailbox
 from tests.support.harness import Isolation, Launch
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack, create_topics, free_port
 
 pytestmark = pytest.mark.e2e
 KEY = "e2e-chat-session-key-0123456789abcdef"

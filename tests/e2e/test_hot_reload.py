@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.devstack import DevStack
 from libs.common.events import (
     ConversationRouted,
     CustomerIdentity,
@@ -21,6 +20,7 @@ from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from tests.support.harness import FIXTURES, Isolation, Launch
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 

@@ -16,13 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from libs.common.agent_access import WS_PATH, AgentTokens
-from libs.common.devstack import DevStack, ServiceProcess, free_port
 from libs.common.events import ConversationRouted, OutboundCommand
-from libs.common.hubclient import HubClient
+from libs.contracts.agent_access import WS_PATH, AgentTokens
 from tests.support.harness import FIXTURES, Isolation, Launch
 from tests.support.kafka import Collected, collect, wait_until, wait_until_async
 from tests.support.mail import SmtpClient
+from tooling.devstack import DevStack, ServiceProcess, free_port
+from tooling.hubclient import HubClient
 
 pytestmark = pytest.mark.e2e
 CHAT_KEY = "e2e-identity-chat-key-0123456789abcdef"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.devstack import free_port
+from tooling.devstack import free_port
 
 pytestmark = pytest.mark.e2e
 CHANNELS = {"sms", "email", "chat", "social"}
@@ -18,7 +18,7 @@ CHANNELS = {"sms", "email", "chat", "social"}
 async def test_simulated_traffic_is_routed_and_answered_on_every_channel(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "libs.common.cli", "simulate", "--duration", "12"),
+        *(sys.executable, "-m", "tooling.cli", "simulate", "--duration", "12"),
         *("--rate", "5", "--agents", "3", "--handle-seconds", "1", "--spike-at", "4"),
         *("--port", str(free_port()), "--report", str(report)),
         stdout=asyncio.subprocess.PIPE,

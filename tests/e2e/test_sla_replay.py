@@ -1,6 +1,6 @@
 """Traffic with pauses, transfers, reopenings, follow-ups and a reload runs through the router
 and the SLA service; then every deadline the SLA service emitted is recomputed from the event
-log by a separate minimal calculator (below, sharing no code with libs/common/calendar.py or
+log by a separate minimal calculator (below, sharing no code with libs/domain/calendar.py or
 deadlines.py) and must agree to the microsecond.
 
 Time enters the services through their own clocks: every input is stamped when it is sent,
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.devstack import DevStack
 from libs.common.events import (
     AgentAction,
     AgentActionKind,
@@ -36,6 +35,7 @@ from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from tests.support.harness import Isolation, Launch
 from tests.support.kafka import Collected, collect, wait_until
+from tooling.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 

@@ -7,20 +7,20 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from libs.common.devstack import SERVICES, DevStack
 from libs.common.events import (
     ConversationRouted,
     MessageReceived,
     OutboundReceipt,
     SlaEvent,
 )
-from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.tracing import traceparent_of
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, OtlpFake, TwilioFake
 from tests.support.kafka import collect, wait_until
 from tests.support.metrics import scraped_names
 from tests.support.webhooks import encode_form, sign_twilio
 from tests.unit.test_metrics_doc import exposed_names
+from tooling.devstack import SERVICES, DevStack
+from tooling.sandbox.twilio import sms_webhook_form
 
 pytestmark = pytest.mark.e2e
 CUSTOMER = "+14155550123"

@@ -17,7 +17,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from libs.common.devstack import SERVICES, DevStack, free_port
 from libs.common.events import (
     ConversationRouted,
     MessageReceived,
@@ -26,9 +25,6 @@ from libs.common.events import (
     SlaEvent,
     decode,
 )
-from libs.common.sandbox.smtp import smtp_sandbox
-from libs.common.sandbox.twilio import sms_webhook_form
-from libs.common.sandbox.x import XSandbox
 from libs.common.tracing import traceparent_of
 from tests.conftest import ServeApp
 from tests.e2e.test_chat_flow import KEY as CHAT_KEY
@@ -41,6 +37,10 @@ from tests.support.mail import SmtpClient
 from tests.support.metrics import scraped_names
 from tests.support.webhooks import sign_x
 from tests.unit.test_metrics_doc import exposed_names
+from tooling.devstack import SERVICES, DevStack, free_port
+from tooling.sandbox.smtp import smtp_sandbox
+from tooling.sandbox.twilio import sms_webhook_form
+from tooling.sandbox.x import XSandbox
 
 pytestmark = pytest.mark.e2e
 

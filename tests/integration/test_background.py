@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from libs.common.devstack import DevStack, free_port
 from libs.common.service import add_background, create_app, serve
 from libs.common.settings import Settings
 from tests.support.harness import Isolation
 from tests.support.kafka import wait_until_async
+from tooling.devstack import DevStack, free_port
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
 

@@ -15,13 +15,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from libs.common.devstack import DevStack
 from libs.common.events import AgentAction, Event, InvalidEvent, event_id
 from libs.common.kafka.consumer import Consumed, ConsumerLoop, ConsumerPolicy, create_consumer
 from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from tests.support.harness import Isolation
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack
 
 
 def action(n: int, key: str) -> Event:

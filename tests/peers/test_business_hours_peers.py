@@ -2,7 +2,7 @@
 
 The cases (tests/fixtures/peers/business_hours.json, sources in NOTICE.md beside it) are what
 Chatwoot, zendesk/biz, working_hours, businesstimedelta, rickar/cal and date-fns assert. Where
-those projects disagree, Switchboard picked one convention (see libs/common/calendar.py); a
+those projects disagree, Switchboard picked one convention (see libs/domain/calendar.py); a
 case of another convention stays in the suite as a strict xfail. Its test first checks that our
 answer is what *our* convention predicts and only then raises ConventionMismatch, the one
 exception the xfail accepts, so a wrong answer still fails and a changed convention XPASSes.
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from libs.common.calendar import BusinessCalendar, DailyInterval
+from libs.domain.calendar import BusinessCalendar, DailyInterval
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "peers" / "business_hours.json"
 DATA: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))

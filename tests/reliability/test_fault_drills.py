@@ -45,14 +45,9 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-from libs.common.agent_access import WS_PATH as HUB_WS_PATH
-from libs.common.agent_access import AgentTokens
-from libs.common.devstack import DevStack, RedisServer, ServiceProcess, free_port
 from libs.common.events import Channel, ConversationRouted
-from libs.common.hubclient import ActionFailed, HubClient, HubClosed
-from libs.common.sandbox.smtp import smtp_sandbox
-from libs.common.sandbox.twilio import sms_webhook_form
-from libs.common.simulate.customers import Customers, Endpoints
+from libs.contracts.agent_access import WS_PATH as HUB_WS_PATH
+from libs.contracts.agent_access import AgentTokens
 from services.ingest.chat import SESSION_PATH
 from services.ingest.chat import WS_PATH as CHAT_WS_PATH
 from tests.support.audit import Audit, Findings, Ledger, TopicLog, topic_log
@@ -60,6 +55,11 @@ from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.kafka import wait_until
 from tests.support.mail import SmtpClient
 from tests.support.webhooks import encode_form, sign_twilio
+from tooling.devstack import DevStack, RedisServer, ServiceProcess, free_port
+from tooling.hubclient import ActionFailed, HubClient, HubClosed
+from tooling.sandbox.smtp import smtp_sandbox
+from tooling.sandbox.twilio import sms_webhook_form
+from tooling.simulate.customers import Customers, Endpoints
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 

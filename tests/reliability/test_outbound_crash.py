@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs.common.devstack import DevStack
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from tests.support.harness import OUR_NUMBER, Isolation, Launch, TwilioFake
 from tests.support.kafka import Collected, collect, wait_until
+from tooling.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 COMMANDS = 2000

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs.common.devstack import DevStack
 from libs.common.events import (
     ConversationRouted,
     CustomerIdentity,
@@ -18,6 +17,7 @@ from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from tests.support.harness import Isolation, Launch
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 MESSAGES = 1000

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.common.devstack import DevStack
 from libs.common.events import (
     AgentAction,
     ConversationRouted,
@@ -23,6 +22,7 @@ from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from tests.support.harness import FIXTURES, Isolation, Launch
 from tests.support.kafka import Collected, collect, wait_until
+from tooling.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 

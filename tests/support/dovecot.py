@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libs.common.devstack import free_port
+from tooling.devstack import free_port
 
 BINARY = Path("/usr/sbin/dovecot")
 START_TIMEOUT = 15.0

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.common.devstack import ServiceProcess
-from libs.common.sandbox.twilio import TwilioSandbox
 from libs.common.topics import Topics
 from tests.support.otlp import OtlpReceiver
+from tooling.devstack import ServiceProcess
+from tooling.sandbox.twilio import TwilioSandbox
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 ACCOUNT_SID = "AC" + "1" * 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from libs.common.devstack import ServiceProcess
+from tooling.devstack import ServiceProcess
 
 
 async def scraped_names(http: aiohttp.ClientSession, process: ServiceProcess) -> set[str]:

@@ -16,7 +16,7 @@ from typing import Any, Final
 import jsonschema
 import pytest
 
-from libs.common import asyncapi, openapi
+from libs.common import openapi
 from libs.common.events import EVENT_TYPES, InvalidEvent
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
@@ -33,6 +33,7 @@ from tests.unit.kafka.test_consumer_loop import (
     record,
     running,
 )
+from tooling import asyncapi
 
 ROOT: Final = Path(__file__).parents[2]
 SPEC: Final = ROOT / "tests" / "fixtures" / "asyncapi" / "asyncapi-3.0.0.json"

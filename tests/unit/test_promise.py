@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from libs.common.config import build_calendars, load_config
-from libs.common.deadlines import compute_deadline, describe_promise
 from libs.common.events import ConversationRouted, CustomerIdentity, RoutingExplanation
+from libs.domain.deadlines import compute_deadline, describe_promise
 from services.outbound.templates import HTML_SUFFIX, Templates
 from services.sla.lifecycle import new_clock
 from services.sla.runtime import SlaRuntime

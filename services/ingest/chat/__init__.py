@@ -8,15 +8,15 @@ from typing import Final
 
 from aiohttp import web
 
-from libs.common.chat import Mailbox
 from libs.common.health import READINESS_CHECKS
 from libs.common.keys import Keys
 from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, add_background
-from libs.common.surveys import PendingSurveys
+from libs.contracts.chat_mailbox import Mailbox
+from libs.contracts.surveys import PendingSurveys
 from services.ingest.accept import Acceptor
 from services.ingest.chat.endpoint import SESSION_PATH, WS_PATH, ChatEndpoint, Limits
-from services.ingest.chat.hub import ChatHub
 from services.ingest.chat.session import SessionTokens
+from services.ingest.chat.visitor_sockets import ChatHub
 
 __all__ = ["CHAT", "SESSION_PATH", "WS_PATH", "Limits", "add_chat"]
 

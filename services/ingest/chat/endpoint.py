@@ -2,7 +2,7 @@
 
 ``POST /v1/chat/session`` issues a signed session token (:mod:`.session`).
 ``GET /v1/chat/ws?after=...`` upgrades, the token offered as the subprotocol
-``switchboard.token.<token>`` beside ``switchboard.v1`` (:mod:`libs.common.socket_tokens`; the
+``switchboard.token.<token>`` beside ``switchboard.v1`` (:mod:`libs.contracts.socket_tokens`; the
 ``token`` query parameter is still read, for compatibility only); ``after`` is the id of the
 last reply the widget shows (absent: the whole mailbox). Each visitor frame is published as one
 ``message.received`` through the :class:`~services.ingest.accept.Acceptor`, and ``ack`` is
@@ -37,15 +37,15 @@ from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.chat import START, Mailbox, entry_order, is_entry_id, thread_key
 from libs.common.events import CustomerIdentity, MessageReceived, event_id, utc_now
 from libs.common.logs import get_logger
 from libs.common.pubsub import FailureStreak, raise_if_cancelled
-from libs.common.socket_tokens import PROTOCOL, offered_token
+from libs.contracts.chat_mailbox import START, Mailbox, entry_order, is_entry_id, thread_key
+from libs.contracts.socket_tokens import PROTOCOL, offered_token
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 from services.ingest.chat import frames
-from services.ingest.chat.hub import ChatHub
 from services.ingest.chat.session import InvalidSession, SessionTokens
+from services.ingest.chat.visitor_sockets import ChatHub
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.ingest.chat")

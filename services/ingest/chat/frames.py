@@ -9,7 +9,7 @@ so a resend is recognised. ``name`` and ``email`` are optional. Unknown fields a
 newer widgets keep working against older servers.
 
 Server -> visitor: ``ready``, ``ack``, ``error`` (with ``retry``: whether to send the same
-frame again later) and ``reply`` (see :meth:`libs.common.chat.Reply.frame`).
+frame again later) and ``reply`` (see :meth:`libs.contracts.chat_mailbox.Reply.frame`).
 """
 
 from __future__ import annotations

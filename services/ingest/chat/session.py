@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from libs.common.chat import VISITOR_ID
 from libs.common.clock import Clock, system_clock
 from libs.common.signed_tokens import SignedTokens, TokenInvalid
+from libs.contracts.chat_mailbox import VISITOR_ID
 
 AUDIENCE: Final = "switchboard-chat"
 MAX_TOKEN_CHARS: Final = 1024

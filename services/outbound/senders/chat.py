@@ -1,8 +1,8 @@
 """Chat replies out to the visitor's mailbox, whichever ingest replica holds the visitor's socket.
 
-Sending is one atomic, idempotent Redis script (:class:`libs.common.chat.Mailbox`): a retry of
-a send whose answer was lost returns the entry already written instead of a second reply. The
-provider message id in the receipt is the mailbox entry id.
+Sending is one atomic, idempotent Redis script (:class:`libs.contracts.chat_mailbox.Mailbox`): a
+retry of a send whose answer was lost returns the entry already written instead of a second
+reply. The provider message id in the receipt is the mailbox entry id.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from libs.common.chat import Mailbox, visitor_of
 from libs.common.clock import Clock, system_clock
 from libs.common.keys import Keys
+from libs.contracts.chat_mailbox import Mailbox, visitor_of
 from services.outbound.senders.base import OutgoingMessage, PermanentFailure, TemporaryFailure
 
 MAX_TEXT = 10_000

@@ -15,8 +15,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from libs.common.agent_access import WS_PATH, AgentTokens
-from libs.common.devstack import DevStack
 from libs.common.events import (
     Channel,
     ConversationRouted,
@@ -28,14 +26,16 @@ from libs.common.events import (
     SlaEventKind,
     utc_now,
 )
-from libs.common.hubclient import HubClient, HubClosed
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
 from libs.common.settings import Settings
+from libs.contracts.agent_access import WS_PATH, AgentTokens
 from services.hub.app import build
 from services.hub.sessions import Limits
 from tests.conftest import ServeApp
 from tests.support.harness import FIXTURES, Isolation
+from tooling.devstack import DevStack
+from tooling.hubclient import HubClient, HubClosed
 
 KEY = "hub-test-key-0123456789abcdef0123456789"
 QUEUE = "sms-desk"

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from libs.common.events import AgentAction, OutboundCommand
-from libs.common.hubclient import ActionFailed, HubClient
 from services.hub.actions import action_id, command_id
 from services.hub.protocol import CLOSE_TOO_BIG
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, until_closed
 from tests.support.kafka import collect, wait_until
+from tooling.hubclient import ActionFailed, HubClient
 
 
 async def next_event(client: HubClient, kind: str) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from libs.common.events import AgentAction, ConversationRouted
-from libs.common.hubclient import ActionFailed, HubClient
-from services.hub.conversations import NO_DEADLINE, OpenConversations
+from services.hub.open_conversations import NO_DEADLINE, OpenConversations
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
 from tests.support.kafka import collect, wait_until, wait_until_async
+from tooling.hubclient import ActionFailed, HubClient
 
 LONG = 120.0  # an offer timeout no test waits out
 

@@ -7,10 +7,10 @@ import time
 import jwt
 import pytest
 
-from libs.common.agent_access import WS_PATH, AgentTokens
-from libs.common.hubclient import HubClient, HubClosed
+from libs.contracts.agent_access import WS_PATH, AgentTokens
 from services.hub.protocol import CLOSE_QUEUE_FORBIDDEN, CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID
 from tests.integration.hub.conftest import KEY, OTHER, QUEUE, Hub, until_closed
+from tooling.hubclient import HubClient, HubClosed
 
 
 async def refused(hub: Hub, token: str, *, token_in_query: bool = False) -> HubClosed:

@@ -12,13 +12,13 @@ from typing import Any
 import aiohttp
 
 from libs.common import metrics
-from libs.common.agent_access import WS_PATH
 from libs.common.events import SlaEvent, utc_now
-from libs.common.hubclient import HubClient
+from libs.contracts.agent_access import WS_PATH
 from services.hub.protocol import CLOSE_SLOW_CONSUMER
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, MakeHub, until_closed
 from tests.support.kafka import wait_until
+from tooling.hubclient import HubClient
 
 MAX_EVENTS = 3000
 

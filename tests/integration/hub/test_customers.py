@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from libs.common.hubclient import ActionFailed
-from libs.common.references import reference_for
+from libs.domain.references import reference_for
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub
+from tooling.hubclient import ActionFailed
 
 MS = 1_795_000_000_000
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.common.chat import entry_order
 from libs.common.events import IncidentDetected, OutboundReceipt, utc_now
-from libs.common.hubclient import HubClient
+from libs.contracts.chat_mailbox import entry_order
 from services.hub.streams import QueueStreams
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
 from tests.support.kafka import wait_until_async
+from tooling.hubclient import HubClient
 
 
 async def next_of(client: HubClient, kind: str) -> dict[str, Any]:

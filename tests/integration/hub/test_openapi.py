@@ -19,12 +19,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from libs.common import openapi
-from libs.common.devstack import wait_ready
 from libs.common.settings import Settings
 from services.hub.app import build
 from tests.integration.hub.conftest import KEY, Hub
 from tests.support.openapi import documented_operations, registered_operations
+from tooling import openapi
+from tooling.devstack import wait_ready
 
 # schemathesis's own strategies draw from the ``random`` module, which Hypothesis flags with a
 # deprecation warning now and then (the suite turns warnings into errors): not ours to fix.

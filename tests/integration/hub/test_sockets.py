@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from libs.common.agent_access import WS_PATH
-from libs.common.socket_tokens import PROTOCOL, offered_protocols
+from libs.contracts.agent_access import WS_PATH
+from libs.contracts.socket_tokens import PROTOCOL, offered_protocols
 from services.hub.protocol import CLOSE_UNAVAILABLE
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub, until_closed

@@ -8,13 +8,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from libs.common.agent_access import WS_PATH, AgentTokens
-from libs.common.devstack import SERVICES
-from libs.common.hubclient import HubClient
-from libs.common.sandbox.twilio import sms_webhook_form
+from libs.contracts.agent_access import WS_PATH, AgentTokens
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Launch, TwilioFake
 from tests.support.kafka import wait_until
 from tests.support.webhooks import encode_form, sign_twilio
+from tooling.devstack import SERVICES
+from tooling.hubclient import HubClient
+from tooling.sandbox.twilio import sms_webhook_form
 
 pytestmark = pytest.mark.e2e
 KEY = "hub-spine-key-0123456789abcdef0123456789"

@@ -14,12 +14,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from libs.common.devstack import DevStack, free_port
 from libs.common.events import Event, decode
 from libs.common.keys import Keys
 from libs.common.settings import Settings
 from services.ingest.app import build
 from tests.support.harness import AUTH_TOKEN, Isolation
+from tooling.devstack import DevStack, free_port
 
 ServeApp = Callable[..., Awaitable[str]]
 PUBLIC_URL = "https://ingest.switchboard.example"

@@ -21,14 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from libs.common.chat import Mailbox, thread_key
 from libs.common.clock import system_clock
-from libs.common.devstack import DevStack
 from libs.common.events import MessageReceived, event_id, utc_now
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
 from libs.common.service import PRODUCER, REDIS, create_app
 from libs.common.settings import Settings
+from libs.contracts.chat_mailbox import Mailbox, thread_key
 from services.ingest.chat import SESSION_PATH, WS_PATH, Limits, add_chat
 from services.ingest.chat.frames import FrameError, parse
 from services.ingest.chat.session import SessionTokens
@@ -37,6 +36,7 @@ from services.outbound.senders.chat import ChatSender
 from tests.conftest import ServeApp
 from tests.support.harness import Isolation
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack
 
 KEY = "chat-test-key-0123456789abcdef0123456789"
 FRAME_TIMEOUT = 10.0

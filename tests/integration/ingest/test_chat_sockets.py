@@ -17,8 +17,7 @@ from aiohttp import WSMsgType
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from libs.common.devstack import DevStack
-from libs.common.socket_tokens import PROTOCOL, offered_protocols
+from libs.contracts.socket_tokens import PROTOCOL, offered_protocols
 from services.ingest.chat import WS_PATH, Limits
 from services.ingest.chat.endpoint import CLOSE_BAD_REQUEST, CLOSE_REPLIES_UNAVAILABLE
 from tests.conftest import ServeApp
@@ -32,6 +31,7 @@ from tests.integration.ingest.test_chat import (
 )
 from tests.support.harness import Isolation
 from tests.support.kafka import wait_until
+from tooling.devstack import DevStack
 
 ATTEMPTS = 20
 LARGEST = "18446744073709551615-18446744073709551615"

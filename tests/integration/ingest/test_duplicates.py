@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 
 from libs.common.events import MessageReceived, event_id
-from libs.common.sandbox.twilio import sms_webhook_form
 from services.ingest.sms import PATH as SMS_PATH
 from services.ingest.x.webhook import PATH as X_PATH
 from tests.integration.ingest.conftest import (
@@ -27,6 +26,7 @@ from tests.integration.ingest.conftest import (
 )
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.webhooks import encode_form, sign_twilio, sign_x
+from tooling.sandbox.twilio import sms_webhook_form
 
 pytestmark = pytest.mark.slow
 

@@ -20,19 +20,19 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from libs.common.devstack import DevStack, create_topics, free_port
 from libs.common.events import CustomerIdentity, MessageReceived, event_id
 from libs.common.keys import Keys
 from libs.common.settings import Settings, SettingsError, load_settings
 from libs.common.topics import Topics
 from services.ingest.app import build
-from services.ingest.inbox import IMAP_POLLER
-from services.ingest.inbox.imap import Mailbox
+from services.ingest.mailboxes import IMAP_POLLER
+from services.ingest.mailboxes.imap import Mailbox
 from tests.support import dovecot as dovecot_support
 from tests.support.dovecot import PASSWORD, Dovecot
 from tests.support.harness import FIXTURES, Isolation
 from tests.support.kafka import Collected, collect, wait_until
 from tests.support.mail import REDIS_POOL_WARNING, in_process
+from tooling.devstack import DevStack, create_topics, free_port
 
 pytestmark = pytest.mark.filterwarnings(REDIS_POOL_WARNING)
 

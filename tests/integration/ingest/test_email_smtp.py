@@ -17,7 +17,6 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from libs.common.devstack import DevStack, create_topics, free_port
 from libs.common.events import Attachment, CustomerIdentity, Event, MessageReceived, event_id
 from libs.common.settings import Settings
 from libs.common.topics import Topics
@@ -25,6 +24,7 @@ from services.ingest.app import build
 from tests.support.harness import FIXTURES, Isolation
 from tests.support.kafka import Collected, collect, wait_until
 from tests.support.mail import REDIS_POOL_WARNING, SmtpClient, in_process
+from tooling.devstack import DevStack, create_topics, free_port
 
 pytestmark = pytest.mark.filterwarnings(REDIS_POOL_WARNING)
 

@@ -31,8 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from libs.common import openapi
-from libs.common.devstack import wait_ready
+from libs.common.openapi import render
 from libs.common.settings import Settings
 from services.ingest.app import build
 from services.ingest.x.webhook import SIGNATURE_HEADER
@@ -40,6 +39,8 @@ from tests.integration.ingest.conftest import CHAT_KEY, PUBLIC_URL, X_SECRET, X_
 from tests.support.harness import AUTH_TOKEN
 from tests.support.openapi import documented_operations, registered_operations
 from tests.support.webhooks import sign_twilio, sign_x
+from tooling import openapi
+from tooling.devstack import wait_ready
 
 # schemathesis's own strategies draw from the ``random`` module, which Hypothesis flags with a
 # deprecation warning now and then (the suite turns warnings into errors): not ours to fix.
@@ -74,7 +75,7 @@ CHECKS: Final = [
 @pytest.mark.parametrize("service", sorted(openapi.DOCUMENTS))
 def test_checked_in_document_is_what_the_code_generates(service: str) -> None:
     checked_in = document_path(service).read_text(encoding="utf-8")
-    assert checked_in == openapi.render(openapi.build(service)), (
+    assert checked_in == render(openapi.build(service)), (
         f"docs/openapi/{service}.yaml is stale: run `switchboard openapi`"
     )
 

@@ -13,17 +13,17 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from libs.common.devstack import DevStack
 from libs.common.events import DeliveryReport, MessageReceived, event_id
 from libs.common.keys import Keys
-from libs.common.optout import classify, is_opted_out
-from libs.common.sandbox.twilio import sms_webhook_form
 from libs.common.settings import Settings
+from libs.contracts.optout import classify, is_opted_out
 from services.ingest.app import build
 from services.ingest.sms import signature_valid
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.kafka import collect, wait_until
 from tests.support.webhooks import encode_form, sign_twilio
+from tooling.devstack import DevStack
+from tooling.sandbox.twilio import sms_webhook_form
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
 PUBLIC_URL = "https://ingest.switchboard.example"

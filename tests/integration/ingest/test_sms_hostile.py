@@ -21,12 +21,12 @@ from multidict import MultiDict
 from redis.asyncio import Redis
 
 from libs.common.events import DeliveryReport, MessageReceived, event_id
-from libs.common.optout import classify
-from libs.common.sandbox.twilio import sms_webhook_form
+from libs.contracts.optout import classify
 from services.ingest.sms import MAX_BODY_BYTES, PATH, STATUS_PATH
 from tests.integration.ingest.conftest import PUBLIC_URL, Ingest, read_all, snapshot
 from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.webhooks import sign_twilio_pairs
+from tooling.sandbox.twilio import sms_webhook_form
 
 FORM = "application/x-www-form-urlencoded"
 CUSTOMER = "+14155550123"

@@ -11,7 +11,13 @@ import pytest
 from redis.asyncio import Redis
 
 from libs.common.events import Event, MessageReceived, SurveyAnswered
-from libs.common.surveys import LinkTicket, PendingSurvey, PendingSurveys, SurveyLinks, parse_score
+from libs.contracts.surveys import (
+    LinkTicket,
+    PendingSurvey,
+    PendingSurveys,
+    SurveyLinks,
+    parse_score,
+)
 from services.ingest.chat import SESSION_PATH, WS_PATH
 from tests.integration.ingest.conftest import (
     PUBLIC_URL,

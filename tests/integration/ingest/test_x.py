@@ -1,6 +1,6 @@
 """X mentions and direct messages, from X's wire format to normalised events on the real broker.
 
-The X API is the sandbox (libs/common/sandbox/x.py) served over HTTPS with a throwaway
+The X API is the sandbox (tooling/sandbox/x.py) served over HTTPS with a throwaway
 self-signed certificate; the poller reaches it through tweepy's own AsyncClient, trusting
 that certificate only because it is handed the CA file (the production default is the system
 store, and refuses it). Webhook payloads are built and signed here with X's documented
@@ -36,7 +36,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from libs.common.devstack import DevStack, free_port
 from libs.common.events import (
     Attachment,
     CustomerIdentity,
@@ -47,7 +46,6 @@ from libs.common.events import (
 )
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.keys import Keys
-from libs.common.sandbox.x import XSandbox
 from libs.common.settings import Settings, SettingsError, load_settings
 from services.ingest.accept import Acceptor, Unavailable
 from services.ingest.app import build
@@ -60,6 +58,8 @@ from services.ingest.x.webhook import (
 )
 from tests.support.harness import Isolation, Launch
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack, free_port
+from tooling.sandbox.x import XSandbox
 
 BEARER = "x-test-bearer-token-do-not-log"
 SECRET = "x-test-consumer-secret"

@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from libs.common import optout
 from libs.common.config import LiveConfig
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.keys import Keys
-from libs.common.sandbox.twilio import ScriptedFailure
+from libs.contracts import optout
 from services.outbound.acknowledgements import AcknowledgementLimits
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.sms import TwilioSms
 from services.outbound.sends import SendRecords
 from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation, TwilioFake
+from tooling.sandbox.twilio import ScriptedFailure
 
 CUSTOMER = "+14155550123"
 AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

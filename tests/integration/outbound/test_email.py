@@ -12,11 +12,9 @@ import pytest
 from redis.asyncio import Redis
 
 from libs.common.config import LiveConfig
-from libs.common.devstack import free_port
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
-from libs.common.sandbox.smtp import Mailbox, smtp_sandbox
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import (
@@ -28,6 +26,8 @@ from services.outbound.senders.base import (
 from services.outbound.senders.email import SmtpEmail
 from services.outbound.sends import SendRecords
 from tests.support.harness import Isolation
+from tooling.devstack import free_port
+from tooling.sandbox.smtp import Mailbox, smtp_sandbox
 
 FROM = "Acme Support <support@acme.example>"
 CUSTOMER = "ana@example.org"

@@ -16,13 +16,13 @@ from libs.common.config import LiveConfig
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
-from libs.common.surveys import PendingSurvey, PendingSurveys, SurveyLinks
+from libs.contracts.surveys import PendingSurvey, PendingSurveys, SurveyLinks
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import OutgoingMessage
 from services.outbound.senders.sms import TwilioSms
 from services.outbound.sends import SendRecords
-from services.outbound.surveys import SurveyPreparer
+from services.outbound.survey_sends import SurveyPreparer
 from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation, TwilioFake
 
 CUSTOMER = "+14155550123"

@@ -17,13 +17,13 @@ from libs.common.config import LiveConfig
 from libs.common.events import CommandKind, Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
-from libs.common.sandbox.x import XSandbox
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import OutgoingMessage, PermanentFailure, TemporaryFailure
 from services.outbound.senders.x import TAKE_PRIVATE, XReplies, weighted_length
 from services.outbound.sends import SendRecords
 from tests.support.harness import Isolation
+from tooling.sandbox.x import XSandbox
 
 CUSTOMER_ID = "2244994945"
 MENTION_ID = "1900000000000000007"

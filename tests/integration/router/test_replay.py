@@ -7,13 +7,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from libs.common.config import load_config
-from libs.common.devstack import DevStack
 from libs.common.events import CustomerIdentity, Event, MessageReceived, event_id
 from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
 from services.router.replay import compare, format_report, read_inbound
 from services.router.runtime import RouterRuntime
 from tests.support.harness import Isolation
+from tooling.devstack import DevStack
 
 CONFIG = Path(__file__).parents[2] / "fixtures" / "config" / "routing.yaml"
 OPEN = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("America/Los_Angeles"))

@@ -25,8 +25,8 @@ from libs.common.events import (
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
 from libs.common.redis_client import ScriptBatcher
-from services.router.conversations import ConversationRecords, ConversationStore
-from services.router.customers import CustomerStore
+from services.router.conversation_state import ConversationRecords, ConversationStore
+from services.router.customer_profiles import CustomerStore
 from services.router.incidents import IncidentDetector
 from services.router.route import Router
 from services.router.runtime import RouterRuntime

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from libs.common.devstack import DevStack, free_port
 from libs.common.service import app_runner
 from libs.common.settings import Settings
 from services.ingest import sms
@@ -24,6 +23,7 @@ from services.ingest.chat.endpoint import CLOSE_TOO_MANY_SOCKETS, MAX_SESSION_BO
 from services.ingest.x import webhook as x
 from tests.integration.ingest.conftest import CHAT_KEY, PUBLIC_URL, X_SECRET, X_USER_ID
 from tests.support.harness import AUTH_TOKEN, Isolation
+from tooling.devstack import DevStack, free_port
 
 FIELD_LIMIT: Final = 2048
 LINE_LIMIT: Final = 2048

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import aiohttp
 
-from libs.common.devstack import free_port
-from libs.common.sandbox.twilio import sms_webhook_form
 from services.ingest import sms
 from services.ingest.chat import SESSION_PATH, WS_PATH
 from services.ingest.x import webhook as x
 from tests.support.harness import OUR_NUMBER, Launch
 from tests.support.webhooks import encode_form, sign_twilio, sign_x
+from tooling.devstack import free_port
+from tooling.sandbox.twilio import sms_webhook_form
 
 X_USER_ID = "1600000000000000001"
 CUSTOMER_ID = "1700000000000000007"

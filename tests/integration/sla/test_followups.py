@@ -12,7 +12,6 @@ import pytest
 from redis.asyncio import Redis
 
 from libs.common.config import LiveConfig
-from libs.common.devstack import DevStack
 from libs.common.events import ConversationRouted, OutboundCommand, event_id
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.keys import Keys
@@ -27,6 +26,7 @@ from tests.integration.ingest.conftest import read_all
 from tests.integration.sla.conftest import Keeper, MakeKeeper, action, kinds, routed
 from tests.support.harness import FIXTURES, Isolation
 from tests.support.kafka import Collected, collect, wait_until, wait_until_async
+from tooling.devstack import DevStack
 
 PARTITION = 3
 CONFIG = """

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from libs.common.devstack import DevStack
 from libs.common.events import Event, SlaEvent, event_id
 from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
@@ -14,6 +13,7 @@ from services.sla.timers import TimerId
 from tests.integration.sla.conftest import CONFIG, MakeKeeper, routed
 from tests.support.harness import Isolation, Launch
 from tests.support.kafka import collect, wait_until
+from tooling.devstack import DevStack
 
 PLAIN = "plain:\n    first_response: {within: 10m, business_hours: false, warn_before: [2m]}"
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from libs.common.calendar import BusinessCalendar, DailyInterval
 from libs.common.config import ClockPolicy, Config
-from libs.common.deadlines import compute_deadline, describe_promise
 from libs.common.events import OutboundCommand
+from libs.domain.calendar import BusinessCalendar, DailyInterval
+from libs.domain.deadlines import compute_deadline, describe_promise
 from services.outbound.policy import refusal
 from services.outbound.segments import count_segments, truncate_to_segments
 from services.outbound.templates import Templates

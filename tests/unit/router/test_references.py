@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from libs.common.references import reference_for
+from libs.domain.references import reference_for
 
 
 def test_references_are_distinct_short_and_readable() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from libs.common.config import load_config
 from libs.common.events import Channel, CustomerIdentity, MessageReceived
-from services.router.customers import tier_for
+from services.router.customer_profiles import tier_for
 from services.router.route import decide
 from services.router.runtime import RouterRuntime
 

@@ -10,16 +10,14 @@ import signal
 import sys
 from pathlib import Path
 
-from libs.common.asyncapi import DEFAULT_PATH as ASYNCAPI_PATH
 from libs.common.config import ConfigError, load_config
-from libs.common.devstack import SERVICES
-from libs.common.openapi import DEFAULT_DIRECTORY
+from tooling.devstack import SERVICES
 
 TOOLS = {
     "replay": "services.router.replay",
     "classify-eval": "services.router.classify_eval",
-    "token": "libs.common.agent_access",
-    "simulate": "libs.common.simulate.command",
+    "token": "tooling.agent_token",
+    "simulate": "tooling.simulate.command",
 }
 RUNNABLE = (*SERVICES, "hub")
 """Services ``switchboard run`` starts: the dev stack's, and the hub (which needs
@@ -52,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     schema.add_argument(
         "--out", type=Path, help="write one file per event type here, and the AsyncAPI document"
     )
-    schema.add_argument("--asyncapi", type=Path, default=ASYNCAPI_PATH, help="where to write it")
+    schema.add_argument(
+        "--asyncapi", type=Path, help="where to write it (docs/events/asyncapi.yaml)"
+    )
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI document of each service")
-    openapi.add_argument("--out", type=Path, default=DEFAULT_DIRECTORY)
+    openapi.add_argument("--out", type=Path, help="the folder (docs/openapi)")
 
     arguments = sys.argv[1:] if argv is None else argv
     if arguments and arguments[0] in TOOLS:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         run_service(args.service, module.build)
         return 0
     if args.command == "dev":
-        from libs.common.dev import run_dev
+        from tooling.dev import run_dev
 
         return asyncio.run(run_dev(args.config, args.port))
     if args.command == "config":
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         return _schema(args.out, args.asyncapi)
     if args.command == "openapi":
-        from libs.common.openapi import write_all
+        from tooling.openapi import DEFAULT_DIRECTORY, write_all
 
-        for path in write_all(args.out):
+        for path in write_all(args.out or DEFAULT_DIRECTORY):
             print(path)
         return 0
     return 2
@@ -100,9 +100,9 @@ def _check(path: Path) -> int:
     return 0
 
 
-def _schema(out: Path | None, asyncapi: Path) -> int:
-    from libs.common.asyncapi import write
+def _schema(out: Path | None, asyncapi: Path | None) -> int:
     from libs.common.events import json_schemas
+    from tooling.asyncapi import DEFAULT_PATH, write
 
     schemas = json_schemas()
     if out is None:
@@ -112,7 +112,7 @@ def _schema(out: Path | None, asyncapi: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, schema in schemas.items():
         (out / f"{name}.json").write_text(json.dumps(schema, indent=2) + "\n")
-    print(write(asyncapi))
+    print(write(asyncapi or DEFAULT_PATH))
     return 0
 
 

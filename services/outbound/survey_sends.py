@@ -1,4 +1,4 @@
-"""Getting a CSAT survey ready to send (see :mod:`libs.common.surveys` for the whole flow).
+"""Getting a CSAT survey ready to send (see :mod:`libs.contracts.surveys` for the whole flow).
 
 On SMS and chat the survey asks for a bare 1-5 reply, so the thread's pending survey is
 recorded before the send: the reply may come back before the provider call returns. By email
@@ -16,7 +16,7 @@ import msgspec
 from libs.common.config import SurveySettings
 from libs.common.events import OutboundCommand
 from libs.common.logs import get_logger
-from libs.common.surveys import LinkTicket, PendingSurvey, PendingSurveys, SurveyLinks
+from libs.contracts.surveys import LinkTicket, PendingSurvey, PendingSurveys, SurveyLinks
 
 log = get_logger(__name__)
 SURVEY_URL_PARAM = "survey_url"

@@ -8,10 +8,7 @@ injectable clock, on connect and again when ``exp`` passes while the socket is o
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,19 +76,3 @@ class AgentTokens:
         ):
             raise TokenRejected("token has no valid queues claim")
         return AgentClaims(agent=agent, queues=frozenset(queues), expires_at=float(claims["exp"]))
-
-
-def main(argv: list[str]) -> int:
-    """``switchboard token AGENT --queue Q [--queue Q] [--ttl SECONDS]``: print a token signed
-    with ``AGENT_TOKEN_KEY`` (for development and scripts)."""
-    parser = argparse.ArgumentParser(prog="switchboard token", description=main.__doc__)
-    parser.add_argument("agent")
-    parser.add_argument("--queue", action="append", required=True, dest="queues")
-    parser.add_argument("--ttl", type=float, default=8 * 3600.0)
-    args = parser.parse_args(argv)
-    key = os.environ.get("AGENT_TOKEN_KEY", "")
-    if len(key.encode()) < 32:
-        print("switchboard token: set AGENT_TOKEN_KEY (32+ bytes)", file=sys.stderr)
-        return 2
-    print(AgentTokens(key).issue(args.agent, args.queues, args.ttl))
-    return 0

@@ -33,14 +33,14 @@ from libs.common.events import utc_now
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
-from services.ingest.inbox.normalise import (
+from services.ingest.mail import InvalidEmail
+from services.ingest.mailboxes.normalise import (
     ThreadIndex,
     normalise,
     parse,
     provider_message_id,
     sender_address,
 )
-from services.ingest.mail import InvalidEmail
 
 log = get_logger(__name__)
 

@@ -5,7 +5,7 @@ It reads the socket only when asked (:meth:`HubClient.next`, :meth:`HubClient.ac
 caller that stops asking stops reading, as a slow agent tool would. It remembers the last
 event id it handed out per queue, so :meth:`HubClient.subscribe` after a reconnect resumes
 where the caller left off. The token travels as a subprotocol
-(:mod:`libs.common.socket_tokens`), or with ``token_in_query`` in the URL, for hubs that
+(:mod:`libs.contracts.socket_tokens`), or with ``token_in_query`` in the URL, for hubs that
 predate it.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from libs.common.socket_tokens import offered_protocols
+from libs.contracts.socket_tokens import offered_protocols
 
 
 class HubClosed(Exception):

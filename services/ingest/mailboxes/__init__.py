@@ -1,6 +1,6 @@
 """Email in: an SMTP server for mail sent to our support addresses, and IMAP polling of
 hosted mailboxes. Both parse with :func:`services.ingest.mail.parse_email`, name threads
-through one :class:`~services.ingest.inbox.normalise.ThreadIndex` and publish through the
+through one :class:`~services.ingest.mailboxes.normalise.ThreadIndex` and publish through the
 acceptor before they acknowledge anything (``250``; the ``\\Seen``/``$Switchboard`` flag).
 
 SMTP always listens (``SWITCHBOARD_SMTP_PORT`` on ``SWITCHBOARD_HTTP_HOST``); IMAP polling
@@ -16,9 +16,9 @@ from aiohttp import web
 from libs.common.keys import Keys
 from libs.common.service import REDIS, SETTINGS, add_background
 from services.ingest.accept import Acceptor
-from services.ingest.inbox.imap import ImapPoller, Mailbox, UidCheckpoint
-from services.ingest.inbox.normalise import ThreadIndex
-from services.ingest.inbox.smtp import InboundMail, SmtpServer
+from services.ingest.mailboxes.imap import ImapPoller, Mailbox, UidCheckpoint
+from services.ingest.mailboxes.normalise import ThreadIndex
+from services.ingest.mailboxes.smtp import InboundMail, SmtpServer
 
 SMTP_SERVER = web.AppKey("smtp_server", SmtpServer)
 IMAP_POLLER = web.AppKey("imap_poller", ImapPoller)

@@ -29,10 +29,10 @@ import aiosmtplib
 from twilio.request_validator import RequestValidator
 
 from libs.common.events import Channel
-from libs.common.sandbox.twilio import sms_webhook_form
-from libs.common.simulate.summary import Latencies
+from tooling.sandbox.twilio import sms_webhook_form
+from tooling.simulate.summary import Latencies
 
-EXAMPLES: Final = Path(__file__).parents[3] / "config" / "examples" / "customer-service.csv"
+EXAMPLES: Final = Path(__file__).parents[2] / "config" / "examples" / "customer-service.csv"
 SCENARIOS: Final[Mapping[str, tuple[str, ...]]] = {
     "order status": ("track_order", "delivery_period", "change_order"),
     "returns": ("get_refund", "track_refund", "check_refund_policy"),

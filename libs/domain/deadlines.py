@@ -13,14 +13,26 @@ clock enforces, and the clock never runs past the time the customer was told.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from libs.common.calendar import BusinessCalendar
-from libs.common.config import ClockPolicy
+from libs.domain.calendar import BusinessCalendar
 
 _MINUTE = timedelta(minutes=1)
+
+
+class ClockWindow(Protocol):
+    """What a deadline needs of an SLA policy's clock (the configuration's ``ClockPolicy``)."""
+
+    @property
+    def within(self) -> timedelta: ...
+    @property
+    def business_hours(self) -> bool: ...
+    @property
+    def warn_before(self) -> Sequence[timedelta | float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +53,7 @@ class Deadline:
         return self.due - now
 
 
-def warning_offsets(clock: ClockPolicy) -> list[timedelta]:
+def warning_offsets(clock: ClockWindow) -> list[timedelta]:
     """How far into the window each warning point falls (``15m`` before, or ``0.75`` of it)."""
     offsets = []
     for point in clock.warn_before:
@@ -51,7 +63,7 @@ def warning_offsets(clock: ClockPolicy) -> list[timedelta]:
 
 
 def compute_deadline(
-    clock: ClockPolicy,
+    clock: ClockWindow,
     start: datetime,
     calendar: BusinessCalendar | None,
     *,

@@ -1,6 +1,6 @@
 """Simulated agents: they follow the queues through the hub and answer at a chosen speed.
 
-Each agent holds one hub connection (:class:`~libs.common.hubclient.HubClient`) subscribed to
+Each agent holds one hub connection (:class:`~tooling.hubclient.HubClient`) subscribed to
 every queue, and takes the conversations that hash to it (a stand-in for a team splitting the
 work, so two agents never answer the same customer). A new conversation is claimed, answered
 after a handling time drawn around ``handle_seconds``, and resolved with a probability, so
@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from libs.common.hubclient import ActionFailed, HubClient, HubClosed
+from tooling.hubclient import ActionFailed, HubClient, HubClosed
 
 REPLY_TEXT = "Thanks for waiting about {reference}: I have looked into it ({number}), all sorted."
 """Each reply differs (its conversation, a running number): X refuses the same text twice

@@ -1,6 +1,6 @@
 """``GET /v1/surveys/{token}?score=N``: the links of an email CSAT survey.
 
-The token (:class:`libs.common.surveys.SurveyLinks`) names the survey; a valid click publishes
+The token (:class:`libs.contracts.surveys.SurveyLinks`) names the survey; a valid click publishes
 ``survey.answered`` under the survey's answer id through the acceptor (so a second click, or
 the SMS path, adds nothing) and answers a small thank-you page only once Kafka has the event.
 Refusals are pages too, since a person clicked: 403 for a link we did not sign, 410 for one
@@ -25,7 +25,14 @@ from libs.common import metrics
 from libs.common.clock import Clock
 from libs.common.events import Event, SurveyAnswered
 from libs.common.logs import get_logger
-from libs.common.surveys import LINK_PATH, SCORES, ExpiredLink, InvalidLink, SurveyLinks, answer_id
+from libs.contracts.surveys import (
+    LINK_PATH,
+    SCORES,
+    ExpiredLink,
+    InvalidLink,
+    SurveyLinks,
+    answer_id,
+)
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
 log = get_logger(__name__)

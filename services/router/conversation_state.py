@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from libs.common.events import event_id
 from libs.common.keys import DAY, Keys
 from libs.common.redis_client import ScriptBatcher, as_text
-from libs.common.references import reference_for
+from libs.domain.references import reference_for
 
 SEEN_TTL = 7 * DAY
 HISTORY_LIMIT = 50

@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 
 from libs.common.events import ConversationRouted
-from libs.common.simulate.agents import AgentPlan, AgentStats, run_agents
-from libs.common.simulate.customers import Customers, Endpoints, TrafficPlan, run_traffic
-from libs.common.simulate.summary import Outcomes, percentile, print_every, render, watch_topics
 from libs.common.topics import Topics
+from tooling.simulate.agents import AgentPlan, AgentStats, run_agents
+from tooling.simulate.customers import Customers, Endpoints, TrafficPlan, run_traffic
+from tooling.simulate.summary import Outcomes, percentile, print_every, render, watch_topics
 
 
 @dataclass(frozen=True, slots=True)

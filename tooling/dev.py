@@ -19,9 +19,7 @@ from pathlib import Path
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
-from libs.common.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
 from libs.common.config import load_config
-from libs.common.devstack import SERVICES, DevStack, ServiceProcess, free_port
 from libs.common.events import (
     ConversationRouted,
     Event,
@@ -30,9 +28,6 @@ from libs.common.events import (
     SlaEvent,
     decode,
 )
-from libs.common.sandbox.smtp import Mailbox, smtp_sandbox
-from libs.common.sandbox.twilio import TwilioSandbox
-from libs.common.sandbox.x import XSandbox
 from libs.common.settings import (
     DEV_AGENT_KEY,
     DEV_AUTH_TOKEN,
@@ -40,8 +35,13 @@ from libs.common.settings import (
     DEV_SURVEY_KEY,
     DEV_X_TOKEN,
 )
-from libs.common.simulate.customers import Endpoints
 from libs.common.topics import Topics
+from libs.contracts.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
+from tooling.devstack import SERVICES, DevStack, ServiceProcess, free_port
+from tooling.sandbox.smtp import Mailbox, smtp_sandbox
+from tooling.sandbox.twilio import TwilioSandbox
+from tooling.sandbox.x import XSandbox
+from tooling.simulate.customers import Endpoints
 
 DEV_ACCOUNT_SID = "AC" + "0" * 32
 DEV_NUMBER = "+15005550006"

@@ -29,7 +29,8 @@ from libs.common import metrics
 from libs.common.events import utc_now
 from libs.common.logs import get_logger
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
-from services.ingest.inbox.normalise import (
+from services.ingest.mail import InvalidEmail
+from services.ingest.mailboxes.normalise import (
     ThreadIndex,
     normalise,
     parse,
@@ -37,7 +38,6 @@ from services.ingest.inbox.normalise import (
     raw_digest,
     sender_address,
 )
-from services.ingest.mail import InvalidEmail
 
 log = get_logger(__name__)
 

@@ -3,8 +3,8 @@
 Replies reach a visitor whichever replica holds the socket: outbound announces each mailbox
 entry on the visitor's channel, and every replica holds one pattern subscription to all
 visitors' channels and wakes only its own sockets of that visitor. A woken socket reads the
-mailbox after the last entry it delivered (:mod:`libs.common.chat`), so an announcement that
-is lost costs nothing but latency (:func:`libs.common.pubsub.follow_pattern`).
+mailbox after the last entry it delivered (:mod:`libs.contracts.chat_mailbox`), so an
+announcement that is lost costs nothing but latency (:func:`libs.common.pubsub.follow_pattern`).
 """
 
 from __future__ import annotations

@@ -15,14 +15,14 @@ import contextlib
 import json
 from pathlib import Path
 
-from libs.common.agent_access import WS_PATH
 from libs.common.config import load_config
-from libs.common.dev import DevSystem, agent_tokens, dev_system, print_endpoints, until_signalled
-from libs.common.simulate import HubAccess, SimulationResult, simulate
-from libs.common.simulate.agents import AgentPlan
-from libs.common.simulate.customers import TrafficPlan, parse_mix
-from libs.common.simulate.summary import render
 from libs.common.topics import Topics
+from libs.contracts.agent_access import WS_PATH
+from tooling.dev import DevSystem, agent_tokens, dev_system, print_endpoints, until_signalled
+from tooling.simulate import HubAccess, SimulationResult, simulate
+from tooling.simulate.agents import AgentPlan
+from tooling.simulate.customers import TrafficPlan, parse_mix
+from tooling.simulate.summary import render
 
 DEFAULT_MIX = "sms=4,email=3,chat=2,social=1"
 

@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from libs.common.events import CustomerIdentity
 from libs.common.keys import Keys
 from libs.common.redis_client import as_text
-from libs.common.references import reference_for
-from services.hub.conversations import identity_of
+from libs.domain.references import reference_for
+from services.hub.open_conversations import identity_of
 
 PROFILE_FIELDS: Final = ("name", "tier", "email", "phone", "social")
 MAX_MERGES: Final = 8

@@ -1,0 +1,25 @@
+"""``switchboard token``: mint an agent token for the hub (development and scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from libs.contracts.agent_access import AgentTokens
+
+
+def main(argv: list[str]) -> int:
+    """``switchboard token AGENT --queue Q [--queue Q] [--ttl SECONDS]``: print a token signed
+    with ``AGENT_TOKEN_KEY`` (for development and scripts)."""
+    parser = argparse.ArgumentParser(prog="switchboard token", description=main.__doc__)
+    parser.add_argument("agent")
+    parser.add_argument("--queue", action="append", required=True, dest="queues")
+    parser.add_argument("--ttl", type=float, default=8 * 3600.0)
+    args = parser.parse_args(argv)
+    key = os.environ.get("AGENT_TOKEN_KEY", "")
+    if len(key.encode()) < 32:
+        print("switchboard token: set AGENT_TOKEN_KEY (32+ bytes)", file=sys.stderr)
+        return 2
+    print(AgentTokens(key).issue(args.agent, args.queues, args.ttl))
+    return 0
