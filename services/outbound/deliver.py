@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,30 +125,58 @@ class Deliverer:
     async def _deliver(
         self, command: OutboundCommand, thread_key: str, commanded_at: datetime
     ) -> Outcome:
-        record = await self._sends.get(command.command_id)
-        if record is not None:
-            if record.state == "sent":
-                return Outcome("sent", record.provider_message_id, None, record.attempts)
-            if record.state == "failed":
-                return Outcome("failed", None, record.error, record.attempts)
-            if record.state == "suppressed":
-                return Outcome("suppressed", None, record.error, record.attempts)
-            if record.state == "dead-lettered":
-                return Outcome("dead-lettered", None, record.error, record.attempts)
-            if record.state == "in_flight":
-                log.warning(
-                    "command was interrupted mid-send; not resending", command_id=command.command_id
-                )
-                return Outcome(
-                    "unknown", None, "interrupted during the provider call", record.attempts
-                )
-            if record.attempts >= self._max_attempts:  # crashed between the last retry and here
-                return await self._dead_letter(command.command_id, record.error, record.attempts)
+        """The steps of one delivery, in order; each either hands the next step what it needs
+        or ends the command with its final outcome."""
+        recorded = await self._recorded_outcome(command.command_id)
+        if recorded is not None:
+            return recorded
+        admitted = await self._admit(command, thread_key, commanded_at)
+        if isinstance(admitted, str):
+            return await self._suppress(command.command_id, admitted)
+        sender = self._senders.get(admitted.channel)
+        if sender is None:
+            return Outcome("failed", None, f"no sender for channel {admitted.channel}", 0)
+        message = await self._message(admitted, thread_key)
+        if isinstance(message, Outcome):
+            return message
+        return await self._send_with_retries(sender, message, admitted.channel)
+
+    async def _recorded_outcome(self, command_id: str) -> Outcome | None:
+        """What a redelivered command already came to: a final record is answered again as it
+        was, whatever changed since, and a send interrupted mid-call is never resent blindly
+        (it may have gone out). ``None``: nothing final yet, deliver it."""
+        record = await self._sends.get(command_id)
+        if record is None:
+            return None
+        if record.state == "sent":
+            return Outcome("sent", record.provider_message_id, None, record.attempts)
+        if record.state == "failed":
+            return Outcome("failed", None, record.error, record.attempts)
+        if record.state == "suppressed":
+            return Outcome("suppressed", None, record.error, record.attempts)
+        if record.state == "dead-lettered":
+            return Outcome("dead-lettered", None, record.error, record.attempts)
+        if record.state == "in_flight":
+            log.warning("command was interrupted mid-send; not resending", command_id=command_id)
+            return Outcome("unknown", None, "interrupted during the provider call", record.attempts)
+        if record.attempts >= self._max_attempts:  # crashed between the last retry and here
+            return await self._dead_letter(command_id, record.error, record.attempts)
+        return None
+
+    async def _admit(
+        self, command: OutboundCommand, thread_key: str, commanded_at: datetime
+    ) -> OutboundCommand | str:
+        """The command as it will be sent, or why it must not be. The order matters: the policy
+        and an SMS opt-out first; then a survey gets its link (recording a pending survey, so
+        only for a command nothing else refused); the acknowledgement limit last, so a command
+        refused for another reason uses up no acknowledgement."""
         reason = refusal(command, self._live.current.config.outbound, thread_key)
-        opt_out = self._sms_opted_out if command.channel == "sms" else None
-        if reason is None and opt_out is not None and await opt_out(command):
-            reason = "the customer opted out of SMS (STOP)"
-        if reason is None and command.kind == "survey" and self._surveys is not None:
+        if reason is not None:
+            return reason
+        opted_out = self._sms_opted_out if command.channel == "sms" else None
+        if opted_out is not None and await opted_out(command):
+            return "the customer opted out of SMS (STOP)"
+        if command.kind == "survey" and self._surveys is not None:
             prepared = await self._surveys.prepare(
                 command,
                 thread_key,
@@ -157,22 +184,26 @@ class Deliverer:
                 sent_at=commanded_at,
             )
             if isinstance(prepared, str):
-                reason = prepared
-            else:
-                command = prepared
-        if (  # last: a command refused for another reason uses up no acknowledgement
-            reason is None
-            and command.kind in ACKNOWLEDGEMENT_KINDS
-            and self._acknowledgements is not None
-        ):
+                return prepared
+            command = prepared
+        if command.kind in ACKNOWLEDGEMENT_KINDS and self._acknowledgements is not None:
             reason = await self._acknowledgements.refusal(command, commanded_at)
-        if reason is not None:
-            log.info("outbound command suppressed", command_id=command.command_id, reason=reason)
-            await self._sends.finish(command.command_id, "suppressed", error=reason)
-            return Outcome("suppressed", None, reason, 0)
-        sender = self._senders.get(command.channel)
-        if sender is None:
-            return Outcome("failed", None, f"no sender for channel {command.channel}", 0)
+            if reason is not None:
+                return reason
+        return command
+
+    async def _suppress(self, command_id: str, reason: str) -> Outcome:
+        """Recorded as final, so a redelivery is refused the same way even if the policy or
+        the opt-out changed since."""
+        log.info("outbound command suppressed", command_id=command_id, reason=reason)
+        await self._sends.finish(command_id, "suppressed", error=reason)
+        return Outcome("suppressed", None, reason, 0)
+
+    async def _message(
+        self, command: OutboundCommand, thread_key: str
+    ) -> OutgoingMessage | Outcome:
+        """The message for the provider; a missing template is a permanent failure (recorded,
+        never retried). An SMS logs what it costs in segments."""
         try:
             message = self._compose(command, thread_key)
         except TemplateMissing as exc:
@@ -187,42 +218,52 @@ class Deliverer:
                 units=cost.units,
                 segments=cost.segments,
             )
+        return message
+
+    async def _send_with_retries(
+        self, sender: Sender, message: OutgoingMessage, channel: str
+    ) -> Outcome:
+        """Every attempt is counted and marked in flight before the provider call (a crash
+        mid-call then reads ``unknown``, never a second send) and finished after it; a
+        temporary refusal waits with back-off and tries again until the budget is spent."""
+        command_id = message.command_id
         while True:
-            attempts = await self._sends.begin(command.command_id)
-            started = time.perf_counter()
+            attempts = await self._sends.begin(command_id)
             try:
-                provider_id = await sender.send(message)
+                with metrics.outbound_provider_seconds.labels(channel).time():
+                    provider_id = await sender.send(message)
             except TemporaryFailure as exc:
                 if attempts >= self._max_attempts:
-                    return await self._dead_letter(command.command_id, str(exc), attempts)
-                await self._sends.finish(command.command_id, "retry", error=str(exc))
-                delay = _backoff(attempts, exc.retry_after, self._jitter)
-                log.info(
-                    "provider refused for now; retrying",
-                    command_id=command.command_id,
-                    attempt=attempts,
-                    delay=round(delay, 3),
-                    error=str(exc),
-                )
-                await self._sleep(delay)
+                    return await self._dead_letter(command_id, str(exc), attempts)
+                await self._wait_to_retry(command_id, attempts, exc)
                 continue
             except PermanentFailure as exc:
                 log.warning(
                     "provider refused for good; not retrying",
-                    command_id=command.command_id,
-                    channel=command.channel,
+                    command_id=command_id,
+                    channel=channel,
                     error=str(exc),
                 )
-                await self._sends.finish(command.command_id, "failed", error=str(exc))
+                await self._sends.finish(command_id, "failed", error=str(exc))
                 return Outcome("failed", None, str(exc), attempts)
             except OutcomeUnknown as exc:
                 return Outcome("unknown", None, str(exc), attempts)
-            finally:
-                metrics.outbound_provider_seconds.labels(command.channel).observe(
-                    time.perf_counter() - started
-                )
-            await self._sends.finish(command.command_id, "sent", provider_message_id=provider_id)
+            await self._sends.finish(command_id, "sent", provider_message_id=provider_id)
             return Outcome("sent", provider_id, None, attempts)
+
+    async def _wait_to_retry(self, command_id: str, attempts: int, exc: TemporaryFailure) -> None:
+        """Recorded as ``retry`` first, so a crash during the wait resumes with the attempts
+        already spent instead of reading the send as interrupted."""
+        await self._sends.finish(command_id, "retry", error=str(exc))
+        delay = _backoff(attempts, exc.retry_after, self._jitter)
+        log.info(
+            "provider refused for now; retrying",
+            command_id=command_id,
+            attempt=attempts,
+            delay=round(delay, 3),
+            error=str(exc),
+        )
+        await self._sleep(delay)
 
     async def _dead_letter(self, command_id: str, error: str | None, attempts: int) -> Outcome:
         log.warning("retry budget spent; dead-lettered", command_id=command_id, attempts=attempts)
