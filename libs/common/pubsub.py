@@ -10,7 +10,6 @@ local sockets are woken once to catch up on what was published while it was down
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -18,12 +17,13 @@ from typing import Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from libs.common.backoff import Backoff
 from libs.common.logs import get_logger
 from libs.common.redis_client import as_text
 
 log = get_logger(__name__)
 POLL_SECONDS: Final = 5.0  # bounded reads, so the connection's health checks run when quiet
-BACKOFF_MAX: Final = 10.0
+RESUBSCRIBE_BACKOFF: Final = Backoff(base=0.4, cap=10.0)
 
 
 def raise_if_cancelled() -> None:
@@ -89,7 +89,7 @@ async def follow_pattern(
             raise_if_cancelled()
             failures += 1
             log.warning("subscription lost; resubscribing", pattern=pattern, error=repr(exc))
-            await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.2 * 2**failures)))
+            await asyncio.sleep(RESUBSCRIBE_BACKOFF.delay(failures))
         finally:
             lost()
             await pubsub.aclose()  # type: ignore[no-untyped-call]

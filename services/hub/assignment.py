@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
+from libs.common.backoff import Backoff
 from libs.common.events import Channel
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
@@ -51,7 +51,7 @@ from services.hub.open_conversations import SUMMARY_TTL, OpenConversations
 log = get_logger(__name__)
 Status = Literal["online", "away", "offline"]
 ENDED_STATES: Final = ("accepted", "declined", "expired", "withdrawn")
-BACKOFF_MAX: Final = 5.0
+PASS_BACKOFF: Final = Backoff(base=0.2, cap=5.0)
 
 _ASSIGN: Final = """
 local op, now = ARGV[1], tonumber(ARGV[2])
@@ -459,7 +459,7 @@ class Assigner:
                 raise_if_cancelled()
                 failures += 1
                 log.warning("hub assignment pass failed; retrying", queue=queue, error=repr(exc))
-                await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.1 * 2**failures)))
+                await asyncio.sleep(PASS_BACKOFF.delay(failures))
                 continue
             if outcome.more:
                 continue

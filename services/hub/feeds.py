@@ -11,11 +11,11 @@ use their own Redis client, so they never take connections from the request path
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Final, Protocol
 
 from redis.exceptions import RedisError
 
+from libs.common.backoff import Backoff
 from libs.common.logs import get_logger
 from libs.common.pubsub import raise_if_cancelled
 from services.hub import protocol
@@ -23,7 +23,7 @@ from services.hub.streams import QueueStreams
 
 log = get_logger(__name__)
 BLOCK_MS: Final = 2_000  # below the Redis client's socket timeout
-BACKOFF_MAX: Final = 5.0
+READ_BACKOFF: Final = Backoff(base=0.2, cap=5.0)
 
 
 class Follower(Protocol):
@@ -57,7 +57,7 @@ class QueueFeed:
                 raise_if_cancelled()  # XREAD BLOCK is where redis-py can swallow a cancel
                 failures += 1
                 log.warning("hub feed read failed; retrying", queue=self.queue, error=repr(exc))
-                await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX, 0.1 * 2**failures)))
+                await asyncio.sleep(READ_BACKOFF.delay(failures))
                 continue
             for entry_id, payload in entries:
                 position = entry_id

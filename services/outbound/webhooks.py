@@ -26,6 +26,7 @@ import aiohttp
 import msgspec
 from redis.asyncio import Redis
 
+from libs.common.backoff import Backoff
 from libs.common.clock import Clock, system_clock
 from libs.common.config import Config, ConfigError, Problem, event_type_named
 from libs.common.events import SPEC_VERSION, Event, event_id
@@ -116,7 +117,7 @@ class WebhookDispatcher:
         self._topics = topics
         self._max_attempts = max_attempts
         self._sleep = sleep
-        self._jitter = jitter
+        self._backoff = Backoff(BACKOFF_BASE, BACKOFF_MAX, uniform=jitter)
         self._clock = clock
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
@@ -158,8 +159,8 @@ class WebhookDispatcher:
                 )
                 await self._redis.set(done_key, "dead", ex=DONE_TTL)
                 return False
-            ceiling = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
-            await self._sleep(max(self._jitter(0, ceiling), min(retry_after or 0.0, BACKOFF_MAX)))
+            delay = self._backoff.delay(attempt)
+            await self._sleep(max(delay, min(retry_after or 0.0, BACKOFF_MAX)))
 
     async def _post(
         self, subscriber: Subscriber, delivery: str, body: bytes

@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from libs.common import metrics
+from libs.common.backoff import Backoff
 from libs.common.clock import Clock as WallClock
 from libs.common.clock import system_clock
 from libs.common.config import LiveConfig
@@ -40,6 +41,7 @@ log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.sla")
 CLAIM_BATCH = 1000
 IDLE_WAIT = 60.0
+PUBLISH_BACKOFF = Backoff(base=0.2, cap=5.0)  # jittered: replicas recover from one outage
 FOLLOW_UP_KINDS = frozenset({"status_update", "survey"})
 
 
@@ -133,7 +135,7 @@ class TimerScheduler:
             except INFRASTRUCTURE_ERRORS as exc:
                 failures += 1
                 log.warning("timer publishing failed; retrying", error=repr(exc))
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                await asyncio.sleep(PUBLISH_BACKOFF.delay(failures))
                 try:
                     await self.assign(list(self._next_due))  # republish what stayed claimed
                     failures = 0

@@ -26,7 +26,6 @@ Delivery mechanics live here once; a service supplies only ``handle(record) -> [
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +52,7 @@ from opentelemetry.util.types import AttributeValue
 from redis.asyncio import Redis
 
 from libs.common import metrics
+from libs.common.backoff import Backoff
 from libs.common.events import Event, InvalidEvent, decode
 from libs.common.kafka.offsets import PartitionOffsets
 from libs.common.kafka.producer import EventProducer, Outgoing
@@ -204,6 +204,7 @@ class ConsumerLoop:
         """``clock`` (monotonic seconds) times commits, the heartbeat and stalls."""
         self._consumer = consumer
         self._policy = policy
+        self._retry_backoff = Backoff(policy.retry_backoff, policy.retry_backoff_max)
         self._handler = handler
         self._producer = producer
         self._redis = redis
@@ -386,10 +387,8 @@ class ConsumerLoop:
             return
 
     async def _backoff(self, attempt: int) -> None:
-        delay = min(self._policy.retry_backoff * 2 ** (attempt - 1), self._policy.retry_backoff_max)
-        delay *= 0.5 + random.random() / 2  # jitter so replicas do not retry in lockstep
         try:
-            await asyncio.wait_for(self._stopping.wait(), delay)
+            await asyncio.wait_for(self._stopping.wait(), self._retry_backoff.delay(attempt))
         except TimeoutError:
             return
         raise asyncio.CancelledError  # shutting down: leave the record uncommitted

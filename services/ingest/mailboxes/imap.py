@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common.events import utc_now
+from libs.common.backoff import Backoff, Jitter
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
@@ -136,6 +137,7 @@ class ImapPoller:
         self._threads = threads
         self._checkpoint = checkpoint
         self._interval = interval
+        self._backoff = Backoff(interval, max(interval, MAX_BACKOFF), Jitter.NONE)
         self._ssl_context = ssl_context
         self._client: aioimaplib.IMAP4 | None = None
         self._stopping = asyncio.Event()
@@ -160,11 +162,11 @@ class ImapPoller:
                     more = await self.poll_once()
                 except (Unavailable, RedisError) as exc:
                     self._failures += 1
-                    delay = min(self._interval * 2 ** (self._failures - 1), MAX_BACKOFF)
+                    delay = self._backoff.delay(self._failures)
                     log.warning("imap poll deferred", error=repr(exc), retry_in=delay)
                 except (aioimaplib.AioImapException, ImapError, OSError, TimeoutError) as exc:
                     self._failures += 1
-                    delay = min(self._interval * 2 ** (self._failures - 1), MAX_BACKOFF)
+                    delay = self._backoff.delay(self._failures)
                     log.warning("imap poll failed", error=repr(exc), retry_in=delay)
                     await self._disconnect()
                 else:

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
+from libs.common.backoff import Backoff, Jitter
 from libs.common.events import CustomerIdentity, MessageReceived, event_id, utc_now
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
@@ -235,6 +236,8 @@ class MentionsPoller:
         self._checkpoint = checkpoint
         self._user_id = user_id
         self._interval = interval
+        # A failed poll waits twice the interval, doubling up to MAX_BACKOFF.
+        self._backoff = Backoff(2 * interval, max(2 * interval, MAX_BACKOFF), Jitter.NONE)
         self._clock = clock
         self._stopping = asyncio.Event()
         self._wait = wait or self._wait_unless_stopped
@@ -265,7 +268,7 @@ class MentionsPoller:
             ) as exc:
                 metrics.x_polls.labels("error").inc()
                 failures += 1
-                delay = min(self._interval * 2**failures, MAX_BACKOFF)
+                delay = self._backoff.delay(failures)
                 log.warning("x poll failed", error=repr(exc), retry_in=delay)
             else:
                 metrics.x_polls.labels("ok").inc()
