@@ -13,26 +13,23 @@ from libs.common import metrics
 from libs.common.config import LiveConfig
 from libs.common.events import (
     AgentAction,
-    CommandKind,
     ConversationRouted,
     Event,
     EventData,
     IncidentDetected,
     InvalidEvent,
     MessageReceived,
-    OutboundCommand,
     RoutingExplanation,
     SurveyAnswered,
     event_id,
-    reply_address,
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.topics import Topics
 from libs.common.tracing import annotate
-from libs.domain.deadlines import compute_deadline, describe_promise
 from libs.domain.text import normalise_text
-from services.router.conversation_state import ConversationRecords, ConversationStore, Placement
+from services.router.acknowledgement import acknowledgement
+from services.router.conversation_state import ConversationRecords, ConversationStore
 from services.router.customer_profiles import CustomerStore, Profile, tier_for
 from services.router.incidents import IncidentDetector, IncidentVerdict, incident_key
 from services.router.issue_types import Classification
@@ -128,7 +125,10 @@ class Router:
             if config.incidents.queue is not None:
                 queue_if_new = config.incidents.queue
             if config.incidents.template is not None:
-                decision = replace(decision, auto_reply=config.incidents.template)
+                # The incident's message is the one the customer gets, not an after-hours notice.
+                decision = replace(
+                    decision, auto_reply=config.incidents.template, after_hours_notify=None
+                )
             notes.append(
                 f"linked to incident {incident.incident_id} ({incident.customers} customers)"
             )
@@ -200,7 +200,13 @@ class Router:
             )
             outputs.append(self._out(self._topics.routed, consumed, "incident", detected))
         if placement.is_new and message.automated is None:
-            outputs += self._acknowledgements(consumed, message, decision, placement, runtime)
+            command = acknowledgement(
+                config, runtime.calendars, message, decision, placement, consumed.event.id
+            )
+            if command is not None:
+                outputs.append(
+                    self._out(self._topics.outbound_commands, consumed, command.kind, command)
+                )
         return outputs
 
     async def _linked_conversation(self, message: MessageReceived) -> str | None:
@@ -231,51 +237,6 @@ class Router:
             inbound_event_id=consumed.event.id,
             at=message.received_at,
         )
-
-    def _acknowledgements(
-        self,
-        consumed: Consumed,
-        message: MessageReceived,
-        decision: Decision,
-        placement: Placement,
-        runtime: RouterRuntime,
-    ) -> list[Outgoing]:
-        """The automatic acknowledgement (and after-hours notice) of a new conversation."""
-        config = runtime.config
-        params = {"reference": placement.reference, "queue": placement.queue}
-        if message.subject:
-            params["subject"] = message.subject
-        if decision.sla_policy is not None:
-            clock = config.sla_policies[decision.sla_policy].first_response
-            calendar_name = config.policy_calendar(decision.sla_policy, placement.queue)
-            calendar = runtime.calendars.get(calendar_name) if calendar_name else None
-            if clock is not None:
-                deadline = compute_deadline(clock, message.received_at, calendar, explained=False)
-                params["deadline"] = deadline.due.isoformat()
-                params["promise"] = describe_promise(deadline, message.received_at, calendar)
-        recipient = reply_address(message.channel, message.customer, message.thread_key)
-        wanted: tuple[tuple[CommandKind, str | None], ...] = (
-            ("auto_ack", decision.auto_reply),
-            ("after_hours", decision.after_hours_notify),
-        )
-        commands = []
-        for kind, template in wanted:
-            if template is None or recipient is None:
-                continue
-            command = OutboundCommand(
-                command_id=event_id(consumed.event.id, kind),
-                kind=kind,
-                channel=message.channel,
-                conversation_id=placement.conversation_id,
-                reference=placement.reference,
-                recipient=recipient,
-                sender=message.recipient,
-                template=template,
-                params=params,
-                in_reply_to=message.provider_message_id,
-            )
-            commands.append(self._out(self._topics.outbound_commands, consumed, kind, command))
-        return commands
 
     async def _record_answer(self, answer: SurveyAnswered) -> list[Outgoing]:
         """A CSAT score is conversation state, not a message: recorded, never routed."""

@@ -4,12 +4,15 @@ A rule's conditions are ANDed; a list condition holds when the message's value i
 list. ``open`` asks whether the rule's target queue is inside business hours now. After-hours
 behaviour applies when the chosen queue is closed: ``follow_the_sun`` moves the conversation
 to a queue that is open now, ``hold`` keeps it (the business-hours clock waits for opening).
+A follow-the-sun rule whose other queue is closed too keeps the message as ``hold`` does, and
+its decision says so: the customer's notice follows what was done, not what was meant.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from libs.common.config import Config, Rule
 from libs.domain.calendar import BusinessCalendar
@@ -29,6 +32,15 @@ class MessageFacts:
     folded_text: str
 
 
+class AfterHoursOutcome(StrEnum):
+    """What was done with a message because its rule's queue was closed."""
+
+    MOVED = "moved"
+    """Followed the sun: the decision's queue is another one, open now."""
+    HELD = "held"
+    """Kept in the closed queue: its business-hours clock waits for the opening."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     rule: str
@@ -40,6 +52,8 @@ class Decision:
     after_hours_notify: str | None
     conditions: tuple[str, ...]
     notes: tuple[str, ...]
+    after_hours: AfterHoursOutcome | None = None
+    """Set when the rule's queue was closed; None when it was open (or has no after-hours)."""
 
 
 class RoutingTable:
@@ -121,14 +135,14 @@ class RoutingTable:
 
     def _apply(self, rule: Rule, held: tuple[str, ...], now: datetime) -> Decision:
         then = rule.then
-        queue, notes, notify = then.queue, [], None
+        queue, notes, notify, outcome = then.queue, [], None, None
         after = then.after_hours
         if after is not None and not self.is_open(queue, now):
-            notify = after.notify
+            notify, outcome = after.notify, AfterHoursOutcome.HELD
             if after.mode == "follow_the_sun" and after.queue is not None:
                 if self.is_open(after.queue, now):
                     notes.append(f"{queue} closed: followed the sun to {after.queue}")
-                    queue = after.queue
+                    queue, outcome = after.queue, AfterHoursOutcome.MOVED
                 else:
                     notes.append(f"{queue} closed and {after.queue} closed too: kept in {queue}")
             else:
@@ -143,6 +157,7 @@ class RoutingTable:
             after_hours_notify=notify,
             conditions=held,
             notes=tuple(notes),
+            after_hours=outcome,
         )
 
 
