@@ -6,6 +6,9 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``x:since_id:{user_id}`` - ingest - id of the newest mention already on Kafka - none
 - ``email:thread:{message_id}`` - ingest - thread key (``email:{root id}``) of an accepted
   email, so a reply naming it only in In-Reply-To joins its thread - 90 days
+- ``email:sent:{message_id}`` - outbound (ingest reads) - thread key of the conversation an
+  email we sent belongs to (Message-ID without angle brackets, domain lowercased), so a reply
+  naming only our acknowledgement joins it - 90 days
 - ``email:participants:{thread_key}`` - ingest - set of the lowercased senders and To/Cc
   addresses of the thread's messages: who may write in it - 90 days after the last message
 - ``imap:checkpoint:{user}@{host}/{mailbox}`` - ingest - hash: ``uidvalidity``, ``uid`` (the
@@ -108,6 +111,9 @@ class Keys:
 
     def email_thread(self, message_id: str) -> str:
         return f"{self.prefix}email:thread:{message_id}"
+
+    def email_sent(self, message_id: str) -> str:
+        return f"{self.prefix}email:sent:{message_id}"
 
     def email_participants(self, thread_key: str) -> str:
         return f"{self.prefix}email:participants:{thread_key}"

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal, cast
 import msgspec
 
 from libs.common.events import AgentActionKind, Channel
+from libs.common.socket_frames import FrameError, decode_object
 from libs.contracts.chat_mailbox import is_entry_id
 
 VERSION: Final = 1
@@ -88,24 +89,9 @@ CLIENT_TYPES: Final = frozenset(
 )
 
 
-class FrameError(Exception):
-    """A client frame the hub will not act on; answered with an ``error`` frame."""
-
-    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.client_id = client_id
-
-
 def parse(raw: str | bytes) -> ClientMessage:
     """The message in one frame, or :class:`FrameError` saying what is wrong."""
-    try:
-        data: Any = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # deep nesting raises RecursionError
-        raise FrameError("invalid_json", "frame is not JSON") from None
-    if not isinstance(data, dict):
-        raise FrameError("invalid_frame", "frame is not a JSON object")
+    data = decode_object(raw)
     client_id = data.get("id") if isinstance(data.get("id"), str) else None
     if data.get("type") not in CLIENT_TYPES:
         raise FrameError("unknown_type", f"type must be one of {sorted(CLIENT_TYPES)}", client_id)

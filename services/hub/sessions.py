@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from libs.common import metrics
 from libs.common.logs import get_logger
 from libs.common.pubsub import FailureStreak, raise_if_cancelled
+from libs.common.socket_frames import FrameError
 from libs.contracts.agent_access import AgentClaims
 from libs.contracts.chat_mailbox import START, entry_order
 from services.hub import protocol
@@ -152,7 +153,7 @@ class AgentSession:
     async def _on_frame(self, raw: str | bytes) -> None:
         try:
             message = protocol.parse(raw)
-        except protocol.FrameError as exc:
+        except FrameError as exc:
             self._push(protocol.error(exc.code, exc.message, exc.client_id))
             return
         if isinstance(message, protocol.Subscribe):

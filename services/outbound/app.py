@@ -21,6 +21,7 @@ from libs.common.service import (
 )
 from libs.common.settings import Settings
 from libs.contracts.optout import is_opted_out
+from libs.contracts.sent_mail import SentMail
 from libs.contracts.surveys import PendingSurveys, SurveyLinks
 from services.outbound.acknowledgements import AcknowledgementLimits
 from services.outbound.deliver import Deliverer
@@ -63,6 +64,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
             sender=settings.smtp_from,
+            sent=SentMail(app[REDIS], Keys(settings.switchboard_key_prefix)),
         )
     x = None
     if settings.x_user_access_token:

@@ -10,8 +10,9 @@ import pytest
 from libs.common.clock import fixed_clock
 from libs.common.keys import Keys
 from libs.common.settings import Settings
+from libs.common.socket_frames import FrameError
 from libs.contracts.chat_mailbox import entry_order, is_entry_id, thread_key, visitor_of
-from services.ingest.chat.frames import FrameError, TokenBucket, parse
+from services.ingest.chat.frames import TokenBucket, parse
 from services.ingest.chat.session import InvalidSession, SessionTokens
 
 KEY = "unit-chat-key-0123456789abcdef0123456789"

@@ -40,6 +40,7 @@ from libs.common import metrics
 from libs.common.events import CustomerIdentity, MessageReceived, event_id, utc_now
 from libs.common.logs import get_logger
 from libs.common.pubsub import FailureStreak, raise_if_cancelled
+from libs.common.socket_frames import FrameError
 from libs.contracts.chat_mailbox import START, Mailbox, entry_order, is_entry_id, thread_key
 from libs.contracts.socket_tokens import PROTOCOL, offered_token
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
@@ -192,7 +193,7 @@ class ChatSocket:
     async def _on_frame(self, raw: str | bytes) -> None:
         try:
             message = frames.parse(raw)
-        except frames.FrameError as exc:
+        except FrameError as exc:
             if await self._limited(exc.client_id):
                 return
             metrics.chat_frames.labels("invalid").inc()

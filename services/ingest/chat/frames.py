@@ -18,9 +18,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import msgspec
+from libs.common.socket_frames import FrameError, decode_object
 
 MAX_TEXT_CHARS: Final = 4000
 MAX_NAME_CHARS: Final = 100
@@ -30,16 +30,6 @@ CLIENT_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # to agents, never mailed to without the customer confirming it.
 EMAIL: Final = re.compile(r"[^\s@\x00-\x1f\x7f]{1,64}@[^\s@\x00-\x1f\x7f]+\.[^\s@\x00-\x1f\x7f]+")
 _CONTROLS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-class FrameError(Exception):
-    """A frame the server will not act on; ``code`` goes back to the widget."""
-
-    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.client_id = client_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +42,7 @@ class ChatMessage:
 
 def parse(raw: str | bytes) -> ChatMessage:
     """The message in one text frame, or :class:`FrameError` saying what is wrong."""
-    try:
-        data: Any = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # deep nesting raises RecursionError
-        raise FrameError("invalid_json", "frame is not JSON") from None
-    if not isinstance(data, dict):
-        raise FrameError("invalid_frame", "frame is not a JSON object")
+    data = decode_object(raw)
     client_id = data.get("client_id")
     if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
         raise FrameError("invalid_frame", "client_id must be 1-64 of A-Z a-z 0-9 _ -")

@@ -4,14 +4,17 @@ Email threads are named by their first Message-ID (``email:{root}``). The root c
 ``References`` when the sender's client wrote it; many clients (Outlook among them) only write
 ``In-Reply-To``, so every message we accept is remembered in Redis (``email:thread:{id}`` ->
 its thread key, :data:`THREAD_TTL`) and a reply that names a parent we saw joins the parent's
-thread instead of starting one named after the parent.
+thread instead of starting one named after the parent. The messages we send are not among
+them: a reply naming only our acknowledgement (mobile clients often name just the message they
+answer) finds its thread by the Message-ID outbound indexed when it sent it
+(:mod:`libs.contracts.sent_mail`).
 
-Naming a thread does not let anyone into it: each thread also remembers its participants
-(``email:participants:{thread key}``: the senders and the To/Cc recipients of the messages
-in it). A message from anyone else that names the thread (by References, In-Reply-To, or a
-copied Message-ID) starts its own thread, ``{thread}/{sender}``, linked to the named one
-(``linked_thread_key``), so it can neither join that conversation nor become whom its
-replies go to.
+Naming a thread, or a message we sent in it, does not let anyone into it: each thread also
+remembers its participants (``email:participants:{thread key}``: the senders and the To/Cc
+recipients of the messages in it). A message from anyone else that names the thread (by
+References, In-Reply-To, or a copied Message-ID) starts its own thread, ``{thread}/{sender}``,
+linked to the named one (``linked_thread_key``), so it can neither join that conversation nor
+become whom its replies go to.
 
 Event ids come from the sender and the Message-ID, not from the transport: the same message
 arriving twice (an SMTP retry, or by SMTP and from an IMAP mailbox) is one event, and a
@@ -29,6 +32,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import Attachment, CustomerIdentity, MessageReceived, event_id
 from libs.common.keys import DAY, Keys
+from libs.contracts.sent_mail import SentMail
 from services.ingest.mail import ParsedEmail, parse_email
 
 THREAD_TTL: Final = 90 * DAY
@@ -79,11 +83,13 @@ class Thread(NamedTuple):
 
 class ThreadIndex:
     """``email:thread:{message_id}`` -> thread key: which thread a message we accepted is in;
-    ``email:participants:{thread key}``: who may write in that thread."""
+    ``email:participants:{thread key}``: who may write in that thread; the Message-IDs we
+    sent (:class:`SentMail`) for replies that name no message we accepted."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._sent = SentMail(redis, keys)
 
     async def thread(self, parsed: ParsedEmail, own_id: str, sender: str | None) -> Thread:
         """The thread this message belongs to (its own, once remembered, wins: redeliveries
@@ -97,6 +103,9 @@ class ThreadIndex:
         names = [self._keys.email_thread(_id_for_key(c)) for c in candidates]
         found = await self._redis.mget(names)
         known = next((v.decode("utf-8", "replace") for v in found if isinstance(v, bytes)), None)
+        if known is None:  # the newest named message first: the one it answers
+            named = (parsed.in_reply_to, *reversed(parsed.references))
+            known = await self._sent.thread_of([i for i in dict.fromkeys(named) if i])
         root = parsed.references[0] if parsed.references else parsed.in_reply_to or own_id
         key = known or f"email:{_id_for_key(root)}"
         participants = self._keys.email_participants(key)

@@ -4,7 +4,9 @@ Mail clients thread a reply by ``In-Reply-To`` (the customer's Message-ID) and `
 (the thread's ids, oldest first, ending with that one). Our ``Message-ID`` is derived from the
 command id, so a retried send carries the same id and the receiving side can drop a duplicate.
 Automatic mail says ``Auto-Submitted: auto-replied`` (RFC 3834) so that the customer's own
-auto-responder does not answer it.
+auto-responder does not answer it. Every Message-ID is indexed to its conversation's thread
+(:mod:`libs.contracts.sent_mail`) before the mail is handed over, so a reply naming only it
+joins the conversation.
 
 Failures by phase: anything before the message is handed over (connect, EHLO, STARTTLS, AUTH)
 cannot have delivered it, so it is temporary unless the server answered 5xx; once MAIL/RCPT/DATA
@@ -23,6 +25,7 @@ from email.utils import format_datetime
 import aiosmtplib
 
 from libs.common.clock import Clock, system_clock
+from libs.contracts.sent_mail import SentMail
 from services.outbound.senders.base import (
     OutcomeUnknown,
     OutgoingMessage,
@@ -92,7 +95,10 @@ class SmtpEmail:
         sender: str,
         timeout: float = SMTP_TIMEOUT,
         clock: Clock = system_clock,
+        sent: SentMail | None = None,
     ) -> None:
+        """``sent``: where each Message-ID is indexed to its thread (None: not indexed, for
+        tests of the SMTP exchange alone)."""
         self._host = host
         self._port = port
         self._username = username
@@ -101,9 +107,12 @@ class SmtpEmail:
         self._sender = sender
         self._timeout = timeout
         self._clock = clock
+        self._sent = sent
 
     async def send(self, message: OutgoingMessage) -> str:
         mail = build_email(message, sender=self._sender, now=self._clock())
+        if self._sent is not None and message.thread_key is not None:
+            await self._sent.record(str(mail["Message-ID"]), message.thread_key)
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,

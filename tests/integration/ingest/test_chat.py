@@ -27,9 +27,10 @@ from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
 from libs.common.service import PRODUCER, REDIS, create_app
 from libs.common.settings import Settings
+from libs.common.socket_frames import FrameError
 from libs.contracts.chat_mailbox import Mailbox, thread_key
 from services.ingest.chat import SESSION_PATH, WS_PATH, Limits, add_chat
-from services.ingest.chat.frames import FrameError, parse
+from services.ingest.chat.frames import parse
 from services.ingest.chat.session import SessionTokens
 from services.outbound.senders.base import OutgoingMessage
 from services.outbound.senders.chat import ChatSender

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,15 +17,21 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
 from libs.common.events import Attachment, CustomerIdentity, Event, MessageReceived, event_id
+from libs.common.keys import Keys
 from libs.common.settings import Settings
 from libs.common.topics import Topics
+from libs.contracts.sent_mail import SentMail
 from services.ingest.app import build
+from services.outbound.senders.base import OutgoingMessage
+from services.outbound.senders.email import SmtpEmail
 from tests.support.harness import FIXTURES, Isolation
 from tests.support.kafka import Collected, collect, wait_until
 from tests.support.mail import REDIS_POOL_WARNING, SmtpClient, in_process
 from tooling.devstack import DevStack, create_topics, free_port
+from tooling.sandbox.smtp import smtp_sandbox
 
 pytestmark = pytest.mark.filterwarnings(REDIS_POOL_WARNING)
 
@@ -170,6 +177,81 @@ async def test_a_stranger_naming_a_thread_gets_a_thread_of_their_own_linked_to_i
         ("bo@example.org", "bo1@example.org"): (root, None),
         ("ana@example.org", "ana2@example.org"): (root, None),
     }
+
+
+@dataclass(frozen=True)
+class ReplyToAck:
+    name: str
+    sender: str
+    in_reply_to: bool = True
+    references: tuple[str, ...] = ("ack",)
+    joins: bool = True
+
+
+REPLIES_TO_ACK = [
+    ReplyToAck("In-Reply-To and References name only the acknowledgement", "ana@example.org"),
+    ReplyToAck("only In-Reply-To, naming the acknowledgement", "ana@example.org", references=()),
+    ReplyToAck("only References, naming the acknowledgement", "ana@example.org", False),
+    ReplyToAck(
+        "References: her message, then the acknowledgement",
+        "ana@example.org",
+        references=("own", "ack"),
+    ),
+    ReplyToAck("a stranger naming the acknowledgement", "mallory@evil.example", joins=False),
+]
+
+
+@pytest.mark.parametrize("case", REPLIES_TO_ACK, ids=lambda c: c.name)
+async def test_a_reply_to_our_acknowledgement_joins_the_conversation(
+    smtp: SmtpClient, inbound: Collected, redis: Redis, isolation: Isolation, case: ReplyToAck
+) -> None:
+    """Mobile clients often name only the message they answer: our acknowledgement, whose
+    Message-ID outbound indexed to the thread when it sent it (not a message ingest saw)."""
+    n = REPLIES_TO_ACK.index(case)
+    own = f"first-{n}@example.org"
+    first = f"From: ana@example.org\r\nTo: {SUPPORT}\r\nSubject: order NW-{n}\r\n"
+    first += f"Message-ID: <{own}>\r\n\r\nWhere is my order?\r\n"
+    assert (await smtp.send(first.encode()))[0] == 250
+    (opened,) = await events_for(inbound, 1)
+    assert isinstance(opened.data, MessageReceived)
+    thread = opened.data.thread_key
+    async with smtp_sandbox() as (_, port):
+        ours = SmtpEmail(
+            host="127.0.0.1",
+            port=port,
+            username="",
+            password="",
+            starttls=False,
+            sender=f"Support <{SUPPORT}>",
+            sent=SentMail(redis, Keys(isolation.key_prefix)),
+        )
+        ack = await ours.send(
+            OutgoingMessage(
+                command_id=f"ack-{n}",
+                recipient="ana@example.org",
+                sender=None,
+                subject=f"order NW-{n}",
+                text="Thanks! Your reference is SB-1.",
+                in_reply_to=f"<{own}>",
+                automatic=True,
+                thread_key=thread,
+            )
+        )
+    named = {"ack": ack, "own": f"<{own}>"}
+    reply = [f"From: {case.sender}", f"To: {SUPPORT}", f"Subject: Re: order NW-{n}"]
+    reply.append(f"Message-ID: <reply-{n}@example.org>")
+    if case.in_reply_to:
+        reply.append(f"In-Reply-To: {ack}")
+    if case.references:
+        reply.append("References: " + " ".join(named[r] for r in case.references))
+    assert (await smtp.send(("\r\n".join(reply) + "\r\n\r\nThanks.\r\n").encode()))[0] == 250
+    _, answered = await events_for(inbound, 2)
+    assert isinstance(answered.data, MessageReceived)
+    if case.joins:
+        assert (answered.data.thread_key, answered.data.linked_thread_key) == (thread, None)
+    else:
+        assert answered.data.thread_key != thread
+        assert answered.data.linked_thread_key == thread
 
 
 async def test_the_outlook_corpus_reply_without_a_parent_we_saw_starts_from_in_reply_to(
