@@ -217,6 +217,8 @@ class OutboundReceipt(EventData, frozen=True, kw_only=True):
     provider_message_id: str | None = None
     error: str | None = None
     attempts: int = 1
+    kind: CommandKind | None = None
+    """The command's kind (acknowledgement, agent reply, ...), for the transcript."""
 
 
 DeliveryStatus = Literal[
@@ -270,7 +272,9 @@ class SlaEvent(EventData, frozen=True, kw_only=True):
 
 # --- agents ---------------------------------------------------------------------------------
 
-AgentActionKind = Literal["claim", "reply", "note", "waiting", "resolve", "transfer"]
+AgentActionKind = Literal["claim", "reply", "reached", "note", "waiting", "resolve", "transfer"]
+"""``reached``: the agent answered the customer outside Switchboard (a phone call), so the
+response clock is met although no reply went out through it."""
 
 
 class AgentAction(EventData, frozen=True, kw_only=True):

@@ -108,6 +108,7 @@ class Deliverer:
             provider_message_id=outcome.provider_id,
             error=outcome.error,
             attempts=outcome.attempts,
+            kind=command.kind,
         )
         event = Event(
             id=event_id(command.command_id, "receipt"),

@@ -137,7 +137,7 @@ def build(settings: Settings) -> web.Application:
     add_consumer(
         app,
         group_id=GROUP_ID,
-        topics=lambda t: [t.routed, t.agent_actions],
+        topics=lambda t: [t.routed, t.agent_actions, t.outbound_status],
         handler=_handler,
         on_assigned=_on_assigned,
         on_revoked=_on_revoked,

@@ -1,8 +1,13 @@
 """Driving SLA clocks from the event stream.
 
 - A new conversation starts its first-response and resolution clocks.
-- An agent's reply meets the first response (or, later, the next response); an automatic
-  acknowledgement is an outbound command, not an agent action, so it never meets anything.
+- A response clock (the first response, or later the next response) is met only when the
+  customer was reached: by the send receipt of an agent's reply (the provider accepted it; met
+  at the instant the reply was commanded, the receipt's event time), or by an agent's
+  ``reached`` action (answered outside Switchboard, e.g. by phone). The agent's ``reply``
+  action alone meets nothing: a reply suppressed (the customer sent STOP), failed or lost
+  leaves the clock running, and the console shows it was not sent. Automatic messages
+  (acknowledgements, status updates) never meet anything.
 - A customer writing again after an agent answered starts a next-response clock; writing while
   the conversation waits on them resumes the resolution clock; a reopened conversation restarts
   its resolution clock and starts a next response. Both follow the conversation's own policy
@@ -42,6 +47,8 @@ from libs.common.events import (
     Channel,
     ConversationRouted,
     Event,
+    OutboundReceipt,
+    ReceiptStatus,
     SlaEvent,
     SlaEventKind,
     SlaMetric,
@@ -66,6 +73,9 @@ TimersScheduled = Callable[[int, int], None]
 """Tells the scheduler that a partition got a timer due at some time (ms)."""
 
 ALL_METRICS: tuple[SlaMetric, ...] = ("first_response", "next_response", "resolution")
+RESPONSE_METRICS: tuple[SlaMetric, ...] = ("first_response", "next_response")
+REACHED: frozenset[ReceiptStatus] = frozenset({"sent", "delivered"})
+"""Receipts that say the provider accepted the message: only these meet a response clock."""
 
 
 def sla_event(
@@ -232,6 +242,20 @@ class ClockKeeper:
         if isinstance(data, AgentAction):
             async with self._locks.hold(data.conversation_id):
                 return await self._action(data)
+        if isinstance(data, OutboundReceipt) and data.kind == "agent_reply":
+            annotate(conversation_id=data.conversation_id)
+            if data.status not in REACHED:
+                log.info(
+                    "agent reply not sent; its response clock keeps running",
+                    conversation_id=data.conversation_id,
+                    command_id=data.command_id,
+                    status=data.status,
+                    error=data.error,
+                )
+                return []
+            async with self._locks.hold(data.conversation_id):
+                clocks = await self._load(data.conversation_id)
+                return await self._meet_response(clocks, consumed.event.time)
         return []
 
     # --- inputs -----------------------------------------------------------------------------
@@ -334,14 +358,12 @@ class ClockKeeper:
         clocks = await self._load(action.conversation_id)
         at = action.at
         match action.kind:
-            case "reply":
+            case "reply":  # met by its send receipt, if it goes out
                 if any(self._follows_up(c.policy, c.channel) for c in clocks.values()):
                     await self._contacts.record_reply(action.conversation_id, at)
-                for metric in ("first_response", "next_response"):
-                    clock = clocks.get(metric)
-                    if clock is not None and clock.status == "running":
-                        return await self._meet(clock, at)
                 return []
+            case "reached":
+                return await self._meet_response(clocks, at)
             case "resolve":
                 out: list[Outgoing] = []
                 for clock in clocks.values():
@@ -365,6 +387,14 @@ class ClockKeeper:
                 return out
             case _:
                 return []
+
+    async def _meet_response(self, clocks: dict[SlaMetric, Clock], at: datetime) -> list[Outgoing]:
+        """Meet the running response clock (first response, else next response), if any."""
+        for metric in RESPONSE_METRICS:
+            clock = clocks.get(metric)
+            if clock is not None and clock.status == "running":
+                return await self._meet(clock, at)
+        return []
 
     # --- transitions ------------------------------------------------------------------------
 

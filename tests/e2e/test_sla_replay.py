@@ -238,7 +238,7 @@ class Oracle:
 
     def action(self, action: AgentAction) -> None:
         c, at = action.conversation_id, us(action.at)
-        if action.kind == "reply":
+        if action.kind == "reached":  # answered: met without a send receipt
             for metric in ("first_response", "next_response"):
                 if (c, metric) in self.clocks:
                     self.answered[c] = True
@@ -422,7 +422,7 @@ async def test_every_emitted_deadline_agrees_with_a_replay_of_the_log(
             for name in ("pause-resolve", "pause-resume", "reload"):
                 await traffic.act(name, "waiting")
             for name in ("own", "override"):
-                await traffic.act(name, "reply")
+                await traffic.act(name, "reached")
             await traffic.act("moved", "transfer", queue="night")
             await traffic.act("reopen", "resolve")
             await traffic.reported("pause-resolve", "resolution", "paused")

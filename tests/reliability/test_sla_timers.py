@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libs.common.events import (
-    AgentAction,
     ConversationRouted,
     CustomerIdentity,
     Event,
+    OutboundReceipt,
     RoutingExplanation,
     SlaEvent,
     event_id,
@@ -57,15 +57,15 @@ def routed_event(n: int, at: datetime, topic: str) -> Outgoing:
     return Outgoing(topic, data.thread_key, event)
 
 
-def reply_event(n: int, at: datetime, topic: str) -> Outgoing:
+def reply_sent_event(n: int, at: datetime, topic: str) -> Outgoing:
+    """Outbound's receipt for an agent's reply that the provider accepted: what meets a clock."""
     conversation = f"conv-{n:05d}"
-    data = AgentAction(
-        action_id=f"reply-{n}",
-        kind="reply",
+    data = OutboundReceipt(
+        command_id=f"reply-{n}",
         conversation_id=conversation,
-        agent="maria",
-        text="on it",
-        at=at,
+        channel="sms",
+        status="sent",
+        kind="agent_reply",
     )
     event = Event(
         id=event_id("reply", conversation),
@@ -122,7 +122,8 @@ async def test_ten_thousand_clocks_survive_two_sigkills(
             message="the clocks to be answered have started",
         )
         await feed(
-            stack, [reply_event(n, t0 + timedelta(seconds=1), topics.agent_actions) for n in met]
+            stack,
+            [reply_sent_event(n, t0 + timedelta(seconds=1), topics.outbound_status) for n in met],
         )
         answered = {expected_id(n, "met") for n in met}
         await wait_until(

@@ -15,10 +15,13 @@ from libs.common.config import LiveConfig
 from libs.common.events import (
     AgentAction,
     AgentActionKind,
+    CommandKind,
     ConversationRouted,
     CustomerIdentity,
     Event,
     EventData,
+    OutboundReceipt,
+    ReceiptStatus,
     RoutingExplanation,
     SlaEvent,
     event_id,
@@ -49,19 +52,29 @@ class Keeper:
         self.keeper, self.clocks, self.timers, self.live = keeper, clocks, timers, live
         self.scheduled: list[tuple[int, int]] = []
 
-    async def feed(self, data: EventData, subject: str = "t") -> list[SlaEvent]:
+    async def feed(
+        self, data: EventData, subject: str = "t", at: datetime | None = None
+    ) -> list[SlaEvent]:
+        """Hand the keeper one event stamped ``at`` (a receipt's instant is its event time)."""
         number = next(_numbers)
         event = Event(
             id=event_id("sla-test", str(number)),
             source="/test",
             subject=subject,
-            time=datetime.now(LA),
+            time=at or datetime.now(LA),
             data=data,
         )
         outputs: Sequence[Outgoing] = await self.keeper.handle(
             Consumed(event=event, topic="t", partition=3, offset=number, key=subject)
         )
         return [o.event.data for o in outputs if isinstance(o.event.data, SlaEvent)]
+
+    async def reply(
+        self, conversation: str, at: datetime, status: ReceiptStatus = "sent"
+    ) -> list[SlaEvent]:
+        """An agent's reply at ``at`` and outbound's receipt for it, as the stream brings them."""
+        events = await self.feed(action(conversation, "reply", at))
+        return events + await self.feed(receipt(conversation, status), at=at)
 
 
 MakeKeeper = Callable[[Path], Keeper]
@@ -139,6 +152,19 @@ def action(
         agent="maria",
         queue=queue,
         at=at,
+    )
+
+
+def receipt(
+    conversation: str, status: ReceiptStatus = "sent", kind: CommandKind = "agent_reply"
+) -> OutboundReceipt:
+    return OutboundReceipt(
+        command_id=f"cmd-{next(_numbers)}",
+        conversation_id=conversation,
+        channel="sms",
+        status=status,
+        kind=kind,
+        error=None if status in ("sent", "delivered") else "the customer opted out of SMS (STOP)",
     )
 
 

@@ -160,7 +160,7 @@ async def test_no_status_update_after_an_agent_reply_since_the_clock_started(
     worker = make_worker()
     keys = Keys(isolation.key_prefix)
     await worker.keeper.feed(new_conversation("u2"))
-    replied = await worker.keeper.feed(action("u2", "reply", now()))
+    replied = await worker.keeper.reply("u2", now())
     assert kinds(replied) == [("first_response", "met")]
     assert await redis.hget(keys.sla_contact("u2"), "agent_reply") is not None
     clock = await worker.keeper.clocks.get("u2", "resolution")
@@ -242,7 +242,7 @@ async def test_conversations_without_follow_ups_keep_no_contact(
 ) -> None:
     keeper = make_keeper(FIXTURES / "config" / "sla.yaml")  # no update points, no surveys
     await keeper.feed(routed("q1", now()))
-    await keeper.feed(action("q1", "reply", now()))
+    await keeper.reply("q1", now())
     assert await redis.exists(Keys(isolation.key_prefix).sla_contact("q1")) == 0
 
 

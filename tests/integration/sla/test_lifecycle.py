@@ -24,7 +24,7 @@ async def test_start_and_meet_first_response_then_next_response(keeper: Keeper) 
     assert first.remaining_seconds == 3600
     assert await keeper.timers.size(3) == 2  # one timer per clock, at its next point
 
-    replied = await keeper.feed(action("c1", "reply", datetime(2026, 11, 23, 9, 10, tzinfo=LA)))
+    replied = await keeper.reply("c1", datetime(2026, 11, 23, 9, 10, tzinfo=LA))
     assert kinds(replied) == [("first_response", "met")]
     assert replied[0].remaining_seconds == 20 * 60
     assert await keeper.timers.size(3) == 1  # the resolution clock's
@@ -33,9 +33,9 @@ async def test_start_and_meet_first_response_then_next_response(keeper: Keeper) 
     assert kinds(again) == [("next_response", "started")]
     assert again[0].deadline == datetime(2026, 11, 23, 10, 30, tzinfo=LA)
     # an agent reply now meets the next response, not the (met) first response
-    assert kinds(
-        await keeper.feed(action("c1", "reply", datetime(2026, 11, 23, 10, 5, tzinfo=LA)))
-    ) == [("next_response", "met")]
+    assert kinds(await keeper.reply("c1", datetime(2026, 11, 23, 10, 5, tzinfo=LA))) == [
+        ("next_response", "met")
+    ]
 
 
 async def test_pause_and_resume_across_a_closed_period(keeper: Keeper) -> None:
@@ -93,7 +93,7 @@ async def test_transfer_to_a_queue_with_another_calendar_recomputes(keeper: Keep
 async def test_reply_in_the_same_second_as_the_breach_records_the_breach(keeper: Keeper) -> None:
     start = datetime(2026, 11, 23, 9, 0, tzinfo=LA)
     await keeper.feed(routed("c6", start))
-    late = await keeper.feed(action("c6", "reply", start + timedelta(hours=1)))
+    late = await keeper.reply("c6", start + timedelta(hours=1))
     # The warning fell due before the reply too: recorded with the breach, under the timers' ids.
     assert kinds(late) == [
         ("first_response", "warning"),
@@ -109,7 +109,7 @@ async def test_resolve_meets_resolution_and_cancels_the_response_clocks(keeper: 
     done = await keeper.feed(action("c7", "resolve", start + timedelta(minutes=30)))
     assert sorted(kinds(done)) == [("first_response", "cancelled"), ("resolution", "met")]
     assert await keeper.timers.size(3) == 0
-    assert await keeper.feed(action("c7", "reply", start + timedelta(minutes=40))) == []
+    assert await keeper.reply("c7", start + timedelta(minutes=40)) == []
 
 
 async def test_reopening_restarts_resolution_and_starts_a_next_response(keeper: Keeper) -> None:

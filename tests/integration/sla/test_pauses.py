@@ -253,7 +253,7 @@ NEXT_RESPONSE = [
 async def test_next_response_policy(keeper: Keeper, case: NextResponse) -> None:
     conversation = f"next-{NEXT_RESPONSE.index(case)}"
     await keeper.feed(opened(conversation, MONDAY))
-    await keeper.feed(action(conversation, "reply", MONDAY + M))
+    await keeper.reply(conversation, MONDAY + M)
     again = MONDAY + 2 * M
     events = await keeper.feed(follow_up(conversation, again, rule=case.rule, policy=case.policy))
     started = only(events, "next_response", "started")

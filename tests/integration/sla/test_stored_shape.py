@@ -45,7 +45,7 @@ async def test_open_counts_follow_transfers_redeliveries_and_closing(keeper: Kee
         "la-desk": 0,
         "berlin-desk": 2,
     }
-    await keeper.feed(action("s2", "reply", start + timedelta(minutes=10)))
+    await keeper.reply("s2", start + timedelta(minutes=10))
     assert await keeper.clocks.open_counts(["berlin-desk"]) == {"berlin-desk": 1}
     met = await stored(keeper, "s2", "first_response")
     assert met.status == "met"  # kept (30 days) so a later message starts a next response
