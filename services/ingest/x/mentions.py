@@ -33,11 +33,12 @@ from redis.exceptions import RedisError
 
 from libs.common import metrics
 from libs.common.backoff import Backoff, Jitter
-from libs.common.events import CustomerIdentity, MessageReceived, event_id, utc_now
+from libs.common.events import MessageReceived, utc_now
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 from services.ingest.x.api import XApi
+from services.ingest.x.received import XAuthor, x_message
 
 log = get_logger(__name__)
 
@@ -161,23 +162,16 @@ def normalise_mention(mention: Mention, our_user_id: str) -> tuple[str, MessageR
     ``conversation_id`` starts its own. ``received_at`` is when the tweet was posted, or now
     if X did not say.
     """
-    message = MessageReceived(
-        channel="social",
-        provider="x",
-        provider_message_id=mention.id,
+    return x_message(
+        "tweet",
+        mention.id,
+        author=XAuthor(mention.author_id, mention.author_name, mention.author_username),
         thread_key=f"x:{mention.conversation_id or mention.id}",
-        customer=CustomerIdentity(
-            display_name=mention.author_name,
-            social_handle=mention.author_username,
-            social_id=mention.author_id,
-        ),
         recipient=our_user_id,
         text=mention.text,
-        language=_language(mention.lang),
         received_at=mention.created_at or utc_now(),
-        raw_ref=f"x:tweet:{mention.id}",
+        language=_language(mention.lang),
     )
-    return event_id("social", "x", "tweet", mention.id), message
 
 
 def _id_key(tweet_id: str) -> tuple[int, str]:

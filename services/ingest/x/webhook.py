@@ -27,10 +27,11 @@ import msgspec
 from aiohttp import web
 
 from libs.common import metrics
-from libs.common.events import Attachment, CustomerIdentity, MessageReceived, event_id
+from libs.common.events import Attachment, MessageReceived
 from libs.common.logs import get_logger
 from libs.common.xclient import DM_THREAD_PREFIX
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
+from services.ingest.x.received import XAuthor, x_message
 
 log = get_logger(__name__)
 
@@ -153,23 +154,18 @@ def parse_direct_messages(body: bytes, our_user_id: str) -> list[tuple[str, Mess
                     url=media.media_url_https,
                 ),
             )
-        message = MessageReceived(
-            channel="social",
-            provider="x",
-            provider_message_id=dm.id,
-            thread_key=f"{DM_THREAD_PREFIX}{pair[0]}:{pair[1]}",
-            customer=CustomerIdentity(
-                display_name=sender.name,
-                social_handle=sender.screen_name,
-                social_id=create.sender_id,
-            ),
-            recipient=create.target.recipient_id,
-            text=create.message_data.text,
-            attachments=attachments,
-            received_at=sent_at,
-            raw_ref=f"x:dm:{dm.id}",
+        messages.append(
+            x_message(
+                "dm",
+                dm.id,
+                author=XAuthor(create.sender_id, sender.name, sender.screen_name),
+                thread_key=f"{DM_THREAD_PREFIX}{pair[0]}:{pair[1]}",
+                recipient=create.target.recipient_id,
+                text=create.message_data.text,
+                received_at=sent_at,
+                attachments=attachments,
+            )
         )
-        messages.append((event_id("social", "x", "dm", dm.id), message))
     return messages
 
 
