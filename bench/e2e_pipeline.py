@@ -31,9 +31,8 @@ from typing import Any
 
 import aiohttp
 import psutil
-from aiokafka import AIOKafkaProducer
 
-from bench.harness import cpu_seconds, output_rate, relay, write_result
+from bench.harness import cpu_seconds, fill_raw, output_rate, relay, report
 from libs.common.config import load_config
 from libs.contracts.agent_access import WS_PATH
 from tooling.dev import DevSystem, agent_tokens, dev_system
@@ -224,19 +223,12 @@ async def ceiling(bootstrap: str, count: int) -> float:
     prefix = f"ceiling-{uuid.uuid4().hex[:6]}."
     a, b, c = (f"{prefix}{name}" for name in "abc")
     await create_topics(bootstrap, [a, b, c])
-    value = b"x" * 1200  # about a routed event's size
 
     hops = [
         asyncio.create_task(relay(bootstrap, a, b, count)),
         asyncio.create_task(relay(bootstrap, b, c, count)),
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-    await producer.start()
-    try:
-        futures = [await producer.send(a, value=value, key=str(n).encode()) for n in range(count)]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await fill_raw(bootstrap, a, count, 1200)  # about a routed event's size
     rate = await output_rate(bootstrap, c, count, timeout=300)
     await asyncio.gather(*hops)
     return rate.per_second
@@ -291,9 +283,7 @@ def main() -> None:
         url, token, *queues = args.agent
         asyncio.run(agent_process(url, token, queues))
         return
-    results = asyncio.run(run(args.saturation, args.seconds))
-    path = write_result("e2e_pipeline", results)
-    print(path.read_text())
+    report("e2e_pipeline", asyncio.run(run(args.saturation, args.seconds)))
 
 
 if __name__ == "__main__":

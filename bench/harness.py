@@ -2,18 +2,23 @@
 
 Every benchmark measures Switchboard next to a ceiling measured in the same run on the same
 broker (raw aiokafka, raw Redis), and reports the ratio; results go to ``bench/results/`` as
-JSON. Rates come from the records' own timestamps (first to last output), so start-up and
-shutdown are not part of the rate.
+JSON (:func:`report`). Rates come from the records' own timestamps (first to last output), so
+start-up and shutdown are not part of the rate. A benchmark runs in :func:`bench_stack` and
+starts the service it measures with :func:`running_service`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import platform
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from libs.common.events import Event, encode
+from tooling.devstack import DevStack, ServiceProcess, free_port
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,25 +44,88 @@ class Rate:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-async def fill(bootstrap: str, topic: str, events: Iterable[tuple[str, Event]]) -> int:
-    """Write events as fast as the producer batches them; returns how many."""
+@contextlib.asynccontextmanager
+async def bench_stack(name: str) -> AsyncIterator[tuple[DevStack, Path]]:
+    """The embedded broker and Redis, and a scratch folder for configurations and service logs;
+    both removed afterwards."""
+    stack = DevStack()
+    await stack.start()
+    workdir = Path(tempfile.mkdtemp(prefix=f"sb-bench-{name}-"))
+    try:
+        yield stack, workdir
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    stack: DevStack,
+    name: str,
+    prefix: str,
+    log_path: Path,
+    *,
+    ready_timeout: float,
+    environment: dict[str, str] | None = None,
+    port: int | None = None,
+) -> AsyncIterator[ServiceProcess]:
+    """``python -m services.{name}`` on ``stack`` under ``prefix`` (topics and keys), quiet and
+    untraced, once ready; the tail of its log is printed when the measurement fails."""
+    service = ServiceProcess(
+        name,
+        {
+            **stack.environment(prefix),
+            "SWITCHBOARD_KEY_PREFIX": prefix,
+            "LOG_LEVEL": "WARNING",
+            "OTEL_TRACES_EXPORTER": "none",
+            **(environment or {}),
+        },
+        port=free_port() if port is None else port,
+        log_path=log_path,
+    )
+    service.start()
+    try:
+        await service.wait_ready(timeout=ready_timeout)
+        yield service
+    except BaseException:
+        print(_tail(log_path))
+        raise
+    finally:
+        service.stop()
+
+
+async def produce(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> Rate:
+    """Write (key, value, headers) records as fast as the producer batches them (acks=all);
+    how fast the broker acknowledged them."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
-    count = 0
     try:
-        futures = []
-        for key, event in events:
-            value, headers = encode(event)
-            futures.append(
-                await producer.send(topic, value=value, key=key.encode(), headers=headers)
-            )
-            count += 1
+        started = time.perf_counter()
+        futures = [
+            await producer.send(topic, value=value, key=key, headers=headers)
+            for key, value, headers in records
+        ]
         await asyncio.gather(*futures)
+        return Rate(len(futures), time.perf_counter() - started)
     finally:
         await producer.stop()
-    return count
+
+
+async def fill(bootstrap: str, topic: str, events: Iterable[tuple[str, Event]]) -> Rate:
+    """Write (key, event) pairs, encoded as the services encode them."""
+    return await produce(
+        bootstrap, topic, ((key.encode(), *encode(event)) for key, event in events)
+    )
+
+
+async def fill_raw(bootstrap: str, topic: str, count: int, size: int) -> Rate:
+    """Write ``count`` records of ``size`` bytes: the producer's ceiling, nothing encoded."""
+    value = b"x" * size
+    return await produce(bootstrap, topic, ((str(n).encode(), value, []) for n in range(count)))
 
 
 async def read_records(
@@ -123,10 +192,19 @@ async def relay(bootstrap: str, source: str, target: str, count: int) -> None:
         await producer.stop()
 
 
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
 def cpu_seconds(process: psutil.Process) -> float:
     """User + system CPU time a process has used so far."""
     times = process.cpu_times()
     return float(times.user + times.system)
+
+
+def report(name: str, result: dict[str, Any]) -> None:
+    """Write ``result`` to ``bench/results/{name}.json`` and print it."""
+    print(write_result(name, result).read_text())
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
@@ -143,6 +221,4 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))

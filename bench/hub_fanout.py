@@ -24,10 +24,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,7 +40,7 @@ import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.harness import write_result
+from bench.harness import bench_stack, report, running_service
 from libs.common.events import (
     ConversationRouted,
     CustomerIdentity,
@@ -53,7 +51,7 @@ from libs.common.events import (
 )
 from libs.common.topics import Topics
 from libs.contracts.agent_access import WS_PATH, AgentTokens
-from tooling.devstack import DevStack, ServiceProcess, create_topics, free_port
+from tooling.devstack import DevStack, create_topics, free_port
 
 QUEUE = "bench"
 KEY = "bench-hub-fanout-key-0123456789abcdef0123"
@@ -305,61 +303,50 @@ async def measure_hub(stack: DevStack, args: argparse.Namespace, workdir: Path) 
     await create_topics(bootstrap, topics.all())
     config = workdir / "hub.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
-    hub = ServiceProcess(
-        "hub",
-        {
-            **stack.environment(prefix),
-            "SWITCHBOARD_CONFIG": str(config),
-            "SWITCHBOARD_KEY_PREFIX": prefix,
-            "AGENT_TOKEN_KEY": KEY,
-            "LOG_LEVEL": "WARNING",
-            "OTEL_TRACES_EXPORTER": "none",
-        },
-        log_path=workdir / "hub.log",
-    )
-    hub.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await hub.wait_ready(timeout=120)
-        assert hub.process is not None
-        before = rss(hub.process.pid)
-        token = AgentTokens(KEY).issue("bench-agent", [QUEUE])
-        url = f"{hub.url.replace('http', 'ws', 1)}{WS_PATH}?token={token}"
-        async with clients(url, args.clients, args.client_processes, workdir) as group:
-            connected = rss(hub.process.pid)
-            futures = []
+    environment = {"SWITCHBOARD_CONFIG": str(config), "AGENT_TOKEN_KEY": KEY}
+    async with running_service(
+        stack, "hub", prefix, workdir / "hub.log", ready_timeout=120, environment=environment
+    ) as hub:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            assert hub.process is not None
+            before = rss(hub.process.pid)
+            token = AgentTokens(KEY).issue("bench-agent", [QUEUE])
+            url = f"{hub.url.replace('http', 'ws', 1)}{WS_PATH}?token={token}"
+            async with clients(url, args.clients, args.client_processes, workdir) as group:
+                connected = rss(hub.process.pid)
+                futures = []
 
-            async def send(n: int) -> None:
-                data = routed(n)
-                event = Event(
-                    id=uuid.uuid4().hex, source="/bench", subject=data.thread_key,
-                    time=utc_now(), data=data,
-                )  # fmt: skip
-                value, headers = encode(event)
-                futures.append(
-                    await producer.send(
-                        topics.routed, value=value, key=data.thread_key.encode(), headers=headers
+                async def send(n: int) -> None:
+                    data = routed(n)
+                    event = Event(
+                        id=uuid.uuid4().hex, source="/bench", subject=data.thread_key,
+                        time=utc_now(), data=data,
+                    )  # fmt: skip
+                    value, headers = encode(event)
+                    futures.append(
+                        await producer.send(
+                            topics.routed,
+                            value=value,
+                            key=data.thread_key.encode(),
+                            headers=headers,
+                        )
                     )
-                )
 
-            async with kafka_latency(bootstrap, topics.routed) as kafka:
-                events = await steady(args.rate, args.seconds, send)
-                await asyncio.gather(*futures)
-                expected = events * args.clients
-                received, latencies = await group.collect(events)
-        result = summary(latencies, received, expected, before, connected, args.clients)
-        kafka_cuts = statistics.quantiles(kafka, n=100, method="inclusive")
-        result["kafka_produce_to_consume_p50_ms"] = round(kafka_cuts[49] * 1000, 2)
-        result["kafka_produce_to_consume_p99_ms"] = round(kafka_cuts[98] * 1000, 2)
-        result["rss_after_run_mb"] = round(rss(hub.process.pid) / 2**20, 1)
-        return result
-    except BaseException:
-        print((workdir / "hub.log").read_text()[-3000:])
-        raise
-    finally:
-        await producer.stop()
-        hub.stop()
+                async with kafka_latency(bootstrap, topics.routed) as kafka:
+                    events = await steady(args.rate, args.seconds, send)
+                    await asyncio.gather(*futures)
+                    expected = events * args.clients
+                    received, latencies = await group.collect(events)
+            result = summary(latencies, received, expected, before, connected, args.clients)
+            kafka_cuts = statistics.quantiles(kafka, n=100, method="inclusive")
+            result["kafka_produce_to_consume_p50_ms"] = round(kafka_cuts[49] * 1000, 2)
+            result["kafka_produce_to_consume_p99_ms"] = round(kafka_cuts[98] * 1000, 2)
+            result["rss_after_run_mb"] = round(rss(hub.process.pid) / 2**20, 1)
+            return result
+        finally:
+            await producer.stop()
 
 
 async def measure_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -400,10 +387,7 @@ async def measure_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    stack = DevStack()
-    await stack.start()
-    workdir = Path(tempfile.mkdtemp(prefix="sb-bench-hub-"))
-    try:
+    async with bench_stack("hub") as (stack, workdir):
         hub = await measure_hub(stack, args, workdir)
         bare = await measure_bare(args, workdir)
         return {
@@ -419,9 +403,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 hub["memory_per_connection_kb"] / bare["memory_per_connection_kb"], 2
             ),
         }
-    finally:
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
@@ -440,9 +421,7 @@ def main() -> None:
     elif args.bare_server:
         bare_server(args.bare_server)
     else:
-        results = asyncio.run(run(args))
-        path = write_result("hub_fanout", results)
-        print(path.read_text())
+        report("hub_fanout", asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -23,22 +23,19 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import aiosmtplib
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import Rate, fill, output_rate, write_result
+from bench.harness import Rate, bench_stack, fill, output_rate, report, running_service
 from libs.common.events import CustomerIdentity, Event, MessageReceived, encode, event_id, utc_now
 from libs.common.topics import Topics
-from tooling.devstack import DevStack, ServiceProcess, create_topics, free_port
+from tooling.devstack import ServiceProcess, create_topics, free_port
 
 AUTH_TOKEN = "bench-auth-token"
 OUR_NUMBER = "+15005550006"
@@ -149,10 +146,7 @@ async def smtp_load(port: int, run: str, count: int, concurrency: int) -> None:
 
 
 async def run(count: int, concurrency: int) -> dict[str, Any]:
-    stack = DevStack()
-    await stack.start()
-    workdir = Path(tempfile.mkdtemp(prefix="sb-bench-ingest-"))
-    try:
+    async with bench_stack("ingest") as (stack, workdir):
         bootstrap = stack.broker.bootstrap_servers
         prefix = f"b{uuid.uuid4().hex[:6]}."
         raw_topic = f"{prefix}raw"
@@ -175,39 +169,28 @@ async def run(count: int, concurrency: int) -> dict[str, Any]:
             topics = Topics.with_prefix(channel_prefix)
             await create_topics(bootstrap, topics.all())
             http_port, smtp_port = free_port(), free_port()
-            ingest = ServiceProcess(
+            environment = {
+                "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+                "SWITCHBOARD_SMTP_PORT": str(smtp_port),
+                "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            }
+            async with running_service(
+                stack,
                 "ingest",
-                {
-                    **stack.environment(channel_prefix),
-                    "SWITCHBOARD_KEY_PREFIX": channel_prefix,
-                    "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
-                    "SWITCHBOARD_SMTP_PORT": str(smtp_port),
-                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                    "LOG_LEVEL": "WARNING",
-                    "OTEL_TRACES_EXPORTER": "none",
-                },
+                channel_prefix,
+                workdir / f"{channel}.log",
+                ready_timeout=60,
+                environment=environment,
                 port=http_port,
-                log_path=workdir / f"{channel}.log",
-            )
-            ingest.start()
-            try:
-                await ingest.wait_ready(timeout=60)
+            ) as ingest:
                 started = time.perf_counter()
                 await load(ingest, smtp_port, uuid.uuid4().hex[:8])
                 client_seconds = time.perf_counter() - started
                 rate = await output_rate(bootstrap, topics.inbound, count, timeout=120)
-            except BaseException:
-                print((workdir / f"{channel}.log").read_text()[-3000:])
-                raise
-            finally:
-                ingest.stop()
             results[f"{channel}_per_second"] = round(rate.per_second)
             results[f"{channel}_client_per_second"] = round(count / client_seconds)
             results[f"{channel}_ratio"] = round(rate.per_second / acked.per_second, 3)
         return results
-    finally:
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
@@ -215,9 +198,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3_000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    results = asyncio.run(run(args.messages, args.concurrency))
-    path = write_result("ingest_throughput", results)
-    print(path.read_text())
+    report("ingest_throughput", asyncio.run(run(args.messages, args.concurrency)))
 
 
 if __name__ == "__main__":

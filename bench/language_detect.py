@@ -31,7 +31,7 @@ from typing import Any
 
 import psutil
 
-from bench.harness import write_result
+from bench.harness import report
 from tooling.simulate.summary import percentile
 
 DATA = Path(__file__).parent.parent / "tests" / "data" / "languages.csv"
@@ -216,7 +216,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.repeat)))
         return
-    print(write_result("language_detect", run(args.repeat)))
+    report("language_detect", run(args.repeat))
 
 
 if __name__ == "__main__":

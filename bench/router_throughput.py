@@ -15,7 +15,6 @@ import asyncio
 import csv
 import random
 import shutil
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Any
 
 import yaml
 
-from bench.harness import Rate, fill, output_rate, relay, write_result
+from bench.harness import bench_stack, fill, output_rate, relay, report, running_service
 from libs.common.events import Channel, CustomerIdentity, Event, MessageReceived, event_id
 from libs.common.topics import Topics
-from tooling.devstack import DevStack, ServiceProcess, create_topics
+from tooling.devstack import create_topics
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "config" / "examples" / "customer-service.csv"
@@ -149,10 +148,7 @@ def messages(count: int) -> list[tuple[str, Event]]:
 
 
 async def run(count: int) -> dict[str, Any]:
-    stack = DevStack()
-    await stack.start()
-    workdir = Path(tempfile.mkdtemp(prefix="sb-bench-router-"))
-    try:
+    async with bench_stack("router") as (stack, workdir):
         bootstrap = stack.broker.bootstrap_servers
         results: dict[str, Any] = {"messages": count, "issue_types": ISSUE_TYPES, "rules": RULES}
         prefix = f"b{uuid.uuid4().hex[:6]}."
@@ -176,41 +172,25 @@ async def run(count: int) -> dict[str, Any]:
             await fill(bootstrap, variant_topics.inbound, messages(count))
             config = workdir / f"{variant}.yaml"
             config.write_text(yaml.safe_dump(configuration(with_model)))
-            router = ServiceProcess(
+            async with running_service(
+                stack,
                 "router",
-                {
-                    **stack.environment(variant_prefix),
-                    "SWITCHBOARD_CONFIG": str(config),
-                    "SWITCHBOARD_KEY_PREFIX": f"{variant_prefix}",
-                    "LOG_LEVEL": "WARNING",
-                    "OTEL_TRACES_EXPORTER": "none",
-                },
-                log_path=workdir / f"{variant}.log",
-            )
-            router.start()
-            try:
-                await router.wait_ready(timeout=120)
-                rate: Rate = await output_rate(bootstrap, variant_topics.routed, count, 900)
-            except BaseException:
-                print((workdir / f"{variant}.log").read_text()[-3000:])
-                raise
-            finally:
-                router.stop()
+                variant_prefix,
+                workdir / f"{variant}.log",
+                ready_timeout=120,
+                environment={"SWITCHBOARD_CONFIG": str(config)},
+            ):
+                rate = await output_rate(bootstrap, variant_topics.routed, count, 900)
             results[f"router_{variant}_per_second"] = round(rate.per_second)
             results[f"router_{variant}_ratio"] = round(rate.per_second / ceiling.per_second, 3)
         return results
-    finally:
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     args = parser.parse_args()
-    results = asyncio.run(run(args.messages))
-    path = write_result("router_throughput", results)
-    print(path.read_text())
+    report("router_throughput", asyncio.run(run(args.messages)))
 
 
 if __name__ == "__main__":

@@ -18,24 +18,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psutil
 import yaml
-from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.context import Context
 from redis.asyncio import Redis
 
-from bench.harness import cpu_seconds, read_records, write_result
+from bench.harness import bench_stack, cpu_seconds, fill_raw, read_records, report, running_service
 from libs.common.config import load_config
 from libs.common.events import ConversationRouted, CustomerIdentity, RoutingExplanation
 from libs.common.keys import Keys
@@ -45,7 +41,7 @@ from services.sla.clocks import BUCKETS, ClockStore
 from services.sla.lifecycle import new_clock, stage_clock
 from services.sla.runtime import SlaRuntime
 from services.sla.timers import TimerStore
-from tooling.devstack import DevStack, ServiceProcess, create_topics
+from tooling.devstack import create_topics
 from tooling.simulate.summary import percentile
 
 POINTS_PER_CLOCK = 2  # a warning and a breach
@@ -162,23 +158,6 @@ async def redis_ceilings(redis: Redis) -> dict[str, float]:
     return {"zadd_per_second": zadd, "zpopmin_per_second": zpopmin}
 
 
-async def produce_ceiling(bootstrap: str, topic: str, size: int) -> float:
-    """Raw aiokafka produce (acks=all) of ``size``-byte records; records/s."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    value = b"x" * size
-    try:
-        began = time.perf_counter()
-        futures = [
-            await producer.send(topic, value=value, key=str(n).encode())
-            for n in range(CEILING_RECORDS)
-        ]
-        await asyncio.gather(*futures)
-        return CEILING_RECORDS / (time.perf_counter() - began)
-    finally:
-        await producer.stop()
-
-
 async def memory_of(redis: Redis, keys: Keys) -> dict[str, int]:
     """MEMORY USAGE (every element counted) of the SLA keys, by kind."""
     due = [keys.sla_due(p) for p in range(PARTITIONS)]
@@ -207,109 +186,97 @@ async def lags(
 
 
 async def run(total_timers: int, rate: int, seconds: int) -> dict[str, Any]:
-    stack = DevStack()
-    await stack.start()
-    workdir = Path(tempfile.mkdtemp(prefix="sb-bench-sla-"))
-    redis = Redis.from_url(stack.redis.url)
-    try:
-        bootstrap = stack.broker.bootstrap_servers
-        prefix = f"b{uuid.uuid4().hex[:6]}."
-        topics = Topics.with_prefix(prefix)
-        await create_topics(bootstrap, [*topics.all(), f"{prefix}ceiling"])
-        keys = Keys(prefix)
-        config = workdir / "sla.yaml"
-        config.write_text(yaml.safe_dump(configuration(seconds)))
-        runtime = SlaRuntime.build(load_config(config), config)
-
-        results: dict[str, Any] = {**await redis_ceilings(redis)}
-        results["produce_per_second"] = await produce_ceiling(bootstrap, f"{prefix}ceiling", 700)
-
-        soon_clocks = rate * (seconds // 2)
-        due_points = soon_clocks * POINTS_PER_CLOCK
-        later_clocks = (total_timers - due_points) // POINTS_PER_CLOCK
-        base = (await redis.info("memory"))["used_memory"]
-        now = datetime.now(UTC)
-        fill_rate = await fill_clocks(redis, keys, runtime, "later", [now] * later_clocks)
-        # the "soon" clocks start at ``rate`` a second for half the window: their warnings
-        # fall due in its first half, their breaches in the second, ``rate`` points a second
-        first_due = datetime.now(UTC) + timedelta(seconds=START_BUDGET)
-        half = timedelta(seconds=seconds // 2)
-        starts = [first_due - half + n * timedelta(seconds=1 / rate) for n in range(soon_clocks)]
-        await fill_clocks(redis, keys, runtime, "soon", starts)
-        used = (await redis.info("memory"))["used_memory"] - base
-        sizes = await memory_of(redis, keys)
-        clocks = later_clocks + soon_clocks
-        timers = clocks * POINTS_PER_CLOCK
-        results.update(
-            open_timers=timers,
-            open_clocks=clocks,
-            fill_clocks_per_second=fill_rate,
-            fill_timers_per_second=fill_rate * POINTS_PER_CLOCK,
-            fill_ratio_to_zadd=fill_rate * POINTS_PER_CLOCK / results["zadd_per_second"],
-            redis_used_memory_bytes=used,
-            redis_bytes_per_open_timer=used / timers,
-            redis_bytes_per_open_clock=used / clocks,
-            memory_usage_bytes_per_open_timer={k: v / timers for k, v in sizes.items()},
-        )
-
-        sla = ServiceProcess(
-            "sla",
-            {
-                **stack.environment(prefix),
-                "SWITCHBOARD_CONFIG": str(config),
-                "SWITCHBOARD_KEY_PREFIX": prefix,
-                "LOG_LEVEL": "WARNING",
-                "OTEL_TRACES_EXPORTER": "none",
-            },
-            log_path=workdir / "sla.log",
-        )
-        sla.start()
+    async with bench_stack("sla") as (stack, workdir):
+        redis = Redis.from_url(stack.redis.url)
         try:
-            await sla.wait_ready(timeout=60)
-            assert sla.process is not None
-            worker = psutil.Process(sla.process.pid)
-            await asyncio.sleep(2.0)  # let the consumer's assignment settle
-            idle = min(IDLE_SECONDS, (first_due - datetime.now(UTC)).total_seconds() - 2.0)
-            if idle <= 1.0:
-                raise RuntimeError("the worker started too late to be measured idle")
-            before = cpu_seconds(worker)
-            await asyncio.sleep(idle)
-            results["idle_seconds"] = idle
-            results["idle_cpu_percent_of_a_core"] = 100 * (cpu_seconds(worker) - before) / idle
-            before = cpu_seconds(worker)
-            found, emitted_rate = await lags(
-                bootstrap, topics.sla_events, due_points, timeout=START_BUDGET + seconds + 120
+            bootstrap = stack.broker.bootstrap_servers
+            prefix = f"b{uuid.uuid4().hex[:6]}."
+            topics = Topics.with_prefix(prefix)
+            await create_topics(bootstrap, [*topics.all(), f"{prefix}ceiling"])
+            keys = Keys(prefix)
+            config = workdir / "sla.yaml"
+            config.write_text(yaml.safe_dump(configuration(seconds)))
+            runtime = SlaRuntime.build(load_config(config), config)
+
+            results: dict[str, Any] = {**await redis_ceilings(redis)}
+            ceiling = await fill_raw(bootstrap, f"{prefix}ceiling", CEILING_RECORDS, 700)
+            results["produce_per_second"] = ceiling.per_second
+
+            soon_clocks = rate * (seconds // 2)
+            due_points = soon_clocks * POINTS_PER_CLOCK
+            later_clocks = (total_timers - due_points) // POINTS_PER_CLOCK
+            base = (await redis.info("memory"))["used_memory"]
+            now = datetime.now(UTC)
+            fill_rate = await fill_clocks(redis, keys, runtime, "later", [now] * later_clocks)
+            # the "soon" clocks start at ``rate`` a second for half the window: their warnings
+            # fall due in its first half, their breaches in the second, ``rate`` points a second
+            first_due = datetime.now(UTC) + timedelta(seconds=START_BUDGET)
+            half = timedelta(seconds=seconds // 2)
+            starts = [
+                first_due - half + n * timedelta(seconds=1 / rate) for n in range(soon_clocks)
+            ]
+            await fill_clocks(redis, keys, runtime, "soon", starts)
+            used = (await redis.info("memory"))["used_memory"] - base
+            sizes = await memory_of(redis, keys)
+            clocks = later_clocks + soon_clocks
+            timers = clocks * POINTS_PER_CLOCK
+            results.update(
+                open_timers=timers,
+                open_clocks=clocks,
+                fill_clocks_per_second=fill_rate,
+                fill_timers_per_second=fill_rate * POINTS_PER_CLOCK,
+                fill_ratio_to_zadd=fill_rate * POINTS_PER_CLOCK / results["zadd_per_second"],
+                redis_used_memory_bytes=used,
+                redis_bytes_per_open_timer=used / timers,
+                redis_bytes_per_open_clock=used / clocks,
+                memory_usage_bytes_per_open_timer={k: v / timers for k, v in sizes.items()},
             )
-            firing = (datetime.now(UTC) - first_due).total_seconds()
-            results["firing_cpu_percent_of_a_core"] = (
-                100 * (cpu_seconds(worker) - before) / max(firing, 1.0)
+
+            async with running_service(
+                stack,
+                "sla",
+                prefix,
+                workdir / "sla.log",
+                ready_timeout=60,
+                environment={"SWITCHBOARD_CONFIG": str(config)},
+            ) as sla:
+                assert sla.process is not None
+                worker = psutil.Process(sla.process.pid)
+                await asyncio.sleep(2.0)  # let the consumer's assignment settle
+                idle = min(IDLE_SECONDS, (first_due - datetime.now(UTC)).total_seconds() - 2.0)
+                if idle <= 1.0:
+                    raise RuntimeError("the worker started too late to be measured idle")
+                before = cpu_seconds(worker)
+                await asyncio.sleep(idle)
+                results["idle_seconds"] = idle
+                results["idle_cpu_percent_of_a_core"] = 100 * (cpu_seconds(worker) - before) / idle
+                before = cpu_seconds(worker)
+                found, emitted_rate = await lags(
+                    bootstrap, topics.sla_events, due_points, timeout=START_BUDGET + seconds + 120
+                )
+                firing = (datetime.now(UTC) - first_due).total_seconds()
+                results["firing_cpu_percent_of_a_core"] = (
+                    100 * (cpu_seconds(worker) - before) / max(firing, 1.0)
+                )
+            results.update(
+                due_rate_per_second=rate,
+                due_events=len(found),
+                emitted_per_second=emitted_rate,
+                emitted_ratio_to_produce=emitted_rate / results["produce_per_second"],
+                lag_ms={
+                    "p50": statistics.median(found),
+                    "p99": percentile(found, 0.99),
+                    "max": max(found),
+                },
             )
-        except BaseException:
-            print((workdir / "sla.log").read_text()[-3000:])
-            raise
+            results["targets"] = {
+                "lag_p99_under_250ms": results["lag_ms"]["p99"] < 250,
+                "under_200_bytes_per_open_timer": results["redis_bytes_per_open_timer"] < 200,
+            }
+            rounded: dict[str, Any] = _rounded(results)
+            return rounded
         finally:
-            sla.stop()
-        results.update(
-            due_rate_per_second=rate,
-            due_events=len(found),
-            emitted_per_second=emitted_rate,
-            emitted_ratio_to_produce=emitted_rate / results["produce_per_second"],
-            lag_ms={
-                "p50": statistics.median(found),
-                "p99": percentile(found, 0.99),
-                "max": max(found),
-            },
-        )
-        results["targets"] = {
-            "lag_p99_under_250ms": results["lag_ms"]["p99"] < 250,
-            "under_200_bytes_per_open_timer": results["redis_bytes_per_open_timer"] < 200,
-        }
-        rounded: dict[str, Any] = _rounded(results)
-        return rounded
-    finally:
-        await redis.aclose()
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+            await redis.aclose()
 
 
 def _rounded(value: Any) -> Any:
@@ -326,9 +293,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()
-    results = asyncio.run(run(args.timers, args.rate, args.seconds))
-    path = write_result("sla_timers", results)
-    print(path.read_text())
+    report("sla_timers", asyncio.run(run(args.timers, args.rate, args.seconds)))
 
 
 if __name__ == "__main__":
