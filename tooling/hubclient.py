@@ -127,6 +127,24 @@ class HubClient:
         await self._send({"type": "customer", "id": client_id, "conversation_id": conversation_id})
         return await self._reply(_answer_to(client_id))
 
+    async def transcript(
+        self, conversation_id: str, *, before: str | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """A page of a conversation's transcript, oldest first (the hub's ``transcript``
+        frame: ``entries``, ``more``; :class:`ActionFailed` on ``error``). For the page before
+        it, pass ``before`` = the first entry's ``id``."""
+        client_id = f"t-{uuid.uuid4().hex[:12]}-{next(self._ids)}"
+        await self._send(
+            {
+                "type": "transcript",
+                "id": client_id,
+                "conversation_id": conversation_id,
+                "before": before,
+                "limit": limit,
+            }
+        )
+        return await self._reply(_answer_to(client_id))
+
     async def presence(self, status: str, capacity: dict[str, int] | None = None) -> dict[str, Any]:
         """Report presence (``online``, ``away``, ``offline``) and capacity per channel, e.g.
         ``{"chat": 8, "email": 20}``; returns the hub's ``presence`` answer."""
@@ -219,4 +237,6 @@ class HubClient:
 def _answer_to(client_id: str) -> Callable[[dict[str, Any]], bool]:
     """Whether a frame is the answer (``ack``, ``customer``) or the ``error`` to the frame
     with ``client_id``."""
-    return lambda m: m.get("type") in ("ack", "customer", "error") and m.get("id") == client_id
+    return lambda m: (
+        m.get("type") in ("ack", "customer", "transcript", "error") and m.get("id") == client_id
+    )

@@ -163,6 +163,8 @@ class ConversationRouted(EventData, frozen=True, kw_only=True):
     linked_conversation_id: str | None = None
     """The conversation whose thread the message named but was not let into (its sender is
     not a participant): this one is separate and never changes who that one answers."""
+    subject: str | None = None
+    """The message's subject line (email), for the conversation's transcript."""
 
 
 class IncidentDetected(EventData, frozen=True, kw_only=True):
@@ -219,6 +221,9 @@ class OutboundReceipt(EventData, frozen=True, kw_only=True):
     attempts: int = 1
     kind: CommandKind | None = None
     """The command's kind (acknowledgement, agent reply, ...), for the transcript."""
+    text: str | None = None
+    """The text as rendered for the customer, when it was composed (None when refused
+    before composing, or answered from an earlier attempt's record)."""
 
 
 DeliveryStatus = Literal[

@@ -67,6 +67,13 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``hub:conv:{conversation_id}`` - hub fan-out - hash: queue, reference, channel, customer,
   ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply
   address, ``deadline:{metric}`` (ms) - 30 days after the last change
+- ``hub:transcript:{conversation_id}`` - hub fan-out - zset: transcript entry id (``in:``,
+  ``out:``, ``note:``, ``action:``, ``sla:`` and the event's, command's or action's id) -> its
+  time (ms); the newest 1,000 - 30 days after the last change
+- ``hub:transcript:{conversation_id}:entries`` - hub fan-out - hash: entry id -> JSON entry
+  (message with channel and sender, outbound message, note, action, SLA event, routing
+  explanation); ``delivery:{entry id}`` -> the outbound message's receipt status - 30 days
+  after the last change
 - ``hub:action:{action_id}`` - hub - ``pending``/``done`` of an agent action's publish - 30 s /
   7 days
 - ``hub:waiting:{queue}`` - hub fan-out and assigner - zset: open conversations of the queue
@@ -219,6 +226,12 @@ class Keys:
 
     def hub_conversation(self, conversation_id: str) -> str:
         return f"{self.prefix}hub:conv:{conversation_id}"
+
+    def hub_transcript(self, conversation_id: str) -> str:
+        return f"{self.prefix}hub:transcript:{conversation_id}"
+
+    def hub_transcript_entries(self, conversation_id: str) -> str:
+        return f"{self.hub_transcript(conversation_id)}:entries"
 
     def hub_action(self, action_id: str) -> str:
         return f"{self.prefix}hub:action:{action_id}"

@@ -42,6 +42,7 @@ from services.hub.feeds import Feeds
 from services.hub.open_conversations import OpenConversations
 from services.hub.sessions import Limits, Services
 from services.hub.streams import QueueStreams
+from services.hub.transcript import Transcripts
 
 GROUP_ID = "switchboard-hub"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -85,7 +86,8 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             AssignmentPolicy.from_settings(settings),
             queues=lambda: live.current,
         )
-        app[FANOUT] = FanOut(streams, conversations, assigner)
+        transcripts = Transcripts(redis, keys)
+        app[FANOUT] = FanOut(streams, conversations, assigner, transcripts)
         # Blocking reads get their own connections, apart from the request path's pool.
         feed_redis = create_redis(settings)
         feeds = Feeds(
@@ -106,6 +108,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             feeds=feeds,
             conversations=conversations,
             customers=CustomerViews(redis, keys),
+            transcripts=transcripts,
             actions=actions,
             assigner=assigner,
             inbox=inbox,

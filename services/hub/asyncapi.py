@@ -24,6 +24,7 @@ CLIENT_FRAMES: Final = (
     protocol.Accept,
     protocol.Decline,
     protocol.Customer,
+    protocol.Transcript,
 )
 """Every member of :data:`protocol.ClientMessage`, in the order the protocol document lists."""
 
@@ -70,6 +71,15 @@ SERVER_FRAMES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
             "conversation_id": _text,
             "profile": _object_or_null,
             "history": {"type": "array", "items": _object},
+        },
+    ),
+    "transcript": (
+        "The answer to a `transcript` request: a page of entries, oldest first.",
+        {
+            "id": _text,
+            "conversation_id": _text,
+            "entries": {"type": "array", "items": _object},
+            "more": {"type": "boolean"},
         },
     ),
     "error": (

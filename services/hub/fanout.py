@@ -29,9 +29,12 @@ from libs.common.events import (
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.tracing import annotate
+from services.hub import transcript
+from services.hub.actions import command_id
 from services.hub.assignment import Assigner
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
+from services.hub.transcript import Transcripts
 
 RUNNING: Final = frozenset({"started", "warning", "breached", "resumed", "recomputed"})
 """SLA event kinds after which the clock's deadline still counts for the queue's order."""
@@ -56,24 +59,32 @@ _encode = msgspec.json.Encoder().encode
 
 class FanOut:
     def __init__(
-        self, streams: QueueStreams, conversations: OpenConversations, assigner: Assigner
+        self,
+        streams: QueueStreams,
+        conversations: OpenConversations,
+        assigner: Assigner,
+        transcripts: Transcripts,
     ) -> None:
         self._streams = streams
         self._conversations = conversations
         self._assigner = assigner
+        self._transcripts = transcripts
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
         event = consumed.event
         data = event.data
         if isinstance(data, ConversationRouted):
+            await self._transcripts.record(data.conversation_id, transcript.inbound(data))
             await self._conversations.opened(data)
             self._assigner.wake(data.queue)
             await self._append(data.queue, "routed", event, data.conversation_id)
         elif isinstance(data, SlaEvent):
             due = data.deadline if data.kind in RUNNING else None
+            await self._transcripts.record(data.conversation_id, transcript.clock(event, data))
             await self._conversations.deadline(data.conversation_id, data.metric, due, data.kind)
             await self._append(data.queue, "sla", event, data.conversation_id)
         elif isinstance(data, OutboundReceipt):
+            await self._transcripts.delivered(data.conversation_id, event, data)
             queue = await self._conversations.queue_of(data.conversation_id)
             if queue is not None:
                 await self._append(queue, "receipt", event, data.conversation_id)
@@ -87,6 +98,8 @@ class FanOut:
 
     async def _action(self, event: Event, action: AgentAction) -> None:
         conversation = action.conversation_id
+        reply = command_id(action.action_id) if action.kind == "reply" else None
+        await self._transcripts.record(conversation, transcript.agent_entry(action, reply))
         if action.kind == "transfer" and action.queue is not None:
             await self._assigner.dropped(conversation)
             left = await self._conversations.moved(conversation, action.queue)

@@ -83,9 +83,23 @@ class Customer(msgspec.Struct, tag="customer", tag_field="type", frozen=True):
     conversation_id: ConversationId
 
 
-ClientMessage = Subscribe | Action | Presence | Accept | Decline | Customer
+MAX_TRANSCRIPT_PAGE: Final = 200
+EntryId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class Transcript(msgspec.Struct, tag="transcript", tag_field="type", frozen=True):
+    """Ask for a page of a conversation's transcript: the ``limit`` entries before the entry
+    ``before`` (null: the newest)."""
+
+    id: ClientId
+    conversation_id: ConversationId
+    before: EntryId | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_TRANSCRIPT_PAGE)] = 50
+
+
+ClientMessage = Subscribe | Action | Presence | Accept | Decline | Customer | Transcript
 CLIENT_TYPES: Final = frozenset(
-    {"subscribe", "action", "presence", "accept", "decline", "customer"}
+    {"subscribe", "action", "presence", "accept", "decline", "customer", "transcript"}
 )
 
 
@@ -150,6 +164,16 @@ def offer_revoked(offer_id: str, reason: str) -> str:
 def customer(client_id: str, conversation_id: str, view: dict[str, Any]) -> str:
     """The answer to a ``customer`` request: ``profile`` (or null) and ``history``."""
     return frame("customer", id=client_id, conversation_id=conversation_id, **view)
+
+
+def transcript(
+    client_id: str, conversation_id: str, entries: list[dict[str, Any]], more: bool
+) -> str:
+    """The answer to a ``transcript`` request: ``entries`` oldest first; ``more`` when older
+    ones remain (ask again with ``before`` = the first entry's id)."""
+    return frame(
+        "transcript", id=client_id, conversation_id=conversation_id, entries=entries, more=more
+    )
 
 
 def offer_ack(offer_id: str) -> str:

@@ -43,6 +43,7 @@ from services.hub.customer_view import CustomerViews, OutsideQueues, UnknownConv
 from services.hub.feeds import Feeds
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
+from services.hub.transcript import Transcripts
 
 log = get_logger(__name__)
 CLOSE_TIMEOUT: Final = 5.0
@@ -78,6 +79,7 @@ class Services:
     feeds: Feeds
     conversations: OpenConversations
     customers: CustomerViews
+    transcripts: Transcripts
     actions: ActionPublisher
     assigner: Assigner
     inbox: AgentInbox
@@ -163,6 +165,8 @@ class AgentSession:
             self._push(await self._services.actions.perform(self._claims, message))
         elif isinstance(message, protocol.Customer):
             self._push(await self._customer(message))
+        elif isinstance(message, protocol.Transcript):
+            self._push(await self._transcript(message))
         else:
             self._push(await self._assignment(message))
 
@@ -204,6 +208,22 @@ class AgentSession:
             log.warning("customer view failed", agent=self.agent, error=repr(exc))
             return protocol.error("unavailable", "try again", message.id, retry=True)
         return protocol.customer(message.id, message.conversation_id, view)
+
+    async def _transcript(self, message: protocol.Transcript) -> str:
+        services = self._services
+        try:
+            queue = await services.conversations.queue_of(message.conversation_id)
+            if queue is None:
+                return protocol.error("unknown_conversation", "no such conversation", message.id)
+            if queue not in self._claims.queues:
+                return protocol.error("forbidden", "conversation not in your queues", message.id)
+            entries, more = await services.transcripts.page(
+                message.conversation_id, message.before, message.limit
+            )
+        except RedisError as exc:
+            log.warning("transcript read failed", agent=self.agent, error=repr(exc))
+            return protocol.error("unavailable", "try again", message.id, retry=True)
+        return protocol.transcript(message.id, message.conversation_id, entries, more)
 
     # --- assignment --------------------------------------------------------------------------
 

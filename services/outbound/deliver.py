@@ -59,6 +59,7 @@ class Outcome:
     provider_id: str | None = None
     error: str | None = None
     attempts: int = 0
+    text: str | None = None
 
 
 class Deliverer:
@@ -109,6 +110,7 @@ class Deliverer:
             error=outcome.error,
             attempts=outcome.attempts,
             kind=command.kind,
+            text=outcome.text,
         )
         event = Event(
             id=event_id(command.command_id, "receipt"),
@@ -246,11 +248,11 @@ class Deliverer:
                     error=str(exc),
                 )
                 await self._sends.finish(command_id, "failed", error=str(exc))
-                return Outcome("failed", None, str(exc), attempts)
+                return Outcome("failed", None, str(exc), attempts, message.text)
             except OutcomeUnknown as exc:
                 return Outcome("unknown", None, str(exc), attempts)
             await self._sends.finish(command_id, "sent", provider_message_id=provider_id)
-            return Outcome("sent", provider_id, None, attempts)
+            return Outcome("sent", provider_id, None, attempts, message.text)
 
     async def _wait_to_retry(self, command_id: str, attempts: int, exc: TemporaryFailure) -> None:
         """Recorded as ``retry`` first, so a crash during the wait resumes with the attempts

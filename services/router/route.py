@@ -176,6 +176,7 @@ class Router:
             our_address=message.recipient,
             automated=message.automated,
             linked_conversation_id=linked,
+            subject=message.subject,
         )
         metrics.conversations_routed.labels(placement.queue, message.channel).inc()
         annotate(

@@ -135,6 +135,10 @@ def test_the_hub_channel_receives_every_client_frame_of_the_protocol(
         ("hub.presence", protocol.presence("online", None)),
         ("hub.offerRevoked", protocol.offer_revoked("o-1", "expired")),
         ("hub.customer", protocol.customer("c-1", "c", {"profile": None, "history": []})),
+        (
+            "hub.transcript",
+            protocol.transcript("t-1", "c", [{"id": "in:1", "kind": "inbound"}], True),
+        ),
         ("hub.ack", protocol.offer_ack("o-1")),
     ],
 )
@@ -154,6 +158,7 @@ def test_frames_the_hub_builds_match_their_documented_schema(
         {"type": "accept", "offer_id": "o-1"},
         {"type": "decline", "offer_id": "o-1"},
         {"type": "customer", "id": "c-1", "conversation_id": "c"},
+        {"type": "transcript", "id": "t-1", "conversation_id": "c", "before": None, "limit": 50},
     ],
 )
 def test_frames_the_hub_accepts_match_their_documented_schema(

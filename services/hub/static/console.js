@@ -6,7 +6,9 @@
  * every queue the token allows, and per queue the open conversations are kept from the
  * snapshot and then from events, soonest SLA deadline first. After a dropped connection it
  * reconnects and resumes each queue after the last event id it applied, and sends again every
- * action not yet acknowledged with the same id (the hub publishes each id once).
+ * action not yet acknowledged with the same id (the hub publishes each id once). An open
+ * conversation shows its transcript as the hub keeps it (every message in and out, notes, SLA
+ * events, why it was routed), asked again whenever one of its events arrives, a page at a time.
  *
  * Customer and agent text only ever reaches the page through textContent.
  */
@@ -26,6 +28,11 @@
   var MAX_BACKOFF_MS = 10000;
   var RUNNING = { started: true, warning: true, breached: true, resumed: true, recomputed: true };
   var RESPONSE_METRICS = ["first_response", "next_response"];
+  var URGENT_SECONDS = 5 * 60;   // a countdown this short is urgent, under an hour soon
+  var SOON_SECONDS = 60 * 60;
+  var TRANSCRIPT_PAGE = 50;
+  var OUTBOUND_LABELS = { auto_ack: "Acknowledgement", after_hours: "After-hours notice",
+                          status_update: "Status update", survey: "Survey" };
 
   var token = null;
   var socket = null;
@@ -37,6 +44,8 @@
   var pending = {};      // client action id -> {frame, message}
   var transferTo = null;  // the queue last chosen in the transfer list (kept across renders)
   var customers = {};    // conversation id -> the hub's customer frame (profile, history)
+  var transcripts = {};  // conversation id -> {entries, more, asking, stale}
+  var asked = {};        // client id of a transcript request -> {id, older}
   var early = {};        // conversation id -> {metric -> SLA data}: clocks ahead of their routed
   var MAX_EARLY = 500;
   var actionCount = 0;
@@ -111,6 +120,10 @@
     c.assignee = row.assignee;
     c.lastText = row.last_text;
     c.lastAt = row.last_at;
+    c.issueType = row.issue_type;
+    c.priority = row.priority;
+    c.windowClosesAt = row.reply_window_closes_at;
+    if (previous) c.routing = previous.routing;
     var deadlines = row.deadlines || {}, clocks = row.clocks || {};
     for (var metric in clocks) c.clocks[metric] = clocks[metric];
     for (metric in deadlines) {
@@ -165,13 +178,30 @@
         var left = (ms(c.deadlines[metric]) - now) / 1000;
         var label = metric === "first_response" ? "" : "next ";
         return left > 0
-          ? { text: label + clock(left), cls: state === "warning" ? "warning" : "running" }
+          ? { text: label + clock(left), cls: urgency(left, state === "warning") }
           : { text: "due", cls: "due" };
       }
       if (state === "paused") return { text: "paused", cls: "paused" };
     }
     if (c.clocks.first_response === "met") return { text: "met", cls: "met" };
     return { text: "no clock", cls: "" };
+  }
+
+  /* WhatsApp's customer-service window: a free-form reply reaches the customer only until
+     it closes (24 hours after their latest message); after it only approved templates do. */
+  function windowBadge(c, now) {
+    if (!c.windowClosesAt) return null;
+    var left = (ms(c.windowClosesAt) - now) / 1000;
+    return left > 0 ? { text: "window " + clock(left), cls: urgency(left, false), open: true }
+      : { text: "window closed", cls: "breached", open: false };
+  }
+
+  /* The countdown's colour says how soon it ends: minutes left are urgent, hours are not; a
+     clock past its warning point is never shown calmer than "warning". */
+  function urgency(left, warned) {
+    if (left <= URGENT_SECONDS) return "urgent";
+    if (warned) return "warning";
+    return left <= SOON_SECONDS ? "soon" : "later";
   }
 
   function find(id) {
@@ -190,6 +220,7 @@
       case "event": return onEvent(frame);
       case "ack": return onAck(frame);
       case "customer": return onCustomer(frame);
+      case "transcript": return onTranscript(frame);
       case "error": return onError(frame);
       default: return;  // subscribed, resync and later additions need nothing here
     }
@@ -262,6 +293,10 @@
         c.lastText = data.text;
         c.lastAt = data.received_at || frame.time;
         c.status = "open";
+        c.issueType = data.issue_type;
+        c.priority = data.priority;
+        c.routing = data.explanation;
+        c.windowClosesAt = data.reply_window_closes_at;
         if (!shownBySnapshot(c, data)) {
           addMessage(c, { who: "customer", text: data.text, at: c.lastAt, from: sender,
                           eventId: frame.event_id });
@@ -281,6 +316,9 @@
           if (m.commandId && m.commandId === data.command_id) m.status = data.status;
         });
         break;
+      case "delivery":  // the provider's later word on a sent message: WhatsApp's "read"
+        if (c) c.delivery = { status: data.status, at: data.at };
+        break;
       case "incident":
         if (c) addMessage(c, { who: "info", text: "Incident: " + (data.customers || "many") +
           " customers reported the same problem", eventId: frame.event_id });
@@ -298,10 +336,11 @@
           : known || withEarlyClocks(blank(id, frame.queue));
         c.queue = frame.queue;
         addMessage(c, { who: "info", text: "Transferred here by " + data.agent,
-          eventId: frame.event_id });
+          eventId: frame.event_id, transfer: true });
         queue.conversations[id] = c;
         break;
     }
+    if (id && id === selected) askTranscript(id, false);
     render();
   }
 
@@ -364,10 +403,60 @@
     selected = id;
     delete customers[id];  // asked again on every selection: the history moves on
     send({ type: "customer", id: clientId(), conversation_id: id });
+    if (transcripts[id]) transcripts[id].asking = false;  // a request before a reconnect is lost
+    askTranscript(id, false);
     render();
   }
 
+  /* The newest page (again: the hub writes what an event announces before sending it), or
+     with `older` the page before the oldest entry shown. One request at a time. */
+  function askTranscript(id, older) {
+    var t = transcripts[id] || (transcripts[id] = { entries: null, more: false, asking: false,
+                                                    stale: false });
+    if (t.asking) {
+      t.stale = t.stale || !older;
+      return;
+    }
+    var frame = { type: "transcript", id: clientId(), conversation_id: id,
+                  limit: TRANSCRIPT_PAGE };
+    if (older && t.entries && t.entries.length) frame.before = t.entries[0].id;
+    t.asking = true;
+    asked[frame.id] = { id: id, older: !!frame.before };
+    send(frame);
+  }
+
+  function onTranscript(frame) {
+    var ask = asked[frame.id];
+    delete asked[frame.id];
+    var t = ask && transcripts[ask.id];
+    if (!t) return;
+    t.asking = false;
+    var known = {};
+    var entries = (t.entries || []).slice();
+    entries.forEach(function (e, i) { known[e.id] = i; });
+    frame.entries.forEach(function (e) {
+      if (e.id in known) entries[known[e.id]] = e;
+      else entries.push(e);
+    });
+    entries.sort(function (a, b) { return ms(a.at) - ms(b.at); });
+    if (ask.older || !t.entries) t.more = frame.more;
+    t.entries = entries;
+    if (t.stale) {
+      t.stale = false;
+      askTranscript(ask.id, false);
+    }
+    if (ask.id === selected) render();
+  }
+
   function onError(frame) {
+    var ask = frame.id ? asked[frame.id] : null;
+    if (ask) {
+      delete asked[frame.id];
+      if (transcripts[ask.id]) transcripts[ask.id].asking = false;
+      if (frame.retry) setTimeout(function () { askTranscript(ask.id, ask.older); },
+                                  RETRY_ACTION_MS);
+      return;
+    }
     var entry = frame.id ? pending[frame.id] : null;
     if (entry && frame.retry) {
       setTimeout(function () { send(entry.frame); }, RETRY_ACTION_MS);
@@ -471,10 +560,11 @@
     var li = el("li", "conv" + (c.id === selected ? " selected" : ""));
     li.setAttribute("data-id", c.id);
     li.tabIndex = 0;
-    var badge = slaBadge(c, now);
+    var badge = slaBadge(c, now), replyWindow = windowBadge(c, now);
     li.append(
       el("span", "ref", c.reference || "(new)"),
       el("span", "sla " + badge.cls, badge.text),
+      replyWindow ? el("span", "sla window " + replyWindow.cls, replyWindow.text) : "",
       el("span", "meta", [c.channel, c.customer, c.assignee ? "\u2192 " + c.assignee : null]
         .filter(Boolean).join(" \u00b7 ")),
       el("span", "meta", shortTime(c.lastAt)),
@@ -507,19 +597,34 @@
     resolve.onclick = function () { act("resolve", c); };
     var buttons = el("span", "buttons");
     buttons.append(claim, resolve, transferControl(c));
+    var replyWindow = windowBadge(c, now);
     head.append(
       el("h1", "", c.reference || "(new)"),
       el("span", "sla " + badge.cls, badge.text),
+      replyWindow ? el("span", "sla window " + replyWindow.cls, replyWindow.text) : "",
+      c.delivery ? el("span", "meta delivery", "last message " + c.delivery.status + " " +
+        shortTime(c.delivery.at)) : "",
       el("span", "meta", [c.queue, c.channel, c.customer].filter(Boolean).join(" \u00b7 ")),
       el("span", "meta", c.assignee ? "assigned to " + c.assignee : "unassigned"),
-      buttons
+      buttons,
+      el("div", "routing", routingText(c, transcripts[c.id]))
     );
     var messages = el("div", "messages");
-    c.messages.forEach(function (m) {
-      var node = el("div", "msg " + m.who, m.text);
+    var t = transcripts[c.id];
+    if (t && t.more) {
+      var earlier = el("button", "earlier", "Earlier messages");
+      earlier.onclick = function () { askTranscript(c.id, true); };
+      messages.append(earlier);
+    }
+    shownMessages(c, t).forEach(function (m) {
+      var node = el("div", "msg " + m.who + (m.notSent ? " not-sent" : ""));
+      if (m.subject) node.append(el("strong", "subject", m.subject));
+      node.append(document.createTextNode(m.text || ""));
       var who = m.who === "customer" ? m.from || c.customer : m.agent;
-      var foot = [who, shortTime(m.at), m.status].filter(Boolean).join(" \u00b7 ");
+      var foot = [m.label, who, m.channel, shortTime(m.at), m.status].filter(Boolean)
+        .join(" \u00b7 ");
       if (foot) node.append(el("small", "", foot));
+      if (m.why) node.append(el("small", "why", m.why));
       messages.append(node);
     });
     var form = el("form", "reply");
@@ -530,7 +635,20 @@
     box.value = draftText;
     var sendButton = el("button", "primary", "Send reply");
     sendButton.type = "submit";
-    form.append(box, sendButton);
+    var noteButton = el("button", "", "Add note");
+    noteButton.type = "button";
+    noteButton.onclick = function () {
+      var text = box.value.trim();
+      if (!text) return;
+      box.value = "";
+      act("note", c, text);
+    };
+    if (replyWindow && !replyWindow.open) {
+      sendButton.disabled = true;
+      form.append(el("p", "error window-closed", "WhatsApp's 24-hour window has closed: a " +
+        "reply would not be sent (window_closed) until the customer writes again."));
+    }
+    form.append(box, sendButton, noteButton);
     form.onsubmit = function (e) {
       e.preventDefault();
       var text = box.value.trim();
@@ -541,6 +659,69 @@
     section.append(head, customerPanel(customers[c.id]), messages, form);
     messages.scrollTop = messages.scrollHeight;
     if (focused) box.focus();
+  }
+
+  /* What the conversation shows: its transcript once the hub sent it, with what this console
+     sent that is not in it yet and notices only the live events carry (incidents, links);
+     until then, what the console has seen. */
+  function shownMessages(c, t) {
+    if (!t || !t.entries) return c.messages;
+    var inTranscript = {};
+    t.entries.forEach(function (e) { if (e.action_id) inTranscript[e.action_id] = true; });
+    var shown = t.entries.map(function (e) { return fromEntry(c, e); });
+    c.messages.forEach(function (m) {
+      var unsent = (m.who === "agent" || m.who === "note") && !inTranscript[m.actionId];
+      var notice = m.who === "info" && !m.transfer;
+      if (unsent || notice) shown.push(m);
+    });
+    return shown;
+  }
+
+  function fromEntry(c, e) {
+    switch (e.kind) {
+      case "inbound":
+        return { who: "customer", text: e.text, subject: e.subject, at: e.at,
+                 from: customerName(e.sender), channel: e.channel, why: whyRouted(e.routing) };
+      case "outbound":
+        var notSent = e.delivery !== "pending" && e.delivery !== "sent" &&
+          e.delivery !== "delivered";
+        return { who: e.command_kind === "agent_reply" ? "agent" : "auto",
+                 label: OUTBOUND_LABELS[e.command_kind], text: e.text, agent: e.agent, at: e.at,
+                 notSent: notSent, status: notSent ? "not sent: " + e.delivery : e.delivery };
+      case "note":
+        return { who: "note", text: e.text, agent: e.agent, at: e.at };
+      case "sla":
+        return { who: "info", at: e.at, text: e.metric.replace("_", " ") + " clock " + e.sla +
+                 (e.sla === "started" ? ", due " + shortTime(e.deadline) : "") };
+      default:
+        return { who: "info", at: e.at, text: e.agent + " " + ({ claim: "claimed it",
+                 waiting: "set it waiting on the customer", resolve: "resolved it",
+                 transfer: "transferred it to " + e.queue }[e.action] || e.action) };
+    }
+  }
+
+  function whyRouted(r) {
+    if (!r) return null;
+    return "routed to " + r.queue + " by rule " + r.rule + " (" + r.issue_type + " " +
+      Math.round(r.confidence * 100) + "%, priority " + r.priority + ")";
+  }
+
+  /* Issue type, priority and why the conversation is in its queue: the latest routing. */
+  function routingText(c, t) {
+    var routing = c.routing, at = -Infinity;
+    ((t && t.entries) || []).forEach(function (e) {
+      if (e.routing && ms(e.at) >= at) { routing = e.routing; at = ms(e.at); }
+    });
+    var parts = [c.issueType ? "issue " + c.issueType : null,
+                 c.priority ? "priority " + c.priority : null];
+    if (routing) {
+      parts[0] = "issue " + routing.issue_type + " (" + Math.round(routing.confidence * 100) +
+        "% sure)";
+      parts.push("rule " + routing.rule + (routing.conditions && routing.conditions.length
+        ? ": " + routing.conditions.join(", ") : ""));
+      (routing.notes || []).forEach(function (note) { parts.push(note); });
+    }
+    return parts.filter(Boolean).join(" \u00b7 ");
   }
 
   /* Transfer to another of the token's queues (the hub refuses queues it does not know). */

@@ -1,0 +1,239 @@
+"""Each conversation's transcript: everything that happened in it, kept by the fan-out from
+the events it already reads, so a console opened later (or reloaded) shows the whole
+conversation, not only what arrived while it was open.
+
+Entries are customer messages (channel, sender, subject, and why the message was routed where
+it was), messages sent to the customer (acknowledgements, agent replies, status updates,
+surveys) with their delivery state, notes, other agent actions and SLA events. Each entry has
+an id derived from the event that caused it, so a redelivered event rewrites the same entry.
+An agent reply is written from the agent's action (who, what) and from its receipt (delivery
+state), whichever comes first; the action's entry wins, the receipt's state is kept apart.
+Entries are ordered by their own time (a message by when it was received), newest 1,000 kept.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from libs.common.events import (
+    AgentAction,
+    ConversationRouted,
+    CustomerIdentity,
+    Event,
+    OutboundReceipt,
+    SlaEvent,
+)
+from libs.common.keys import DAY, Keys
+from libs.common.redis_client import as_text
+
+TRANSCRIPT_TTL: Final = 30 * DAY
+MAX_ENTRIES: Final = 1000
+DELIVERY: Final = "delivery:"
+PENDING: Final = "pending"
+"""The delivery state of an outbound message no receipt has answered yet."""
+
+EntryKind = Literal["inbound", "outbound", "note", "action", "sla"]
+
+
+class Routing(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a customer message went where it went."""
+
+    queue: str
+    priority: int
+    rule: str
+    conditions: tuple[str, ...]
+    issue_type: str
+    confidence: float
+    notes: tuple[str, ...] = ()
+    sla_policy: str | None = None
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One line of a transcript, as the ``transcript`` frame lists it."""
+
+    id: str
+    kind: EntryKind
+    at: datetime
+    channel: str | None = None
+    text: str | None = None
+    subject: str | None = None
+    sender: CustomerIdentity | None = None
+    routing: Routing | None = None
+    agent: str | None = None
+    action_id: str | None = None
+    command_id: str | None = None
+    command_kind: str | None = None
+    delivery: str | None = None
+    action: str | None = None
+    queue: str | None = None
+    metric: str | None = None
+    sla: str | None = None
+    deadline: datetime | None = None
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def outbound_entry_id(command_id: str) -> str:
+    return f"out:{command_id}"
+
+
+def inbound(routed: ConversationRouted) -> Entry:
+    return Entry(
+        id=f"in:{routed.message_id}",
+        kind="inbound",
+        at=routed.received_at,
+        channel=routed.channel,
+        text=routed.text,
+        subject=routed.subject,
+        sender=routed.customer,
+        routing=Routing(
+            queue=routed.queue,
+            priority=routed.priority,
+            rule=routed.explanation.rule,
+            conditions=routed.explanation.conditions,
+            issue_type=routed.explanation.issue_type,
+            confidence=routed.explanation.confidence,
+            notes=routed.explanation.notes,
+            sla_policy=routed.sla_policy,
+        ),
+    )
+
+
+def clock(event: Event, sla: SlaEvent) -> Entry:
+    return Entry(
+        id=f"sla:{event.id}",
+        kind="sla",
+        at=event.time,
+        queue=sla.queue,
+        metric=sla.metric,
+        sla=sla.kind,
+        deadline=sla.deadline,
+    )
+
+
+def agent_entry(action: AgentAction, reply_command_id: str | None) -> Entry:
+    """A reply (an outbound message naming its command), a note, or another action."""
+    if reply_command_id is not None:
+        return Entry(
+            id=outbound_entry_id(reply_command_id),
+            kind="outbound",
+            at=action.at,
+            text=action.text,
+            agent=action.agent,
+            action_id=action.action_id,
+            command_id=reply_command_id,
+            command_kind="agent_reply",
+        )
+    if action.kind == "note":
+        return Entry(
+            id=f"note:{action.action_id}",
+            kind="note",
+            at=action.at,
+            text=action.text,
+            agent=action.agent,
+            action_id=action.action_id,
+        )
+    return Entry(
+        id=f"action:{action.action_id}",
+        kind="action",
+        at=action.at,
+        agent=action.agent,
+        action_id=action.action_id,
+        action=action.kind,
+        queue=action.queue,
+    )
+
+
+def sent(event: Event, receipt: OutboundReceipt) -> Entry:
+    return Entry(
+        id=outbound_entry_id(receipt.command_id),
+        kind="outbound",
+        at=event.time,
+        channel=receipt.channel,
+        text=receipt.text,
+        command_id=receipt.command_id,
+        command_kind=receipt.kind,
+    )
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Entry).decode
+
+
+class Transcripts:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def record(
+        self, conversation_id: str, entry: Entry, *, authoritative: bool = True
+    ) -> None:
+        """Write an entry; one that is not ``authoritative`` (an outbound message seen only
+        through its receipt) never replaces what an agent's action wrote."""
+        order = self._keys.hub_transcript(conversation_id)
+        entries = self._keys.hub_transcript_entries(conversation_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(order, {entry.id: _ms(entry.at)}, nx=not authoritative)
+            if authoritative:
+                pipe.hset(entries, entry.id, _encode(entry))
+            else:
+                pipe.hsetnx(entries, entry.id, _encode(entry))
+            pipe.zcard(order)
+            pipe.expire(order, TRANSCRIPT_TTL)
+            pipe.expire(entries, TRANSCRIPT_TTL)
+            *_, count, _, _ = await pipe.execute()
+        if count > MAX_ENTRIES:
+            dropped: Any = await self._redis.zpopmin(order, count - MAX_ENTRIES)
+            fields = [as_text(member) for member, _ in dropped]
+            if fields:
+                await self._redis.hdel(entries, *fields, *(DELIVERY + f for f in fields))
+
+    async def delivered(self, conversation_id: str, event: Event, receipt: OutboundReceipt) -> None:
+        """A receipt: the message's delivery state, and the message itself when no agent
+        action wrote it (acknowledgements, status updates, surveys)."""
+        entry = sent(event, receipt)
+        await self._redis.hset(
+            self._keys.hub_transcript_entries(conversation_id), DELIVERY + entry.id, receipt.status
+        )
+        await self.record(conversation_id, entry, authoritative=False)
+
+    async def page(
+        self, conversation_id: str, before: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` entries older than the entry ``before`` (None: the newest), oldest
+        first, and whether older ones remain."""
+        order = self._keys.hub_transcript(conversation_id)
+        start = 0
+        if before is not None:
+            rank: Any = await self._redis.zrevrank(order, before)
+            if rank is None:
+                return [], False
+            start = int(rank) + 1
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(order, start, start + limit - 1)
+            pipe.zcard(order)
+            members, total = await pipe.execute()
+        ids = [as_text(member) for member in reversed(members)]
+        if not ids:
+            return [], False
+        raws: Any = await self._redis.hmget(
+            self._keys.hub_transcript_entries(conversation_id),
+            [*ids, *(DELIVERY + i for i in ids)],
+        )
+        entries = []
+        for raw, delivery in zip(raws[: len(ids)], raws[len(ids) :], strict=True):
+            if raw is None:  # trimmed while being read
+                continue
+            entry = _decode(raw)
+            if entry.kind == "outbound":
+                entry = msgspec.structs.replace(
+                    entry, delivery=as_text(delivery) if delivery else PENDING
+                )
+            entries.append(msgspec.to_builtins(entry))
+        return entries, start + limit < int(total)

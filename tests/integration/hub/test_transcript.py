@@ -1,0 +1,147 @@
+"""A conversation's transcript: every message in and out with its delivery state, notes, SLA
+events and why each message was routed where it was, kept in Redis by the fan-out, served in
+pages to the agents of the conversation's queue, and still there for a new hub process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from libs.common.clock import system_clock
+from libs.common.events import OutboundReceipt
+from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
+from tests.support.kafka import wait_until_async
+from tooling.hubclient import ActionFailed, HubClient
+
+ACK_TEXT = "We have your message (SB-TEST7) and will answer within 5 minutes."
+
+
+async def entries_of(client: HubClient, conversation_id: str, count: int) -> list[dict[str, Any]]:
+    """The newest page once it holds ``count`` entries (the fan-out writes them as it reads)."""
+    page: dict[str, Any] = {}
+
+    async def enough() -> bool:
+        nonlocal page
+        page = await client.transcript(conversation_id)
+        return len(page["entries"]) >= count
+
+    await wait_until_async(enough, message=f"{count} transcript entries")
+    entries: list[dict[str, Any]] = page["entries"]
+    return entries
+
+
+async def test_the_transcript_holds_the_whole_conversation_across_hub_processes(
+    make_hub: MakeHub,
+) -> None:
+    hub = await make_hub()
+    first = await hub.open_conversation(text="my parcel never arrived")
+    await hub.sla(first, "started")
+    ack = OutboundReceipt(
+        command_id="ack-1",
+        conversation_id=first.conversation_id,
+        channel="sms",
+        status="sent",
+        kind="auto_ack",
+        text=ACK_TEXT,
+    )
+    await hub.publish(hub.isolation.topics.outbound_status, first.thread_key, ack)
+    second = msgspec.structs.replace(
+        first,
+        message_id="second-message",
+        text="it was a birthday present",
+        subject="Order 1234",
+        is_new=False,
+        received_at=system_clock(),
+    )
+    await hub.publish(hub.isolation.topics.routed, first.thread_key, second)
+
+    async with hub.client(QUEUE) as client:
+        await entries_of(client, first.conversation_id, 4)
+        reply = await client.act("reply", first.conversation_id, text="Sorry! Sending another.")
+        await client.act("note", first.conversation_id, text="customer is upset")
+        entries = await entries_of(client, first.conversation_id, 6)
+
+    by_kind = [(e["kind"], e.get("text")) for e in entries]
+    assert by_kind == [
+        ("inbound", "my parcel never arrived"),
+        ("sla", None),
+        ("outbound", ACK_TEXT),
+        ("inbound", "it was a birthday present"),
+        ("outbound", "Sorry! Sending another."),
+        ("note", "customer is upset"),
+    ]
+    message, clock, acknowledgement, follow_up, answer, note = entries
+    assert message["channel"] == "sms"
+    assert message["sender"]["display_name"] == "Ada"
+    assert message["routing"] == {
+        "queue": QUEUE,
+        "priority": 2,
+        "rule": "sms",
+        "conditions": [],
+        "issue_type": "delivery",
+        "confidence": 1.0,
+        "notes": [],
+        "sla_policy": "blink",
+    }
+    assert follow_up["subject"] == "Order 1234"
+    assert (clock["metric"], clock["sla"]) == ("first_response", "started")
+    assert (acknowledgement["command_kind"], acknowledgement["delivery"]) == ("auto_ack", "sent")
+    assert (answer["agent"], answer["command_kind"], answer["delivery"]) == (
+        "ada",
+        "agent_reply",
+        "pending",
+    )
+    assert answer["command_id"] == reply["command_id"]
+    assert note["agent"] == "ada"
+
+    # The reply's receipt changes its delivery state, not its text or author.
+    delivered = OutboundReceipt(
+        command_id=reply["command_id"],
+        conversation_id=first.conversation_id,
+        channel="sms",
+        status="sent",
+        kind="agent_reply",
+        text="Sorry! Sending another.",
+    )
+    await hub.publish(hub.isolation.topics.outbound_status, first.thread_key, delivered)
+
+    # A new hub process (a reload of the console, a deploy) serves the same transcript.
+    again = await make_hub()
+    async with again.client(QUEUE) as client:
+
+        async def answered() -> bool:
+            page = await client.transcript(first.conversation_id)
+            return bool(page["entries"][4]["delivery"] == "sent")
+
+        await wait_until_async(answered, message="reply delivered")
+        page = await client.transcript(first.conversation_id)
+        assert [e["id"] for e in page["entries"]] == [e["id"] for e in entries]
+        assert page["entries"][4]["agent"] == "ada"
+        assert page["more"] is False
+
+        # Pages: the newest first, then older ones before the first entry shown.
+        newest = await client.transcript(first.conversation_id, limit=4)
+        assert [e["id"] for e in newest["entries"]] == [e["id"] for e in entries[2:]]
+        assert newest["more"] is True
+        older = await client.transcript(
+            first.conversation_id, before=newest["entries"][0]["id"], limit=4
+        )
+        assert [e["id"] for e in older["entries"]] == [e["id"] for e in entries[:2]]
+        assert older["more"] is False
+
+
+async def test_only_agents_of_the_conversations_queue_read_its_transcript(hub: Hub) -> None:
+    routed = await hub.open_conversation(QUEUE)
+    async with hub.client(OTHER) as client:
+        for conversation_id, code in (
+            (routed.conversation_id, "forbidden"),
+            ("nope", "unknown_conversation"),
+        ):
+            with pytest.raises(ActionFailed) as failed:
+                await client.transcript(conversation_id)
+            assert failed.value.code == code
+        with pytest.raises(ActionFailed) as failed:
+            await client.transcript(routed.conversation_id, limit=1000)
+        assert failed.value.code == "invalid_frame"
