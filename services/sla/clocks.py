@@ -39,6 +39,7 @@ from libs.common.events import Channel, SlaMetric
 from libs.common.keys import DAY, Keys
 from libs.domain.calendar import BusinessCalendar
 from libs.domain.deadlines import due_after, explain_paused, explain_window
+from services.sla.steps import BREACH, Step, StepKind
 
 CLOCK_TTL = 30 * DAY
 BUCKETS = 1024
@@ -59,8 +60,6 @@ _STATUS_CODES: dict[ClockStatus, str] = {
     "cancelled": "c",
 }
 _STATUSES: dict[str, ClockStatus] = {code: status for status, code in _STATUS_CODES.items()}
-UPDATE_STEP = "update:"
-"""Prefix of the timer steps that send the customer a status update (not an SLA event)."""
 
 
 class Clock(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,12 +126,11 @@ class Clock(msgspec.Struct, frozen=True, kw_only=True):
         counted = calendar if self.business_hours else None
         return explain_window(self.within, self.used, self.segment_start, self.deadline, counted)
 
-    def points(self) -> list[tuple[str, datetime]]:
-        """The clock's timer points: ``warning:{n}`` and ``update:{n}`` steps, then
-        ``breached:0``."""
-        found = [(f"warning:{index}", at) for index, at in self.warnings]
-        found += [(f"{UPDATE_STEP}{index}", at) for index, at in self.updates]
-        return [*found, ("breached:0", self.deadline)]
+    def points(self) -> list[tuple[Step, datetime]]:
+        """The clock's timer points: its warnings and status updates, then the breach."""
+        found = [(Step(StepKind.WARNING, index), at) for index, at in self.warnings]
+        found += [(Step(StepKind.UPDATE, index), at) for index, at in self.updates]
+        return [*found, (BREACH, self.deadline)]
 
 
 class _Record(msgspec.Struct, array_like=True, frozen=True):

@@ -17,9 +17,9 @@ from libs.common.config import STATUS_UPDATE_TEMPLATE, SURVEY_TEMPLATE
 from libs.common.events import AUTOMATED_PARAM, CommandKind, Event, OutboundCommand, event_id
 from services.sla.clocks import Clock
 from services.sla.contacts import Contact
+from services.sla.steps import SURVEY, Step
 
 SOURCE = "/sla"
-SURVEY_STEP = "survey"
 
 
 def replied_since_update(clock: Clock, due: datetime, contact: Contact) -> bool:
@@ -30,18 +30,18 @@ def replied_since_update(clock: Clock, due: datetime, contact: Contact) -> bool:
     return contact.agent_reply_ms >= int(since.timestamp() * 1000)
 
 
-def status_update(clock: Clock, step: str, due: datetime, contact: Contact) -> Event:
+def status_update(clock: Clock, step: Step, due: datetime, contact: Contact) -> Event:
     return _command(clock, "status_update", STATUS_UPDATE_TEMPLATE, step, due, contact)
 
 
 def survey(clock: Clock, due: datetime, contact: Contact) -> Event:
-    return _command(clock, "survey", SURVEY_TEMPLATE, SURVEY_STEP, due, contact)
+    return _command(clock, "survey", SURVEY_TEMPLATE, SURVEY, due, contact)
 
 
 def _command(
-    clock: Clock, kind: CommandKind, template: str, step: str, due: datetime, contact: Contact
+    clock: Clock, kind: CommandKind, template: str, step: Step, due: datetime, contact: Contact
 ) -> Event:
-    command_id = event_id(clock.conversation_id, clock.metric, str(clock.generation), step)
+    command_id = event_id(clock.conversation_id, clock.metric, str(clock.generation), str(step))
     params = {"reference": contact.reference, "queue": clock.queue}
     if contact.automated:  # outbound's policy refuses it: no loop with an auto-responder
         params[AUTOMATED_PARAM] = contact.automated

@@ -64,6 +64,7 @@ from libs.domain.deadlines import compute_deadline
 from services.sla.clocks import Clock, ClockStatus, ClockStore, ConversationLocks
 from services.sla.contacts import ContactStore
 from services.sla.runtime import SlaRuntime
+from services.sla.steps import BREACH, Step, StepKind
 from services.sla.timers import TimerId, TimerStore
 
 log = get_logger(__name__)
@@ -80,10 +81,9 @@ REACHED: frozenset[ReceiptStatus] = frozenset({"sent", "delivered"})
 
 def sla_event(
     clock: Clock,
-    kind: SlaEventKind,
+    step: Step,
     *,
     at: datetime,
-    step: str,
     calendar: BusinessCalendar | None,
     note: str | None = None,
 ) -> Event:
@@ -91,12 +91,12 @@ def sla_event(
     ``note`` goes in front of the explanation."""
     explanation = clock.explanation(calendar)
     return Event(
-        id=event_id(clock.conversation_id, clock.metric, str(clock.generation), step),
+        id=event_id(clock.conversation_id, clock.metric, str(clock.generation), str(step)),
         source=SOURCE,
         subject=clock.thread_key,
         time=at,
         data=SlaEvent(
-            kind=kind,
+            kind=step.event_kind,
             conversation_id=clock.conversation_id,
             reference=clock.reference,
             queue=clock.queue,
@@ -414,7 +414,7 @@ class ClockKeeper:
         if clock is None:
             return []
         await self._save(clock, replaces=replaces)
-        return [self._emit(clock, "started", at, "started", note)]
+        return [self._emit(clock, Step(StepKind.STARTED), at, note)]
 
     async def _meet(self, clock: Clock, at: datetime) -> list[Outgoing]:
         # Warnings that fell due before the answer but whose timer has not fired yet (the
@@ -423,14 +423,14 @@ class ClockKeeper:
         # nothing since its pause: only points due before the pause count.
         counted_until = at if clock.status == "running" else clock.segment_start
         out = [
-            self._emit(clock, "warning", due, step)
+            self._emit(clock, step, due)
             for step, due in clock.points()
-            if step.startswith("warning:") and due <= counted_until
+            if step.kind is StepKind.WARNING and due <= counted_until
         ]
         if counted_until >= clock.deadline:
             # Late, and the breach timer may not have fired yet: record the breach anyway,
             # under the id the timer would have used.
-            out.append(self._emit(clock, "breached", clock.deadline, "breached:0"))
+            out.append(self._emit(clock, BREACH, clock.deadline))
         calendar = self._live.current.calendar(clock.calendar)
         metrics.sla_response_seconds.labels(
             clock.metric, clock.queue, clock.channel, clock.policy
@@ -445,7 +445,7 @@ class ClockKeeper:
         await self._save(finished, replaces=clock, survey_at=survey_at)
         # Reported as it stood when it was met: a clock met while paused reports the time it
         # used before the pause, not a deadline that stopped meaning anything at the pause.
-        return [self._emit(clock, kind, at, kind)]
+        return [self._emit(clock, Step(StepKind(kind)), at)]
 
     def _follows_up(self, policy: str | None, channel: Channel) -> bool:
         """Whether conversations of this policy and channel can get a status update or a
@@ -470,18 +470,18 @@ class ClockKeeper:
             _counted(clock, at, self._live.current), status="paused", segment_start=at
         )
         await self._save(paused, replaces=clock)
-        return [self._emit(paused, "paused", at, "paused")]
+        return [self._emit(paused, Step(StepKind.PAUSED), at)]
 
     async def _resume(self, clock: Clock, at: datetime) -> list[Outgoing]:
         resumed = self._recompute(clock, at, queue=clock.queue, status="running")
         await self._save(resumed, replaces=clock)
-        return [self._emit(resumed, "resumed", at, "resumed")]
+        return [self._emit(resumed, Step(StepKind.RESUMED), at)]
 
     async def _transfer(self, clock: Clock, queue: str, at: datetime) -> list[Outgoing]:
         counted = _counted(clock, at, self._live.current)
         moved = self._recompute(counted, at, queue=queue, status=clock.status)
         await self._save(moved, replaces=clock)
-        return [self._emit(moved, "recomputed", at, "recomputed")]
+        return [self._emit(moved, Step(StepKind.RECOMPUTED), at)]
 
     async def _recompute_changed(
         self, clock: Clock, at: datetime, previous: SlaRuntime, woken: list[tuple[int, int]]
@@ -505,7 +505,7 @@ class ClockKeeper:
         due = await self._save(changed, replaces=clock, wake=False)
         if due is not None:
             woken.append((changed.partition, due))
-        return [self._emit(changed, "recomputed", at, "recomputed")]
+        return [self._emit(changed, Step(StepKind.RECOMPUTED), at)]
 
     def _recompute(self, clock: Clock, at: datetime, *, queue: str, status: ClockStatus) -> Clock:
         """A new generation of the clock counting from ``at`` with what it has used so far."""
@@ -558,12 +558,10 @@ class ClockKeeper:
                     self._on_scheduled(clock.partition, at)
         return due
 
-    def _emit(
-        self, clock: Clock, kind: SlaEventKind, at: datetime, step: str, note: str | None = None
-    ) -> Outgoing:
+    def _emit(self, clock: Clock, step: Step, at: datetime, note: str | None = None) -> Outgoing:
         calendar = self._live.current.calendar(clock.calendar)
-        metrics.sla_events.labels(kind, clock.metric, clock.queue).inc()
-        event = sla_event(clock, kind, at=at, step=step, calendar=calendar, note=note)
+        metrics.sla_events.labels(step.event_kind, clock.metric, clock.queue).inc()
+        event = sla_event(clock, step, at=at, calendar=calendar, note=note)
         return Outgoing(self._topics.sla_events, clock.thread_key, event)
 
 

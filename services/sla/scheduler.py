@@ -23,18 +23,18 @@ from libs.common.backoff import Backoff
 from libs.common.clock import Clock as WallClock
 from libs.common.clock import system_clock
 from libs.common.config import LiveConfig
-from libs.common.events import Event, SlaEventKind
+from libs.common.events import Event
 from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
 from libs.common.tracing import attached, context_from_traceparent, span_links
 from services.sla import followups
-from services.sla.clocks import UPDATE_STEP, Clock, ClockStore, ConversationLocks
+from services.sla.clocks import Clock, ClockStore, ConversationLocks
 from services.sla.contacts import Contact, ContactStore
-from services.sla.followups import SURVEY_STEP
 from services.sla.lifecycle import next_point_ms, point_ms, sla_event
 from services.sla.runtime import SlaRuntime
+from services.sla.steps import SURVEY, Step
 from services.sla.timers import Claimed, TimerStore
 
 log = get_logger(__name__)
@@ -54,11 +54,11 @@ class _Fired(NamedTuple):
     outgoing: Outgoing
 
 
-_DuePoints = tuple[Clock | None, list[tuple[str, datetime]]]
+_DuePoints = tuple[Clock | None, list[tuple[Step, datetime]]]
 
 
-def _follow_up(steps: list[tuple[str, datetime]]) -> bool:
-    return any(step == SURVEY_STEP or step.startswith(UPDATE_STEP) for step, _ in steps)
+def _follow_up(steps: list[tuple[Step, datetime]]) -> bool:
+    return any(step.follow_up for step, _ in steps)
 
 
 def _instant(ms: int) -> datetime:
@@ -240,7 +240,7 @@ class TimerScheduler:
                 ):
                     found.append((None, []))
                 else:
-                    found.append((resolution, [(SURVEY_STEP, _instant(due_ms))]))
+                    found.append((resolution, [(SURVEY, _instant(due_ms))]))
                 continue
             clock = next(open_clocks)
             if clock is None or clock.generation != timer.generation or clock.status != "running":
@@ -252,19 +252,19 @@ class TimerScheduler:
         return found
 
     def _fire_step(
-        self, clock: Clock, step: str, due: datetime, contact: Contact | None
+        self, clock: Clock, step: Step, due: datetime, contact: Contact | None
     ) -> list[_Fired]:
         """What one due step publishes: an SLA event, or a follow-up command to the customer
         (none without a contact, nor a status update after an agent's recent reply)."""
-        if step == SURVEY_STEP or step.startswith(UPDATE_STEP):
+        if step.follow_up:
             if contact is None:
                 log.info(
                     "no contact for a follow-up; not sent",
                     conversation_id=clock.conversation_id,
-                    step=step,
+                    step=str(step),
                 )
                 return []
-            if step == SURVEY_STEP:
+            if step == SURVEY:
                 surveys = self._live.current.config.surveys
                 if surveys is None or contact.channel not in surveys.channels:
                     return []  # surveys were turned off since the resolution
@@ -274,9 +274,9 @@ class TimerScheduler:
                 return []
             event = followups.status_update(clock, step, due, contact)
             return [_Fired(clock, "status_update", due, self._command(event))]
-        kind: SlaEventKind = "breached" if step == "breached:0" else "warning"
+        kind = step.event_kind
         calendar = self._live.current.calendar(clock.calendar)
-        event = sla_event(clock, kind, at=due, step=step, calendar=calendar)
+        event = sla_event(clock, step, at=due, calendar=calendar)
         return [
             _Fired(clock, kind, due, Outgoing(self._topics.sla_events, clock.thread_key, event))
         ]
