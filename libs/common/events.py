@@ -97,6 +97,9 @@ class MessageReceived(EventData, frozen=True, kw_only=True):
     subject: str | None = None
     text: str
     language: str | None = None
+    """The ISO 639-1 code of the language the text is written in: the one the channel states
+    (X's ``lang``), else the one ingest detects (an email's ``Content-Language`` and the chat
+    widget's browser language decide only when the text cannot); None when unsure."""
     attachments: tuple[Attachment, ...] = ()
     automated: str | None = None
     received_at: datetime

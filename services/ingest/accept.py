@@ -10,6 +10,10 @@ original delivery is answered with the same success, not with an error it would 
 A reply on an SMS or chat thread with a pending CSAT survey whose whole text is a score 1-5
 (:mod:`libs.contracts.surveys`) is published as ``survey.answered`` instead of a message, under the
 id of the survey's answer: the first answer counts and a repeat is a duplicate.
+
+Every message leaves with its language (:func:`with_language`): the one its connector was told
+(X's ``lang``), else the one detected from its text, with the channel's hint (an email's
+``Content-Language``, the chat widget's browser language) deciding when the text cannot.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import enum
 
+import msgspec
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from redis.asyncio import Redis
@@ -28,6 +33,7 @@ from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 from libs.contracts.surveys import PendingSurveys, answer_id, parse_score
+from libs.domain.language import detect_language
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.ingest")
@@ -43,6 +49,15 @@ class Acceptance(enum.Enum):
 
 class Unavailable(Exception):
     """Kafka did not acknowledge in time: tell the provider to retry (SMTP 451, HTTP 503)."""
+
+
+def with_language(message: MessageReceived, hint: str | None = None) -> MessageReceived:
+    """``message`` with its language: kept when its connector set it, else detected from its
+    subject and text, ``hint`` (a language tag) deciding when the text cannot (None: unsure)."""
+    if message.language is not None:
+        return message
+    text = "\n".join(part for part in (message.subject, message.text) if part)
+    return msgspec.structs.replace(message, language=detect_language(text, hint))
 
 
 class Acceptor:
@@ -63,8 +78,17 @@ class Acceptor:
         self._timeout = timeout
         self._surveys = surveys
 
-    async def accept(self, message: MessageReceived, *, event_id: str, source: str) -> Acceptance:
-        """Publish a ``message.received`` event unless this provider message was published."""
+    async def accept(
+        self,
+        message: MessageReceived,
+        *,
+        event_id: str,
+        source: str,
+        language_hint: str | None = None,
+    ) -> Acceptance:
+        """Publish a ``message.received`` event unless this provider message was published;
+        ``language_hint`` is the channel's language tag for it (see :func:`with_language`)."""
+        message = with_language(message, language_hint)
         with _tracer.start_as_current_span(
             "ingest accept",
             kind=trace.SpanKind.SERVER,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from libs.common.logs import get_logger
 from libs.common.service import CLOCK, PRODUCER, REDIS, SETTINGS, TOPICS, create_app
 from libs.common.settings import Settings
 from libs.contracts.surveys import PendingSurveys, SurveyLinks
+from libs.domain.language import load_model
 from services.ingest import mailboxes, sms, survey_answers, x
 from services.ingest.accept import Acceptor
 from services.ingest.chat import add_chat
@@ -25,6 +27,9 @@ SURVEY_LINKS = web.AppKey("survey_links", survey_answers.SurveyLinkEndpoint)
 
 async def _connectors_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    # Every connector detects the language of what it receives: load the model before the
+    # first message rather than during it.
+    await asyncio.to_thread(load_model)
     acceptor = Acceptor(
         producer=app[PRODUCER],
         redis=app[REDIS],

@@ -243,6 +243,7 @@ class ChatSocket:
                     message,
                     event_id=event_id("chat", "widget", self._visitor_id, chat.client_id),
                     source=SOURCE,
+                    language_hint=chat.language,
                 )
         except (Unavailable, RedisError) as exc:
             log.warning("chat message not accepted; widget will resend", error=str(exc))

@@ -2,11 +2,13 @@
 
 Visitor -> server, JSON text frames::
 
-    {"type": "message", "client_id": "c-1", "text": "...", "name": "Ada", "email": "a@x.org"}
+    {"type": "message", "client_id": "c-1", "text": "...", "name": "Ada", "email": "a@x.org",
+     "language": "es-ES"}
 
 ``client_id`` is chosen by the widget (1-64 of ``A-Z a-z 0-9 _ -``) and kept when it resends,
-so a resend is recognised. ``name`` and ``email`` are optional. Unknown fields are ignored so
-newer widgets keep working against older servers.
+so a resend is recognised. ``name``, ``email`` and ``language`` (the browser's
+``navigator.language``, a hint to the language of the text) are optional. Unknown fields are
+ignored so newer widgets keep working against older servers.
 
 Server -> visitor: ``ready``, ``ack``, ``error`` (with ``retry``: whether to send the same
 frame again later) and ``reply`` (see :meth:`libs.contracts.chat_mailbox.Reply.frame`).
@@ -25,6 +27,7 @@ from libs.common.socket_frames import FrameError, decode_object
 MAX_TEXT_CHARS: Final = 4000
 MAX_NAME_CHARS: Final = 100
 MAX_EMAIL_CHARS: Final = 254
+MAX_LANGUAGE_CHARS: Final = 35
 CLIENT_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Deliberately loose: one @, a dot in the domain, no spaces or controls. The address is shown
 # to agents, never mailed to without the customer confirming it.
@@ -38,6 +41,7 @@ class ChatMessage:
     text: str
     name: str | None
     email: str | None
+    language: str | None = None
 
 
 def parse(raw: str | bytes) -> ChatMessage:
@@ -60,7 +64,10 @@ def parse(raw: str | bytes) -> ChatMessage:
         email = email.strip() or None
         if email is not None and not EMAIL.fullmatch(email):
             raise FrameError("invalid_email", "email is not an address", client_id)
-    return ChatMessage(client_id=client_id, text=text, name=name, email=email)
+    # Only a hint: one that is not a short string is dropped rather than the message refused.
+    hint = data.get("language")
+    language = hint if isinstance(hint, str) and len(hint) <= MAX_LANGUAGE_CHARS else None
+    return ChatMessage(client_id=client_id, text=text, name=name, email=email, language=language)
 
 
 def _text(value: object, field: str, limit: int, client_id: str) -> str | None:

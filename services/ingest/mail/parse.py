@@ -100,6 +100,8 @@ class ParsedEmail(msgspec.Struct, frozen=True, kw_only=True):
     receipts), bulk or list mail, or a bounce. ``reply_to`` is where an answer should go when
     it is not ``from_address``. ``size`` is the raw message size in bytes; ``truncated`` says
     that a body or the number of parts went past a limit and the text is incomplete.
+    ``content_language`` is the ``Content-Language`` header as written (a language tag or a
+    list of them): the sender's client's language, a hint to the language of the text.
     """
 
     message_id: str | None
@@ -121,6 +123,7 @@ class ParsedEmail(msgspec.Struct, frozen=True, kw_only=True):
     automated: Automated | None = None
     size: int
     truncated: bool = False
+    content_language: str | None = None
 
 
 # Headers of which at least one must be present for the bytes to be taken as a message.
@@ -280,6 +283,7 @@ def _parse(raw: bytes, max_bytes: int) -> ParsedEmail:
         automated=automated,
         size=size,
         truncated=truncated,
+        content_language=_clean_line(headers.get("content-language", "")) or None,
     )
 
 

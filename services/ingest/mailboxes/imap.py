@@ -244,7 +244,12 @@ class ImapPoller:
             raw_ref=f"imap://{box.user}@{box.host}:{box.port}/{box.name};"
             f"UIDVALIDITY={validity}/;UID={uid}",
         )
-        outcome = await self._acceptor.accept(message, event_id=message_id, source="/ingest/imap")
+        outcome = await self._acceptor.accept(
+            message,
+            event_id=message_id,
+            source="/ingest/imap",
+            language_hint=parsed.content_language,
+        )
         if outcome is Acceptance.IN_PROGRESS:
             raise Unavailable("another delivery of this message is being published")
         await self._threads.remember(parsed, message)

@@ -122,7 +122,10 @@ class InboundMail:
                 raw_ref=f"smtp:sha256:{raw_digest(raw)}",
             )
             outcome = await self._acceptor.accept(
-                message, event_id=message_id, source="/ingest/smtp"
+                message,
+                event_id=message_id,
+                source="/ingest/smtp",
+                language_hint=parsed.content_language,
             )
             if outcome is Acceptance.IN_PROGRESS:
                 return TRY_AGAIN

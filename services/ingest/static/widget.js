@@ -321,6 +321,8 @@
     var frame = { type: "message", client_id: pending.clientId, text: pending.text };
     if (pending.name) frame.name = pending.name;
     if (pending.email) frame.email = pending.email;
+    // The browser's language: a hint for the text's, which decides when the text cannot.
+    if (navigator.language) frame.language = navigator.language;
     socket.send(JSON.stringify(frame));
   }
 

@@ -203,7 +203,7 @@ async def test_message_is_published_as_one_event_and_acked_only_after_kafka(
     assert data.customer.display_name == "Ada Lovelace"
     assert data.customer.email == "ada@example.org"
     assert (data.customer.phone, data.customer.social_id) == (None, None)
-    assert (data.recipient, data.subject, data.language) == (None, None, None)
+    assert (data.recipient, data.subject, data.language) == (None, None, "en")
     assert data.text == "My card was declined twice"
     assert (data.attachments, data.automated, data.raw_ref) == ((), None, None)
     assert abs(data.received_at.timestamp() - time.time()) < 300

@@ -142,6 +142,7 @@ async def test_mailbox_messages_become_events_and_are_flagged_after_kafka(
         recipient=a["to"][0],
         subject=a["subject"],
         text=a["text"],
+        language="fr",
         attachments=message.attachments,
         automated=None,
         received_at=message.received_at,

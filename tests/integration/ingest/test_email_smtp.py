@@ -78,9 +78,11 @@ async def events_for(seen: Collected, count: int) -> list[Event]:
     return seen.of_type(MessageReceived)
 
 
-@pytest.mark.parametrize("name", ["encoded_words_and_photos", "gmail_top_posted_reply"])
+@pytest.mark.parametrize(
+    ("name", "language"), [("encoded_words_and_photos", "fr"), ("gmail_top_posted_reply", "en")]
+)
 async def test_a_delivered_message_becomes_one_normalised_event(
-    smtp: SmtpClient, inbound: Collected, name: str
+    smtp: SmtpClient, inbound: Collected, name: str, language: str
 ) -> None:
     raw, expected = corpus(name)
     before = datetime.now(UTC)
@@ -103,6 +105,7 @@ async def test_a_delivered_message_becomes_one_normalised_event(
         recipient=SUPPORT,
         subject=expected["subject"],
         text=expected["text"],
+        language=language,
         attachments=tuple(
             Attachment(name=a["filename"], content_type=a["content_type"], size=a["size"])
             for a in expected["attachments"]

@@ -271,7 +271,7 @@ async def test_mentions_reach_kafka_normalised_with_every_field(
     last = by_id[reply["id"]][0].data
     assert isinstance(last, MessageReceived)
     assert last.thread_key == f"x:{root['id']}"  # a reply joins its conversation
-    assert last.language is None  # X's "und"
+    assert last.language == "en"  # X said "und": detected from the text
 
     # Two pages (page size 5), the checkpoint at the newest id X returned.
     requests = sandbox.requests
@@ -526,6 +526,7 @@ async def test_direct_messages_signed_good_bad_and_tampered(
         ),
         recipient=OUR_ID,
         text="my order 5521 is late",
+        language="en",
         attachments=(
             Attachment(name=None, content_type="image/jpeg", url="https://pbs.twimg.com/dm/1.jpg"),
         ),
@@ -538,7 +539,14 @@ class _KafkaDown(Acceptor):
     def __init__(self) -> None:
         pass
 
-    async def accept(self, message: MessageReceived, *, event_id: str, source: str) -> Any:
+    async def accept(
+        self,
+        message: MessageReceived,
+        *,
+        event_id: str,
+        source: str,
+        language_hint: str | None = None,
+    ) -> Any:
         raise Unavailable("kafka: KafkaTimeoutError")
 
 
