@@ -39,3 +39,7 @@ async def test_simulated_traffic_is_routed_and_answered_on_every_channel(tmp_pat
     assert result["outbound"].get("sent", 0) > 0
     assert {"failed", "dead-lettered"}.isdisjoint(result["outbound"]), result["outbound"]
     assert result["latency_ms"]["count"] == sent  # every message reached an agent
+    # the spike of 25 customers with one problem, on the sample configuration: one incident
+    assert result["incidents"]["detected"] == 1, result["incidents"]
+    assert result["incidents"]["linked"] >= 6  # the messages from the 20th customer on
+    assert "incidents 1 (linked messages" in output.decode()

@@ -57,6 +57,10 @@ class SimulationResult:
             "routed": dict(self.outcomes.routed),
             "sla": dict(self.outcomes.sla),
             "outbound": dict(self.outcomes.outbound),
+            "incidents": {
+                "detected": len(self.outcomes.incidents),
+                "linked": self.outcomes.incidents.total(),
+            },
             "latency_ms": {
                 "count": len(latencies),
                 **{

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 
-from libs.common.events import ConversationRouted, InvalidEvent, OutboundReceipt, SlaEvent, decode
+from libs.common.events import (
+    ConversationRouted,
+    IncidentDetected,
+    InvalidEvent,
+    OutboundReceipt,
+    SlaEvent,
+    decode,
+)
 from libs.common.topics import Topics
 
 
@@ -64,6 +71,8 @@ class Outcomes:
     sla: Counter[str] = field(default_factory=Counter)
     """SLA events by kind (started, warning, breached, met, ...)."""
     outbound: Counter[str] = field(default_factory=Counter)
+    incidents: Counter[str] = field(default_factory=Counter)
+    """Incidents detected, by id -> messages routed linked to it."""
     latencies: Latencies = field(default_factory=Latencies)
 
 
@@ -97,8 +106,12 @@ async def watch_topics(
                 continue
             if isinstance(data, ConversationRouted):
                 outcomes.routed[data.queue] += 1
+                if data.incident_id is not None:
+                    outcomes.incidents[data.incident_id] += 1
                 if on_routed is not None:
                     on_routed(data)
+            elif isinstance(data, IncidentDetected):
+                outcomes.incidents.setdefault(data.incident_id, 0)  # known before a linked one
             elif isinstance(data, SlaEvent):
                 outcomes.sla[f"{data.metric} {data.kind}"] += 1
             elif isinstance(data, OutboundReceipt):
@@ -135,6 +148,7 @@ def render(
         f"  routed    {queues or '-'}",
         f"  sla       {sla or '-'}",
         f"  outbound  {'  '.join(f'{k} {n}' for k, n in sorted(outcomes.outbound.items())) or '-'}",
+        f"  incidents {len(outcomes.incidents)} (linked messages {outcomes.incidents.total()})",
         f"  latency   {latency}",
     ]
     return "\n".join(line[:width] for line in lines)
