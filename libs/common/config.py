@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from libs.common.events import EVENT_TYPES
+from libs.common.events import EVENT_TYPES, CommandKind
 from libs.common.logs import get_logger
 from libs.domain.calendar import BusinessCalendar, DailyInterval
 from libs.domain.text import pattern_error
@@ -35,8 +35,8 @@ from libs.domain.text import pattern_error
 _log = get_logger(__name__)
 T = TypeVar("T")
 
-Channel = Literal["email", "sms", "chat", "social"]
-CHANNELS: tuple[Channel, ...] = ("email", "sms", "chat", "social")
+Channel = Literal["email", "sms", "chat", "social", "whatsapp"]
+CHANNELS: tuple[Channel, ...] = ("email", "sms", "chat", "social", "whatsapp")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -236,6 +236,25 @@ class SurveySettings(_Model):
         return value
 
 
+class WhatsAppTemplate(_Model):
+    """An approved WhatsApp template (Twilio Content API) that carries one kind of message
+    once the customer-service window has closed."""
+
+    content_sid: dict[str, Annotated[str, Field(pattern=r"^HX[0-9a-f]{32}$")]] = Field(min_length=1)
+    """Language code -> the template's Content SID (``HX`` and 32 hex digits)."""
+    variables: list[str] = []
+    """Command params filling the placeholders in order: ``{{1}}`` is the first, and so on."""
+
+
+class WhatsAppSettings(_Model):
+    """WhatsApp's rule: free-form messages only within ``window`` of the customer's last
+    message; after it only the approved template of that kind of message, or nothing."""
+
+    window: Duration = Field(default=timedelta(hours=24), le=timedelta(hours=24))
+    """At most WhatsApp's 24 hours; shorter leaves a margin for messages still in flight."""
+    templates: dict[CommandKind, WhatsAppTemplate] = {}
+
+
 STATUS_UPDATE_TEMPLATE = "status-update"
 SURVEY_TEMPLATE = "survey"
 
@@ -283,6 +302,7 @@ class Config(_Model):
     outbound: OutboundSettings = OutboundSettings()
     webhooks: list[WebhookConfig] = []
     surveys: SurveySettings | None = None
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
 
     def policy_calendar(self, policy: str, queue: str) -> str | None:
         """The calendar an SLA policy counts business hours in: its own, else the queue's."""

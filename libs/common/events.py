@@ -19,7 +19,7 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 _ID_NAMESPACE = uuid.UUID("7d0f8f3e-1c55-4a8e-9a65-3b2f1f0e5a11")
 
-Channel = Literal["email", "sms", "chat", "social"]
+Channel = Literal["email", "sms", "chat", "social", "whatsapp"]
 Impact = Literal["deep", "broad", "shallow"]
 
 
@@ -67,7 +67,7 @@ class CustomerIdentity(msgspec.Struct, frozen=True, kw_only=True):
 def reply_address(channel: Channel, customer: CustomerIdentity, thread_key: str) -> str | None:
     """Where an answer to a customer goes on their own channel (None: nowhere known)."""
     match channel:
-        case "sms":
+        case "sms" | "whatsapp":
             return customer.phone
         case "email":
             return customer.email
@@ -168,6 +168,9 @@ class ConversationRouted(EventData, frozen=True, kw_only=True):
     not a participant): this one is separate and never changes who that one answers."""
     subject: str | None = None
     """The message's subject line (email), for the conversation's transcript."""
+    reply_window_closes_at: datetime | None = None
+    """WhatsApp: when the customer-service window this message opened closes; after it only
+    approved templates reach the customer."""
 
 
 class IncidentDetected(EventData, frozen=True, kw_only=True):
@@ -208,7 +211,11 @@ class OutboundCommand(EventData, frozen=True, kw_only=True):
     in_reply_to: str | None = None
 
 
-ReceiptStatus = Literal["sent", "delivered", "failed", "dead-lettered", "suppressed", "unknown"]
+ReceiptStatus = Literal[
+    "sent", "delivered", "failed", "dead-lettered", "suppressed", "unknown", "window_closed"
+]
+"""``window_closed``: WhatsApp's customer-service window had closed and no approved template
+carries this kind of message, so nothing was sent."""
 
 
 class OutboundReceipt(EventData, frozen=True, kw_only=True):
@@ -251,6 +258,9 @@ class DeliveryReport(EventData, frozen=True, kw_only=True):
     provider_status: str
     error_code: str | None = None
     at: datetime
+    conversation_id: str | None = None
+    """The conversation the message answered, when the callback URL named it (outbound asks
+    Twilio to call back with it; the URL is part of what Twilio signs)."""
 
 
 # --- sla ------------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
 - ``sms:status:{message_sid}`` - ingest - hash: status, rank, provider status, error code,
   time of the most advanced Twilio status callback - 7 days
 - ``sms:optout:{our_number}:{customer_number}`` - ingest - ``{keyword} {ISO time}`` of the
-  customer's STOP (deleted by START); E.164 numbers - none
+  customer's STOP (deleted by START); E.164 numbers (WhatsApp: ``whatsapp:``-prefixed) - none
+- ``whatsapp:inbound:{our_number}:{customer_number}`` - ingest (outbound reads) - zset of one
+  member ``last`` scored by the time (ms) of the customer's latest WhatsApp message, which
+  opens the 24-hour customer-service window; E.164 numbers - 2 days
 - ``chat:mailbox:{visitor_id}`` - outbound (ingest reads) - stream of agent replies (command
   id, text, time, in reply to), last 200 - 7 days after the latest reply
 - ``chat:reply:{command_id}`` - outbound - mailbox entry id of the command's reply - 7 days
@@ -66,7 +69,8 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
   2**52 when no clock runs) - none
 - ``hub:conv:{conversation_id}`` - hub fan-out - hash: queue, reference, channel, customer,
   ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply
-  address, ``deadline:{metric}`` (ms) - 30 days after the last change
+  address, ``deadline:{metric}`` (ms), ``window_closes`` (ms: the end of a WhatsApp
+  conversation's customer-service window) - 30 days after the last change
 - ``hub:transcript:{conversation_id}`` - hub fan-out - zset: transcript entry id (``in:``,
   ``out:``, ``note:``, ``action:``, ``sla:`` and the event's, command's or action's id) -> its
   time (ms); the newest 1,000 - 30 days after the last change
@@ -133,6 +137,9 @@ class Keys:
 
     def sms_optout(self, our_number: str, customer_number: str) -> str:
         return f"{self.prefix}sms:optout:{our_number}:{customer_number}"
+
+    def whatsapp_inbound(self, our_number: str, customer_number: str) -> str:
+        return f"{self.prefix}whatsapp:inbound:{our_number}:{customer_number}"
 
     def chat_mailbox(self, visitor_id: str) -> str:
         return f"{self.prefix}chat:mailbox:{visitor_id}"

@@ -1,8 +1,9 @@
 """CSAT surveys between outbound (which sends them) and ingest (which records the answers).
 
-On SMS and chat the survey asks for a bare 1-5 reply: outbound records the thread's pending
-survey in ``survey:pending:{thread_key}`` for the answer window, and ingest turns a reply whose
-whole text is a score into a ``survey.answered`` event instead of a message. By email the
+On SMS, WhatsApp and chat (:data:`SCORE_REPLY_CHANNELS`) the survey asks for a bare 1-5
+reply: outbound records the thread's pending survey in ``survey:pending:{thread_key}`` for the
+answer window, and ingest turns a reply whose whole text is a score into a ``survey.answered``
+event instead of a message. By email the
 survey carries links ``{SWITCHBOARD_PUBLIC_URL}/v1/surveys/{token}?score=N``; the token is a
 JWT (HS256, ``SURVEY_LINK_KEY``) naming the conversation, the survey command, the thread and
 an expiry, so ingest needs no state to check a click. Both ways the answer's event id derives
@@ -19,7 +20,7 @@ from typing import Final
 
 from redis.asyncio import Redis
 
-from libs.common.events import event_id
+from libs.common.events import Channel, event_id
 from libs.common.keys import Keys
 from libs.common.redis_client import as_text
 from libs.common.signed_tokens import SignedTokens, TokenExpired, TokenInvalid
@@ -28,6 +29,8 @@ LINK_PATH: Final = "/v1/surveys"
 AUDIENCE: Final = "switchboard-survey"
 MAX_TOKEN_CHARS: Final = 2048
 SCORES: Final = range(1, 6)
+SCORE_REPLY_CHANNELS: Final[frozenset[Channel]] = frozenset({"sms", "whatsapp", "chat"})
+"""Channels whose survey is answered by replying with a bare score."""
 _BARE_SCORE: Final = re.compile(r"[\W_]*([1-5])[\W_]*")
 
 

@@ -20,6 +20,7 @@ from libs.common import metrics
 from libs.common.events import (
     AgentAction,
     ConversationRouted,
+    DeliveryReport,
     Event,
     EventData,
     IncidentDetected,
@@ -88,13 +89,17 @@ class FanOut:
             queue = await self._conversations.queue_of(data.conversation_id)
             if queue is not None:
                 await self._append(queue, "receipt", event, data.conversation_id)
+        elif isinstance(data, DeliveryReport) and data.conversation_id is not None:
+            queue = await self._conversations.queue_of(data.conversation_id)
+            if queue is not None:  # delivered, read (WhatsApp), failed: shown on the message
+                await self._append(queue, "delivery", event, data.conversation_id)
         elif isinstance(data, IncidentDetected):
             queue = data.queue or await self._conversations.queue_of(data.first_conversation_id)
             if queue is not None:
                 await self._append(queue, "incident", event, data.first_conversation_id)
         elif isinstance(data, AgentAction):
             await self._action(event, data)
-        return []  # provider delivery reports and other types concern no queue
+        return []  # delivery reports naming no conversation and other types concern no queue
 
     async def _action(self, event: Event, action: AgentAction) -> None:
         conversation = action.conversation_id

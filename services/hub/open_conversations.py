@@ -152,6 +152,8 @@ class OpenConversations:
             "last_text": routed.text[:LAST_TEXT_CHARS],
             "last_at": _ms(routed.received_at),
         }
+        if routed.reply_window_closes_at is not None:
+            fields["window_closes"] = _ms(routed.reply_window_closes_at)
         await self._call("open", routed.conversation_id, *(x for kv in fields.items() for x in kv))
 
     async def deadline(
@@ -248,6 +250,7 @@ def _summary(conversation_id: str, fields: dict[str, str]) -> dict[str, Any]:
         "assignee": fields.get("assignee"),
         "last_text": fields.get("last_text"),
         "last_at": _iso(fields.get("last_at")),
+        "reply_window_closes_at": _iso(fields.get("window_closes")),
         "deadlines": deadlines,
         "next_deadline": min((d for d in deadlines.values() if d), default=None),
         "clocks": {

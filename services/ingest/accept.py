@@ -32,7 +32,12 @@ from libs.common.events import Channel, Event, MessageReceived, SurveyAnswered, 
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
-from libs.contracts.surveys import PendingSurveys, answer_id, parse_score
+from libs.contracts.surveys import (
+    SCORE_REPLY_CHANNELS,
+    PendingSurveys,
+    answer_id,
+    parse_score,
+)
 from libs.domain.language import detect_language
 
 log = get_logger(__name__)
@@ -112,7 +117,7 @@ class Acceptor:
         """The survey answer this message is, if it is one (see the module's docstring)."""
         if (
             self._surveys is None
-            or message.channel not in ("sms", "chat")
+            or message.channel not in SCORE_REPLY_CHANNELS
             or message.automated is not None
             or message.attachments
         ):

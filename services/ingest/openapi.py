@@ -88,9 +88,19 @@ def _sms_paths() -> dict[str, Any]:
             },
             "SmsMessageSid": {},
             "AccountSid": _account_sid(),
-            "From": {"description": "The customer's number (E.164, short code or alphanumeric)."},
-            "To": {"description": "Our number."},
+            "From": {
+                "description": "The customer's number (E.164, short code or alphanumeric); "
+                "``whatsapp:+E164`` makes the message a WhatsApp one."
+            },
+            "To": {"description": "Our number (``whatsapp:+E164`` on WhatsApp)."},
             "Body": {"description": "The text; consent keywords (STOP, START, HELP) included."},
+            "ProfileName": {"description": "WhatsApp: the name the customer gave WhatsApp."},
+            "WaId": {"description": "WhatsApp: the customer's WhatsApp id (their number)."},
+            "ButtonText": {"description": "WhatsApp: the quick-reply button the customer chose."},
+            "Latitude": {"description": "WhatsApp: a shared location (with Longitude)."},
+            "Longitude": {},
+            "Address": {},
+            "Label": {},
             "NumMedia": {
                 "pattern": "^[0-9]+$",
                 "description": f"Attachments; at most {sms.MAX_MEDIA} are read.",
@@ -113,7 +123,7 @@ def _sms_paths() -> dict[str, Any]:
     )
     return {
         sms.PATH: _twilio_operation(
-            "Inbound SMS/MMS (Twilio messaging webhook).",
+            "Inbound SMS/MMS and WhatsApp (Twilio messaging webhook).",
             inbound,
             {
                 "description": "On Kafka (or already was): empty TwiML, so Twilio sends nothing.",
@@ -123,7 +133,8 @@ def _sms_paths() -> dict[str, Any]:
             "number, or the form not UTF-8.",
         ),
         sms.STATUS_PATH: _twilio_operation(
-            "Delivery status callback of an SMS we sent.",
+            "Delivery status callback of an SMS or WhatsApp message we sent (``read`` included); "
+            "the ``conversation`` query parameter outbound sets names its conversation.",
             status,
             {"description": "Recorded and published, or older than the status stored."},
             "MessageSid, MessageStatus, ErrorCode or AccountSid malformed, or the form not UTF-8.",

@@ -1,4 +1,11 @@
-"""SMS from Twilio: inbound messages and delivery status callbacks, signature-checked.
+"""SMS and WhatsApp from Twilio: inbound messages and delivery status callbacks, signature-checked.
+
+WhatsApp arrives on the same webhook as SMS (a Twilio number or sender can point both at it):
+``From=whatsapp:+E164`` makes a message ``whatsapp``, its thread keyed by the two numbers like
+an SMS thread, the customer's number in plain E.164 (so the same person on SMS is the same
+customer), ``ProfileName`` as the display name, a shared location as a ``geo:`` attachment and a
+quick-reply button's text as the text. Every WhatsApp message also moves the customer-service
+window (:mod:`libs.contracts.whatsapp`) before it is acknowledged.
 
 Twilio signs ``X-Twilio-Signature`` over the public URL it called (TLS ends at the ingress, so
 the URL is rebuilt from ``SWITCHBOARD_PUBLIC_URL`` and the raw request target, not from the
@@ -41,6 +48,7 @@ from redis.exceptions import RedisError
 from libs.common import metrics
 from libs.common.events import (
     Attachment,
+    Channel,
     CustomerIdentity,
     DeliveryReport,
     DeliveryStatus,
@@ -52,7 +60,7 @@ from libs.common.events import (
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
-from libs.contracts import optout
+from libs.contracts import optout, whatsapp
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
 log = get_logger(__name__)
@@ -62,6 +70,11 @@ STATUS_PATH: Final = "/v1/sms/twilio/status"
 MAX_BODY_BYTES: Final = 64 * 1024
 TWIML_EMPTY: Final = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_MEDIA: Final = 10
+LOCATION_TYPE: Final = "application/geo+uri"
+"""Content type of a shared WhatsApp location; its ``url`` is an RFC 5870 ``geo:`` URI."""
+CONVERSATION_PARAM: Final = "conversation"
+"""Query parameter of the status callback URL outbound gives Twilio: the conversation answered."""
+MAX_CONVERSATION_ID: Final = 128
 STATUS_TTL: Final = 7 * DAY
 
 MESSAGE_SID_PATTERN: Final = r"^(SM|MM)[0-9a-f]{32}$"
@@ -226,7 +239,9 @@ def normalise(
     if not _MESSAGE_SID.fullmatch(sid):
         raise InvalidWebhook("MessageSid is not a Twilio message SID (SM or MM, 32 hex digits)")
     check_account(form, account_sid)
-    customer_phone, our_number = e164(sender), e164(recipient)
+    channel: Channel = "whatsapp" if whatsapp.is_address(sender) else "sms"
+    customer_phone = e164(whatsapp.number_of(sender))
+    our_number = e164(whatsapp.number_of(recipient))
     try:
         media_count = min(int(form.get("NumMedia", "0")), MAX_MEDIA)
     except ValueError:
@@ -238,15 +253,17 @@ def normalise(
             url=form.get(f"MediaUrl{i}"),
         )
         for i in range(media_count)
-    )
-    text = form.get("Body", "")
+    ) + _location(form)
+    text = form.get("Body") or form.get("ButtonText") or ""
     keyword = optout.classify(text)
     message = MessageReceived(
-        channel="sms",
+        channel=channel,
         provider="twilio",
         provider_message_id=sid,
-        thread_key=f"sms:{our_number}:{customer_phone}",
-        customer=CustomerIdentity(phone=customer_phone),
+        thread_key=f"{channel}:{our_number}:{customer_phone}",
+        customer=CustomerIdentity(
+            phone=customer_phone, display_name=form.get("ProfileName") or None
+        ),
         recipient=our_number,
         text=text,
         attachments=attachments,
@@ -254,7 +271,22 @@ def normalise(
         received_at=received_at,
         raw_ref=f"twilio:{form.get('AccountSid', '')}:{sid}",
     )
-    return event_id("sms", "twilio", sid), message
+    return event_id(channel, "twilio", sid), message
+
+
+def _location(form: MultiDictProxy[str]) -> tuple[Attachment, ...]:
+    """A location the customer shared on WhatsApp, as a ``geo:`` attachment (or none)."""
+    latitude, longitude = form.get("Latitude"), form.get("Longitude")
+    if not latitude or not longitude:
+        return ()
+    try:
+        lat, lon = float(latitude), float(longitude)
+    except ValueError:
+        raise InvalidWebhook("Latitude and Longitude must be numbers") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidWebhook("Latitude or Longitude out of range")
+    name = form.get("Label") or form.get("Address") or None
+    return (Attachment(name=name, content_type=LOCATION_TYPE, url=f"geo:{lat},{lon}"),)
 
 
 class TwilioWebhook:
@@ -289,8 +321,9 @@ class TwilioWebhook:
             return _reject(str(exc), 400)
         try:
             await self._apply_keyword(message_id, message)
+            await self._open_window(message)
             outcome = await self._acceptor.accept(
-                message, event_id=message_id, source="/ingest/sms"
+                message, event_id=message_id, source=f"/ingest/{message.channel}"
             )
         except (Unavailable, RedisError):
             return web.Response(status=503, headers={"Retry-After": "5"})
@@ -310,10 +343,11 @@ class TwilioWebhook:
         kind, word = keyword
         if await self._redis.get(self._keys.ingest_accepted(message_id)) == b"done":
             return
+        our = message.recipient
         await optout.record(
             self._redis,
             self._keys,
-            message.recipient,
+            whatsapp.optout_address(our) if message.channel == "whatsapp" else our,
             message.customer.phone,
             kind,
             word,
@@ -321,6 +355,15 @@ class TwilioWebhook:
         )
         metrics.sms_keywords.labels(kind).inc()
         log.info("sms consent keyword", kind=kind, event_id=message_id)
+
+    async def _open_window(self, message: MessageReceived) -> None:
+        """A WhatsApp message opens (or extends) the customer-service window, recorded before
+        the 200 so outbound never sees the message routed without its window."""
+        if message.channel != "whatsapp" or not message.recipient or not message.customer.phone:
+            return
+        await whatsapp.record_inbound(
+            self._redis, self._keys, message.recipient, message.customer.phone, message.received_at
+        )
 
 
 # --- status callbacks -----------------------------------------------------------------------
@@ -356,9 +399,14 @@ return 1
 
 
 def parse_status(
-    pairs: Iterable[tuple[str, str]], at: datetime, account_sid: str
+    pairs: Iterable[tuple[str, str]],
+    at: datetime,
+    account_sid: str,
+    conversation_id: str | None = None,
 ) -> DeliveryReport:
-    """The delivery report of one status callback form, or :class:`InvalidWebhook`."""
+    """The delivery report of one status callback form, or :class:`InvalidWebhook`.
+
+    ``conversation_id`` comes from the callback URL outbound gave Twilio (signed with it)."""
     form = MultiDict(pairs)
     check_account(form, account_sid)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
@@ -371,14 +419,16 @@ def parse_status(
     if code and not _ERROR_CODE.fullmatch(code):
         raise InvalidWebhook("ErrorCode is not a number")
     status, _ = _STATUS_RANK.get(word, ("unknown", 0))
+    addresses = (form.get("To") or "", form.get("From") or "")
     return DeliveryReport(
-        channel="sms",
+        channel="whatsapp" if any(map(whatsapp.is_address, addresses)) else "sms",
         provider="twilio",
         provider_message_id=sid,
         status=status,
         provider_status=word,
         error_code=code or None,
         at=at,
+        conversation_id=conversation_id or None,
     )
 
 
@@ -410,7 +460,12 @@ class TwilioStatusCallback:
     async def __call__(self, request: web.Request) -> web.Response:
         try:
             pairs = await read_signed_form(request, self._auth_token, self._public_url)
-            report = parse_status(pairs, utc_now(), self._account_sid)
+            report = parse_status(
+                pairs,
+                utc_now(),
+                self._account_sid,
+                request.query.get(CONVERSATION_PARAM, "")[:MAX_CONVERSATION_ID],
+            )
         except Rejected as exc:
             return _reject(exc.reason, exc.status)
         except InvalidWebhook as exc:

@@ -12,6 +12,7 @@ from libs.common.events import OutboundCommand
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
 from libs.common.service import (
+    CLOCK,
     REDIS,
     SETTINGS,
     TOPICS,
@@ -20,6 +21,7 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
+from libs.contracts import whatsapp
 from libs.contracts.optout import is_opted_out
 from libs.contracts.sent_mail import SentMail
 from libs.contracts.surveys import PendingSurveys, SurveyLinks
@@ -30,10 +32,12 @@ from services.outbound.senders.base import Sender
 from services.outbound.senders.chat import ChatSender
 from services.outbound.senders.email import SmtpEmail
 from services.outbound.senders.sms import TwilioSms
+from services.outbound.senders.whatsapp import TwilioWhatsApp
 from services.outbound.senders.x import XReplies
 from services.outbound.sends import SendRecords
 from services.outbound.survey_sends import SurveyPreparer
 from services.outbound.webhooks import WebhookDispatcher, webhook_topics
+from services.outbound.whatsapp_window import CustomerServiceWindow
 
 LIVE_CONFIG = web.AppKey("live_config", LiveConfig[OutboundRuntime])
 DELIVERER = web.AppKey("deliverer", Deliverer)
@@ -54,6 +58,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     senders: dict[str, Sender] = {
         "sms": sms,
+        "whatsapp": TwilioWhatsApp(sms),
         "chat": ChatSender(app[REDIS], Keys(settings.switchboard_key_prefix)),
     }
     if settings.smtp_host:
@@ -74,6 +79,8 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def sms_opted_out(command: OutboundCommand) -> bool:
         our = command.sender or settings.twilio_from_number
+        if command.channel == "whatsapp":
+            our = whatsapp.optout_address(our)
         return await is_opted_out(redis, keys, our, command.recipient)
 
     app[DELIVERER] = Deliverer(
@@ -88,6 +95,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
             public_url=settings.switchboard_public_url,
         ),
         acknowledgements=AcknowledgementLimits(redis, keys),
+        whatsapp_window=CustomerServiceWindow(redis, keys, settings.twilio_from_number, app[CLOCK]),
     )
     webhook_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT))
     app[WEBHOOKS] = WebhookDispatcher(

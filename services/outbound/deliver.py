@@ -38,6 +38,7 @@ from services.outbound.senders.base import (
 from services.outbound.sends import SendRecords
 from services.outbound.survey_sends import SurveyPreparer
 from services.outbound.templates import TemplateMissing, text_to_html
+from services.outbound.whatsapp_window import CustomerServiceWindow, window_closed_error
 
 log = get_logger(__name__)
 SOURCE = "/outbound"
@@ -75,6 +76,7 @@ class Deliverer:
         sms_opted_out: OptOutCheck | None = None,
         surveys: SurveyPreparer | None = None,
         acknowledgements: AcknowledgementLimits | None = None,
+        whatsapp_window: CustomerServiceWindow | None = None,
         max_attempts: int = MAX_SEND_ATTEMPTS,
         sleep: SleepFn = asyncio.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
@@ -86,6 +88,7 @@ class Deliverer:
         self._sms_opted_out = sms_opted_out
         self._surveys = surveys
         self._acknowledgements = acknowledgements
+        self._whatsapp_window = whatsapp_window
         self._max_attempts = max_attempts
         self._sleep = sleep
         self._jitter = jitter
@@ -139,7 +142,10 @@ class Deliverer:
         sender = self._senders.get(admitted.channel)
         if sender is None:
             return Outcome("failed", None, f"no sender for channel {admitted.channel}", 0)
-        message = await self._message(admitted, thread_key)
+        template = await self._outside_window(admitted, thread_key)
+        if isinstance(template, Outcome):
+            return template
+        message = template or await self._message(admitted, thread_key)
         if isinstance(message, Outcome):
             return message
         return await self._send_with_retries(sender, message, admitted.channel)
@@ -159,6 +165,8 @@ class Deliverer:
             return Outcome("suppressed", None, record.error, record.attempts)
         if record.state == "dead-lettered":
             return Outcome("dead-lettered", None, record.error, record.attempts)
+        if record.state == "window_closed":
+            return Outcome("window_closed", None, record.error, record.attempts)
         if record.state == "in_flight":
             log.warning("command was interrupted mid-send; not resending", command_id=command_id)
             return Outcome("unknown", None, "interrupted during the provider call", record.attempts)
@@ -176,9 +184,9 @@ class Deliverer:
         reason = refusal(command, self._live.current.config.outbound, thread_key)
         if reason is not None:
             return reason
-        opted_out = self._sms_opted_out if command.channel == "sms" else None
+        opted_out = self._sms_opted_out if command.channel in ("sms", "whatsapp") else None
         if opted_out is not None and await opted_out(command):
-            return "the customer opted out of SMS (STOP)"
+            return f"the customer opted out of {command.channel} (STOP)"
         if command.kind == "survey" and self._surveys is not None:
             prepared = await self._surveys.prepare(
                 command,
@@ -201,6 +209,28 @@ class Deliverer:
         log.info("outbound command suppressed", command_id=command_id, reason=reason)
         await self._sends.finish(command_id, "suppressed", error=reason)
         return Outcome("suppressed", None, reason, 0)
+
+    async def _outside_window(
+        self, command: OutboundCommand, thread_key: str
+    ) -> OutgoingMessage | Outcome | None:
+        """WhatsApp after the customer-service window: the approved template of the command's
+        kind, or a final ``window_closed`` (recorded: a redelivery is refused the same way);
+        ``None``: free-form may go out (inside the window, or another channel)."""
+        if command.channel != "whatsapp" or self._whatsapp_window is None:
+            return None
+        try:
+            fit = await self._whatsapp_window.fit(command, self._live.current.config.whatsapp)
+        except TemplateMissing as exc:
+            await self._sends.finish(command.command_id, "failed", error=str(exc))
+            return Outcome("failed", None, str(exc), 0)
+        if fit == "free_form":
+            return None
+        if fit == "window_closed":
+            error = window_closed_error(command)
+            log.info("whatsapp window closed; not sent", command_id=command.command_id)
+            await self._sends.finish(command.command_id, "window_closed", error=error)
+            return Outcome("window_closed", None, error, 0)
+        return fit.message(command, thread_key)
 
     async def _message(
         self, command: OutboundCommand, thread_key: str
@@ -300,6 +330,7 @@ class Deliverer:
             references=tuple(command.params.get(REFERENCES_PARAM, "").split()),
             automatic=command.kind in AUTOMATIC_KINDS,
             thread_key=thread_key,
+            conversation_id=command.conversation_id,
         )
 
 

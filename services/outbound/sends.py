@@ -19,7 +19,9 @@ from libs.common.keys import DAY, Keys
 from libs.common.redis_client import as_text
 
 SEND_TTL = 7 * DAY
-SendState = Literal["in_flight", "sent", "retry", "failed", "suppressed", "dead-lettered"]
+SendState = Literal[
+    "in_flight", "sent", "retry", "failed", "suppressed", "dead-lettered", "window_closed"
+]
 SEND_STATES: tuple[SendState, ...] = (
     "in_flight",
     "sent",
@@ -27,6 +29,7 @@ SEND_STATES: tuple[SendState, ...] = (
     "failed",
     "suppressed",
     "dead-lettered",
+    "window_closed",
 )
 
 

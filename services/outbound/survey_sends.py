@@ -16,7 +16,13 @@ import msgspec
 from libs.common.config import SurveySettings
 from libs.common.events import OutboundCommand
 from libs.common.logs import get_logger
-from libs.contracts.surveys import LinkTicket, PendingSurvey, PendingSurveys, SurveyLinks
+from libs.contracts.surveys import (
+    SCORE_REPLY_CHANNELS,
+    LinkTicket,
+    PendingSurvey,
+    PendingSurveys,
+    SurveyLinks,
+)
 
 log = get_logger(__name__)
 SURVEY_URL_PARAM = "survey_url"
@@ -57,7 +63,7 @@ class SurveyPreparer:
             return msgspec.structs.replace(
                 command, params={**command.params, SURVEY_URL_PARAM: url}
             )
-        if command.channel in ("sms", "chat"):
+        if command.channel in SCORE_REPLY_CHANNELS:
             await self._pending.record(
                 thread_key,
                 PendingSurvey(command.conversation_id, command.command_id),

@@ -177,6 +177,11 @@ class Router:
             automated=message.automated,
             linked_conversation_id=linked,
             subject=message.subject,
+            reply_window_closes_at=(
+                message.received_at + config.whatsapp.window
+                if message.channel == "whatsapp"
+                else None
+            ),
         )
         metrics.conversations_routed.labels(placement.queue, message.channel).inc()
         annotate(

@@ -38,6 +38,12 @@ class OutgoingMessage:
     """Sent without a human (acknowledgement, status update): mail says ``Auto-Submitted``."""
     thread_key: str | None = None
     """The conversation's thread key (``x-dm:…`` says a social message came as a DM)."""
+    conversation_id: str | None = None
+    """The conversation answered: Twilio's status callbacks name it (read receipts)."""
+    content_sid: str | None = None
+    """WhatsApp after the customer-service window: the approved template sent instead of
+    ``text`` (Twilio Content API), with ``content_variables`` (JSON) filling it."""
+    content_variables: str | None = None
 
 
 class Sender(Protocol):

@@ -1,4 +1,5 @@
-"""SMS out through the official twilio client (async HTTP), against any Twilio-compatible API."""
+"""SMS (and, through :mod:`services.outbound.senders.whatsapp`, WhatsApp) out through the
+official twilio client (async HTTP), against any Twilio-compatible API."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -86,18 +88,33 @@ class TwilioSms:
         self._status_callback = status_callback
         self._clock = clock
 
+    @property
+    def default_sender(self) -> str:
+        return self._default_sender
+
     async def close(self) -> None:
         await self._http.close()
+
+    def _callback_for(self, message: OutgoingMessage) -> str | None:
+        """The status callback URL, naming the conversation so its receipts reach it."""
+        if self._status_callback is None or message.conversation_id is None:
+            return self._status_callback
+        return f"{self._status_callback}?{urlencode({'conversation': message.conversation_id})}"
 
     async def send(self, message: OutgoingMessage) -> str:
         box: list[str] = []
         token = _retry_after_box.set(box)
+        content: dict[str, Any] = (
+            {"content_sid": message.content_sid, "content_variables": message.content_variables}
+            if message.content_sid
+            else {"body": message.text}
+        )
         try:
             created = await self._client.messages.create_async(
                 to=message.recipient,
                 from_=message.sender or self._default_sender,
-                body=message.text,
-                status_callback=self._status_callback,
+                status_callback=self._callback_for(message),
+                **content,
             )
         except TwilioRestException as exc:
             if exc.status == 429 or exc.status >= 500:
