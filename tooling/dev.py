@@ -74,6 +74,7 @@ class DevSystem:
             smtp_port=self.smtp_port,
             x_sandbox_url=self.x_url,
             x_user_id=DEV_X_USER_ID,
+            twilio_sandbox_url=self.twilio_url,
         )
 
     def hub(self) -> ServiceProcess:

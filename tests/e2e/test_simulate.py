@@ -12,7 +12,7 @@ import pytest
 from tooling.devstack import free_port
 
 pytestmark = pytest.mark.e2e
-CHANNELS = {"sms", "email", "chat", "social"}
+CHANNELS = {"sms", "whatsapp", "email", "chat", "social"}
 
 
 async def test_simulated_traffic_is_routed_and_answered_on_every_channel(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ sets): :meth:`TwilioSandbox.whatsapp_webhook_form` is a customer writing (it ope
 a free-form send (``Body``) after the window is accepted and then fails with error 63016 as
 Twilio does, and a template send (``ContentSid`` + ``ContentVariables``) always goes out.
 :meth:`TwilioSandbox.report_status` (or ``POST /sandbox/messages/{sid}/status``, ``{"status":
-"read"}``) posts a signed status callback as Twilio would, ``read`` included.
+"read"}``) posts a signed status callback as Twilio would, ``read`` included. Clients in another
+process write as a WhatsApp customer through ``POST /sandbox/whatsapp/inbound``.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class TwilioSandbox:
         app.router.add_get("/sandbox/messages", self._list)
         app.router.add_post("/sandbox/failures", self._script_failure)
         app.router.add_post("/sandbox/messages/{sid}/status", self._status)
+        app.router.add_post("/sandbox/whatsapp/inbound", self._whatsapp_inbound)
         return app
 
     def whatsapp_webhook_form(
@@ -153,6 +155,18 @@ class TwilioSandbox:
             session.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response,
         ):
             return response.status
+
+    async def _whatsapp_inbound(self, request: web.Request) -> web.Response:
+        """``{"from", "to", "body", "profile_name"}``: a customer writing on WhatsApp, for
+        clients in another process (the simulator); answers the form to post to the webhook."""
+        spec = await request.json()
+        form = self.whatsapp_webhook_form(
+            sender=str(spec["from"]),
+            recipient=str(spec["to"]),
+            body=str(spec["body"]),
+            profile_name=str(spec.get("profile_name", "Customer")),
+        )
+        return web.json_response(form)
 
     async def _status(self, request: web.Request) -> web.Response:
         spec = await request.json()

@@ -1,6 +1,7 @@
 """``switchboard simulate``: the dev system with simulated customers and agents, summarised live.
 
-    switchboard simulate [--rate 4] [--duration SECONDS] [--mix sms=4,email=3,chat=2,social=1]
+    switchboard simulate [--rate 4] [--duration SECONDS]
+                         [--mix sms=4,whatsapp=2,email=3,chat=2,social=1]
                          [--agents 4] [--handle-seconds 20] [--spike-at 30]
 
 Without ``--duration`` it runs until Ctrl-C. The exit code is 0 when every message was
@@ -24,7 +25,7 @@ from tooling.simulate.agents import AgentPlan
 from tooling.simulate.customers import TrafficPlan, parse_mix
 from tooling.simulate.summary import render
 
-DEFAULT_MIX = "sms=4,email=3,chat=2,social=1"
+DEFAULT_MIX = "sms=4,whatsapp=2,email=3,chat=2,social=1"
 
 
 def parser() -> argparse.ArgumentParser:

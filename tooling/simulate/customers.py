@@ -29,7 +29,7 @@ import aiosmtplib
 from twilio.request_validator import RequestValidator
 
 from libs.common.events import Channel
-from tooling.sandbox.twilio import sms_webhook_form
+from tooling.sandbox.twilio import sms_webhook_form, whatsapp_form
 from tooling.simulate.summary import Latencies
 
 EXAMPLES: Final = Path(__file__).parents[2] / "config" / "examples" / "customer-service.csv"
@@ -41,7 +41,7 @@ SCENARIOS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 SPIKE_TEXT: Final = "Checkout is broken: my card payment keeps failing with an error on your site"
 FOLLOW_UP_TEXT: Final = "Any news on this? I am still waiting."
-CHANNELS: Final[tuple[Channel, ...]] = ("sms", "email", "chat", "social")
+CHANNELS: Final[tuple[Channel, ...]] = ("sms", "whatsapp", "email", "chat", "social")
 SEND_TIMEOUT: Final = 15.0
 ACCOUNT: Final = "AC" + "0" * 32
 """The Twilio account the simulated webhooks name (ingest keeps it in the raw reference)."""
@@ -59,10 +59,12 @@ class Endpoints:
     smtp_port: int
     x_sandbox_url: str | None = None
     x_user_id: str | None = None
+    twilio_sandbox_url: str | None = None
+    """The Twilio sandbox, told of every WhatsApp message so it knows each 24-hour window."""
 
 
 def parse_mix(text: str) -> dict[Channel, float]:
-    """``sms=4,email=3,chat=2,social=1`` as weights (missing channels get none)."""
+    """``sms=4,whatsapp=2,email=3,chat=2,social=1`` as weights (missing channels get none)."""
     weights: dict[Channel, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
@@ -160,6 +162,8 @@ class Customers:
                 match thread.channel:
                     case "sms":
                         await self._sms(thread, text)
+                    case "whatsapp":
+                        await self._whatsapp(thread, text)
                     case "email":
                         await self._email(thread, text)
                     case "chat":
@@ -192,6 +196,31 @@ class Customers:
         form = sms_webhook_form(
             sender=phone, recipient=self._endpoints.our_number, body=text, account_sid=ACCOUNT
         )
+        await self._post_twilio(form)
+
+    async def _whatsapp(self, thread: Thread, text: str) -> None:
+        """A WhatsApp message as Twilio posts it, on the SMS webhook; the sandbox hears of it
+        first, as Twilio would, so the acknowledgement goes out inside the window."""
+        phone = self._phone(thread)
+        thread.thread_key = f"whatsapp:{self._endpoints.our_number}:{phone}"
+        sandbox = self._endpoints.twilio_sandbox_url
+        if sandbox is None:
+            form = whatsapp_form(
+                sender=phone,
+                recipient=self._endpoints.our_number,
+                body=text,
+                profile_name=f"Customer {thread.number}",
+                sid="SM" + uuid.uuid4().hex,
+                account_sid=ACCOUNT,
+            )
+        else:
+            spec = {"from": phone, "to": self._endpoints.our_number, "body": text}
+            async with self._http.post(f"{sandbox}/sandbox/whatsapp/inbound", json=spec) as answer:
+                answer.raise_for_status()
+                form = await answer.json()
+        await self._post_twilio(form)
+
+    async def _post_twilio(self, form: dict[str, str]) -> None:
         path = "/v1/sms/twilio"
         signature = self._validator.compute_signature(self._endpoints.public_url + path, form)
         async with self._http.post(
