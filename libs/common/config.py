@@ -278,9 +278,20 @@ def event_type_named(name: str) -> str | None:
     return None
 
 
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
+"""ISO 639-1, as ingest detects it on ``message.received``."""
+
+
 class ClassifierSettings(_Model):
     threshold: float = Field(default=0.5, ge=0, le=1)
     seed: int = 0
+    languages: list[LanguageCode] | None = None
+    """The languages the issue types' phrases, patterns and examples are written in. A message
+    detected in another one is not classified by them: it gets a type from the few-shot
+    ``examples_by_language`` of its language, or ``unknown``. None: every message is."""
+    examples_by_language: dict[LanguageCode, dict[str, list[str]]] = {}
+    """Few-shot examples in languages outside ``languages``: language -> issue type -> messages
+    of that type written in it (two or more types, two or more messages each)."""
 
 
 Template = dict[str, str]

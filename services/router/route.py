@@ -50,7 +50,7 @@ class Verdict:
 def decide(runtime: RouterRuntime, message: MessageReceived, tier: str | None) -> Verdict:
     """Classify and apply the rules; pure, so replay can run it under another configuration."""
     text = f"{message.subject or ''}\n{message.text}"
-    classification = runtime.classifier.classify(text)
+    classification = runtime.by_language.classify(text, message.language)
     facts = MessageFacts(
         channel=message.channel,
         issue_type=classification.issue_type,

@@ -11,6 +11,7 @@ from libs.common.config import Config, IssueTypeConfig, build_calendars
 from libs.common.logs import get_logger
 from libs.domain.calendar import BusinessCalendar
 from services.router.issue_types import IssueClassifier, IssueTypeSpec
+from services.router.languages import ClassifiersByLanguage
 from services.router.rules import RoutingTable
 
 log = get_logger(__name__)
@@ -22,6 +23,9 @@ class RouterRuntime:
     calendars: dict[str, BusinessCalendar]
     table: RoutingTable
     classifier: IssueClassifier
+    by_language: ClassifiersByLanguage
+    """What classifies a message: ``classifier``, or few-shot examples in the message's
+    language when the classifier's languages do not include it."""
 
     @classmethod
     def build(cls, config: Config, path: Path) -> RouterRuntime:
@@ -47,6 +51,7 @@ class RouterRuntime:
             calendars=calendars,
             table=RoutingTable(config, calendars),
             classifier=classifier,
+            by_language=ClassifiersByLanguage.build(config, classifier),
         )
 
 
