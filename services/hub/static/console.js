@@ -797,6 +797,7 @@
       var badge = slaBadge(c, now), node = li.querySelector(".sla");
       node.textContent = badge.text;
       node.className = "sla " + badge.cls;
+      showWindow(li.querySelector(".window"), c, now);
     });
     var head = document.querySelector(".detail-head .sla");
     var open = selected ? find(selected) : null;
@@ -804,7 +805,15 @@
       var b = slaBadge(open, now);
       head.textContent = b.text;
       head.className = "sla " + b.cls;
+      showWindow(document.querySelector(".detail-head .window"), open, now);
     }
+  }
+
+  function showWindow(node, c, now) {
+    var shown = node && windowBadge(c, now);
+    if (!shown) return;
+    node.textContent = shown.text;
+    node.className = "sla window " + shown.cls;
   }
 
   // --- start -------------------------------------------------------------------------------
