@@ -10,7 +10,9 @@ For every configuration: top-1 accuracy (by length), the confidence it gives rig
 no-language texts, the outcome when its threshold is set just above every no-language text
 (right, abstained, wrong), microseconds per message (p50/p99 of single calls after a warm-up
 pass), seconds to load and memory added. ``switchboard`` is what ingest runs
-(:mod:`libs.domain.language`, with its own threshold).
+(:mod:`libs.domain.language`, with its own threshold). lingua is not a dependency of the
+project: install it beside it (``pip install lingua-language-detector==2.1.1``) to measure it
+too; without it its rows are skipped.
 
     python -m bench.language_detect [--repeat 5]
 """
