@@ -377,6 +377,12 @@ def _chat_paths() -> dict[str, Any]:
                             "text": {"type": "string", "maxLength": frames.MAX_TEXT_CHARS},
                             "name": {"type": "string", "maxLength": frames.MAX_NAME_CHARS},
                             "email": {"type": "string", "maxLength": frames.MAX_EMAIL_CHARS},
+                            "language": {
+                                "type": "string",
+                                "maxLength": frames.MAX_LANGUAGE_CHARS,
+                                "description": "The browser's language (navigator.language): "
+                                "a hint to the text's, which decides when the text cannot.",
+                            },
                         },
                     },
                     "server-frames": ["ready", "ack", "error", "reply"],
