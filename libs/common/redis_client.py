@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -28,6 +30,15 @@ def create_redis(settings: Settings) -> Redis:
         health_check_interval=15,
     )
     return Redis.from_pool(pool)
+
+
+@cache
+def load_script(package: str, name: str) -> str:
+    """The Lua script ``name`` in the ``lua/`` folder of ``package``, read once per process.
+
+    Scripts are files, not Python strings, so they read (and are tested) as the code they are;
+    each starts with a header naming its KEYS and ARGV. They ship as package data."""
+    return (resources.files(package) / "lua" / name).read_text(encoding="utf-8")
 
 
 def as_text(value: bytes | str) -> str:

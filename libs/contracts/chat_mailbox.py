@@ -22,7 +22,7 @@ from typing import Final
 from redis.asyncio import Redis
 
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, load_script
 
 MAILBOX_MAXLEN: Final = 200
 MAILBOX_TTL: Final = 7 * DAY
@@ -31,19 +31,6 @@ VISITOR_ID: Final = re.compile(r"[0-9a-f]{32}")
 ENTRY_ID: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MAX_ENTRY_PART: Final = 2**64 - 1
 START: Final = "0-0"
-
-# KEYS: mailbox stream, reply marker. ARGV: max length, TTL, command id, text, time,
-# in reply to, channel. Returns the entry id (the existing one when the command was appended).
-_APPEND: Final = """
-local existing = redis.call('GET', KEYS[2])
-if existing then return existing end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*',
-  'command_id', ARGV[3], 'text', ARGV[4], 'at', ARGV[5], 'in_reply_to', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
-redis.call('PUBLISH', ARGV[7], id)
-return id
-"""
 
 
 def thread_key(visitor_id: str) -> str:
@@ -95,7 +82,9 @@ class Mailbox:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._append = redis.register_script(_APPEND)
+        self._append = redis.register_script(
+            load_script("libs.contracts", "chat_mailbox_append.lua")
+        )
 
     async def append(
         self,

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import ConversationRouted, CustomerIdentity, reply_address
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, load_script
 
 SUMMARY_TTL: Final = 30 * DAY
 NO_DEADLINE: Final = 2**52
@@ -28,68 +28,6 @@ NO_DEADLINE: Final = 2**52
 LAST_TEXT_CHARS: Final = 500
 DEADLINE: Final = "deadline:"
 CLOCK: Final = "clock:"
-
-# KEYS: summary hash. ARGV: op, open-set key prefix, TTL, no-deadline score, conversation id,
-# waiting-set key prefix, then per op: open -> field/value pairs (with 'queue'); deadline ->
-# metric, ms or '', the clock's latest SLA event kind; close -> nothing; move -> new queue.
-# Returns the queue the conversation was in ('' if none). The waiting set (of the assigner)
-# holds the open conversations that are neither assigned nor offered, scored like the open set.
-_TRACK: Final = """
-local function score()
-  local fields = redis.call('HGETALL', KEYS[1])
-  local best = nil
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], 1, 9) == 'deadline:' then
-      local v = tonumber(fields[i + 1])
-      if best == nil or v < best then best = v end
-    end
-  end
-  return best or tonumber(ARGV[4])
-end
-local op, prefix, id, waiting = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
-local previous = redis.call('HGET', KEYS[1], 'queue') or ''
-local function leave(queue)
-  redis.call('ZREM', prefix .. queue, id)
-  redis.call('ZREM', waiting .. queue, id)
-end
-local function enter(queue)
-  local s = score()
-  redis.call('ZADD', prefix .. queue, s, id)
-  if redis.call('HEXISTS', KEYS[1], 'assignee') == 0
-      and redis.call('HEXISTS', KEYS[1], 'offer') == 0 then
-    redis.call('ZADD', waiting .. queue, s, id)
-  end
-end
-if op == 'open' then
-  local queue = ''
-  for i = 7, #ARGV, 2 do
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-    if ARGV[i] == 'queue' then queue = ARGV[i + 1] end
-  end
-  if previous ~= '' and previous ~= queue then leave(previous) end
-  enter(queue)
-elseif op == 'deadline' then
-  if ARGV[8] == '' then
-    redis.call('HDEL', KEYS[1], 'deadline:' .. ARGV[7])
-  else
-    redis.call('HSET', KEYS[1], 'deadline:' .. ARGV[7], ARGV[8])
-  end
-  redis.call('HSET', KEYS[1], 'clock:' .. ARGV[7], ARGV[9])
-  if previous ~= '' then
-    redis.call('ZADD', prefix .. previous, 'XX', score(), id)
-    redis.call('ZADD', waiting .. previous, 'XX', score(), id)
-  end
-elseif op == 'close' then
-  if previous ~= '' then leave(previous) end
-  redis.call('HSET', KEYS[1], 'status', 'resolved')
-elseif op == 'move' then
-  if previous ~= '' then leave(previous) end
-  redis.call('HSET', KEYS[1], 'queue', ARGV[7], 'status', 'open')
-  enter(ARGV[7])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return previous
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +55,7 @@ class OpenConversations:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._track = redis.register_script(_TRACK)
+        self._track = redis.register_script(load_script("services.hub", "track_conversation.lua"))
 
     async def _call(self, op: str, conversation_id: str, *args: str | int) -> str:
         previous = await self._track(

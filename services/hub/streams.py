@@ -20,41 +20,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, load_script
 from libs.contracts.chat_mailbox import START, entry_order
 
 FIELD: Final = b"e"
 
-# KEYS: stream, seen marker, trimmed marker. ARGV: payload, max length, trim batch,
-# min id (ms), marker TTL. Returns the entry id (the existing one when appended before).
-_APPEND: Final = """
-local existing = redis.call('GET', KEYS[2])
-if existing then return existing end
-local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
-redis.call('SET', KEYS[2], id, 'EX', ARGV[5])
-local function trim_through(last)
-  local ms, seq = string.match(last, '^(%d+)-(%d+)$')
-  redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. (tonumber(seq) + 1))
-  local previous = redis.call('GET', KEYS[3])
-  local pms, pseq = string.match(previous or '0-0', '^(%d+)-(%d+)$')
-  if tonumber(ms) > tonumber(pms) or (ms == pms and tonumber(seq) > tonumber(pseq)) then
-    redis.call('SET', KEYS[3], last)
-  end
-end
-local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
-if excess >= tonumber(ARGV[3]) then
-  local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
-  trim_through(head[#head][1])
-end
--- Age: only when the oldest entry is past it (XREVRANGE from an id older than every entry
--- walks the whole stream on Redis 7.0: milliseconds per append at 10,000 entries).
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-if first[1] and tonumber(string.match(first[1][1], '^(%d+)-')) < tonumber(ARGV[4]) then
-  local old = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[4] .. '-0', '-', 'COUNT', 1)
-  if old[1] then trim_through(old[1][1]) end
-end
-return id
-"""
 
 Entry = tuple[str, bytes]
 
@@ -74,7 +44,7 @@ class QueueStreams:
         self._maxlen = maxlen
         self._max_age = max_age
         self._clock = clock
-        self._append = redis.register_script(_APPEND)
+        self._append = redis.register_script(load_script("services.hub", "stream_append.lua"))
 
     def key(self, queue: str) -> str:
         return self._keys.hub_stream(queue)

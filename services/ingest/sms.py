@@ -60,6 +60,7 @@ from libs.common.events import (
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
+from libs.common.redis_client import load_script
 from libs.contracts import optout, whatsapp
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
@@ -386,17 +387,6 @@ _SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 _WORD = re.compile(r"[a-z_-]{1,32}")
 _ERROR_CODE = re.compile(r"[0-9]{1,10}")
 
-# KEYS[1] status hash; ARGV: status, rank, provider status, error code, time, TTL.
-# Returns 1 when the callback is at least as far along as the one stored (and is now stored).
-_RECORD_STATUS: Final = """
-local stored = tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1')
-if tonumber(ARGV[2]) < stored then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'provider_status', ARGV[3],
-  'error_code', ARGV[4], 'at', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-return 1
-"""
-
 
 def parse_status(
     pairs: Iterable[tuple[str, str]],
@@ -455,7 +445,9 @@ class TwilioStatusCallback:
         self._timeout = timeout
         self._auth_token = auth_token
         self._public_url = public_url
-        self._record = redis.register_script(_RECORD_STATUS)
+        self._record = redis.register_script(
+            load_script("services.ingest", "record_sms_status.lua")
+        )
 
     async def __call__(self, request: web.Request) -> web.Response:
         try:

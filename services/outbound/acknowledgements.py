@@ -14,26 +14,13 @@ from redis.asyncio import Redis
 
 from libs.common.events import OutboundCommand
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, load_script
 from services.outbound.policy import ACKNOWLEDGEMENTS_PER_ADDRESS_HOUR
 
 HOUR: Final = 3600
 CONVERSATION_TTL: Final = 30 * DAY
 HOUR_TTL: Final = 2 * HOUR  # outlives its hour, for commands that arrive a little late
 
-# KEYS[1] the address's acknowledgement of this kind in the conversation (a command id),
-# KEYS[2] the address's acknowledgements this hour (a set of command ids); ARGV: command id,
-# hourly cap, TTL of KEYS[1], TTL of KEYS[2]. Returns ok, conversation or hour.
-_CLAIM: Final = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then return 'ok' end
-if holder then return 'conversation' end
-if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[2]) then return 'hour' end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 'ok'
-"""
 _REFUSALS: Final = {
     "conversation": "the address was already acknowledged automatically in this conversation",
     "hour": f"the address got {ACKNOWLEDGEMENTS_PER_ADDRESS_HOUR} automatic acknowledgements "
@@ -46,7 +33,9 @@ class AcknowledgementLimits:
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._keys = keys
-        self._claim = redis.register_script(_CLAIM)
+        self._claim = redis.register_script(
+            load_script("services.outbound", "claim_acknowledgement.lua")
+        )
 
     async def refusal(self, command: OutboundCommand, at: datetime) -> str | None:
         """Why ``command`` must not go out, or ``None`` once it is counted (``at``: the

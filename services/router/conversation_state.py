@@ -14,62 +14,12 @@ from redis.asyncio import Redis
 
 from libs.common.events import event_id
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import ScriptBatcher, as_text
+from libs.common.redis_client import ScriptBatcher, as_text, load_script
 from libs.domain.references import reference_for
 
 SEEN_TTL = 7 * DAY
 HISTORY_LIMIT = 50
 """Conversations kept in a customer's contact history."""
-
-# KEYS: seen, thread map, sequence, conversation-prefix, customer key (or "")
-# ARGV: candidate conversation id, queue if new, now (ms), reopen window (ms), channel,
-#       thread key, seen TTL, customer id (or ""), history length
-_PLACE = """
-local function record_customer(id, queue)
-  if ARGV[8] == '' then return end
-  redis.call('HSET', KEYS[4] .. id, 'customer_id', ARGV[8])
-  redis.call('ZADD', KEYS[5] .. ':history', 'NX', ARGV[3], id)
-  redis.call('ZREMRANGEBYRANK', KEYS[5] .. ':history', 0, -tonumber(ARGV[9]) - 1)
-  redis.call('HSET', KEYS[5] .. ':open', id, queue .. '|' .. ARGV[3])
-end
-local seen = redis.call('GET', KEYS[1])
-if seen then
-  local id, flag = string.match(seen, '^(.*)|(%a+)$')
-  local conv = KEYS[4] .. id
-  local queue = redis.call('HGET', conv, 'queue')
-  record_customer(id, queue)
-  return {id, redis.call('HGET', conv, 'sequence'), queue, flag}
-end
-local id = redis.call('GET', KEYS[2])
-local flag = 'old'
-if id then
-  local conv = KEYS[4] .. id
-  local status = redis.call('HGET', conv, 'status')
-  if status == 'resolved' then
-    local resolved_at = tonumber(redis.call('HGET', conv, 'resolved_at') or '0')
-    if tonumber(ARGV[3]) - resolved_at > tonumber(ARGV[4]) then
-      id = nil
-    else
-      redis.call('HSET', conv, 'status', 'open', 'reopened_at', ARGV[3])
-      flag = 'reopened'
-    end
-  end
-end
-if not id then
-  id = ARGV[1]
-  flag = 'new'
-  local sequence = redis.call('INCR', KEYS[3])
-  redis.call('HSET', KEYS[4] .. id, 'sequence', sequence, 'queue', ARGV[2], 'status', 'open',
-             'opened_at', ARGV[3], 'channel', ARGV[5], 'thread_key', ARGV[6])
-  redis.call('SET', KEYS[2], id)
-end
-redis.call('HSET', KEYS[4] .. id, 'last_message_at', ARGV[3])
-redis.call('SET', KEYS[1], id .. '|' .. flag, 'EX', ARGV[7])
-local conv = KEYS[4] .. id
-local queue = redis.call('HGET', conv, 'queue')
-record_customer(id, queue)
-return {id, redis.call('HGET', conv, 'sequence'), queue, flag}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +38,7 @@ class ConversationStore:
     def __init__(self, redis: Redis, keys: Keys, scripts: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
-        self._place = redis.register_script(_PLACE)
+        self._place = redis.register_script(load_script("services.router", "place_message.lua"))
         self._scripts = scripts
 
     async def place(
@@ -134,14 +84,6 @@ class ConversationStore:
         )
 
 
-# KEYS: conversation hash; ARGV: score. Only an existing conversation gets one.
-_RECORD_CSAT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'csat', ARGV[1])
-return 1
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class Conversation:
     conversation_id: str
@@ -159,7 +101,7 @@ class ConversationRecords:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._record_csat = redis.register_script(_RECORD_CSAT)
+        self._record_csat = redis.register_script(load_script("services.router", "record_csat.lua"))
 
     async def get(self, conversation_id: str) -> Conversation | None:
         raw = await self._redis.hgetall(self._keys.conversation(conversation_id))

@@ -19,26 +19,10 @@ from redis.asyncio import Redis
 from libs.common.config import IncidentSettings
 from libs.common.events import event_id
 from libs.common.keys import Keys
-from libs.common.redis_client import ScriptBatcher
+from libs.common.redis_client import ScriptBatcher, load_script
 from services.router.issue_types import UNKNOWN
 
 _DIGITS = re.compile(r"\d+")
-
-# KEYS: window zset, active incident key
-# ARGV: member, now (ms), window (ms), threshold, candidate incident id, cool-down (ms)
-_COUNT = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local count = redis.call('ZCARD', KEYS[1])
-local active = redis.call('GET', KEYS[2])
-if active then return {active, count, active == ARGV[5] and 1 or 0} end
-if count >= tonumber(ARGV[4]) then
-  redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
-  return {ARGV[5], count, 1}
-end
-return {'', count, 0}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +45,7 @@ class IncidentDetector:
     def __init__(self, redis: Redis, keys: Keys, scripts: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
-        self._count = redis.register_script(_COUNT)
+        self._count = redis.register_script(load_script("services.router", "count_incident.lua"))
         self._scripts = scripts
 
     async def observe(

@@ -37,6 +37,7 @@ from redis.asyncio.client import Pipeline
 
 from libs.common.events import Channel, SlaMetric
 from libs.common.keys import DAY, Keys
+from libs.common.redis_client import load_script
 from libs.domain.calendar import BusinessCalendar
 from libs.domain.deadlines import due_after, explain_paused, explain_window
 from services.sla.steps import BREACH, Step, StepKind
@@ -261,29 +262,11 @@ def bucket_of(conversation_id: str) -> int:
     return zlib.crc32(conversation_id.encode()) % BUCKETS
 
 
-# KEYS: open-clocks hash, closed-clock key, open counts; ARGV: field, record, queue of the
-# clock when it is open ('' when closed), closed TTL.
-_PUT = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  redis.call('HINCRBY', KEYS[3], cmsgpack.unpack(old)[1], -1)
-end
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
-end
-"""
-
-
 class ClockStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._put = redis.register_script(_PUT)
+        self._put = redis.register_script(load_script("services.sla", "put_clock.lua"))
 
     def transaction(self) -> Pipeline:
         """A MULTI/EXEC pipeline on the store's Redis, to stage clocks and timers together."""

@@ -18,21 +18,9 @@ from redis.asyncio import Redis
 
 from libs.common.events import Channel, ConversationRouted, reply_address
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, load_script
 
 CONTACT_TTL = 30 * DAY
-
-# KEYS: contact hash; ARGV: reply time (ms), TTL. Only a conversation with a contact records
-# replies, and a redelivered older reply never moves the time back.
-_RECORD_REPLY = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local stored = tonumber(redis.call('HGET', KEYS[1], 'agent_reply') or '0')
-if tonumber(ARGV[1]) > stored then
-  redis.call('HSET', KEYS[1], 'agent_reply', ARGV[1])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +45,7 @@ class ContactStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._record_reply = redis.register_script(_RECORD_REPLY)
+        self._record_reply = redis.register_script(load_script("services.sla", "record_reply.lua"))
 
     async def record_routed(self, routed: ConversationRouted) -> None:
         """Remember where the conversation's latest customer message came from (nothing when

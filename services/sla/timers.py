@@ -26,17 +26,8 @@ from redis.asyncio.client import Pipeline
 
 from libs.common.events import SlaMetric
 from libs.common.keys import Keys
+from libs.common.redis_client import load_script
 from services.sla.clocks import METRIC_CODES
-
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-for i = 1, #due, 2 do
-  redis.call('ZREM', KEYS[1], due[i])
-  redis.call('HSET', KEYS[2], due[i], due[i + 1])
-end
-return due
-"""
-
 
 TimerKind = SlaMetric | Literal["survey"]
 _CODES = cast(dict[TimerKind, str], {**METRIC_CODES, "survey": "s"})
@@ -69,7 +60,7 @@ class TimerStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._claim = redis.register_script(_CLAIM)
+        self._claim = redis.register_script(load_script("services.sla", "claim_timers.lua"))
 
     def stage_schedule(self, pipe: Pipeline, partition: int, timer: TimerId, due_ms: int) -> None:
         """Queue adding (or moving) a timer; adding the same timer again changes nothing."""

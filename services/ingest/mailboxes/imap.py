@@ -29,10 +29,11 @@ import aioimaplib
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from libs.common.events import utc_now
 from libs.common.backoff import Backoff, Jitter
+from libs.common.events import utc_now
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
+from libs.common.redis_client import load_script
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 from services.ingest.mail import InvalidEmail
 from services.ingest.mailboxes.normalise import (
@@ -53,15 +54,6 @@ COMMAND_TIMEOUT: Final = 30.0
 MAX_MESSAGE_BYTES: Final = 32 * 1024 * 1024
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d{1,10})\]")
 _FETCH_UID = re.compile(rb"\bUID (\d{1,10})\b")
-
-# KEYS[1] checkpoint hash; ARGV uidvalidity, uid. Moves forward only within one UIDVALIDITY.
-_ADVANCE: Final = """
-local validity = redis.call('HGET', KEYS[1], 'uidvalidity')
-local uid = tonumber(redis.call('HGET', KEYS[1], 'uid') or '0')
-if validity == ARGV[1] and uid >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'uidvalidity', ARGV[1], 'uid', ARGV[2])
-return 1
-"""
 
 
 class ImapError(Exception):
@@ -89,7 +81,9 @@ class UidCheckpoint:
     def __init__(self, redis: Redis, keys: Keys, mailbox: Mailbox) -> None:
         self._redis = redis
         self.key = keys.imap_checkpoint(mailbox.label)
-        self._advance = redis.register_script(_ADVANCE)
+        self._advance = redis.register_script(
+            load_script("services.ingest.mailboxes", "advance_imap_checkpoint.lua")
+        )
 
     async def get(self, uidvalidity: int) -> int:
         """The checkpoint, or 0 when none is stored or it belongs to another UIDVALIDITY."""

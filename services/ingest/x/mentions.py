@@ -36,6 +36,7 @@ from libs.common.backoff import Backoff, Jitter
 from libs.common.events import MessageReceived, utc_now
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
+from libs.common.redis_client import load_script
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 from services.ingest.x.api import XApi
 from services.ingest.x.received import XAuthor, x_message
@@ -178,24 +179,15 @@ def _id_key(tweet_id: str) -> tuple[int, str]:
     return len(tweet_id), tweet_id
 
 
-# KEYS[1] checkpoint; ARGV[1] candidate id. Moves only forward (length, then digits: no
-# floats, which would round ids above 2**53); two pollers racing cannot move it back.
-_ADVANCE: Final = """
-local current = redis.call('GET', KEYS[1])
-local new = ARGV[1]
-if current and (#current > #new or (#current == #new and current >= new)) then return 0 end
-redis.call('SET', KEYS[1], new)
-return 1
-"""
-
-
 class Checkpoint:
     """The newest mention id already on Kafka (``x:since_id:{user_id}``)."""
 
     def __init__(self, redis: Redis, keys: Keys, user_id: str) -> None:
         self._redis = redis
         self._key = keys.x_since_id(user_id)
-        self._advance = redis.register_script(_ADVANCE)
+        self._advance = redis.register_script(
+            load_script("services.ingest.x", "advance_since_id.lua")
+        )
 
     async def get(self) -> str | None:
         value = await self._redis.get(self._key)
