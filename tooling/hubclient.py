@@ -145,6 +145,16 @@ class HubClient:
         )
         return await self._reply(_answer_to(client_id))
 
+    async def answer_incident(
+        self, incident_id: str, *, client_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send the incident's status update to every customer of its open linked
+        conversations in the token's queues; the ``ack`` counts them (``answered`` now,
+        ``already_answered`` before). :class:`ActionFailed` on ``error``."""
+        the_id = client_id or f"i-{uuid.uuid4().hex[:12]}-{next(self._ids)}"
+        await self._send({"type": "answer_incident", "id": the_id, "incident_id": incident_id})
+        return await self._reply(_answer_to(the_id))
+
     async def presence(self, status: str, capacity: dict[str, int] | None = None) -> dict[str, Any]:
         """Report presence (``online``, ``away``, ``offline``) and capacity per channel, e.g.
         ``{"chat": 8, "email": 20}``; returns the hub's ``presence`` answer."""

@@ -80,6 +80,13 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
   after the last change
 - ``hub:action:{action_id}`` - hub - ``pending``/``done`` of an agent action's publish - 30 s /
   7 days
+- ``hub:incident:{incident_id}`` - hub fan-out - hash: ``key``, ``issue_type``, ``customers``,
+  ``window_seconds``, ``detected_at`` (ms), ``queue`` of an incident the router detected -
+  30 days
+- ``hub:incident:{incident_id}:linked`` - hub fan-out - set of the conversations whose messages
+  the router linked to the incident - 30 days after the latest link
+- ``hub:incidents:{queue}`` - hub fan-out - zset: incident with a linked conversation (or its
+  first one) in the queue -> time (ms) of the latest; older than 30 days dropped - none
 - ``hub:waiting:{queue}`` - hub fan-out and assigner - zset: open conversations of the queue
   neither assigned nor offered -> the same score as ``hub:open`` - none
 - ``hub:agent:{agent}`` - hub assigner - hash: presence ``status``, ``reason``, ``queues``
@@ -242,6 +249,15 @@ class Keys:
 
     def hub_action(self, action_id: str) -> str:
         return f"{self.prefix}hub:action:{action_id}"
+
+    def hub_incident(self, incident_id: str) -> str:
+        return f"{self.prefix}hub:incident:{incident_id}"
+
+    def hub_incident_linked(self, incident_id: str) -> str:
+        return f"{self.hub_incident(incident_id)}:linked"
+
+    def hub_incidents(self, queue: str) -> str:
+        return f"{self.prefix}hub:incidents:{queue}"
 
     def hub_waiting(self, queue: str) -> str:
         return f"{self.prefix}hub:waiting:{queue}"

@@ -20,6 +20,7 @@ from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
 from libs.common.redis_client import create_redis
 from libs.common.service import (
+    CLOCK,
     PRODUCER,
     REDIS,
     SETTINGS,
@@ -39,6 +40,7 @@ from services.hub.customer_view import CustomerViews
 from services.hub.endpoint import HubEndpoint
 from services.hub.fanout import FanOut
 from services.hub.feeds import Feeds
+from services.hub.incidents import IncidentAnswers, Incidents, status_update_channels
 from services.hub.open_conversations import OpenConversations
 from services.hub.sessions import Limits, Services
 from services.hub.streams import QueueStreams
@@ -87,7 +89,8 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             queues=lambda: live.current,
         )
         transcripts = Transcripts(redis, keys)
-        app[FANOUT] = FanOut(streams, conversations, assigner, transcripts)
+        incidents = Incidents(redis, keys)
+        app[FANOUT] = FanOut(streams, conversations, assigner, transcripts, incidents)
         # Blocking reads get their own connections, apart from the request path's pool.
         feed_redis = create_redis(settings)
         feeds = Feeds(
@@ -110,6 +113,18 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             customers=CustomerViews(redis, keys),
             transcripts=transcripts,
             actions=actions,
+            incidents=incidents,
+            answers=IncidentAnswers(
+                incidents=incidents,
+                conversations=conversations,
+                producer=app[PRODUCER],
+                redis=redis,
+                keys=keys,
+                topics=app[TOPICS],
+                template_channels=lambda: status_update_channels(live.config),
+                timeout=settings.switchboard_publish_timeout,
+                clock=app[CLOCK],
+            ),
             assigner=assigner,
             inbox=inbox,
             limits=limits,

@@ -25,6 +25,7 @@ CLIENT_FRAMES: Final = (
     protocol.Decline,
     protocol.Customer,
     protocol.Transcript,
+    protocol.AnswerIncident,
 )
 """Every member of :data:`protocol.ClientMessage`, in the order the protocol document lists."""
 
@@ -53,15 +54,21 @@ SERVER_FRAMES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
         {"queue": _text, "after": _text, "reason": _text},
     ),
     "snapshot": (
-        "The queue's open conversations as of `id`; events after `id` follow.",
-        {"queue": _text, "id": _text, "conversations": {"type": "array", "items": _object}},
+        "The queue's open conversations and open incidents as of `id`; events after `id` follow.",
+        {
+            "queue": _text,
+            "id": _text,
+            "conversations": {"type": "array", "items": _object},
+            "incidents": {"type": "array", "items": _object},
+        },
     ),
     "event": (
         "Something happened in a followed queue; `data` is the event's data as on Kafka.",
         {"queue": _text, "id": {**_text, "description": "The event's id in its queue."}},
     ),
     "ack": (
-        "An action is on Kafka (or a decline was taken).",
+        "An action is on Kafka (or a decline was taken); the ack of `answer_incident` also "
+        "has `incident_id`, `answered` and `already_answered`.",
         {"id": _text, "action_id": _text_or_null, "command_id": _text_or_null},
     ),
     "customer": (

@@ -33,6 +33,7 @@ from libs.common.tracing import annotate
 from services.hub import transcript
 from services.hub.actions import command_id
 from services.hub.assignment import Assigner
+from services.hub.incidents import Incidents
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
 from services.hub.transcript import Transcripts
@@ -65,11 +66,13 @@ class FanOut:
         conversations: OpenConversations,
         assigner: Assigner,
         transcripts: Transcripts,
+        incidents: Incidents,
     ) -> None:
         self._streams = streams
         self._conversations = conversations
         self._assigner = assigner
         self._transcripts = transcripts
+        self._incidents = incidents
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
         event = consumed.event
@@ -77,6 +80,10 @@ class FanOut:
         if isinstance(data, ConversationRouted):
             await self._transcripts.record(data.conversation_id, transcript.inbound(data))
             await self._conversations.opened(data)
+            if data.incident_id is not None:
+                await self._incidents.linked(
+                    data.incident_id, data.conversation_id, data.queue, data.received_at
+                )
             self._assigner.wake(data.queue)
             await self._append(data.queue, "routed", event, data.conversation_id)
         elif isinstance(data, SlaEvent):
@@ -96,6 +103,7 @@ class FanOut:
         elif isinstance(data, IncidentDetected):
             queue = data.queue or await self._conversations.queue_of(data.first_conversation_id)
             if queue is not None:
+                await self._incidents.detected(data, queue)
                 await self._append(queue, "incident", event, data.first_conversation_id)
         elif isinstance(data, AgentAction):
             await self._action(event, data)

@@ -97,9 +97,31 @@ class Transcript(msgspec.Struct, tag="transcript", tag_field="type", frozen=True
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_TRANSCRIPT_PAGE)] = 50
 
 
-ClientMessage = Subscribe | Action | Presence | Accept | Decline | Customer | Transcript
+IncidentId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class AnswerIncident(msgspec.Struct, tag="answer_incident", tag_field="type", frozen=True):
+    """Send the incident's status update to every customer of its open linked conversations
+    in the token's queues (each at most once, whoever asks again)."""
+
+    id: ClientId
+    incident_id: IncidentId
+
+
+ClientMessage = (
+    Subscribe | Action | Presence | Accept | Decline | Customer | Transcript | AnswerIncident
+)
 CLIENT_TYPES: Final = frozenset(
-    {"subscribe", "action", "presence", "accept", "decline", "customer", "transcript"}
+    {
+        "subscribe",
+        "action",
+        "presence",
+        "accept",
+        "decline",
+        "customer",
+        "transcript",
+        "answer_incident",
+    }
 )
 
 

@@ -41,6 +41,7 @@ from services.hub.agent_sockets import AgentInbox
 from services.hub.assignment import Assigner
 from services.hub.customer_view import CustomerViews, OutsideQueues, UnknownConversation
 from services.hub.feeds import Feeds
+from services.hub.incidents import IncidentAnswers, Incidents
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
 from services.hub.transcript import Transcripts
@@ -81,6 +82,8 @@ class Services:
     customers: CustomerViews
     transcripts: Transcripts
     actions: ActionPublisher
+    incidents: Incidents
+    answers: IncidentAnswers
     assigner: Assigner
     inbox: AgentInbox
     limits: Limits
@@ -167,6 +170,8 @@ class AgentSession:
             self._push(await self._customer(message))
         elif isinstance(message, protocol.Transcript):
             self._push(await self._transcript(message))
+        elif isinstance(message, protocol.AnswerIncident):
+            self._push(await self._services.answers.answer(self._claims, message))
         else:
             self._push(await self._assignment(message))
 
@@ -342,7 +347,11 @@ class AgentSession:
             )
             await self._put(
                 protocol.frame(
-                    "snapshot", queue=queue, id=cursor.position, conversations=conversations
+                    "snapshot",
+                    queue=queue,
+                    id=cursor.position,
+                    conversations=conversations,
+                    incidents=await services.incidents.open_in(queue),
                 )
             )
         while True:

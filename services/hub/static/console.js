@@ -9,6 +9,9 @@
  * action not yet acknowledged with the same id (the hub publishes each id once). An open
  * conversation shows its transcript as the hub keeps it (every message in and out, notes, SLA
  * events, why it was routed), asked again whenever one of its events arrives, a page at a time.
+ * An open incident (many customers with one problem) is a banner above the queues with its
+ * linked open conversations, from the snapshot and then from routed events naming it, and one
+ * button that sends all of their customers the incident's status update.
  *
  * Customer and agent text only ever reaches the page through textContent.
  */
@@ -48,6 +51,7 @@
   var asked = {};        // client id of a transcript request -> {id, older}
   var early = {};        // conversation id -> {metric -> SLA data}: clocks ahead of their routed
   var MAX_EARLY = 500;
+  var incidents = {};    // incident id -> {id, issueType, customers, linked: {conversation id}}
   var actionCount = 0;
   var errorText = "";
 
@@ -250,6 +254,9 @@
         row, frame.queue, queue.conversations[row.conversation_id]);
       delete early[row.conversation_id];  // the snapshot has the clocks
     });
+    (frame.incidents || []).forEach(function (row) {
+      noteIncident(row.incident_id, row, row.conversations);
+    });
     queue.conversations = fresh;
     queue.lastId = frame.id;
     render();
@@ -306,6 +313,7 @@
             "not part of it: kept apart", eventId: frame.event_id + "/linked" });
         }
         queue.conversations[id] = c;
+        if (data.incident_id) noteIncident(data.incident_id, {}, [id]);
         break;
       case "sla":
         if (c) applyClock(c, data);
@@ -320,6 +328,7 @@
         if (c) c.delivery = { status: data.status, at: data.at };
         break;
       case "incident":
+        noteIncident(data.incident_id, data, [id]);
         if (c) addMessage(c, { who: "info", text: "Incident: " + (data.customers || "many") +
           " customers reported the same problem", eventId: frame.event_id });
         break;
@@ -386,6 +395,7 @@
     var entry = pending[frame.id];
     if (!entry) return;
     delete pending[frame.id];
+    if (entry.incident) answeredIncident(entry.incident, frame);
     if (entry.message) {
       entry.message.actionId = frame.action_id;
       entry.message.commandId = frame.command_id;
@@ -465,9 +475,48 @@
     if (entry) {
       delete pending[frame.id];
       if (entry.message) entry.message.status = "refused";
+      if (entry.incident && incidents[entry.incident]) incidents[entry.incident].answering = false;
     }
     errorText = frame.code + ": " + frame.message;
     render();
+  }
+
+  // --- incidents ---------------------------------------------------------------------------
+
+  /* An incident and the conversations linked to it, from a snapshot row, an incident event
+     (its first conversation) or a routed event naming it (fields: the hub's names). */
+  function noteIncident(id, fields, conversations) {
+    if (!id) return;
+    var i = incidents[id] || (incidents[id] = { id: id, issueType: null, customers: null,
+                                                linked: {}, answering: false, result: null });
+    if (fields.issue_type) i.issueType = fields.issue_type;
+    if (fields.customers) i.customers = fields.customers;
+    conversations.forEach(function (cid) { if (cid) i.linked[cid] = true; });
+  }
+
+  /* Its linked conversations still open in one of this console's queues. */
+  function openLinked(i) {
+    return Object.keys(i.linked).map(find).filter(Boolean).sort(function (a, b) {
+      return nextDeadline(a) - nextDeadline(b);
+    });
+  }
+
+  function answerIncident(i) {
+    var frame = { type: "answer_incident", id: clientId(), incident_id: i.id };
+    pending[frame.id] = { frame: frame, message: null, incident: i.id };
+    i.answering = true;
+    errorText = "";
+    send(frame);
+    render();
+  }
+
+  function answeredIncident(id, frame) {
+    var i = incidents[id];
+    if (!i) return;
+    i.answering = false;
+    i.result = "Status update sent to " + frame.answered + " customer" +
+      (frame.answered === 1 ? "" : "s") +
+      (frame.already_answered ? " (" + frame.already_answered + " had it already)" : "");
   }
 
   // --- actions -----------------------------------------------------------------------------
@@ -541,6 +590,7 @@
 
   function render() {
     var now = Date.now();
+    renderIncidents();
     var nav = $("queues");
     nav.replaceChildren();
     order.forEach(function (name) {
@@ -554,6 +604,43 @@
       nav.append(head, ul);
     });
     detail(now);
+  }
+
+  function renderIncidents() {
+    var box = $("incidents");
+    box.replaceChildren();
+    Object.keys(incidents).forEach(function (id) {
+      var i = incidents[id], open = openLinked(i);
+      if (!open.length) return;
+      var banner = el("div", "incident");
+      banner.setAttribute("data-incident", id);
+      banner.setAttribute("role", "alert");
+      var head = el("div", "incident-head");
+      head.append(
+        el("strong", "", "Incident"),
+        el("span", "", [i.issueType, i.customers ? i.customers + " customers reported it" : null]
+          .filter(Boolean).join(" \u00b7 ")),
+        el("span", "count", open.length),
+        el("span", "", "open conversation" + (open.length === 1 ? "" : "s") + " linked")
+      );
+      var answer = el("button", "primary", i.answering ? "Answering\u2026" : "Answer all");
+      answer.disabled = i.answering;
+      answer.title = "Send every linked customer the status update";
+      answer.onclick = function () { answerIncident(i); };
+      head.append(answer);
+      if (i.result) head.append(el("span", "answered", i.result));
+      var list = el("ul", "linked");
+      list.setAttribute("aria-label", "Conversations linked to the incident");
+      open.forEach(function (c) {
+        var li = el("li", c.id === selected ? "selected" : "", [c.reference || "(new)",
+          c.channel, c.customer].filter(Boolean).join(" \u00b7 "));
+        li.tabIndex = 0;
+        li.onclick = function () { select(c.id); };
+        list.append(li);
+      });
+      banner.append(head, list);
+      box.append(banner);
+    });
   }
 
   function item(c, now) {
