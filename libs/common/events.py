@@ -109,15 +109,21 @@ class MessageReceived(EventData, frozen=True, kw_only=True):
     participant of it): the message starts its own thread, linked to that one."""
 
 
+SurveyKind = Literal["csat", "nps"]
+"""CSAT asks for 1-5 ("how did we do?"), NPS for 0-10 ("how likely are you to recommend us?")."""
+
+
 class SurveyAnswered(EventData, frozen=True, kw_only=True):
-    """A customer's CSAT score (1-5) for a resolved conversation: a bare-number reply to a
+    """A customer's survey score for a resolved conversation: a bare-number reply to a
     survey on SMS or chat, or a click on a survey email's link. Its id derives from the survey
     command, so a repeated answer is the same event."""
 
     TYPE: ClassVar[str] = "com.switchboard.survey.answered.v1"
     conversation_id: str
     channel: Channel
-    score: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    score: Annotated[int, msgspec.Meta(ge=0, le=10)]
+    """1-5 for CSAT, 0-10 for NPS."""
+    kind: SurveyKind = "csat"
     command_id: str
     """The ``survey`` outbound command answered."""
     answered_at: datetime

@@ -1,14 +1,16 @@
-"""CSAT surveys between outbound (which sends them) and ingest (which records the answers).
+"""Surveys between outbound (which sends them) and ingest (which records the answers).
 
-On SMS, WhatsApp and chat (:data:`SCORE_REPLY_CHANNELS`) the survey asks for a bare 1-5
-reply: outbound records the thread's pending survey in ``survey:pending:{thread_key}`` for the
-answer window, and ingest turns a reply whose whole text is a score into a ``survey.answered``
-event instead of a message. By email the
+A survey is CSAT (a 1-5 score) or NPS (0-10), chosen per queue (``surveys.queues``). On SMS,
+WhatsApp and chat (:data:`SCORE_REPLY_CHANNELS`) the survey asks for a bare number: outbound
+records the thread's pending survey and its kind in ``survey:pending:{thread_key}`` for the
+answer window, and ingest turns a reply whose whole text is a score of that kind into a
+``survey.answered`` event instead of a message (so "9" answers an NPS survey, and is an
+ordinary message after a CSAT one). By email the
 survey carries links ``{SWITCHBOARD_PUBLIC_URL}/v1/surveys/{token}?score=N``; the token is a
-JWT (HS256, ``SURVEY_LINK_KEY``) naming the conversation, the survey command, the thread and
-an expiry, so ingest needs no state to check a click. Both ways the answer's event id derives
-from the survey command (:func:`answer_id`): the first answer counts, a repeat is the same
-event.
+JWT (HS256, ``SURVEY_LINK_KEY``) naming the conversation, the survey command, the thread, the
+kind and an expiry, so ingest needs no state to check a click. Both ways the answer's event id
+derives from the survey command (:func:`answer_id`): the first answer counts, a repeat is the
+same event.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Final
 
 from redis.asyncio import Redis
 
-from libs.common.events import Channel, event_id
+from libs.common.events import Channel, SurveyKind, event_id
 from libs.common.keys import Keys
 from libs.common.redis_client import as_text
 from libs.common.signed_tokens import SignedTokens, TokenExpired, TokenInvalid
@@ -28,16 +30,34 @@ from libs.common.signed_tokens import SignedTokens, TokenExpired, TokenInvalid
 LINK_PATH: Final = "/v1/surveys"
 AUDIENCE: Final = "switchboard-survey"
 MAX_TOKEN_CHARS: Final = 2048
-SCORES: Final = range(1, 6)
+SCORES: Final[dict[SurveyKind, range]] = {"csat": range(1, 6), "nps": range(0, 11)}
+"""The scores each kind of survey asks for."""
 SCORE_REPLY_CHANNELS: Final[frozenset[Channel]] = frozenset({"sms", "whatsapp", "chat"})
 """Channels whose survey is answered by replying with a bare score."""
-_BARE_SCORE: Final = re.compile(r"[\W_]*([1-5])[\W_]*")
+KIND_PARAM: Final = "survey_kind"
+"""The ``survey`` command's param naming its kind (absent: CSAT)."""
 
 
-def parse_score(text: str) -> int | None:
-    """The score a reply is, when its whole text is one digit 1-5 (``" 5!"``, ``"(4)"``)."""
-    match = _BARE_SCORE.fullmatch(text.strip())
-    return int(match.group(1)) if match else None
+def kind_of(params: dict[str, str]) -> SurveyKind:
+    """The kind of survey a ``survey`` command's params ask for."""
+    return "nps" if params.get(KIND_PARAM) == "nps" else "csat"
+
+
+_BARE_NUMBER: Final = re.compile(r"[\W_]*([0-9]{1,2})[\W_]*")
+
+
+def parse_score(text: str, kind: SurveyKind) -> int | None:
+    """The score a reply is, when its whole text is one number of the kind's scale
+    (``" 5!"``, ``"(4)"``; ``"10"`` for NPS)."""
+    match = _BARE_NUMBER.fullmatch(text.strip())
+    if match is None or int(match.group(1)) not in SCORES[kind]:
+        return None
+    return int(match.group(1))
+
+
+def could_be_score(text: str) -> bool:
+    """Whether a reply is a bare number, worth looking up the thread's pending survey for."""
+    return _BARE_NUMBER.fullmatch(text.strip()) is not None
 
 
 def answer_id(command_id: str) -> str:
@@ -49,6 +69,7 @@ def answer_id(command_id: str) -> str:
 class PendingSurvey:
     conversation_id: str
     command_id: str
+    kind: SurveyKind = "csat"
 
 
 class PendingSurveys:
@@ -61,7 +82,7 @@ class PendingSurveys:
     async def record(self, thread_key: str, pending: PendingSurvey, ttl_seconds: int) -> None:
         await self._redis.set(
             self._keys.survey_pending(thread_key),
-            f"{pending.conversation_id}|{pending.command_id}",
+            f"{pending.conversation_id}|{pending.command_id}|{pending.kind}",
             ex=max(ttl_seconds, 1),
         )
 
@@ -69,8 +90,11 @@ class PendingSurveys:
         raw = await self._redis.get(self._keys.survey_pending(thread_key))
         if raw is None:
             return None
-        conversation_id, _, command_id = as_text(raw).rpartition("|")
-        return PendingSurvey(conversation_id, command_id)
+        rest, _, last = as_text(raw).rpartition("|")
+        if last not in SCORES:  # recorded before surveys had kinds: a CSAT survey
+            return PendingSurvey(rest, last)
+        conversation_id, _, command_id = rest.rpartition("|")
+        return PendingSurvey(conversation_id, command_id, "nps" if last == "nps" else "csat")
 
 
 class InvalidLink(Exception):
@@ -89,6 +113,7 @@ class LinkTicket:
     command_id: str
     thread_key: str
     expires_at: datetime
+    kind: SurveyKind = "csat"
 
 
 class SurveyLinks:
@@ -103,6 +128,7 @@ class SurveyLinks:
                 "sub": ticket.command_id,
                 "cid": ticket.conversation_id,
                 "thr": ticket.thread_key,
+                "knd": ticket.kind,
                 "exp": int(ticket.expires_at.timestamp()),
             }
         )
@@ -124,4 +150,5 @@ class SurveyLinks:
             raise InvalidLink("token names no survey")
         conversation_id, command_id, thread_key = (str(value) for value in fields)
         expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        return LinkTicket(conversation_id, command_id, thread_key, expires)
+        kind: SurveyKind = "nps" if claims.get("knd") == "nps" else "csat"
+        return LinkTicket(conversation_id, command_id, thread_key, expires, kind)

@@ -36,6 +36,7 @@ from libs.contracts.surveys import (
     SCORE_REPLY_CHANNELS,
     PendingSurveys,
     answer_id,
+    could_be_score,
     parse_score,
 )
 from libs.domain.language import detect_language
@@ -122,19 +123,20 @@ class Acceptor:
             or message.attachments
         ):
             return None
-        score = parse_score(message.text)
-        if score is None:
+        if not could_be_score(message.text):
             return None
         try:
             pending = await self._surveys.get(message.thread_key)
         except RedisError as exc:
             raise Unavailable(f"redis: {exc}") from exc
-        if pending is None:
+        score = None if pending is None else parse_score(message.text, pending.kind)
+        if pending is None or score is None:
             return None
         answer = SurveyAnswered(
             conversation_id=pending.conversation_id,
             channel=message.channel,
             score=score,
+            kind=pending.kind,
             command_id=pending.command_id,
             answered_at=message.received_at,
             thread_key=message.thread_key,

@@ -4,8 +4,9 @@ The token (:class:`libs.contracts.surveys.SurveyLinks`) names the survey; a vali
 ``survey.answered`` under the survey's answer id through the acceptor (so a second click, or
 the SMS path, adds nothing) and answers a small thank-you page only once Kafka has the event.
 Refusals are pages too, since a person clicked: 403 for a link we did not sign, 410 for one
-whose answer window is over, 400 for a score outside 1-5, 404 when ``SURVEY_LINK_KEY`` is not
-set (no link of ours can exist), 503 (retry) when Kafka or Redis is away. A ``HEAD`` (link
+whose answer window is over, 400 for a score outside the survey's scale (CSAT 1-5, NPS
+0-10), 404 when ``SURVEY_LINK_KEY`` is not set (no link of ours can exist), 503 (retry) when
+Kafka or Redis is away. A ``HEAD`` (link
 checkers) is checked but records nothing.
 
 Mail scanners that follow every link of a message would answer for the customer; the first
@@ -70,14 +71,17 @@ class SurveyLinkEndpoint:
         except InvalidLink:
             return _refuse("Invalid link", "This survey link is not valid.", 403, "invalid")
         raw = request.query.get("score", "")
-        if raw not in {str(score) for score in SCORES}:
-            return _refuse("Invalid score", "Choose a score from 1 to 5.", 400, "bad score")
+        scale = SCORES[ticket.kind]
+        if raw not in {str(score) for score in scale}:
+            text = f"Choose a score from {scale[0]} to {scale[-1]}."
+            return _refuse("Invalid score", text, 400, "bad score")
         if request.method == hdrs.METH_HEAD:  # a link checker's probe is not an answer
             return page("Survey", "Open this link to record your rating.", 200)
         answer = SurveyAnswered(
             conversation_id=ticket.conversation_id,
             channel="email",
             score=int(raw),
+            kind=ticket.kind,
             command_id=ticket.command_id,
             answered_at=now,
             thread_key=ticket.thread_key,

@@ -1,9 +1,10 @@
-"""Getting a CSAT survey ready to send (see :mod:`libs.contracts.surveys` for the whole flow).
+"""Getting a survey ready to send (see :mod:`libs.contracts.surveys` for the whole flow).
 
-On SMS and chat the survey asks for a bare 1-5 reply, so the thread's pending survey is
-recorded before the send: the reply may come back before the provider call returns. By email
-the template gets ``survey_url``, a signed link (``SURVEY_LINK_KEY``) valid for the answer
-window, to which it appends ``?score=1`` to ``?score=5``; without the key email surveys are
+On SMS and chat the survey asks for a bare number (CSAT 1-5, NPS 0-10: the command's
+``survey_kind`` param), so the thread's pending survey and its kind are recorded before the
+send: the reply may come back before the provider call returns. By email the template gets
+``survey_url``, a signed link (``SURVEY_LINK_KEY``) of that kind valid for the answer window,
+to which it appends ``?score=N`` for each score; without the key email surveys are
 suppressed, said once at start-up and on every suppressed survey.
 """
 
@@ -22,6 +23,7 @@ from libs.contracts.surveys import (
     PendingSurvey,
     PendingSurveys,
     SurveyLinks,
+    kind_of,
 )
 
 log = get_logger(__name__)
@@ -50,6 +52,7 @@ class SurveyPreparer:
         """The command ready to render, or why it must not be sent. ``sent_at`` (the
         command's time) starts the answer window, so a retried send signs the same link."""
         window = (settings or SurveySettings()).answer_window
+        kind = kind_of(command.params)
         if command.channel == "email":
             if self._links is None:
                 return NO_LINK_KEY
@@ -58,6 +61,7 @@ class SurveyPreparer:
                 command_id=command.command_id,
                 thread_key=thread_key,
                 expires_at=sent_at + window,
+                kind=kind,
             )
             url = self._links.url(self._public_url, ticket)
             return msgspec.structs.replace(
@@ -66,7 +70,7 @@ class SurveyPreparer:
         if command.channel in SCORE_REPLY_CHANNELS:
             await self._pending.record(
                 thread_key,
-                PendingSurvey(command.conversation_id, command.command_id),
+                PendingSurvey(command.conversation_id, command.command_id, kind),
                 int(window.total_seconds()),
             )
         return command

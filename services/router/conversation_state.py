@@ -12,7 +12,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from libs.common.events import event_id
+from libs.common.events import SurveyKind, event_id
 from libs.common.keys import DAY, Keys
 from libs.common.redis_client import ScriptBatcher, as_text, load_script
 from libs.domain.references import reference_for
@@ -101,7 +101,9 @@ class ConversationRecords:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._record_csat = redis.register_script(load_script("services.router", "record_csat.lua"))
+        self._record_survey = redis.register_script(
+            load_script("services.router", "record_csat.lua")
+        )
 
     async def get(self, conversation_id: str) -> Conversation | None:
         raw = await self._redis.hgetall(self._keys.conversation(conversation_id))
@@ -129,11 +131,11 @@ class ConversationRecords:
             mapping={"status": "resolved", "resolved_at": int(at.timestamp() * 1000)},
         )
 
-    async def record_csat(self, conversation_id: str, score: int) -> bool:
-        """Store the customer's CSAT score (field ``csat``); False when there is no such
-        conversation (nothing is written then)."""
-        written = await self._record_csat(
-            keys=[self._keys.conversation(conversation_id)], args=[score]
+    async def record_survey(self, conversation_id: str, kind: SurveyKind, score: int) -> bool:
+        """Store the customer's survey score (field ``csat`` or ``nps``); False when there is
+        no such conversation (nothing is written then)."""
+        written = await self._record_survey(
+            keys=[self._keys.conversation(conversation_id)], args=[kind, score]
         )
         return bool(written)
 

@@ -245,9 +245,12 @@ class Router:
         )
 
     async def _record_answer(self, answer: SurveyAnswered) -> list[Outgoing]:
-        """A CSAT score is conversation state, not a message: recorded, never routed."""
+        """A survey score is conversation state, not a message: recorded, never routed."""
         annotate(conversation_id=answer.conversation_id, channel=answer.channel)
-        if not await self._records.record_csat(answer.conversation_id, answer.score):
+        recorded = await self._records.record_survey(
+            answer.conversation_id, answer.kind, answer.score
+        )
+        if not recorded:
             raise InvalidEvent(f"no conversation {answer.conversation_id}")
         return []
 

@@ -3,7 +3,8 @@
 - A status update falls due at an ``update_customer`` point of a running resolution clock. It
   goes out only when no agent replied since the clock started (or resumed, or was recomputed)
   nor since the previous update point: an agent's answer already told the customer we are on it.
-- A survey falls due ``surveys.after`` the resolution; a reopened conversation drops it.
+- A survey falls due ``surveys.after`` the resolution; a reopened conversation drops it. Its
+  kind (CSAT or NPS) is the queue's when it falls due, named in the ``survey_kind`` param.
 
 Both are ``OutboundCommand``s whose ids derive from the clock, its generation and the point, so
 a timer published twice (a worker died between publishing and releasing it) is one message.
@@ -13,8 +14,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from libs.common.config import STATUS_UPDATE_TEMPLATE, SURVEY_TEMPLATE
-from libs.common.events import AUTOMATED_PARAM, CommandKind, Event, OutboundCommand, event_id
+from libs.common.config import STATUS_UPDATE_TEMPLATE, SURVEY_TEMPLATES
+from libs.common.events import (
+    AUTOMATED_PARAM,
+    CommandKind,
+    Event,
+    OutboundCommand,
+    SurveyKind,
+    event_id,
+)
+from libs.contracts.surveys import KIND_PARAM
 from services.sla.clocks import Clock
 from services.sla.contacts import Contact
 from services.sla.steps import SURVEY, Step
@@ -34,15 +43,22 @@ def status_update(clock: Clock, step: Step, due: datetime, contact: Contact) -> 
     return _command(clock, "status_update", STATUS_UPDATE_TEMPLATE, step, due, contact)
 
 
-def survey(clock: Clock, due: datetime, contact: Contact) -> Event:
-    return _command(clock, "survey", SURVEY_TEMPLATE, SURVEY, due, contact)
+def survey(clock: Clock, due: datetime, contact: Contact, kind: SurveyKind) -> Event:
+    template = SURVEY_TEMPLATES[kind]
+    return _command(clock, "survey", template, SURVEY, due, contact, {KIND_PARAM: kind})
 
 
 def _command(
-    clock: Clock, kind: CommandKind, template: str, step: Step, due: datetime, contact: Contact
+    clock: Clock,
+    kind: CommandKind,
+    template: str,
+    step: Step,
+    due: datetime,
+    contact: Contact,
+    extra: dict[str, str] | None = None,
 ) -> Event:
     command_id = event_id(clock.conversation_id, clock.metric, str(clock.generation), str(step))
-    params = {"reference": contact.reference, "queue": clock.queue}
+    params = {"reference": contact.reference, "queue": clock.queue, **(extra or {})}
     if contact.automated:  # outbound's policy refuses it: no loop with an auto-responder
         params[AUTOMATED_PARAM] = contact.automated
     command = OutboundCommand(

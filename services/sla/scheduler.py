@@ -268,7 +268,7 @@ class TimerScheduler:
                 surveys = self._live.current.config.surveys
                 if surveys is None or contact.channel not in surveys.channels:
                     return []  # surveys were turned off since the resolution
-                event = followups.survey(clock, due, contact)
+                event = followups.survey(clock, due, contact, surveys.kind_for(clock.queue))
                 return [_Fired(clock, "survey", due, self._command(event))]
             if followups.replied_since_update(clock, due, contact):
                 return []

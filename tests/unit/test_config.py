@@ -141,6 +141,19 @@ def test_a_survey_answer_window_is_at_most_a_week() -> None:
     assert found[0][1].startswith("surveys.answer_window:")
 
 
+def test_a_queue_can_ask_nps_instead_of_csat() -> None:
+    surveys = "surveys: {channels: [sms], queues: {orders: nps, nowhere: nps}}\n"
+    templates = "templates:\n  survey:\n    sms: {en: rate us}\n"
+    assert problems(VALID + surveys + templates) == [
+        (15, "surveys.channels: no template 'nps-survey' for channel 'sms'"),
+        (15, "surveys.queues.nowhere: no queue named 'nowhere'"),
+    ]
+    nps = "  nps-survey:\n    sms: {en: recommend us}\n"
+    config = parse_config(VALID + surveys.replace(", nowhere: nps", "") + templates + nps)
+    assert config.surveys is not None
+    assert (config.surveys.kind_for("orders"), config.surveys.kind_for("other")) == ("nps", "csat")
+
+
 def test_an_unreachable_rule_is_reported() -> None:
     text = (
         VALID

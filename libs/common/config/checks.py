@@ -10,7 +10,7 @@ from pathlib import Path
 from libs.common.config.schema import (
     CHANNELS,
     STATUS_UPDATE_TEMPLATE,
-    SURVEY_TEMPLATE,
+    SURVEY_TEMPLATES,
     CalendarConfig,
     Channel,
     ClockPolicy,
@@ -94,7 +94,15 @@ def _follow_up_problems(config: Config) -> list[tuple[Path_, str]]:
         found.extend(_template_problems(config, STATUS_UPDATE_TEMPLATE, channels, at))
     if config.surveys is not None:
         wanted = set(config.surveys.channels)
-        found.extend(_template_problems(config, SURVEY_TEMPLATE, wanted, ("surveys", "channels")))
+        kinds = {config.surveys.kind, *config.surveys.queues.values()}
+        for kind in sorted(kinds):
+            template = SURVEY_TEMPLATES[kind]
+            found.extend(_template_problems(config, template, wanted, ("surveys", "channels")))
+        found.extend(
+            (("surveys", "queues", queue), f"no queue named {queue!r}")
+            for queue in config.surveys.queues
+            if queue not in config.queues
+        )
     return found
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from libs.common.events import EVENT_TYPES, CommandKind
+from libs.common.events import EVENT_TYPES, CommandKind, SurveyKind
 from libs.domain.calendar import BusinessCalendar, DailyInterval
 from libs.domain.text import pattern_error
 
@@ -199,8 +199,14 @@ class OutboundSettings(_Model):
 
 
 class SurveySettings(_Model):
-    """CSAT surveys: sent ``after`` a resolution on ``channels``; a 1-5 reply (or a click on an
-    email's link) within ``answer_window`` of the survey is recorded as the answer."""
+    """Surveys: sent ``after`` a resolution on ``channels``; a reply with a score (or a click on
+    an email's link) within ``answer_window`` of the survey is recorded as the answer. A queue's
+    survey is CSAT (1-5, template ``survey``) or NPS (0-10, template ``nps-survey``)."""
+
+    kind: SurveyKind = "csat"
+    """The survey of every queue that ``queues`` does not name."""
+    queues: dict[str, SurveyKind] = {}
+    """Queue -> the kind of its survey, where it is not ``kind``."""
 
     after: Duration = timedelta(hours=1)
     channels: list[Channel] = ["sms", "chat", "email"]
@@ -214,6 +220,9 @@ class SurveySettings(_Model):
         if value <= timedelta(0):
             raise ValueError("must be longer than zero")
         return value
+
+    def kind_for(self, queue: str) -> SurveyKind:
+        return self.queues.get(queue, self.kind)
 
 
 class WhatsAppTemplate(_Model):
@@ -237,6 +246,7 @@ class WhatsAppSettings(_Model):
 
 STATUS_UPDATE_TEMPLATE = "status-update"
 SURVEY_TEMPLATE = "survey"
+SURVEY_TEMPLATES: dict[SurveyKind, str] = {"csat": SURVEY_TEMPLATE, "nps": "nps-survey"}
 
 
 class WebhookConfig(_Model):

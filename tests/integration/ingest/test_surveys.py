@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from libs.common.events import Event, MessageReceived, SurveyAnswered
+from libs.common.events import Event, MessageReceived, SurveyAnswered, SurveyKind
 from libs.contracts.surveys import (
     LinkTicket,
     PendingSurvey,
@@ -59,11 +59,27 @@ def messages(events: list[Event]) -> list[MessageReceived]:
 
 
 @pytest.mark.parametrize(
-    ("text", "score"),
-    [("4", 4), (" 5!", 5), ("(1)", 1), ("3.", 3), ("0", None), ("45", None), ("4 stars", None)],
+    ("text", "kind", "score"),
+    [
+        ("4", "csat", 4),
+        (" 5!", "csat", 5),
+        ("(1)", "csat", 1),
+        ("3.", "csat", 3),
+        ("0", "csat", None),
+        ("9", "csat", None),
+        ("45", "csat", None),
+        ("4 stars", "csat", None),
+        ("0", "nps", 0),
+        ("9", "nps", 9),
+        (" 10!", "nps", 10),
+        ("11", "nps", None),
+        ("7/10", "nps", None),
+    ],
 )
-def test_only_a_bare_score_is_an_answer(text: str, score: int | None) -> None:
-    assert parse_score(text) == score
+def test_only_a_bare_score_of_the_surveys_scale_is_an_answer(
+    text: str, kind: SurveyKind, score: int | None
+) -> None:
+    assert parse_score(text, kind) == score
 
 
 async def test_a_bare_score_on_an_sms_thread_with_a_pending_survey_is_its_answer(
@@ -84,6 +100,27 @@ async def test_a_bare_score_on_an_sms_thread_with_a_pending_survey_is_its_answer
     assert (answer.channel, answer.thread_key) == ("sms", SMS_THREAD)
     [event] = events
     assert event.subject == SMS_THREAD  # keyed by the thread: the conversation's partition
+
+
+async def test_a_bare_0_to_10_on_a_thread_with_a_pending_nps_survey_is_its_nps(
+    ingest: Ingest, isolation: Isolation, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    pending = PendingSurveys(redis, ingest.keys)
+    await pending.record(SMS_THREAD, PendingSurvey("conv-1", "nps-command-1", "nps"), 3600)
+    assert await pending.get(SMS_THREAD) == PendingSurvey("conv-1", "nps-command-1", "nps")
+    await text_in(http, ingest, "SM" + "e" * 32, "9")
+    [answer] = answers(await inbound(ingest, isolation))
+    assert (answer.kind, answer.score, answer.command_id) == ("nps", 9, "nps-command-1")
+
+
+async def test_a_number_off_a_csat_surveys_scale_is_a_message(
+    ingest: Ingest, isolation: Isolation, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    await PendingSurveys(redis, ingest.keys).record(SMS_THREAD, SURVEY, 3600)
+    await text_in(http, ingest, "SM" + "f" * 32, "9")
+    events = await inbound(ingest, isolation)
+    assert answers(events) == []
+    assert [m.text for m in messages(events)] == ["9"]
 
 
 async def test_other_text_on_a_surveyed_thread_is_a_message(
@@ -127,9 +164,9 @@ async def test_a_bare_score_over_chat_is_the_answer(
 # --- email links --------------------------------------------------------------------------------
 
 
-def link(ticket_expires: datetime, key: str = LINK_KEY) -> str:
+def link(ticket_expires: datetime, key: str = LINK_KEY, kind: SurveyKind = "csat") -> str:
     ticket = LinkTicket(
-        "conv-2", "survey-command-2", "email:<root@customer.example>", ticket_expires
+        "conv-2", "survey-command-2", "email:<root@customer.example>", ticket_expires, kind
     )
     return SurveyLinks(key).url("", ticket)
 
@@ -155,6 +192,18 @@ async def test_a_survey_link_records_the_score_once(
         2,
         "email",
     )
+
+
+async def test_an_nps_survey_link_takes_0_to_10(
+    ingest: Ingest, isolation: Isolation, http: aiohttp.ClientSession
+) -> None:
+    path = link(datetime.now(UTC) + timedelta(days=1), kind="nps")
+    status, _, body = await get(http, ingest, f"{path}?score=11")
+    assert (status, "0 to 10" in body) == (400, True)
+    status, _, _ = await get(http, ingest, f"{path}?score=0")
+    assert status == 200
+    [answer] = answers(await inbound(ingest, isolation))
+    assert (answer.kind, answer.score, answer.channel) == ("nps", 0, "email")
 
 
 async def test_a_bad_survey_link_is_refused_and_publishes_nothing(

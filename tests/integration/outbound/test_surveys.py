@@ -16,7 +16,7 @@ from libs.common.config import LiveConfig
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
-from libs.contracts.surveys import PendingSurvey, PendingSurveys, SurveyLinks
+from libs.contracts.surveys import KIND_PARAM, PendingSurvey, PendingSurveys, SurveyLinks
 from services.outbound.deliver import Deliverer
 from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import OutgoingMessage
@@ -42,6 +42,14 @@ templates:
       en: |
         How did we do with {{ reference }}?
         {% for score in range(1, 6) %}
+        {{ score }}: {{ survey_url }}?score={{ score }}
+        {%- endfor %}
+  nps-survey:
+    sms: {en: "How likely are you to recommend us? Reply 0 to 10."}
+    email:
+      en: |
+        How likely are you to recommend us?
+        {% for score in range(0, 11) %}
         {{ score }}: {{ survey_url }}?score={{ score }}
         {%- endfor %}
 """
@@ -157,6 +165,39 @@ async def test_an_email_survey_carries_five_signed_links(make_outbound: Any) -> 
     assert ticket.expires_at == AT + timedelta(days=2)  # from the command's time: retries agree
     assert mail.html is not None
     assert mail.html.count("?score=") == 5
+
+
+def nps_survey(channel: str, thread: str, recipient: str) -> Consumed:
+    command = OutboundCommand(
+        command_id=event_id("conv-1", "resolution", "1", "nps", channel),
+        kind="survey",
+        channel=channel,  # type: ignore[arg-type]
+        conversation_id="conv-1",
+        reference="SB-7K3Q9",
+        recipient=recipient,
+        template="nps-survey",
+        params={"reference": "SB-7K3Q9", KIND_PARAM: "nps"},
+    )
+    event = Event(id=command.command_id, source="/sla", subject=thread, time=AT, data=command)
+    return Consumed(event=event, topic="commands", partition=0, offset=0, key=thread)
+
+
+async def test_an_nps_survey_is_pending_as_nps_and_its_links_are_0_to_10(
+    make_outbound: Any, redis: Redis, isolation: Isolation, twilio: TwilioFake
+) -> None:
+    outbound = make_outbound()
+    sms = nps_survey("sms", SMS_THREAD, CUSTOMER)
+    assert receipt(await outbound.deliverer.handle(sms)).status == "sent"
+    pending = await PendingSurveys(redis, Keys(isolation.key_prefix)).get(SMS_THREAD)
+    assert pending is not None
+    assert pending.kind == "nps"
+    email = nps_survey("email", EMAIL_THREAD, "ada@example.org")
+    assert receipt(await outbound.deliverer.handle(email)).status == "sent"
+    [mail] = outbound.email.sent
+    links = re.findall(r"(https://\S+)\?score=(\d+)", mail.text)
+    assert [int(score) for _, score in links] == list(range(0, 11))
+    [url] = {url for url, _ in links}
+    assert SurveyLinks(LINK_KEY).verify(url.rpartition("/")[2], now=AT).kind == "nps"
 
 
 async def test_email_surveys_are_suppressed_without_a_link_key(make_outbound: Any) -> None:

@@ -17,6 +17,7 @@ from libs.common.events import (
     InvalidEvent,
     MessageReceived,
     SurveyAnswered,
+    SurveyKind,
     event_id,
 )
 from libs.common.kafka.consumer import Consumed
@@ -53,11 +54,12 @@ def consumed(data: EventData, name: str) -> Consumed:
     return Consumed(event=event, topic="t", partition=0, offset=0, key=THREAD)
 
 
-def answer(conversation_id: str, score: int) -> SurveyAnswered:
+def answer(conversation_id: str, score: int, kind: SurveyKind = "csat") -> SurveyAnswered:
     return SurveyAnswered(
         conversation_id=conversation_id,
         channel="sms",
         score=score,
+        kind=kind,
         command_id="survey-1",
         answered_at=AT,
         thread_key=THREAD,
@@ -84,6 +86,9 @@ async def test_a_survey_answer_is_recorded_on_the_conversation_and_not_routed(
     assert await router.handle(consumed(answer(routed.conversation_id, 4), "answer")) == []
     key = Keys(isolation.key_prefix).conversation(routed.conversation_id)
     assert await redis.hget(key, "csat") == b"4"
+    nps = answer(routed.conversation_id, 9, "nps")
+    assert await router.handle(consumed(nps, "nps answer")) == []
+    assert await redis.hmget(key, ["csat", "nps"]) == [b"4", b"9"]
 
 
 async def test_an_answer_for_no_known_conversation_is_invalid(
