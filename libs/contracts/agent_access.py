@@ -1,7 +1,8 @@
 """What agent tools share with the hub: where it listens and the tokens it accepts.
 
-Agent tokens are HS256 JWTs naming the agent (``sub``) and the queues it may work
-(``queues``). Anyone holding ``AGENT_TOKEN_KEY`` (an SSO bridge, a helpdesk backend,
+Agent tokens are HS256 JWTs naming the agent (``sub``), the queues it may work (``queues``)
+and optionally its ``role``: ``agent`` (the default) or ``supervisor``, who may also read the
+queues' figures. Anyone holding ``AGENT_TOKEN_KEY`` (an SSO bridge, a helpdesk backend,
 ``switchboard token``) mints them; the hub only verifies. Expiry is checked against an
 injectable clock, on connect and again when ``exp`` passes while the socket is open.
 """
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final
+from typing import Final, Literal
 
 from libs.common.clock import Clock, system_clock
 from libs.common.signed_tokens import SignedTokens, TokenExpired, TokenInvalid
@@ -24,6 +25,7 @@ CONSOLE_PATH: Final = "/agent/"
 MAX_TOKEN_CHARS: Final = 8192
 AGENT_ID: Final = re.compile(r"[A-Za-z0-9_.@:+-]{1,128}")
 QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+Role = Literal["agent", "supervisor"]
 
 
 class TokenRejected(Exception):
@@ -40,6 +42,7 @@ class AgentClaims:
     agent: str
     queues: frozenset[str]
     expires_at: float  # Unix seconds
+    role: Role = "agent"
 
 
 class AgentTokens:
@@ -47,7 +50,9 @@ class AgentTokens:
         self._tokens = SignedTokens(key, audience=None, max_chars=MAX_TOKEN_CHARS)
         self._clock = clock
 
-    def issue(self, agent: str, queues: Iterable[str], ttl: float = 8 * 3600.0) -> str:
+    def issue(
+        self, agent: str, queues: Iterable[str], ttl: float = 8 * 3600.0, role: Role = "agent"
+    ) -> str:
         """A token for ``agent`` on ``queues``, valid for ``ttl`` seconds (dev and tests)."""
         now = self._clock()
         expires = now + timedelta(seconds=ttl)
@@ -55,6 +60,7 @@ class AgentTokens:
             {
                 "sub": agent,
                 "queues": sorted(queues),
+                "role": role,
                 "iat": int(now.timestamp()),
                 "exp": expires.timestamp(),
             }
@@ -75,4 +81,12 @@ class AgentTokens:
             isinstance(q, str) and QUEUE_NAME.fullmatch(q) for q in queues
         ):
             raise TokenRejected("token has no valid queues claim")
-        return AgentClaims(agent=agent, queues=frozenset(queues), expires_at=float(claims["exp"]))
+        role = claims.get("role", "agent")
+        if role not in ("agent", "supervisor"):
+            raise TokenRejected("token has no valid role claim")
+        return AgentClaims(
+            agent=agent,
+            queues=frozenset(queues),
+            expires_at=float(claims["exp"]),
+            role="supervisor" if role == "supervisor" else "agent",
+        )
