@@ -1,5 +1,6 @@
 # Everything needs only Python 3.11+: the first target that runs creates .venv and installs.
 PYTHON ?= python3
+PORT ?= 8080
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -14,9 +15,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: the whole system on the embedded broker and Redis, sample store configuration
+## run: the whole system on the embedded broker and Redis, sample store configuration (PORT=8080)
 run: install
-	$(BIN)/switchboard dev --config config/store.yaml
+	$(BIN)/switchboard dev --config config/store.yaml --port $(PORT)
 
 ## demo: the same, with simulated customers on every channel and agents on the hub
 demo: install

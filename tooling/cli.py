@@ -29,16 +29,47 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run one service in the foreground")
-    run.add_argument("service", choices=RUNNABLE)
+    run.add_argument("service", choices=RUNNABLE, help="the service to run")
 
-    dev = commands.add_parser("dev", help="run everything on an embedded broker and Redis")
-    dev.add_argument("--config", type=Path, default=Path("config/store.yaml"))
-    dev.add_argument("--port", type=int, default=8080, help="public port of ingest")
+    dev = commands.add_parser(
+        "dev",
+        help="run everything on an embedded broker and Redis",
+        description="Start the embedded broker, Redis, provider sandboxes and every service; "
+        "print where they are and a live line per event; restart a service that dies.",
+    )
+    dev.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/store.yaml"),
+        help="the configuration file the services load (default: %(default)s)",
+    )
+    dev.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="loopback port of ingest: webhooks, chat widget, SMTP aside (default: %(default)s)",
+    )
+    dev_commands = dev.add_subparsers(dest="dev_command", metavar="{sms}")
+    sms = dev_commands.add_parser(
+        "sms",
+        help="send TEXT to the running dev stack as a Twilio-signed SMS webhook",
+        description="Sign and post the webhook Twilio would send for an inbound SMS.",
+    )
+    sms.add_argument("text", help="the message the customer writes")
+    sms.add_argument(
+        "--port",
+        type=int,
+        default=argparse.SUPPRESS,  # else it would hide a --port given before "sms"
+        help="the dev stack's --port (default: 8080)",
+    )
+    sms.add_argument(
+        "--from", dest="sender", help="the customer's number, E.164 (default: +14155550100)"
+    )
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate a configuration file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the YAML file to check")
 
     # Tools with their own argument parsers: everything after the name is theirs.
     commands.add_parser("replay", help="compare routing of past traffic under a new config")
@@ -69,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         run_service(args.service, module.build)
         return 0
     if args.command == "dev":
-        from tooling.dev import run_dev
+        from tooling.dev import run_dev, send_sms
 
+        if args.dev_command == "sms":
+            return 0 if asyncio.run(send_sms(args.text, args.port, args.sender)) == 200 else 1
         return asyncio.run(run_dev(args.config, args.port))
     if args.command == "config":
         return _check(args.file)

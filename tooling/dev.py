@@ -2,8 +2,12 @@
 
 Starts the embedded broker and Redis, sandboxes standing in for the providers (Twilio's
 Messages API, the X API for mentions and DMs, an SMTP relay that keeps outbound mail), the four
-services and the agent hub as their own processes; prints where everything is; stops it all on
-Ctrl-C. ``switchboard simulate`` runs the same system with simulated customers and agents.
+services and the agent hub as their own processes; prints where everything is, then a live
+line for every routed conversation, SLA event, incident and outbound message (with its reference
+and recipient: what the sandboxes caught); restarts a service that dies (:mod:`tooling.supervise`);
+stops it all on Ctrl-C. A start-up failure prints the cause from the failing service's log.
+``switchboard dev sms TEXT`` sends a signed Twilio webhook to a running dev stack.
+``switchboard simulate`` runs the same system with simulated customers and agents.
 """
 
 from __future__ import annotations
@@ -11,19 +15,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import tempfile
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
+from twilio.request_validator import RequestValidator
 
 from libs.common.config import load_config
 from libs.common.events import (
     ConversationRouted,
     Event,
+    IncidentDetected,
     InvalidEvent,
+    OutboundCommand,
     OutboundReceipt,
     SlaEvent,
     decode,
@@ -37,16 +48,22 @@ from libs.common.settings import (
 )
 from libs.common.topics import Topics
 from libs.contracts.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
-from tooling.devstack import SERVICES, DevStack, ServiceProcess, free_port
+from tooling.devstack import SERVICES, DevStack, DevStackError, ServiceProcess, free_port
 from tooling.sandbox.smtp import Mailbox, smtp_sandbox
-from tooling.sandbox.twilio import TwilioSandbox
+from tooling.sandbox.twilio import TwilioSandbox, sms_webhook_form
 from tooling.sandbox.x import XSandbox
 from tooling.simulate.customers import Endpoints
+from tooling.supervise import supervise
 
 DEV_ACCOUNT_SID = "AC" + "0" * 32
 DEV_NUMBER = "+15005550006"
 DEV_X_USER_ID = "1000000001"
 DEV_SUPPORT_ADDRESS = "help@shop.example"
+DEV_CUSTOMER_NUMBER = "+14155550100"
+SMS_WEBHOOK_PATH = "/v1/sms/twilio"
+T = TypeVar("T")
+FEED_MEMORY = 10_000
+"""Conversations and commands the live feed remembers, to name references in later lines."""
 
 
 @dataclass
@@ -145,6 +162,8 @@ async def dev_system(config: Path, public_port: int) -> AsyncIterator[DevSystem]
                 logs=logs,
             )
     finally:
+        for process in processes:  # all drain at once, then each is waited for
+            process.signal(signal.SIGTERM)
         for process in processes:
             process.stop()
         for runner in runners:
@@ -176,17 +195,51 @@ async def until_signalled() -> None:
 
 
 async def run_dev(config: Path, public_port: int) -> int:
-    async with dev_system(config, public_port) as system:
-        print_endpoints(system)
-        print("\nSend a signed SMS webhook (see README), then watch the topics. Ctrl-C stops.")
-        feed = asyncio.create_task(
-            _print_feed(system.stack.broker.bootstrap_servers, Topics.with_prefix())
-        )
-        await until_signalled()
-        feed.cancel()
-        await asyncio.gather(feed, return_exceptions=True)
-        print("\nstopping…", flush=True)
+    try:
+        async with dev_system(config, public_port) as system:
+            print_endpoints(system)
+            print(
+                f"\nSend an SMS: switchboard dev sms 'where is my order?' --port {public_port}"
+                " (or the README's curl); watch the lines below. Ctrl-C stops."
+            )
+            tasks = [
+                asyncio.create_task(
+                    _print_feed(system.stack.broker.bootstrap_servers, Topics.with_prefix())
+                ),
+                *(asyncio.create_task(supervise(p, _say)) for p in system.processes),
+            ]
+            await until_signalled()
+            for task in tasks:  # before the processes stop: their exit is no failure now
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            print("\nstopping…", flush=True)
+    except DevStackError as exc:
+        print(f"switchboard dev: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def send_sms(text: str, port: int, sender: str | None = None) -> int:
+    """Send ``text`` as Twilio would to the dev stack's ingest on ``port``: signed with the dev
+    auth token over that port's public URL. Returns the HTTP status."""
+    url = f"http://127.0.0.1:{port}{SMS_WEBHOOK_PATH}"
+    form = sms_webhook_form(
+        sender=sender or DEV_CUSTOMER_NUMBER,
+        recipient=DEV_NUMBER,
+        body=text,
+        account_sid=DEV_ACCOUNT_SID,
+    )
+    signature = RequestValidator(DEV_AUTH_TOKEN).compute_signature(url, form)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response,
+    ):
+        print(f"{response.status} {await response.text()}".strip())
+        return response.status
 
 
 def print_endpoints(system: DevSystem) -> None:
@@ -194,7 +247,7 @@ def print_endpoints(system: DevSystem) -> None:
     print(f"  kafka bootstrap   {system.stack.broker.bootstrap_servers}")
     print(f"  redis             {system.stack.redis.url}")
     for process in system.processes:
-        print(f"  {process.name:<17} {process.url}  (/healthz /readyz /metrics)")
+        print(f"  {process.name:<17} {process.url}  (pid {process.pid}; /healthz /readyz /metrics)")
     print(f"  sms webhook       {system.public_url}/v1/sms/twilio")
     print(f"  email (SMTP in)   127.0.0.1:{system.smtp_port}  (to {DEV_SUPPORT_ADDRESS})")
     print(f"  chat widget demo  {system.public_url}/chat/demo")
@@ -216,14 +269,17 @@ def _print_agent_socket(processes: list[ServiceProcess], config: Path) -> None:
 
 
 async def _print_feed(bootstrap_servers: str, topics: Topics) -> None:
-    """One line per routed conversation, SLA event and receipt, as they happen."""
+    """One line per routed conversation, SLA event, incident and outbound message, as they
+    happen."""
     consumer = AIOKafkaConsumer(
         topics.routed,
         topics.sla_events,
+        topics.outbound_commands,
         topics.outbound_status,
         bootstrap_servers=bootstrap_servers,
         auto_offset_reset="latest",
     )
+    feed = Feed()
     await consumer.start()
     try:
         async for record in consumer:
@@ -231,24 +287,65 @@ async def _print_feed(bootstrap_servers: str, topics: Topics) -> None:
                 event = decode(record.value, record.headers)
             except InvalidEvent:
                 continue
-            print(describe(event), flush=True)
+            line = feed.describe(event)
+            if line is not None:
+                print(line, flush=True)
     finally:
         await consumer.stop()
 
 
-def describe(event: Event) -> str:
-    data = event.data
-    if isinstance(data, ConversationRouted):
-        return (
-            f"routed    {data.reference} {data.channel} -> {data.queue} "
-            f"(rule {data.explanation.rule}, issue {data.issue_type} "
-            f"{data.explanation.confidence:.2f}, {'new' if data.is_new else 'existing'})"
-        )
-    if isinstance(data, SlaEvent):
-        return (
-            f"sla       {data.reference} {data.metric} {data.kind} "
-            f"(deadline {data.deadline:%Y-%m-%d %H:%M:%S} UTC, policy {data.policy})"
-        )
-    if isinstance(data, OutboundReceipt):
-        return f"outbound  {data.channel} {data.status} {data.provider_message_id or data.error}"
-    return f"{event.type} {event.id}"
+class Feed:
+    """The live lines: by reference, never by raw id. It remembers (boundedly) each
+    conversation's reference and each outbound command's reference and recipient, which
+    incidents and receipts do not carry; a receipt read before its command (another topic)
+    waits for it."""
+
+    def __init__(self) -> None:
+        self._references: OrderedDict[str, str] = OrderedDict()
+        self._commands: OrderedDict[str, OutboundCommand] = OrderedDict()
+        self._early: OrderedDict[str, OutboundReceipt] = OrderedDict()
+
+    def describe(self, event: Event) -> str | None:
+        data = event.data
+        if isinstance(data, ConversationRouted):
+            _remember(self._references, data.conversation_id, data.reference)
+            return (
+                f"routed    {data.reference} {data.channel} -> {data.queue} "
+                f"(rule {data.explanation.rule}, issue {data.issue_type} "
+                f"{data.explanation.confidence:.2f}, {'new' if data.is_new else 'existing'})"
+            )
+        if isinstance(data, SlaEvent):
+            return (
+                f"sla       {data.reference} {data.metric} {data.kind} "
+                f"(deadline {data.deadline:%Y-%m-%d %H:%M:%S} UTC, policy {data.policy})"
+            )
+        if isinstance(data, IncidentDetected):
+            first = self._references.get(data.first_conversation_id, "an earlier conversation")
+            return (
+                f"incident  {data.issue_type}: {data.customers} customers within "
+                f"{data.window_seconds:.0f}s (first {first}) -> {data.queue or 'its queue'}"
+            )
+        if isinstance(data, OutboundCommand):
+            receipt = self._early.pop(data.command_id, None)
+            if receipt is not None:
+                return _outbound_line(data, receipt)
+            _remember(self._commands, data.command_id, data)
+            return None
+        if isinstance(data, OutboundReceipt):
+            command = self._commands.pop(data.command_id, None)
+            if command is not None:
+                return _outbound_line(command, data)
+            _remember(self._early, data.command_id, data)
+        return None
+
+
+def _outbound_line(command: OutboundCommand, receipt: OutboundReceipt) -> str:
+    what = f"{command.channel} {command.kind.replace('_', ' ')} to {command.recipient}"
+    outcome = receipt.status if receipt.error is None else f"{receipt.status}: {receipt.error}"
+    return f"outbound  {command.reference} {what}: {outcome}"
+
+
+def _remember(memory: OrderedDict[str, T], key: str, value: T) -> None:
+    memory[key] = value
+    while len(memory) > FEED_MEMORY:
+        memory.popitem(last=False)

@@ -33,6 +33,10 @@ SERVICE_READY_TIMEOUT = 90.0
 """A service trains its issue-type model and joins its consumer groups before it is ready: on
 two busy cores (parallel test workers, a demo beside a build) that can take far longer than a
 broker's start."""
+READY_PROBE_TIMEOUT = 2.0
+LOG_TAIL_LINES = 15
+LOG_TAIL_BYTES = 16 * 1024
+"""How much of a service's log a failure report shows (the traceback's end says why)."""
 
 
 class DevStackError(RuntimeError):
@@ -83,7 +87,9 @@ async def wait_ready(
 ) -> None:
     """Wait until ``url``'s ``/readyz`` answers 200; fail at once if ``process`` exits."""
     deadline = asyncio.get_running_loop().time() + timeout
-    async with aiohttp.ClientSession() as session:
+    # Short: whatever holds the port when the service could not bind it may never answer.
+    probe = aiohttp.ClientTimeout(total=READY_PROBE_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=probe) as session:
         while True:
             if process is not None and process.poll() is not None:
                 raise DevStackError(f"{name} exited with {process.returncode}")
@@ -91,7 +97,7 @@ async def wait_ready(
                 async with session.get(f"{url}/readyz") as response:
                     if response.status == 200:
                         return
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):
                 pass
             if asyncio.get_running_loop().time() > deadline:
                 raise DevStackError(f"{name} not ready after {timeout}s")
@@ -286,6 +292,10 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
     def start(self) -> None:
         env = {
             **self.environment,
@@ -305,7 +315,25 @@ class ServiceProcess:
     async def wait_ready(self, timeout: float = SERVICE_READY_TIMEOUT) -> None:
         """Wait until ``/readyz`` answers 200 (Kafka and Redis reachable, consumer running)."""
         assert self.process is not None
-        await wait_ready(self.url, self.name, timeout, self.process)
+        try:
+            await wait_ready(self.url, self.name, timeout, self.process)
+        except DevStackError as exc:  # what the service said is the cause, not our traceback
+            raise DevStackError(f"{exc}{self.last_words()}") from None
+
+    def wait(self) -> int:
+        """Block until the process exits; its exit code (negative: the signal that ended it)."""
+        assert self.process is not None
+        return self.process.wait()
+
+    def last_words(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of the service's log, indented under a heading naming the log ("" with
+        no log): why it stopped."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            tail = log.read().decode(errors="replace").splitlines()[-lines:]
+        return f"; the last lines of {self.log_path}:\n" + "\n".join(f"    {t}" for t in tail)
 
     def signal(self, sig: int) -> None:
         if self.process is not None and self.process.poll() is None:
