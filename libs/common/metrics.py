@@ -133,6 +133,13 @@ survey_answers = Counter(
     "CSAT survey answers ingest recorded (repeats not counted), by channel and score.",
     ["channel", "score"],
 )
+survey_scores = Histogram(
+    "switchboard_survey_scores",
+    "Survey scores the router recorded, by queue and kind (csat 1-5, nps 0-10): the sum over "
+    "the count is CSAT's average; NPS detractors are le=6, promoters the count less le=8.",
+    ["queue", "kind"],
+    buckets=tuple(float(score) for score in range(11)),
+)
 outbound_sends = Counter(
     "switchboard_outbound_sends_total",
     "Outbound commands finished, by channel and final status.",

@@ -250,8 +250,10 @@ class Router:
         recorded = await self._records.record_survey(
             answer.conversation_id, answer.kind, answer.score
         )
-        if not recorded:
+        conversation = await self._records.get(answer.conversation_id) if recorded else None
+        if conversation is None:
             raise InvalidEvent(f"no conversation {answer.conversation_id}")
+        metrics.survey_scores.labels(conversation.queue, answer.kind).observe(answer.score)
         return []
 
     # --- agent actions ----------------------------------------------------------------------

@@ -12,6 +12,8 @@
  * An open incident (many customers with one problem) is a banner above the queues with its
  * linked open conversations, from the snapshot and then from routed events naming it, and one
  * button that sends all of their customers the incident's status update.
+ * A supervisor token (its `role` claim) also shows each queue's figures above the queues, asked
+ * again after events (at most once a second) and every 30 s for survey answers.
  *
  * Customer and agent text only ever reaches the page through textContent.
  */
@@ -34,6 +36,8 @@
   var URGENT_SECONDS = 5 * 60;   // a countdown this short is urgent, under an hour soon
   var SOON_SECONDS = 60 * 60;
   var TRANSCRIPT_PAGE = 50;
+  var FIGURES_MIN_MS = 1000;     // events ask for figures at most this often
+  var FIGURES_EVERY_MS = 30000;  // and this often without events (survey answers)
   var OUTBOUND_LABELS = { auto_ack: "Acknowledgement", after_hours: "After-hours notice",
                           status_update: "Status update", survey: "Survey" };
 
@@ -52,6 +56,10 @@
   var early = {};        // conversation id -> {metric -> SLA data}: clocks ahead of their routed
   var MAX_EARLY = 500;
   var incidents = {};    // incident id -> {id, issueType, customers, linked: {conversation id}}
+  var supervisor = false;  // the token's role claim; the hub refuses figures to the others
+  var figures = null;      // the latest figures frame
+  var figuresAt = 0;       // when figures were last asked (ms)
+  var figuresTimer = null;
   var actionCount = 0;
   var errorText = "";
 
@@ -225,6 +233,7 @@
       case "ack": return onAck(frame);
       case "customer": return onCustomer(frame);
       case "transcript": return onTranscript(frame);
+      case "figures": return onFigures(frame);
       case "error": return onError(frame);
       default: return;  // subscribed, resync and later additions need nothing here
     }
@@ -240,6 +249,7 @@
     });
     $("agent").textContent = agent;
     send({ type: "subscribe", queues: wanted });
+    if (supervisor) askFigures();
     for (var id in pending) send(pending[id].frame);  // the same id: published at most once
     if (selected) select(selected);  // a request sent while disconnected was lost
     else render();
@@ -350,6 +360,7 @@
         break;
     }
     if (id && id === selected) askTranscript(id, false);
+    if (supervisor) figuresSoon();
     render();
   }
 
@@ -536,6 +547,100 @@
     render();
   }
 
+  // --- supervisor figures ------------------------------------------------------------------
+
+  /* The role claim of the token (a JWT: its middle part is base64url JSON). Only what to show
+     depends on it: the hub checks the signature and answers figures to supervisors only. */
+  function roleOf(value) {
+    try {
+      var part = value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part + "===".slice((part.length + 3) % 4))).role || "agent";
+    } catch (e) {
+      return "agent";
+    }
+  }
+
+  function askFigures() {
+    clearTimeout(figuresTimer);
+    figuresTimer = null;
+    figuresAt = Date.now();
+    send({ type: "figures", id: clientId() });
+  }
+
+  /* After an event: now, or once a second has passed since the last ask. */
+  function figuresSoon() {
+    if (figuresTimer) return;
+    var wait = figuresAt + FIGURES_MIN_MS - Date.now();
+    if (wait <= 0) askFigures();
+    else figuresTimer = setTimeout(askFigures, wait);
+  }
+
+  function onFigures(frame) {
+    figures = frame;
+    renderFigures();
+  }
+
+  function percent(ratio) { return ratio === null ? "\u2013" : Math.round(ratio * 1000) / 10 + "%"; }
+
+  function attained(a) { return percent(a.ratio) + " (" + a.met + "/" + (a.met + a.breached) + ")"; }
+
+  function seconds(value) { return value === null ? "\u2013" : clock(value); }
+
+  function times(byChannel) {
+    var parts = Object.keys(byChannel).map(function (channel) {
+      var t = byChannel[channel];
+      return channel + " " + seconds(t.p50) + " / " + seconds(t.p90);
+    });
+    return parts.length ? parts.join(", ") : "\u2013";
+  }
+
+  var FIGURE_COLUMNS = [
+    ["Queue", "queue", function (q) { return q.queue; }],
+    ["Waiting", "waiting", function (q) { return q.waiting; }],
+    ["Oldest wait", "oldest-wait", function (q) { return seconds(q.oldest_wait_seconds); }],
+    ["At risk", "at-risk", function (q) { return q.at_risk; }],
+    ["Breached today", "breached", function (q) { return q.breached_today; }],
+    ["First response met", "first-response",
+     function (q) { return attained(q.attainment.first_response); }],
+    ["Resolution met", "resolution", function (q) { return attained(q.attainment.resolution); }],
+    ["First response p50 / p90", "first-response-times",
+     function (q) { return times(q.response_times.first_response); }],
+    ["Resolution p50 / p90", "resolution-times",
+     function (q) { return times(q.response_times.resolution); }],
+    ["CSAT", "csat", function (q) {
+      return q.csat.average === null ? "\u2013" : q.csat.average + " (" + q.csat.answers + ")";
+    }],
+    ["NPS", "nps", function (q) {
+      return q.nps.score === null ? "\u2013" : q.nps.score + " (" + q.nps.answers + ")";
+    }],
+    ["Agents (load)", "agents", function (q) {
+      var list = q.agents.map(function (a) { return a.agent + " " + (a.status || "offline") +
+        " \u00b7 " + a.load; });
+      return list.length ? list.join(", ") : "none";
+    }]
+  ];
+
+  function renderFigures() {
+    var box = $("figures");
+    box.hidden = !figures;
+    if (!figures) return;
+    var table = el("table"), head = el("tr");
+    FIGURE_COLUMNS.forEach(function (c) { head.append(el("th", null, c[0])); });
+    table.append(el("caption", null, "Today (UTC " + (figures.queues[0] || {}).day +
+      "), as of " + shortTime(figures.at)), head);
+    figures.queues.forEach(function (q) {
+      var row = el("tr");
+      row.setAttribute("data-queue", q.queue);
+      FIGURE_COLUMNS.forEach(function (c) {
+        var cell = el("td", null, c[2](q));
+        cell.setAttribute("data-figure", c[1]);
+        row.append(cell);
+      });
+      table.append(row);
+    });
+    box.replaceChildren(table);
+  }
+
   function send(frame) {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
   }
@@ -581,6 +686,7 @@
 
   function start(value) {
     token = value;
+    supervisor = roleOf(value) === "supervisor";
     $("token-form").hidden = true;
     errorText = "";
     connect();
@@ -914,4 +1020,5 @@
   if (fragment) start(fragment);
   else $("token-form").hidden = false;
   setInterval(tick, 1000);
+  setInterval(function () { if (supervisor) askFigures(); }, FIGURES_EVERY_MS);
 })();
