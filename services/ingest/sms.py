@@ -33,7 +33,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Final
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -61,6 +61,7 @@ from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 from libs.common.redis_client import load_script
+from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS
 from libs.contracts import optout, whatsapp
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
@@ -502,3 +503,52 @@ class TwilioStatusCallback:
 def _reject(reason: str, status: int) -> web.Response:
     metrics.webhook_rejections.labels("sms", reason).inc()
     return web.json_response({"error": reason}, status=status)
+
+
+SMS_WEBHOOK = web.AppKey("sms_webhook", TwilioWebhook)
+SMS_STATUS = web.AppKey("sms_status", TwilioStatusCallback)
+
+
+def install(app: web.Application, acceptor: web.AppKey[Acceptor]) -> None:
+    """Twilio's message webhook (SMS and WhatsApp) and its delivery-status callbacks;
+    ``acceptor`` is set by an earlier cleanup context."""
+    app.cleanup_ctx.append(_twilio_ctx(acceptor))
+    app.router.add_post(PATH, _webhook)
+    app.router.add_post(STATUS_PATH, _status)
+
+
+def _twilio_ctx(
+    acceptor: web.AppKey[Acceptor],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        keys = Keys(settings.switchboard_key_prefix)
+        app[SMS_WEBHOOK] = TwilioWebhook(
+            acceptor=app[acceptor],
+            auth_token=settings.twilio_auth_token,
+            public_url=settings.switchboard_public_url,
+            redis=app[REDIS],
+            keys=keys,
+            account_sid=settings.twilio_account_sid,
+        )
+        app[SMS_STATUS] = TwilioStatusCallback(
+            producer=app[PRODUCER],
+            redis=app[REDIS],
+            keys=keys,
+            topic=app[TOPICS].outbound_status,
+            timeout=settings.switchboard_publish_timeout,
+            auth_token=settings.twilio_auth_token,
+            public_url=settings.switchboard_public_url,
+            account_sid=settings.twilio_account_sid,
+        )
+        yield
+
+    return ctx
+
+
+async def _webhook(request: web.Request) -> web.Response:
+    return await request.app[SMS_WEBHOOK](request)
+
+
+async def _status(request: web.Request) -> web.Response:
+    return await request.app[SMS_STATUS](request)

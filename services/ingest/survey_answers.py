@@ -17,6 +17,7 @@ know this (the README says so).
 from __future__ import annotations
 
 import html
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from aiohttp import hdrs, web
@@ -26,6 +27,7 @@ from libs.common import metrics
 from libs.common.clock import Clock
 from libs.common.events import Event, SurveyAnswered
 from libs.common.logs import get_logger
+from libs.common.service import CLOCK, SETTINGS
 from libs.contracts.surveys import (
     LINK_PATH,
     SCORES,
@@ -112,3 +114,30 @@ def _busy() -> web.Response:
     return page(
         "Please try again", "We could not record your rating just now.", 503, {"Retry-After": "5"}
     )
+
+
+SURVEY_LINKS = web.AppKey("survey_links", SurveyLinkEndpoint)
+
+
+def install(app: web.Application, acceptor: web.AppKey[Acceptor]) -> None:
+    """The answer links of email surveys (all refused while ``SURVEY_LINK_KEY`` is unset);
+    ``acceptor`` is set by an earlier cleanup context."""
+    app.cleanup_ctx.append(_links_ctx(acceptor))
+    app.router.add_get(PATH, _answer)
+
+
+def _links_ctx(
+    acceptor: web.AppKey[Acceptor],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        key = app[SETTINGS].survey_link_key
+        app[SURVEY_LINKS] = SurveyLinkEndpoint(
+            links=SurveyLinks(key) if key else None, acceptor=app[acceptor], clock=app[CLOCK]
+        )
+        yield
+
+    return ctx
+
+
+async def _answer(request: web.Request) -> web.Response:
+    return await request.app[SURVEY_LINKS](request)

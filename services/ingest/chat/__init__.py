@@ -10,15 +10,14 @@ from aiohttp import web
 
 from libs.common.health import READINESS_CHECKS
 from libs.common.keys import Keys
-from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, add_background
+from libs.common.service import REDIS, SETTINGS, add_background
 from libs.contracts.chat_mailbox import Mailbox
-from libs.contracts.surveys import PendingSurveys
 from services.ingest.accept import Acceptor
 from services.ingest.chat.endpoint import SESSION_PATH, WS_PATH, ChatEndpoint, Limits
 from services.ingest.chat.session import SessionTokens
 from services.ingest.chat.visitor_sockets import ChatHub
 
-__all__ = ["CHAT", "SESSION_PATH", "WS_PATH", "Limits", "add_chat"]
+__all__ = ["CHAT", "SESSION_PATH", "WS_PATH", "Limits", "install"]
 
 CHAT = web.AppKey("chat", ChatEndpoint)
 CHAT_HUB = web.AppKey("chat_hub", ChatHub)
@@ -27,10 +26,13 @@ WIDGET_PATH: Final = "/widget.js"
 DEMO_PATH: Final = "/chat/demo"
 
 
-def add_chat(app: web.Application, limits: Limits | None = None) -> None:
-    """Chat routes, the endpoint and its Redis subscription, for the app's lifetime."""
+def install(
+    app: web.Application, acceptor: web.AppKey[Acceptor], limits: Limits | None = None
+) -> None:
+    """Chat routes, the endpoint and its Redis subscription, for the app's lifetime;
+    ``acceptor`` is set by an earlier cleanup context."""
     limits = limits or Limits(sockets_per_ip=app[SETTINGS].chat_max_sockets_per_ip)
-    app.cleanup_ctx.append(_chat_ctx(limits))
+    app.cleanup_ctx.append(_chat_ctx(acceptor, limits))
     if app[SETTINGS].chat_session_key:
         add_background(app, "chat subscription", lambda a: a[CHAT_HUB].run())
     app.on_shutdown.append(_close_sockets)
@@ -41,7 +43,9 @@ def add_chat(app: web.Application, limits: Limits | None = None) -> None:
     app.router.add_get(DEMO_PATH, _static("demo.html", "text/html"))
 
 
-def _chat_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]:
+def _chat_ctx(
+    acceptor: web.AppKey[Acceptor], limits: Limits
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         keys = Keys(settings.switchboard_key_prefix)
@@ -51,14 +55,7 @@ def _chat_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]
             tokens = SessionTokens(settings.chat_session_key, settings.chat_session_ttl)
         app[CHAT] = ChatEndpoint(
             tokens=tokens,
-            acceptor=Acceptor(
-                producer=app[PRODUCER],
-                redis=app[REDIS],
-                keys=keys,
-                topic=app[TOPICS].inbound,
-                timeout=settings.switchboard_publish_timeout,
-                surveys=PendingSurveys(app[REDIS], keys),
-            ),
+            acceptor=app[acceptor],
             hub=hub,
             mailbox=Mailbox(app[REDIS], keys),
             limits=limits,

@@ -29,7 +29,9 @@ from libs.common.service import PRODUCER, REDIS, create_app
 from libs.common.settings import Settings
 from libs.common.socket_frames import FrameError
 from libs.contracts.chat_mailbox import Mailbox, thread_key
-from services.ingest.chat import SESSION_PATH, WS_PATH, Limits, add_chat
+from services.ingest.app import ACCEPTOR, accepting
+from services.ingest.chat import SESSION_PATH, WS_PATH, Limits
+from services.ingest.chat import install as install_chat
 from services.ingest.chat.frames import parse
 from services.ingest.chat.session import SessionTokens
 from services.outbound.senders.base import OutgoingMessage
@@ -103,7 +105,8 @@ async def serve_chat(
             yield
 
         app.cleanup_ctx.append(wrap)
-    add_chat(app, limits)
+    app.cleanup_ctx.append(accepting)  # after the gate and the wrap: it publishes through them
+    install_chat(app, ACCEPTOR, limits)
     return Chat(await serve_app(app), Keys(isolation.key_prefix), settings, holders)
 
 
