@@ -331,7 +331,10 @@
         break;
       case "receipt":
         if (c) c.messages.forEach(function (m) {
-          if (m.commandId && m.commandId === data.command_id) m.status = data.status;
+          if (!m.commandId || m.commandId !== data.command_id) return;
+          // A reply that did not reach the customer says so: its clock keeps running.
+          m.notSent = data.status !== "sent" && data.status !== "delivered";
+          m.status = m.notSent ? "not sent: " + (data.error || data.status) : data.status;
         });
         break;
       case "delivery":  // the provider's later word on a sent message: WhatsApp's "read"
