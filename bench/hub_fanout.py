@@ -41,13 +41,13 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.harness import bench_stack, report, running_service
+from libs.common.clock import system_clock
 from libs.common.events import (
     ConversationRouted,
     CustomerIdentity,
     Event,
     RoutingExplanation,
     encode,
-    utc_now,
 )
 from libs.common.topics import Topics
 from libs.contracts.agent_access import WS_PATH, AgentTokens
@@ -82,7 +82,7 @@ def routed(n: int) -> ConversationRouted:
         message_id=uuid.uuid4().hex,
         customer=CustomerIdentity(display_name="Bench Customer", phone=thread[4:]),
         text="Where is my parcel? It was due on Tuesday and the tracking page has not moved.",
-        received_at=utc_now(),
+        received_at=system_clock(),
         explanation=RoutingExplanation(
             rule="all", conditions=(), issue_type="delivery", confidence=1.0
         ),
@@ -322,7 +322,7 @@ async def measure_hub(stack: DevStack, args: argparse.Namespace, workdir: Path) 
                     data = routed(n)
                     event = Event(
                         id=uuid.uuid4().hex, source="/bench", subject=data.thread_key,
-                        time=utc_now(), data=data,
+                        time=system_clock(), data=data,
                     )  # fmt: skip
                     value, headers = encode(event)
                     futures.append(
@@ -373,7 +373,8 @@ async def measure_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any
                     frame = {
                         "type": "event", "queue": QUEUE, "id": f"{n}-0", "kind": "routed",
                         "event_id": uuid.uuid4().hex, "event_type": ConversationRouted.TYPE,
-                        "time": utc_now(), "conversation_id": data.conversation_id, "data": data,
+                        "time": system_clock(), "conversation_id": data.conversation_id,
+                        "data": data,
                     }  # fmt: skip
                     await publish.send_str(_encode(frame).decode())
 

@@ -33,7 +33,8 @@ import aiosmtplib
 from aiokafka import AIOKafkaProducer
 
 from bench.harness import Rate, bench_stack, fill, output_rate, report, running_service
-from libs.common.events import CustomerIdentity, Event, MessageReceived, encode, event_id, utc_now
+from libs.common.clock import system_clock
+from libs.common.events import CustomerIdentity, Event, MessageReceived, encode, event_id
 from libs.common.topics import Topics
 from tooling.devstack import ServiceProcess, create_topics, free_port
 
@@ -52,10 +53,14 @@ def event(i: int) -> tuple[str, Event]:
         customer=CustomerIdentity(phone=f"+1415555{i % 10_000:04d}"),
         recipient=OUR_NUMBER,
         text=f"I was charged twice for order {i}",
-        received_at=utc_now(),
+        received_at=system_clock(),
     )
     return thread, Event(
-        id=event_id("bench", str(i)), source="/bench", subject=thread, time=utc_now(), data=message
+        id=event_id("bench", str(i)),
+        source="/bench",
+        subject=thread,
+        time=system_clock(),
+        data=message,
     )
 
 

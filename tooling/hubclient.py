@@ -127,6 +127,13 @@ class HubClient:
         await self._send({"type": "customer", "id": client_id, "conversation_id": conversation_id})
         return await self._reply(_answer_to(client_id))
 
+    async def figures(self) -> dict[str, Any]:
+        """The figures of the token's queues (the hub's ``figures`` frame; supervisor tokens
+        only, :class:`ActionFailed` with ``forbidden`` otherwise)."""
+        client_id = f"f-{uuid.uuid4().hex[:12]}-{next(self._ids)}"
+        await self._send({"type": "figures", "id": client_id})
+        return await self._reply(_answer_to(client_id))
+
     async def transcript(
         self, conversation_id: str, *, before: str | None = None, limit: int = 50
     ) -> dict[str, Any]:
@@ -248,5 +255,6 @@ def _answer_to(client_id: str) -> Callable[[dict[str, Any]], bool]:
     """Whether a frame is the answer (``ack``, ``customer``) or the ``error`` to the frame
     with ``client_id``."""
     return lambda m: (
-        m.get("type") in ("ack", "customer", "transcript", "error") and m.get("id") == client_id
+        m.get("type") in ("ack", "customer", "transcript", "figures", "error")
+        and m.get("id") == client_id
     )

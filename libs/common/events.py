@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -30,10 +30,6 @@ class InvalidEvent(Exception):
 def event_id(*cause: str) -> str:
     """A stable id derived from what caused the event (provider id, input id + step)."""
     return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(cause)))
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class EventData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):

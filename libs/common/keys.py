@@ -104,6 +104,11 @@ Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
   offer of the conversation expire (not offered it again meanwhile) - 10 offer timeouts
 - ``hub:notify:{agent}`` - hub assigner publishes, every hub replica pattern-subscribes -
   pub/sub channel (not a key): the agent's offers or presence changed
+- ``hub:figures:{queue}:{day}`` - hub fan-out - hash of one queue's UTC day (``YYYY-MM-DD``,
+  the SLA event's or answer's day): ``met:{metric}:{conversation_id}`` -> ``{channel}|{seconds
+  from the clock's start}``, ``breached:{metric}:{conversation_id}`` and
+  ``warned:{metric}:{conversation_id}`` -> ``1``, ``csat:{conversation_id}`` and
+  ``nps:{conversation_id}`` -> the score (one field per cause: a redelivery rewrites it) - 8 days
 """
 
 from __future__ import annotations
@@ -240,6 +245,9 @@ class Keys:
 
     def hub_conversation(self, conversation_id: str) -> str:
         return f"{self.prefix}hub:conv:{conversation_id}"
+
+    def hub_figures(self, queue: str, day: str) -> str:
+        return f"{self.prefix}hub:figures:{queue}:{day}"
 
     def hub_transcript(self, conversation_id: str) -> str:
         return f"{self.prefix}hub:transcript:{conversation_id}"

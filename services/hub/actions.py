@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 from aiokafka.errors import KafkaError
@@ -19,7 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.events import AgentAction, Event, OutboundCommand, event_id, utc_now
+from libs.common.clock import Clock
+from libs.common.events import AgentAction, Event, OutboundCommand, event_id
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
@@ -62,8 +64,10 @@ class ActionPublisher:
         conversations: OpenConversations,
         known_queues: Callable[[], frozenset[str]],
         timeout: float,
+        clock: Clock,
     ) -> None:
         self._producer = producer
+        self._clock = clock
         self._redis = redis
         self._keys = keys
         self._topics = topics
@@ -132,7 +136,7 @@ class ActionPublisher:
             raise Rejected("unknown_conversation", "no such conversation")
         if conversation.queue not in agent.queues:
             raise Rejected("forbidden", "the conversation is in a queue your token does not allow")
-        now = utc_now()
+        now = self._clock()
         data = AgentAction(
             action_id=the_id,
             kind=action.kind,
@@ -143,14 +147,14 @@ class ActionPublisher:
             at=now,
         )
         key = conversation.thread_key
-        outgoing = [Outgoing(self._topics.agent_actions, key, self._event(the_id, key, data))]
+        outgoing = [Outgoing(self._topics.agent_actions, key, self._event(the_id, key, data, now))]
         if action.kind == "reply":
             command = self._reply(conversation, command_id(the_id), action.text or "")
             outgoing.append(
                 Outgoing(
                     self._topics.outbound_commands,
                     key,
-                    self._event(command.command_id, key, command),
+                    self._event(command.command_id, key, command, now),
                 )
             )
         return outgoing
@@ -174,5 +178,7 @@ class ActionPublisher:
         )
 
     @staticmethod
-    def _event(the_id: str, subject: str, data: AgentAction | OutboundCommand) -> Event:
-        return Event(id=the_id, source=SOURCE, subject=subject, time=utc_now(), data=data)
+    def _event(
+        the_id: str, subject: str, data: AgentAction | OutboundCommand, at: datetime
+    ) -> Event:
+        return Event(id=the_id, source=SOURCE, subject=subject, time=at, data=data)

@@ -40,6 +40,7 @@ from services.hub.customer_view import CustomerViews
 from services.hub.endpoint import HubEndpoint
 from services.hub.fanout import FanOut
 from services.hub.feeds import Feeds
+from services.hub.figures import Figures
 from services.hub.incidents import IncidentAnswers, Incidents, status_update_channels
 from services.hub.open_conversations import OpenConversations
 from services.hub.sessions import Limits, Services
@@ -89,8 +90,9 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             queues=lambda: live.current,
         )
         transcripts = Transcripts(redis, keys)
+        figures = Figures(redis, keys, conversations)
         incidents = Incidents(redis, keys)
-        app[FANOUT] = FanOut(streams, conversations, assigner, transcripts, incidents)
+        app[FANOUT] = FanOut(streams, conversations, assigner, transcripts, figures, incidents)
         # Blocking reads get their own connections, apart from the request path's pool.
         feed_redis = create_redis(settings)
         feeds = Feeds(
@@ -105,6 +107,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             conversations=conversations,
             known_queues=lambda: live.current,
             timeout=settings.switchboard_publish_timeout,
+            clock=app[CLOCK],
         )
         services = Services(
             streams=streams,
@@ -112,6 +115,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             conversations=conversations,
             customers=CustomerViews(redis, keys),
             transcripts=transcripts,
+            figures=figures,
             actions=actions,
             incidents=incidents,
             answers=IncidentAnswers(
@@ -128,8 +132,9 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             assigner=assigner,
             inbox=inbox,
             limits=limits,
+            clock=app[CLOCK],
         )
-        app[HUB] = HubEndpoint(AgentTokens(settings.agent_token_key), services)
+        app[HUB] = HubEndpoint(AgentTokens(settings.agent_token_key, app[CLOCK]), services)
         yield
         await feeds.stop()
         await feed_redis.aclose()
@@ -147,9 +152,16 @@ def _streams(settings: Settings, redis: Redis, keys: Keys) -> QueueStreams:
 
 
 def fanout_topics(topics: Topics) -> list[str]:
-    """What the fan-out reads. The hub scales by CPU (its sockets), not by this group's lag,
-    so no KEDA ScaledObject follows it (the manifest test skips non-literal topic lists)."""
-    return [topics.routed, topics.sla_events, topics.outbound_status, topics.agent_actions]
+    """What the fan-out reads (inbound for survey answers only). The hub scales by CPU (its
+    sockets), not by this group's lag, so no KEDA ScaledObject follows it (the manifest test
+    skips non-literal topic lists)."""
+    return [
+        topics.routed,
+        topics.sla_events,
+        topics.outbound_status,
+        topics.agent_actions,
+        topics.inbound,
+    ]
 
 
 def _handler(app: web.Application) -> Handler:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from redis.exceptions import RedisError
 
 from libs.common import metrics
 from libs.common.backoff import Backoff
+from libs.common.clock import Clock, system_clock
 from libs.common.events import Channel
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
@@ -114,7 +114,7 @@ class Assigner:
         conversations: OpenConversations,
         policy: AssignmentPolicy,
         queues: Callable[[], frozenset[str]],
-        clock: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -200,7 +200,7 @@ class Assigner:
                 continue
             timeout = self._policy.offer_seconds
             if outcome.next_at is not None:
-                timeout = min(timeout, max(0.0, outcome.next_at - self._clock()))
+                timeout = min(timeout, max(0.0, outcome.next_at - self._clock().timestamp()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout)
 
@@ -263,11 +263,11 @@ class Assigner:
             raise Rejected("offer_expired", f"the offer is no longer open ({outcome.detail})")
 
     def _lease_end(self) -> int:
-        return int((self._clock() + self._policy.grace) * 1000)
+        return int((self._clock().timestamp() + self._policy.grace) * 1000)
 
     async def _call(self, op: str, *args: str | int, running: str | None = None) -> _Outcome:
         reply: Any = await self._script(
-            args=[op, int(self._clock() * 1000), *self._prefixes, *args]
+            args=[op, int(self._clock().timestamp() * 1000), *self._prefixes, *args]
         )
         (status, detail, made, agents, queues, next_ms, *counts, more, online) = reply
         for outcome, count in zip(ENDED_STATES, counts, strict=True):

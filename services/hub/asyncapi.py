@@ -26,6 +26,7 @@ CLIENT_FRAMES: Final = (
     protocol.Customer,
     protocol.Transcript,
     protocol.AnswerIncident,
+    protocol.Figures,
 )
 """Every member of :data:`protocol.ClientMessage`, in the order the protocol document lists."""
 
@@ -88,6 +89,10 @@ SERVER_FRAMES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
             "entries": {"type": "array", "items": _object},
             "more": {"type": "boolean"},
         },
+    ),
+    "figures": (
+        "The answer to a `figures` request (supervisor tokens): one entry per queue.",
+        {"id": _text, "at": _text, "queues": {"type": "array", "items": _object}},
     ),
     "error": (
         "A frame or action was refused; with `retry: true` send it again later.",

@@ -7,6 +7,8 @@ sockets then read the streams (:mod:`services.hub.feeds`), whichever replica app
 Snapshot state is changed *before* the append, so a snapshot taken after an entry was
 appended already reflects it. Changes that matter to push assignment (a conversation opened,
 claimed, resolved or transferred) are told to the assigner, which wakes the queue's pass.
+SLA clocks met, warned and breached and survey answers are counted in the queue's figures of
+the day (:mod:`services.hub.figures`); answers reach no stream.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from libs.common.events import (
     IncidentDetected,
     OutboundReceipt,
     SlaEvent,
+    SurveyAnswered,
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
@@ -33,6 +36,7 @@ from libs.common.tracing import annotate
 from services.hub import transcript
 from services.hub.actions import command_id
 from services.hub.assignment import Assigner
+from services.hub.figures import Figures
 from services.hub.incidents import Incidents
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
@@ -66,12 +70,14 @@ class FanOut:
         conversations: OpenConversations,
         assigner: Assigner,
         transcripts: Transcripts,
+        figures: Figures,
         incidents: Incidents,
     ) -> None:
         self._streams = streams
         self._conversations = conversations
         self._assigner = assigner
         self._transcripts = transcripts
+        self._figures = figures
         self._incidents = incidents
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
@@ -90,6 +96,7 @@ class FanOut:
             due = data.deadline if data.kind in RUNNING else None
             await self._transcripts.record(data.conversation_id, transcript.clock(event, data))
             await self._conversations.deadline(data.conversation_id, data.metric, due, data.kind)
+            await self._figures.clock(data, event.time)
             await self._append(data.queue, "sla", event, data.conversation_id)
         elif isinstance(data, OutboundReceipt):
             await self._transcripts.delivered(data.conversation_id, event, data)
@@ -107,6 +114,10 @@ class FanOut:
                 await self._append(queue, "incident", event, data.first_conversation_id)
         elif isinstance(data, AgentAction):
             await self._action(event, data)
+        elif isinstance(data, SurveyAnswered):
+            queue = await self._conversations.queue_of(data.conversation_id)
+            if queue is not None:
+                await self._figures.answer(queue, data)
         return []  # delivery reports naming no conversation and other types concern no queue
 
     async def _action(self, event: Event, action: AgentAction) -> None:

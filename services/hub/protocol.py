@@ -7,6 +7,7 @@ one module says what goes over the socket. Close codes are the ``CLOSE_*`` const
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
@@ -97,6 +98,12 @@ class Transcript(msgspec.Struct, tag="transcript", tag_field="type", frozen=True
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_TRANSCRIPT_PAGE)] = 50
 
 
+class Figures(msgspec.Struct, tag="figures", tag_field="type", frozen=True):
+    """Ask for the figures of the token's queues (supervisor tokens only)."""
+
+    id: ClientId
+
+
 IncidentId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
@@ -109,7 +116,15 @@ class AnswerIncident(msgspec.Struct, tag="answer_incident", tag_field="type", fr
 
 
 ClientMessage = (
-    Subscribe | Action | Presence | Accept | Decline | Customer | Transcript | AnswerIncident
+    Subscribe
+    | Action
+    | Presence
+    | Accept
+    | Decline
+    | Customer
+    | Transcript
+    | Figures
+    | AnswerIncident
 )
 CLIENT_TYPES: Final = frozenset(
     {
@@ -120,6 +135,7 @@ CLIENT_TYPES: Final = frozenset(
         "decline",
         "customer",
         "transcript",
+        "figures",
         "answer_incident",
     }
 )
@@ -196,6 +212,11 @@ def transcript(
     return frame(
         "transcript", id=client_id, conversation_id=conversation_id, entries=entries, more=more
     )
+
+
+def figures(client_id: str, at: datetime, queues: list[dict[str, Any]]) -> str:
+    """The answer to a ``figures`` request: one entry per queue, as of ``at``."""
+    return frame("figures", id=client_id, at=at.isoformat(), queues=queues)
 
 
 def offer_ack(offer_id: str) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -30,6 +29,7 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
 from libs.common import metrics
+from libs.common.clock import Clock
 from libs.common.logs import get_logger
 from libs.common.pubsub import FailureStreak, raise_if_cancelled
 from libs.common.socket_frames import FrameError
@@ -41,6 +41,7 @@ from services.hub.agent_sockets import AgentInbox
 from services.hub.assignment import Assigner
 from services.hub.customer_view import CustomerViews, OutsideQueues, UnknownConversation
 from services.hub.feeds import Feeds
+from services.hub.figures import Figures
 from services.hub.incidents import IncidentAnswers, Incidents
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
@@ -81,12 +82,14 @@ class Services:
     conversations: OpenConversations
     customers: CustomerViews
     transcripts: Transcripts
+    figures: Figures
     actions: ActionPublisher
     incidents: Incidents
     answers: IncidentAnswers
     assigner: Assigner
     inbox: AgentInbox
     limits: Limits
+    clock: Clock
 
 
 class AgentSession:
@@ -117,7 +120,7 @@ class AgentSession:
     async def run(self) -> None:
         """Serve the socket until either side closes it."""
         expiry = asyncio.get_running_loop().call_later(
-            max(0.0, self._claims.expires_at - time.time()),
+            max(0.0, self._claims.expires_at - self._services.clock().timestamp()),
             self.request_close,
             protocol.CLOSE_TOKEN_EXPIRED,
             "token expired",
@@ -170,6 +173,8 @@ class AgentSession:
             self._push(await self._customer(message))
         elif isinstance(message, protocol.Transcript):
             self._push(await self._transcript(message))
+        elif isinstance(message, protocol.Figures):
+            self._push(await self._figures(message))
         elif isinstance(message, protocol.AnswerIncident):
             self._push(await self._services.answers.answer(self._claims, message))
         else:
@@ -229,6 +234,17 @@ class AgentSession:
             log.warning("transcript read failed", agent=self.agent, error=repr(exc))
             return protocol.error("unavailable", "try again", message.id, retry=True)
         return protocol.transcript(message.id, message.conversation_id, entries, more)
+
+    async def _figures(self, message: protocol.Figures) -> str:
+        if self._claims.role != "supervisor":
+            return protocol.error("forbidden", "figures are for supervisor tokens", message.id)
+        now = self._services.clock()
+        try:
+            queues = await self._services.figures.read(sorted(self._claims.queues), now)
+        except RedisError as exc:
+            log.warning("figures read failed", agent=self.agent, error=repr(exc))
+            return protocol.error("unavailable", "try again", message.id, retry=True)
+        return protocol.figures(message.id, now, queues)
 
     # --- assignment --------------------------------------------------------------------------
 

@@ -12,13 +12,12 @@ The entry ids are the event ids clients resume from.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from libs.common.clock import Clock, system_clock
 from libs.common.keys import DAY, Keys
 from libs.common.redis_client import as_text, load_script
 from libs.contracts.chat_mailbox import START, entry_order
@@ -37,7 +36,7 @@ class QueueStreams:
         *,
         maxlen: int,
         max_age: float,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -51,7 +50,7 @@ class QueueStreams:
 
     async def append(self, queue: str, dedupe_id: str, payload: bytes) -> str:
         """Append once per ``dedupe_id``; returns the entry id (the same one on a repeat)."""
-        min_id = int((self._clock() - self._max_age) * 1000)
+        min_id = int((self._clock().timestamp() - self._max_age) * 1000)
         entry = await self._append(
             keys=[
                 self.key(queue),

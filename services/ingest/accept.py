@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from datetime import datetime
 
 import msgspec
 from aiokafka.errors import KafkaError
@@ -28,7 +29,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.events import Channel, Event, MessageReceived, SurveyAnswered, utc_now
+from libs.common.clock import Clock, system_clock
+from libs.common.events import Channel, Event, MessageReceived, SurveyAnswered
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
@@ -76,13 +78,19 @@ class Acceptor:
         topic: str,
         timeout: float,
         surveys: PendingSurveys | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._producer = producer
+        self._clock = clock
         self._redis = redis
         self._keys = keys
         self._topic = topic
         self._timeout = timeout
         self._surveys = surveys
+
+    def now(self) -> datetime:
+        """When a message arrives: ingest's one clock, which every connector stamps with."""
+        return self._clock()
 
     async def accept(
         self,
@@ -106,7 +114,11 @@ class Acceptor:
             },
         ):
             event = Event(
-                id=event_id, source=source, subject=message.thread_key, time=utc_now(), data=message
+                id=event_id,
+                source=source,
+                subject=message.thread_key,
+                time=self.now(),
+                data=message,
             )
             answer = await self._survey_answer(message, event)
             outcome = await self.publish_once(answer or event, message.channel)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
-from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS, create_app
+from libs.common.service import CLOCK, PRODUCER, REDIS, SETTINGS, TOPICS, create_app
 from libs.common.settings import Settings
 from libs.contracts.surveys import PendingSurveys
 from libs.domain.language import load_model
@@ -45,6 +45,7 @@ async def accepting(app: web.Application) -> AsyncIterator[None]:
         topic=app[TOPICS].inbound,
         timeout=settings.switchboard_publish_timeout,
         surveys=PendingSurveys(app[REDIS], keys),
+        clock=app[CLOCK],
     )
     yield
 

@@ -46,6 +46,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
+from libs.common.clock import Clock
 from libs.common.events import (
     Attachment,
     Channel,
@@ -55,13 +56,12 @@ from libs.common.events import (
     Event,
     MessageReceived,
     event_id,
-    utc_now,
 )
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 from libs.common.redis_client import load_script
-from libs.common.service import PRODUCER, REDIS, SETTINGS, TOPICS
+from libs.common.service import CLOCK, PRODUCER, REDIS, SETTINGS, TOPICS
 from libs.contracts import optout, whatsapp
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 
@@ -316,7 +316,7 @@ class TwilioWebhook:
             form = MultiDictProxy(
                 MultiDict(await read_signed_form(request, self._auth_token, self._public_url))
             )
-            message_id, message = normalise(form, utc_now(), self._account_sid)
+            message_id, message = normalise(form, self._acceptor.now(), self._account_sid)
         except Rejected as exc:
             return _reject(exc.reason, exc.status)
         except InvalidWebhook as exc:
@@ -437,9 +437,11 @@ class TwilioStatusCallback:
         auth_token: str,
         public_url: str,
         account_sid: str,
+        clock: Clock,
     ) -> None:
         self._producer = producer
         self._account_sid = account_sid
+        self._clock = clock
         self._redis = redis
         self._keys = keys
         self._topic = topic
@@ -455,7 +457,7 @@ class TwilioStatusCallback:
             pairs = await read_signed_form(request, self._auth_token, self._public_url)
             report = parse_status(
                 pairs,
-                utc_now(),
+                self._clock(),
                 self._account_sid,
                 request.query.get(CONVERSATION_PARAM, "")[:MAX_CONVERSATION_ID],
             )
@@ -540,6 +542,7 @@ def _twilio_ctx(
             auth_token=settings.twilio_auth_token,
             public_url=settings.switchboard_public_url,
             account_sid=settings.twilio_account_sid,
+            clock=app[CLOCK],
         )
         yield
 

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import async_playwright, expect
 
+from libs.common.clock import system_clock
 from libs.common.events import (
     ConversationRouted,
     Event,
@@ -16,7 +17,6 @@ from libs.common.events import (
     OutboundCommand,
     encode,
     event_id,
-    utc_now,
 )
 from tests.browser.conftest import ARGS, ARTIFACTS, ROOT, UI_TIMEOUT_MS
 from tests.support.harness import Isolation, Launch
@@ -118,7 +118,7 @@ async def send_reply(bootstrap: str, topic: str, visitor: str, text: str, *, n: 
         id=command.command_id,
         source="/test/hub",
         subject=command.recipient,
-        time=utc_now(),
+        time=system_clock(),
         data=command,
     )
     value, headers = encode(event)

@@ -12,7 +12,8 @@ from aiohttp import WSMsgType
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from libs.common.events import Event, MessageReceived, OutboundCommand, encode, event_id, utc_now
+from libs.common.clock import system_clock
+from libs.common.events import Event, MessageReceived, OutboundCommand, encode, event_id
 from libs.common.keys import Keys
 from libs.common.topics import Topics
 from libs.contracts.chat_mailbox import Mailbox
@@ -73,7 +74,7 @@ async def send_command(bootstrap: str, topic: str, visitor: str, n: int, text: s
             id=command.command_id,
             source="/test/hub",
             subject=command.recipient,
-            time=utc_now(),
+            time=system_clock(),
             data=command,
         )
     )

@@ -10,6 +10,7 @@ test per vector.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from services.ingest.x.mentions import MentionsPage, normalise_mention, parse_mentions_page
 from services.ingest.x.webhook import XWebhook, crc_response_token
+
+AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+"""When the poller read the page: stamps a mention whose creation time X left out."""
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "peers" / "x_api_payloads.json"
 DATA: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -46,7 +50,7 @@ def test_mentions_response_is_read_by_our_poller(case: dict[str, Any]) -> None:
     ours = summary(page)
     assert {name: ours[name] for name in case["expected_fields"]} == case["expected_fields"]
     # The ids stay exact strings all the way into the normalised event.
-    events = [normalise_mention(m, "1")[1] for m in page.mentions]
+    events = [normalise_mention(m, "1", AT)[1] for m in page.mentions]
     assert [e.provider_message_id for e in events] == case["expected_fields"]["tweet_ids"]
     assert [e.text for e in events] == [t["text"] for t in case["response_json"]["data"]]
 

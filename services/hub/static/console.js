@@ -955,7 +955,7 @@
       return panel;
     }
     var p = view.profile, hint = view.identity;
-    if (hint && hint.verified === false) {
+    if (hint && hint.verified === false && (hint.name || hint.email)) {
       panel.append(el("div", "unverified", "Unverified: " + [hint.name, hint.email]
         .filter(Boolean).join(" \u00b7 ") + " (given by the sender, not proven)"));
     }

@@ -37,7 +37,7 @@ from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.events import CustomerIdentity, MessageReceived, event_id, utc_now
+from libs.common.events import CustomerIdentity, MessageReceived, event_id
 from libs.common.logs import get_logger
 from libs.common.pubsub import FailureStreak, raise_if_cancelled
 from libs.common.socket_frames import FrameError
@@ -228,7 +228,7 @@ class ChatSocket:
             # Typed into the widget's form: nothing proves the visitor owns that address.
             customer=CustomerIdentity(display_name=chat.name, email=chat.email, verified=False),
             text=chat.text,
-            received_at=utc_now(),
+            received_at=self._acceptor.now(),
         )
         # Each frame starts its own trace (the long-lived upgrade request has no span).
         span = _tracer.start_as_current_span(

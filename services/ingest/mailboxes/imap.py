@@ -30,7 +30,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common.backoff import Backoff, Jitter
-from libs.common.events import utc_now
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.redis_client import load_script
@@ -234,7 +233,7 @@ class ImapPoller:
             provider="imap",
             recipient=parsed.to[0] if parsed.to else box.user,
             sender=sender,
-            received_at=utc_now(),
+            received_at=self._acceptor.now(),
             raw_ref=f"imap://{box.user}@{box.host}:{box.port}/{box.name};"
             f"UIDVALIDITY={validity}/;UID={uid}",
         )

@@ -26,7 +26,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from redis.exceptions import RedisError
 
 from libs.common import metrics
-from libs.common.events import utc_now
 from libs.common.logs import get_logger
 from services.ingest.accept import Acceptance, Acceptor, Unavailable
 from services.ingest.mail import InvalidEmail
@@ -118,7 +117,7 @@ class InboundMail:
                 provider="smtp",
                 recipient=recipient,
                 sender=sender,
-                received_at=utc_now(),
+                received_at=self._acceptor.now(),
                 raw_ref=f"smtp:sha256:{raw_digest(raw)}",
             )
             outcome = await self._acceptor.accept(

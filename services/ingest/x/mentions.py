@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from libs.common import metrics
 from libs.common.backoff import Backoff, Jitter
-from libs.common.events import MessageReceived, utc_now
+from libs.common.events import MessageReceived
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.redis_client import load_script
@@ -156,11 +156,13 @@ def _language(lang: str | None) -> str | None:
     return lang
 
 
-def normalise_mention(mention: Mention, our_user_id: str) -> tuple[str, MessageReceived]:
+def normalise_mention(
+    mention: Mention, our_user_id: str, now: datetime
+) -> tuple[str, MessageReceived]:
     """The event id and ``message.received`` of one mention.
 
     A reply's thread is its conversation (the root tweet's id); a tweet without
-    ``conversation_id`` starts its own. ``received_at`` is when the tweet was posted, or now
+    ``conversation_id`` starts its own. ``received_at`` is when the tweet was posted, or ``now``
     if X did not say.
     """
     return x_message(
@@ -170,7 +172,7 @@ def normalise_mention(mention: Mention, our_user_id: str) -> tuple[str, MessageR
         thread_key=f"x:{mention.conversation_id or mention.id}",
         recipient=our_user_id,
         text=mention.text,
-        received_at=mention.created_at or utc_now(),
+        received_at=mention.created_at or now,
         language=_language(mention.lang),
     )
 
@@ -304,7 +306,7 @@ class MentionsPoller:
         for mention in sorted(found.values(), key=lambda m: _id_key(m.id)):
             if mention.author_id == self._user_id:
                 continue  # our own tweet naming our account
-            message_id, message = normalise_mention(mention, self._user_id)
+            message_id, message = normalise_mention(mention, self._user_id, self._acceptor.now())
             outcome = await self._acceptor.accept(message, event_id=message_id, source="/ingest/x")
             if outcome is Acceptance.IN_PROGRESS:
                 log.info("mention being published elsewhere; checkpoint kept", event_id=message_id)

@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from libs.common.clock import system_clock
 from libs.common.events import (
     Channel,
     ConversationRouted,
@@ -24,7 +25,6 @@ from libs.common.events import (
     RoutingExplanation,
     SlaEvent,
     SlaEventKind,
-    utc_now,
 )
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
@@ -67,7 +67,11 @@ class Hub:
         self, topic: str, key: str, data: EventData, event_id: str | None = None
     ) -> Event:
         event = Event(
-            id=event_id or uuid.uuid4().hex, source="/test", subject=key, time=utc_now(), data=data
+            id=event_id or uuid.uuid4().hex,
+            source="/test",
+            subject=key,
+            time=system_clock(),
+            data=data,
         )
         await self.producer.publish([Outgoing(topic, key, event)])
         return event
@@ -95,7 +99,7 @@ class Hub:
     async def sla(
         self, routed: ConversationRouted, kind: SlaEventKind, minutes: float = 5.0
     ) -> SlaEvent:
-        now = utc_now()
+        now = system_clock()
         event = SlaEvent(
             kind=kind,
             conversation_id=routed.conversation_id,
@@ -133,7 +137,7 @@ def routed_event(
         message_id=uuid.uuid4().hex,
         customer=CustomerIdentity(display_name="Ada", phone=thread.removeprefix("sms:")),
         text=text,
-        received_at=utc_now(),
+        received_at=system_clock(),
         explanation=RoutingExplanation(
             rule="sms", conditions=(), issue_type="delivery", confidence=1.0
         ),

@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 
 from libs.common import metrics
-from libs.common.events import SlaEvent, utc_now
+from libs.common.clock import system_clock
+from libs.common.events import SlaEvent
 from libs.contracts.agent_access import WS_PATH
 from services.hub.protocol import CLOSE_SLOW_CONSUMER
 from services.hub.sessions import Limits
@@ -58,7 +59,7 @@ async def test_a_slow_consumer_is_cut_off_while_a_fast_one_gets_every_event(
         routed = await hub.open_conversation(QUEUE)
         cut_before = metrics.hub_slow_consumer_disconnects._value.get()
         published = 0
-        now = utc_now()
+        now = system_clock()
 
         def fast_caught_up_or_slow_cut(expected: int) -> Callable[[], bool]:
             return lambda: (

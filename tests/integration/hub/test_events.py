@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.common.events import IncidentDetected, OutboundReceipt, utc_now
+from libs.common.clock import system_clock
+from libs.common.events import IncidentDetected, OutboundReceipt
 from libs.contracts.chat_mailbox import entry_order
 from services.hub.streams import QueueStreams
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
@@ -53,7 +54,7 @@ async def test_agents_get_routed_sla_receipt_and_incident_events_of_their_queues
                 issue_type="delivery",
                 customers=12,
                 window_seconds=600,
-                detected_at=utc_now(),
+                detected_at=system_clock(),
                 queue=None,
                 first_conversation_id=ours.conversation_id,
             ),

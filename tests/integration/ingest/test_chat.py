@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from libs.common.clock import system_clock
-from libs.common.events import MessageReceived, event_id, utc_now
+from libs.common.events import MessageReceived, event_id
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import Keys
 from libs.common.service import PRODUCER, REDIS, create_app
@@ -449,7 +449,7 @@ async def test_reply_published_while_the_subscription_is_down_is_still_delivered
     # Cut this replica's pub/sub connection; the announcement below may well be lost.
     assert await redis.client_kill_filter(_type="pubsub") >= 1
     entry = await Mailbox(redis, chat.keys).append(
-        visitor, command_id="cmd-lost", text="Still there?", at=utc_now(), in_reply_to=None
+        visitor, command_id="cmd-lost", text="Still there?", at=system_clock(), in_reply_to=None
     )
     reply = await next_frame(ws)
     assert (reply["id"], reply["command_id"], reply["text"]) == (entry, "cmd-lost", "Still there?")

@@ -1,0 +1,85 @@
+"""A supervisor's figures: per queue, what waits now and how today went, computed from what
+the fan-out sees (routed conversations, SLA events, survey answers); agents get ``forbidden``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+import pytest
+
+from libs.common.events import SurveyAnswered
+from libs.contracts.agent_access import WS_PATH
+from tests.integration.hub.conftest import QUEUE, Hub
+from tests.support.kafka import wait_until_async
+from tooling.hubclient import ActionFailed, HubClient
+
+
+def supervisor(hub: Hub) -> HubClient:
+    token = hub.tokens.issue("sam", [QUEUE], role="supervisor")
+    return HubClient(hub.url + WS_PATH, token, session=hub.http)
+
+
+async def figures_when(client: HubClient, ready: Any) -> dict[str, Any]:
+    """The queue's figures once ``ready(figures)`` holds (the fan-out counts as it reads)."""
+    found: dict[str, Any] = {}
+
+    async def check() -> bool:
+        nonlocal found
+        [found] = (await client.figures())["queues"]
+        return bool(ready(found))
+
+    await wait_until_async(check, message="the figures")
+    return found
+
+
+async def test_figures_follow_waiting_met_breached_and_answers(hub: Hub) -> None:
+    answered = await hub.open_conversation()
+    late = await hub.open_conversation()
+    started = await hub.sla(answered, "started")
+    await hub.sla(late, "warning")
+    async with supervisor(hub) as client:
+        now = await figures_when(client, lambda f: f["open"] == 2 and f["at_risk"] == 1)
+        assert now["queue"] == QUEUE
+        assert now["waiting"] == 2
+        assert now["oldest_wait_seconds"] >= 0
+        assert now["attainment"]["first_response"] == {"met": 0, "breached": 0, "ratio": None}
+
+        met = msgspec.structs.replace(started, kind="met", remaining_seconds=120.0)
+        await hub.publish(hub.isolation.topics.sla_events, answered.thread_key, met)
+        await hub.sla(late, "breached")
+        today = await figures_when(
+            client, lambda f: f["breached_today"] == 1 and f["attainment"]["first_response"]["met"]
+        )
+        assert today["attainment"]["first_response"] == {"met": 1, "breached": 1, "ratio": 0.5}
+        [sms] = today["response_times"]["first_response"].values()
+        assert sms["count"] == 1
+        assert sms["p50"] == sms["p90"] >= 0
+        assert today["at_risk"] == 0  # the warned clock has breached since
+
+        answer = SurveyAnswered(
+            conversation_id=answered.conversation_id,
+            channel="sms",
+            score=10,
+            kind="nps",
+            command_id="survey-1",
+            answered_at=started.started_at + timedelta(seconds=1),
+            thread_key=answered.thread_key,
+        )
+        await hub.publish(hub.isolation.topics.inbound, answered.thread_key, answer)
+        scored = await figures_when(client, lambda f: f["nps"]["answers"] == 1)
+        assert scored["nps"] == {
+            "answers": 1,
+            "promoters": 1,
+            "passives": 0,
+            "detractors": 0,
+            "score": 100,
+        }
+
+
+async def test_an_agent_token_gets_forbidden(hub: Hub) -> None:
+    async with hub.client(QUEUE) as client:
+        with pytest.raises(ActionFailed) as refused:
+            await client.figures()
+    assert refused.value.code == "forbidden"
