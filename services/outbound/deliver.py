@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from libs.common import metrics
+from libs.common.backoff import Backoff
 from libs.common.config import LiveConfig
 from libs.common.events import (
     Event,
@@ -91,7 +92,7 @@ class Deliverer:
         self._whatsapp_window = whatsapp_window
         self._max_attempts = max_attempts
         self._sleep = sleep
-        self._jitter = jitter
+        self._backoff = Backoff(base=BACKOFF_BASE, cap=BACKOFF_MAX, uniform=jitter)
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
         command = consumed.event.data
@@ -158,9 +159,9 @@ class Deliverer:
         if record is None:
             return None
         if record.state == "sent":
-            return Outcome("sent", record.provider_message_id, None, record.attempts)
+            return Outcome("sent", record.provider_message_id, None, record.attempts, record.text)
         if record.state == "failed":
-            return Outcome("failed", None, record.error, record.attempts)
+            return Outcome("failed", None, record.error, record.attempts, record.text)
         if record.state == "suppressed":
             return Outcome("suppressed", None, record.error, record.attempts)
         if record.state == "dead-lettered":
@@ -277,18 +278,22 @@ class Deliverer:
                     channel=channel,
                     error=str(exc),
                 )
-                await self._sends.finish(command_id, "failed", error=str(exc))
+                await self._sends.finish(command_id, "failed", error=str(exc), text=message.text)
                 return Outcome("failed", None, str(exc), attempts, message.text)
             except OutcomeUnknown as exc:
                 return Outcome("unknown", None, str(exc), attempts)
-            await self._sends.finish(command_id, "sent", provider_message_id=provider_id)
+            await self._sends.finish(
+                command_id, "sent", provider_message_id=provider_id, text=message.text
+            )
             return Outcome("sent", provider_id, None, attempts, message.text)
 
     async def _wait_to_retry(self, command_id: str, attempts: int, exc: TemporaryFailure) -> None:
         """Recorded as ``retry`` first, so a crash during the wait resumes with the attempts
         already spent instead of reading the send as interrupted."""
         await self._sends.finish(command_id, "retry", error=str(exc))
-        delay = _backoff(attempts, exc.retry_after, self._jitter)
+        # Never sooner than the provider asked (a Retry-After beyond RETRY_AFTER_MAX is capped:
+        # the record holds its partition).
+        delay = max(self._backoff.delay(attempts), min(exc.retry_after or 0.0, RETRY_AFTER_MAX))
         log.info(
             "provider refused for now; retrying",
             command_id=command_id,
@@ -332,12 +337,3 @@ class Deliverer:
             thread_key=thread_key,
             conversation_id=command.conversation_id,
         )
-
-
-def _backoff(
-    attempt: int, retry_after: float | None, jitter: Callable[[float, float], float]
-) -> float:
-    """Exponential back-off with full jitter, never sooner than the provider asked (a
-    Retry-After beyond ``RETRY_AFTER_MAX`` is capped: the record holds its partition)."""
-    delay = jitter(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)))
-    return max(delay, min(retry_after or 0.0, RETRY_AFTER_MAX))

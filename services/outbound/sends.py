@@ -39,6 +39,9 @@ class SendRecord:
     provider_message_id: str | None
     attempts: int
     error: str | None
+    text: str | None
+    """What went to the provider (sent, or refused for good), so a redelivered command's receipt
+    says the same as the first one."""
 
 
 class SendRecords:
@@ -56,6 +59,7 @@ class SendRecords:
             provider_message_id=fields.get("provider_id") or None,
             attempts=int(fields.get("attempts", "0")),
             error=fields.get("error") or None,
+            text=fields.get("text") or None,
         )
 
     async def begin(self, command_id: str) -> int:
@@ -75,6 +79,7 @@ class SendRecords:
         *,
         provider_message_id: str | None = None,
         error: str | None = None,
+        text: str | None = None,
     ) -> None:
         key = self._keys.outbound_send(command_id)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -84,6 +89,7 @@ class SendRecords:
                     "state": state,
                     "provider_id": provider_message_id or "",
                     "error": error or "",
+                    "text": text or "",
                 },
             )
             pipe.expire(key, SEND_TTL)  # records that never began (suppressed) expire too

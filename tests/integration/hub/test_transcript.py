@@ -4,6 +4,7 @@ pages to the agents of the conversation's queue, and still there for a new hub p
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -53,7 +54,9 @@ async def test_the_transcript_holds_the_whole_conversation_across_hub_processes(
         text="it was a birthday present",
         subject="Order 1234",
         is_new=False,
-        received_at=system_clock(),
+        # A second later than the acknowledgement's receipt: entries are ordered by their
+        # millisecond, and two events in the same one have no order of their own.
+        received_at=system_clock() + timedelta(seconds=1),
     )
     await hub.publish(hub.isolation.topics.routed, first.thread_key, second)
 

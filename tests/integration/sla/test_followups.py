@@ -47,6 +47,7 @@ templates:
     chat: {en: "Still on it: {{ reference }}"}
     email: {en: "Still on it: {{ reference }}"}
     social: {en: "Still on it: {{ reference }}"}
+    whatsapp: {en: "Still on it: {{ reference }}"}
   survey:
     sms: {en: "Rate {{ reference }} 1-5"}
 surveys: {after: 1s, channels: [sms]}
