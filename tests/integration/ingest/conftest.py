@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -36,9 +37,10 @@ class Ingest:
     bootstrap: str
 
 
-@pytest.fixture
-async def ingest_app(stack: DevStack, isolation: Isolation, serve_app: ServeApp) -> Ingest:
-    settings = Settings(
+def ingest_settings(stack: DevStack, isolation: Isolation, **overrides: Any) -> Settings:
+    """Ingest's settings with every HTTP connector on, on this test's broker, Redis and prefixes;
+    ``overrides`` add or change settings (limits, SMTP recipients, the Twilio account)."""
+    settings: dict[str, Any] = dict(
         kafka_bootstrap_servers=stack.broker.bootstrap_servers,
         redis_url=stack.redis.url,
         switchboard_topic_prefix=isolation.topic_prefix,
@@ -52,7 +54,12 @@ async def ingest_app(stack: DevStack, isolation: Isolation, serve_app: ServeApp)
         chat_session_key=CHAT_KEY,
         survey_link_key=SURVEY_LINK_KEY,
     )
-    url = await serve_app(build(settings))
+    return Settings(**(settings | overrides))
+
+
+@pytest.fixture
+async def ingest_app(stack: DevStack, isolation: Isolation, serve_app: ServeApp) -> Ingest:
+    url = await serve_app(build(ingest_settings(stack, isolation)))
     return Ingest(url, Keys(isolation.key_prefix), stack.broker.bootstrap_servers)
 
 

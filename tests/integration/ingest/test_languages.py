@@ -16,22 +16,20 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from libs.common.events import MessageReceived
-from libs.common.settings import Settings
 from services.ingest.app import build
 from services.ingest.chat import SESSION_PATH, WS_PATH
+from tests.integration.ingest.conftest import PUBLIC_URL, ingest_settings
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.kafka import Collected, collect, wait_until
 from tests.support.mail import REDIS_POOL_WARNING, SmtpClient, in_process
 from tests.support.webhooks import encode_form, sign_twilio
-from tooling.devstack import DevStack, free_port
+from tooling.devstack import DevStack
 from tooling.sandbox.twilio import sms_webhook_form
 
 pytestmark = pytest.mark.filterwarnings(REDIS_POOL_WARNING)
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
-PUBLIC_URL = "https://ingest.switchboard.example"
 SUPPORT = "support@northwind-shop.example"
-CHAT_KEY = "chat-test-key-0123456789abcdef0123456789"
 
 
 @dataclass(frozen=True)
@@ -42,18 +40,7 @@ class Ingest:
 
 @pytest.fixture
 async def ingest(stack: DevStack, isolation: Isolation, serve_app: ServeApp) -> Ingest:
-    settings = Settings(
-        kafka_bootstrap_servers=stack.broker.bootstrap_servers,
-        redis_url=stack.redis.url,
-        switchboard_topic_prefix=isolation.topic_prefix,
-        switchboard_key_prefix=isolation.key_prefix,
-        switchboard_public_url=PUBLIC_URL,
-        switchboard_http_host="127.0.0.1",
-        switchboard_smtp_port=free_port(),
-        switchboard_smtp_recipients=SUPPORT,
-        twilio_auth_token=AUTH_TOKEN,
-        chat_session_key=CHAT_KEY,
-    )
+    settings = ingest_settings(stack, isolation, switchboard_smtp_recipients=SUPPORT)
     url = await serve_app(in_process(build(settings)))
     return Ingest(url, SmtpClient(settings.switchboard_smtp_port, SUPPORT))
 

@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 
 from libs.common.events import DeliveryReport, MessageReceived, event_id
 from libs.common.keys import Keys
-from libs.common.settings import Settings
 from libs.contracts.optout import classify, is_opted_out
 from services.ingest.app import build
 from services.ingest.sms import signature_valid
+from tests.integration.ingest.conftest import PUBLIC_URL, ingest_settings
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.kafka import collect, wait_until
 from tests.support.webhooks import encode_form, sign_twilio
@@ -26,22 +26,13 @@ from tooling.devstack import DevStack
 from tooling.sandbox.twilio import sms_webhook_form
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
-PUBLIC_URL = "https://ingest.switchboard.example"
 CUSTOMER = "+14155550123"
 SID = "SM" + "a" * 32
 
 
 @pytest.fixture
 async def ingest(stack: DevStack, isolation: Isolation, serve_app: ServeApp) -> str:
-    settings = Settings(
-        kafka_bootstrap_servers=stack.broker.bootstrap_servers,
-        redis_url=stack.redis.url,
-        switchboard_topic_prefix=isolation.topic_prefix,
-        switchboard_key_prefix=isolation.key_prefix,
-        switchboard_public_url=PUBLIC_URL,
-        twilio_auth_token=AUTH_TOKEN,
-    )
-    return await serve_app(build(settings))
+    return await serve_app(build(ingest_settings(stack, isolation)))
 
 
 async def post(

@@ -18,10 +18,10 @@ from libs.common.clock import fixed_clock
 from libs.common.events import DeliveryReport, MessageReceived
 from libs.common.keys import Keys
 from libs.common.service import CLOCK
-from libs.common.settings import Settings
 from libs.contracts import optout, whatsapp
 from services.ingest.app import build
 from services.ingest.sms import LOCATION_TYPE
+from tests.integration.ingest.conftest import PUBLIC_URL, ingest_settings
 from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation
 from tests.support.kafka import collect, wait_until
 from tests.support.webhooks import encode_form, sign_twilio
@@ -29,7 +29,6 @@ from tooling.devstack import DevStack
 from tooling.sandbox.twilio import whatsapp_form
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
-PUBLIC_URL = "https://ingest.switchboard.example"
 CUSTOMER = "+14155550123"
 AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 PATH = "/v1/sms/twilio"
@@ -37,16 +36,7 @@ PATH = "/v1/sms/twilio"
 
 @pytest.fixture
 async def ingest(stack: DevStack, isolation: Isolation, serve_app: ServeApp) -> str:
-    settings = Settings(
-        kafka_bootstrap_servers=stack.broker.bootstrap_servers,
-        redis_url=stack.redis.url,
-        switchboard_topic_prefix=isolation.topic_prefix,
-        switchboard_key_prefix=isolation.key_prefix,
-        switchboard_public_url=PUBLIC_URL,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_account_sid=ACCOUNT_SID,
-    )
-    app = build(settings)
+    app = build(ingest_settings(stack, isolation, twilio_account_sid=ACCOUNT_SID))
     app[CLOCK] = fixed_clock(AT)
     return await serve_app(app)
 

@@ -3,15 +3,13 @@ errors and the retry budget, each ending in exactly one final receipt."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from libs.common.config import LiveConfig
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
@@ -19,10 +17,8 @@ from libs.common.keys import Keys
 from libs.contracts import optout
 from services.outbound.acknowledgements import AcknowledgementLimits
 from services.outbound.deliver import Deliverer
-from services.outbound.runtime import OutboundRuntime
-from services.outbound.senders.sms import TwilioSms
-from services.outbound.sends import SendRecords
-from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation, TwilioFake
+from tests.integration.outbound.conftest import DelivererParts
+from tests.support.harness import OUR_NUMBER, Isolation, TwilioFake
 from tooling.sandbox.twilio import ScriptedFailure
 
 CUSTOMER = "+14155550123"
@@ -39,23 +35,11 @@ MakeDeliverer = Callable[..., Awaitable[tuple[Deliverer, list[float]]]]
 
 
 @pytest.fixture
-async def make_deliverer(
-    tmp_path: Path, redis: Redis, isolation: Isolation, twilio: TwilioFake
-) -> AsyncIterator[MakeDeliverer]:
-    path = tmp_path / "outbound.yaml"
-    path.write_text(CONFIG)
-    keys = Keys(isolation.key_prefix)
-    senders: list[TwilioSms] = []
+def make_deliverer(deliverer_parts: DelivererParts) -> MakeDeliverer:
+    deliverer_parts.config.write_text(CONFIG)
+    redis, keys = deliverer_parts.redis, deliverer_parts.keys
 
     async def make(max_attempts: int = 5) -> tuple[Deliverer, list[float]]:
-        sms = TwilioSms(
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            default_sender=OUR_NUMBER,
-            api_base_url=twilio.url,
-            status_callback=None,
-        )
-        senders.append(sms)
         slept: list[float] = []
 
         async def sleep(seconds: float) -> None:
@@ -64,11 +48,8 @@ async def make_deliverer(
         async def opted_out(command: OutboundCommand) -> bool:
             return await optout.is_opted_out(redis, keys, OUR_NUMBER, command.recipient)
 
-        deliverer = Deliverer(
-            live=LiveConfig(path, OutboundRuntime.build),
-            senders={"sms": sms},
-            sends=SendRecords(redis, keys),
-            topics=isolation.topics,
+        deliverer = deliverer_parts.deliverer(
+            {"sms": deliverer_parts.twilio_sms()},
             sms_opted_out=opted_out,
             acknowledgements=AcknowledgementLimits(redis, keys),
             max_attempts=max_attempts,
@@ -77,9 +58,7 @@ async def make_deliverer(
         )
         return deliverer, slept
 
-    yield make
-    for sms in senders:
-        await sms.close()
+    return make
 
 
 def consumed(at: datetime = AT, **fields: Any) -> Consumed:

@@ -4,26 +4,21 @@ the signed answer links of an email survey, and the suppression of both where th
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from libs.common.config import LiveConfig
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
 from libs.contracts.surveys import KIND_PARAM, PendingSurvey, PendingSurveys, SurveyLinks
 from services.outbound.deliver import Deliverer
-from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import OutgoingMessage
-from services.outbound.senders.sms import TwilioSms
-from services.outbound.sends import SendRecords
 from services.outbound.survey_sends import SurveyPreparer
-from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation, TwilioFake
+from tests.integration.outbound.conftest import DelivererParts
+from tests.support.harness import OUR_NUMBER, Isolation, TwilioFake
 
 CUSTOMER = "+14155550123"
 SMS_THREAD = f"sms:{OUR_NUMBER}:{CUSTOMER}"
@@ -72,37 +67,23 @@ class Outbound:
 
 
 @pytest.fixture
-async def make_outbound(
-    tmp_path: Path, redis: Redis, isolation: Isolation, twilio: TwilioFake
-) -> AsyncIterator[Any]:
-    path = tmp_path / "outbound.yaml"
-    path.write_text(CONFIG)
-    keys = Keys(isolation.key_prefix)
-    sms = TwilioSms(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        default_sender=OUR_NUMBER,
-        api_base_url=twilio.url,
-        status_callback=None,
-    )
+async def make_outbound(deliverer_parts: DelivererParts) -> Any:
+    deliverer_parts.config.write_text(CONFIG)
+    sms = deliverer_parts.twilio_sms()
 
     def make(link_key: str | None = LINK_KEY) -> Outbound:
         email = CapturingEmail()
-        deliverer = Deliverer(
-            live=LiveConfig(path, OutboundRuntime.build),
-            senders={"sms": sms, "email": email},
-            sends=SendRecords(redis, keys),
-            topics=isolation.topics,
+        deliverer = deliverer_parts.deliverer(
+            {"sms": sms, "email": email},
             surveys=SurveyPreparer(
-                pending=PendingSurveys(redis, keys),
+                pending=PendingSurveys(deliverer_parts.redis, deliverer_parts.keys),
                 links=SurveyLinks(link_key) if link_key else None,
                 public_url=PUBLIC_URL,
             ),
         )
         return Outbound(deliverer, email)
 
-    yield make
-    await sms.close()
+    return make
 
 
 def survey_command(channel: str, thread: str, recipient: str, **fields: Any) -> Consumed:

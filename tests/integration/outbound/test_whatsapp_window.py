@@ -8,27 +8,23 @@ sandbox's are moved together, so "25 hours later" takes no waiting.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from libs.common.config import LiveConfig
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
 from libs.contracts import optout, whatsapp
 from services.outbound.deliver import Deliverer
-from services.outbound.runtime import OutboundRuntime
 from services.outbound.senders.base import OutgoingMessage
-from services.outbound.senders.sms import TwilioSms
 from services.outbound.senders.whatsapp import TwilioWhatsApp
-from services.outbound.sends import SendRecords
 from services.outbound.whatsapp_window import CustomerServiceWindow
-from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation, TwilioFake
+from tests.integration.outbound.conftest import DelivererParts
+from tests.support.harness import OUR_NUMBER, Isolation, TwilioFake
 
 CUSTOMER = "+14155550123"
 AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -62,42 +58,25 @@ Make = Callable[[], Awaitable[tuple[Deliverer, TwilioWhatsApp]]]
 
 
 @pytest.fixture
-async def make(
-    tmp_path: Path, redis: Redis, isolation: Isolation, twilio: TwilioFake, clocks: Clocks
-) -> AsyncIterator[Make]:
-    path = tmp_path / "outbound.yaml"
-    path.write_text(CONFIG)
-    keys = Keys(isolation.key_prefix)
-    twilios: list[TwilioSms] = []
+def make(deliverer_parts: DelivererParts, clocks: Clocks) -> Make:
+    deliverer_parts.config.write_text(CONFIG)
+    redis, keys = deliverer_parts.redis, deliverer_parts.keys
 
     async def build() -> tuple[Deliverer, TwilioWhatsApp]:
-        sms = TwilioSms(
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            default_sender=OUR_NUMBER,
-            api_base_url=twilio.url,
-            status_callback=None,
-        )
-        twilios.append(sms)
-        sender = TwilioWhatsApp(sms)
+        sender = TwilioWhatsApp(deliverer_parts.twilio_sms())
 
         async def opted_out(command: OutboundCommand) -> bool:
             ours = whatsapp.optout_address(command.sender or OUR_NUMBER)
             return await optout.is_opted_out(redis, keys, ours, command.recipient)
 
-        deliverer = Deliverer(
-            live=LiveConfig(path, OutboundRuntime.build),
-            senders={"whatsapp": sender},
-            sends=SendRecords(redis, keys),
-            topics=isolation.topics,
+        deliverer = deliverer_parts.deliverer(
+            {"whatsapp": sender},
             sms_opted_out=opted_out,
             whatsapp_window=CustomerServiceWindow(redis, keys, OUR_NUMBER, clocks),
         )
         return deliverer, sender
 
-    yield build
-    for sms in twilios:
-        await sms.close()
+    return build
 
 
 @pytest.fixture

@@ -15,14 +15,13 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from libs.common.service import app_runner
-from libs.common.settings import Settings
 from services.ingest import sms
 from services.ingest.app import build
 from services.ingest.chat import SESSION_PATH, WS_PATH, Limits
 from services.ingest.chat.endpoint import CLOSE_TOO_MANY_SOCKETS, MAX_SESSION_BODY
 from services.ingest.x import webhook as x
-from tests.integration.ingest.conftest import CHAT_KEY, PUBLIC_URL, X_SECRET, X_USER_ID
-from tests.support.harness import AUTH_TOKEN, Isolation
+from tests.integration.ingest.conftest import ingest_settings
+from tests.support.harness import Isolation
 from tooling.devstack import DevStack, free_port
 
 FIELD_LIMIT: Final = 2048
@@ -33,20 +32,11 @@ FORM: Final = {"Content-Type": "application/x-www-form-urlencoded"}
 
 @pytest.fixture
 async def ingest_url(stack: DevStack, isolation: Isolation) -> AsyncIterator[str]:
-    settings = Settings(
-        kafka_bootstrap_servers=stack.broker.bootstrap_servers,
-        redis_url=stack.redis.url,
-        switchboard_topic_prefix=isolation.topic_prefix,
-        switchboard_key_prefix=isolation.key_prefix,
-        switchboard_public_url=PUBLIC_URL,
-        switchboard_http_host="127.0.0.1",
-        switchboard_smtp_port=free_port(),  # SMTP starts with the app; never a shared port
+    settings = ingest_settings(
+        stack,
+        isolation,
         switchboard_http_max_field_size=FIELD_LIMIT,
         switchboard_http_max_line_size=LINE_LIMIT,
-        twilio_auth_token=AUTH_TOKEN,
-        x_consumer_secret=X_SECRET,
-        x_user_id=X_USER_ID,
-        chat_session_key=CHAT_KEY,
         chat_max_sockets_per_ip=SOCKETS_PER_IP,
     )
     runner = app_runner(build(settings))
