@@ -9,16 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from libs.contracts.agent_access import CONSOLE_PATH, AgentTokens
-from tests.browser.conftest import ARGS, ARTIFACTS, UI_TIMEOUT_MS
-from tests.support.harness import Launch
+from tests.browser.conftest import (
+    ARGS,
+    UI_TIMEOUT_MS,
+    StartConsoleStack,
+    artifact,
+    open_console,
+    open_widget,
+)
 
 pytestmark = pytest.mark.e2e
-CHAT_KEY = "browser-incident-chat-key-0123456789abcdef"
-AGENT_KEY = "browser-incident-agent-key-0123456789abcdef"
 QUEUE = "payments"
 THRESHOLD = 3
 PROBLEM = "I was charged twice for my order"
@@ -47,21 +49,10 @@ CONFIG = {
 
 @pytest.mark.timeout(300)
 async def test_an_incident_is_a_banner_whose_answer_reaches_every_linked_customer(
-    chromium: Path,
-    service_env: dict[str, str],
-    launch: Launch,
-    tmp_path: Path,
+    chromium: Path, console_stack: StartConsoleStack
 ) -> None:
-    config = tmp_path / "incidents.yaml"
-    config.write_text(yaml.safe_dump(CONFIG))
-    env = {
-        **service_env,
-        "CHAT_SESSION_KEY": CHAT_KEY,
-        "AGENT_TOKEN_KEY": AGENT_KEY,
-        "SWITCHBOARD_CONFIG": str(config),
-    }
-    ingest, *_, hub = await launch(["ingest", "router", "sla", "outbound", "hub"], env)
-    console_url = f"{hub.url}{CONSOLE_PATH}#token=" + AgentTokens(AGENT_KEY).issue("ada", [QUEUE])
+    stack = await console_stack("incident", CONFIG)
+    console_url = stack.console_url(stack.tokens.issue("ada", [QUEUE]))
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=chromium, headless=True, args=ARGS
@@ -72,7 +63,7 @@ async def test_an_incident_is_a_banner_whose_answer_reaches_every_linked_custome
             count = banner.locator(".count")
             visitors = []
             for n in range(1, THRESHOLD + 3):
-                visitors.append(await report(browser, f"{ingest.url}/chat/demo"))
+                visitors.append(await report(browser, stack.widget_url))
                 if n < THRESHOLD:
                     continue
                 # From the customer that opened it on, each report is linked: the count grows.
@@ -111,23 +102,14 @@ async def test_an_incident_is_a_banner_whose_answer_reaches_every_linked_custome
 
 
 async def console_page(browser: Browser, url: str) -> Page:
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 760})).new_page()
-    await page.goto(url)
-    await expect(page.locator("#status")).to_have_text("Online", timeout=UI_TIMEOUT_MS)
-    return page
+    context = await browser.new_context(viewport={"width": 1280, "height": 760})
+    return await open_console(await context.new_page(), url)
 
 
 async def report(browser: Browser, widget_url: str) -> Page:
     """One more customer (a browser context of its own) reports the problem in the chat."""
-    page = await (await browser.new_context()).new_page()
-    await page.goto(widget_url)
-    await expect(page.get_by_text("Online")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page = await open_widget(await (await browser.new_context()).new_page(), widget_url)
     await page.get_by_placeholder("Type a message").fill(PROBLEM)
     await page.get_by_role("button", name="Send").click()
     await expect(page.locator(".msg.agent").first).to_contain_text("SB-", timeout=UI_TIMEOUT_MS)
     return page
-
-
-def artifact(name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS / name
