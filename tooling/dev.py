@@ -200,7 +200,7 @@ async def run_dev(config: Path, public_port: int) -> int:
             print_endpoints(system)
             print(
                 f"\nSend an SMS: switchboard dev sms 'where is my order?' --port {public_port}"
-                " (or the README's curl); watch the lines below. Ctrl-C stops."
+                "; watch the lines below. Ctrl-C stops."
             )
             tasks = [
                 asyncio.create_task(
