@@ -57,6 +57,16 @@ async def stack() -> AsyncIterator[DevStack]:
 
 
 @pytest.fixture
+async def own() -> AsyncIterator[DevStack]:
+    """A broker and Redis of the test's own, for a test that stops them (the session's stay
+    up); ask for it before ``launch`` so the services stop first."""
+    own_stack = DevStack()
+    await own_stack.start()
+    yield own_stack
+    own_stack.stop()
+
+
+@pytest.fixture
 async def isolation(stack: DevStack) -> AsyncIterator[Isolation]:
     """Fresh topics and Redis keys for one test, removed afterwards."""
     tag = uuid.uuid4().hex[:10]

@@ -139,50 +139,45 @@ async def test_reply_reaches_the_visitor_on_another_replica_and_after_reconnect_
 
 
 async def test_broker_down_means_no_ack_then_the_resend_is_acked_and_published_once(
-    service_env: dict[str, str], launch: Launch, http: aiohttp.ClientSession
+    own: DevStack, service_env: dict[str, str], launch: Launch, http: aiohttp.ClientSession
 ) -> None:
-    own = DevStack()  # this test stops its broker, so it does not share the session's
-    await own.start()
-    try:
-        env = {
-            **chat_env(service_env),
-            **own.environment("switchboard."),
-            "CHAT_SESSION_KEY": KEY,
-            "SWITCHBOARD_KEY_PREFIX": "sb:",
-            "SWITCHBOARD_PUBLISH_TIMEOUT": "2",
-        }
-        [ingest] = await launch(["ingest"], env)
-        visitor = await session(http, ingest.url)
-        ws = await connect(http, ingest.url, visitor["token"])
-        hello = {"type": "message", "client_id": "down-1", "text": "anyone there?"}
+    env = {
+        **chat_env(service_env),
+        **own.environment("switchboard."),
+        "CHAT_SESSION_KEY": KEY,
+        "SWITCHBOARD_KEY_PREFIX": "sb:",
+        "SWITCHBOARD_PUBLISH_TIMEOUT": "2",
+    }
+    [ingest] = await launch(["ingest"], env)
+    visitor = await session(http, ingest.url)
+    ws = await connect(http, ingest.url, visitor["token"])
+    hello = {"type": "message", "client_id": "down-1", "text": "anyone there?"}
 
-        own.broker.stop()
-        await ws.send_json(hello)
-        refused = await frame(ws)
-        assert (refused["type"], refused["client_id"], refused["retry"]) == (
-            "error",
-            "down-1",
-            True,
-        )
+    own.broker.stop()
+    await ws.send_json(hello)
+    refused = await frame(ws)
+    assert (refused["type"], refused["client_id"], refused["retry"]) == (
+        "error",
+        "down-1",
+        True,
+    )
 
-        await own.broker.start()  # in-memory: comes back empty, on the same port
-        topics = Topics.with_prefix("switchboard.")
-        await create_topics(own.broker.bootstrap_servers, topics.all())
-        async with collect(own.broker.bootstrap_servers, topics.inbound) as seen:
-            answers = []
-            for _ in range(30):  # the widget resends, each try bounded by the publish timeout
-                await ws.send_json(hello)
-                answers.append(await frame(ws))
-                if answers[-1]["type"] == "ack":
-                    break
-            assert answers[-1] == {"type": "ack", "client_id": "down-1", "duplicate": False}
-            assert all(a["type"] == "error" and a["retry"] for a in answers[:-1]), answers
-            await wait_until(lambda: bool(seen.of_type(MessageReceived)), message="the event")
-            # Acked means on Kafka: a further resend is a duplicate, not a second event.
+    await own.broker.start()  # in-memory: comes back empty, on the same port
+    topics = Topics.with_prefix("switchboard.")
+    await create_topics(own.broker.bootstrap_servers, topics.all())
+    async with collect(own.broker.bootstrap_servers, topics.inbound) as seen:
+        answers = []
+        for _ in range(30):  # the widget resends, each try bounded by the publish timeout
             await ws.send_json(hello)
-            assert await frame(ws) == {"type": "ack", "client_id": "down-1", "duplicate": True}
-        await ws.close()
-        ids = {e.id for e in seen.of_type(MessageReceived)}
-        assert ids == {event_id("chat", "widget", visitor["visitor_id"], "down-1")}
-    finally:
-        own.stop()
+            answers.append(await frame(ws))
+            if answers[-1]["type"] == "ack":
+                break
+        assert answers[-1] == {"type": "ack", "client_id": "down-1", "duplicate": False}
+        assert all(a["type"] == "error" and a["retry"] for a in answers[:-1]), answers
+        await wait_until(lambda: bool(seen.of_type(MessageReceived)), message="the event")
+        # Acked means on Kafka: a further resend is a duplicate, not a second event.
+        await ws.send_json(hello)
+        assert await frame(ws) == {"type": "ack", "client_id": "down-1", "duplicate": True}
+    await ws.close()
+    ids = {e.id for e in seen.of_type(MessageReceived)}
+    assert ids == {event_id("chat", "widget", visitor["visitor_id"], "down-1")}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from libs.common.events import ConversationRouted, OutboundCommand
 from libs.contracts.agent_access import WS_PATH, AgentTokens
 from tests.support.harness import FIXTURES, Isolation, Launch
+from tests.support.hub import next_event
 from tests.support.kafka import Collected, collect, wait_until, wait_until_async
 from tests.support.mail import SmtpClient
 from tooling.devstack import DevStack, ServiceProcess, free_port
@@ -95,14 +95,6 @@ def agent_replies(seen: Collected) -> list[OutboundCommand]:
     ]
 
 
-async def routed_frame(client: HubClient, message_id: str) -> dict[str, Any]:
-    """The hub's ``routed`` event frame of one message (the hub has applied it then)."""
-    async for frame in client.events(timeout=20):
-        if frame["kind"] == "routed" and frame["data"]["message_id"] == message_id:
-            return frame
-    raise AssertionError("the hub's event stream ended")
-
-
 async def test_a_stranger_naming_a_thread_does_not_take_the_conversation_over(
     services: tuple[ServiceProcess, SmtpClient, Collected], http: aiohttp.ClientSession
 ) -> None:
@@ -120,7 +112,9 @@ async def test_a_stranger_naming_a_thread_does_not_take_the_conversation_over(
         )
         assert (await smtp.send(hijack, sender="mallory@evil.example"))[0] == 250
         stranger = await routed(seen, "Please resend my order details.")
-        frame = await routed_frame(client, stranger.message_id)
+        frame = await next_event(
+            client, "routed", lambda data: data["message_id"] == stranger.message_id
+        )
         # The console shows who wrote each message: the sender is in every routed frame.
         assert frame["data"]["customer"]["email"] == "mallory@evil.example"
 

@@ -32,6 +32,7 @@ from tests.support.harness import (
     Launch,
     TwilioFake,
 )
+from tests.support.hub import next_event
 from tests.support.kafka import Collected, collect, wait_until
 from tests.support.webhooks import encode_form, sign_twilio
 from tooling.devstack import DevStack, ServiceProcess
@@ -126,13 +127,6 @@ def sent_to(twilio: TwilioFake, address: str) -> list[dict[str, Any]]:
     return [m for m in twilio.sandbox.messages if m["to"] == address]
 
 
-async def delivery_event(client: HubClient, status: str) -> dict[str, Any]:
-    async for frame in client.events(timeout=20):
-        if frame["kind"] == "delivery" and frame["data"]["status"] == status:
-            return frame
-    raise AssertionError("the hub's event stream ended")
-
-
 async def test_whatsapp_window_from_webhook_to_console(
     services: tuple[ServiceProcess, Collected],
     service_env: dict[str, str],
@@ -174,7 +168,7 @@ async def test_whatsapp_window_from_webhook_to_console(
 
         # The customer reads it: Twilio's read receipt reaches the agent.
         assert await twilio.sandbox.report_status(ack["sid"], "read") == 200
-        read = await delivery_event(agent, "read")
+        read = await next_event(agent, "delivery", lambda data: data["status"] == "read")
         assert read["conversation_id"] == chat.conversation_id
         assert read["data"]["provider_message_id"] == ack["sid"]
 
