@@ -179,6 +179,9 @@ async def make_hub(
             switchboard_topic_prefix=isolation.topic_prefix,
             switchboard_key_prefix=isolation.key_prefix,
             switchboard_drain_seconds=5,
+            # A hub stopped while a second one joins its group waits out the session before it
+            # can leave; the services' tests run with the same short session.
+            switchboard_session_timeout_ms=3000,
             agent_token_key=KEY,
             hub_stream_maxlen=maxlen,
             **more,

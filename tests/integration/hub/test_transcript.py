@@ -134,9 +134,17 @@ async def test_the_transcript_holds_the_whole_conversation_across_hub_processes(
         assert [e["id"] for e in older["entries"]] == [e["id"] for e in entries[:2]]
         assert older["more"] is False
 
+        # The new hub joined the fan-out's consumer group: stopped in the middle of that
+        # rebalance, its consumer waits out the broker's session before it can leave. Once a
+        # message routed now is in a transcript, the group is settled again.
+        later = await hub.open_conversation(QUEUE, text="one more")
+        await entries_of(client, later.conversation_id, 1)
+
 
 async def test_only_agents_of_the_conversations_queue_read_its_transcript(hub: Hub) -> None:
     routed = await hub.open_conversation(QUEUE)
+    async with hub.client(QUEUE) as agent:  # the fan-out has joined its group and read it
+        await entries_of(agent, routed.conversation_id, 1)
     async with hub.client(OTHER) as client:
         for conversation_id, code in (
             (routed.conversation_id, "forbidden"),
