@@ -17,7 +17,7 @@ Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
     """The machine's wall clock, in UTC: what services wire in production."""
-    return datetime.now(UTC)
+    return datetime.now(UTC)  # clock seam
 
 
 def fixed_clock(at: datetime) -> Clock:
