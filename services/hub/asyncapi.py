@@ -91,8 +91,9 @@ SERVER_FRAMES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
         },
     ),
     "figures": (
-        "The answer to a `figures` request (supervisor tokens): one entry per queue.",
-        {"id": _text, "at": _text, "queues": {"type": "array", "items": _object}},
+        "The answer to a `figures` request (supervisor tokens), or (`id` null) figures the "
+        "hub pushes to a supervisor when they change: one entry per queue.",
+        {"id": _text_or_null, "at": _text, "queues": {"type": "array", "items": _object}},
     ),
     "error": (
         "A frame or action was refused; with `retry: true` send it again later.",

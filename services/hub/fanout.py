@@ -8,7 +8,8 @@ Snapshot state is changed *before* the append, so a snapshot taken after an entr
 appended already reflects it. Changes that matter to push assignment (a conversation opened,
 claimed, resolved or transferred) are told to the assigner, which wakes the queue's pass.
 SLA clocks met, warned and breached and survey answers are counted in the queue's figures of
-the day (:mod:`services.hub.figures`); answers reach no stream.
+the day (:mod:`services.hub.figures`); an answer is then a ``survey`` entry of the queue's
+stream, so supervisors' sockets on every replica hear that the figures changed.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class FanOut:
             queue = await self._conversations.queue_of(data.conversation_id)
             if queue is not None:
                 await self._figures.answer(queue, data)
+                await self._append(queue, "survey", event, data.conversation_id)
         return []  # delivery reports naming no conversation and other types concern no queue
 
     async def _action(self, event: Event, action: AgentAction) -> None:

@@ -214,8 +214,9 @@ def transcript(
     )
 
 
-def figures(client_id: str, at: datetime, queues: list[dict[str, Any]]) -> str:
-    """The answer to a ``figures`` request: one entry per queue, as of ``at``."""
+def figures(client_id: str | None, at: datetime, queues: list[dict[str, Any]]) -> str:
+    """The answer to a ``figures`` request, or (``client_id`` None) figures the hub pushes to
+    a supervisor: one entry per queue, as of ``at``."""
     return frame("figures", id=client_id, at=at.isoformat(), queues=queues)
 
 

@@ -15,6 +15,12 @@ Once the agent reports presence, the socket keeps the agent's presence lease ali
 the agent's offers as Redis has them whenever the inbox says they changed
 (:mod:`services.hub.assignment`); when it closes, the lease runs out after the grace period
 unless the agent reconnects.
+
+A supervisor's socket also gets its queues' figures pushed (a ``figures`` frame without an
+``id``): a burst of entries of a followed queue is gathered for ``figures_debounce`` seconds
+into one read and one push, and every ``figures_every`` seconds the figures are read again and
+pushed if they differ from the last ones sent (agents' presence and the day's turn reach no
+stream). A ``figures`` request is still answered at once (the page's first load).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import asyncio
 import contextlib
 import socket
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
@@ -64,6 +70,8 @@ class Limits:
     socket_send_buffer: int | None = None  # SO_SNDBUF of agent sockets; None: the kernel's
     retry_seconds: float = 1.0  # between reads of the agent's offers after Redis failed
     max_read_failures: int = 30  # failed reads in a row before the socket is closed
+    figures_debounce: float = 1.0  # a supervisor's figures: entries gathered into one push
+    figures_every: float = 15.0  # and read again this often without entries
 
 
 @dataclass(slots=True)
@@ -104,6 +112,8 @@ class AgentSession:
         self._status: str | None = None  # the presence this socket last showed
         self._shown: set[str] = set()  # offers this socket sent that may still be open
         self._notified = asyncio.Event()
+        self._figures_changed = asyncio.Event()
+        self._figures_sent: list[dict[str, Any]] | None = None  # without the ticking wait
         self._close_request: asyncio.Future[tuple[int, str]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -128,6 +138,8 @@ class AgentSession:
         self._push(protocol.hello(self.agent, self._claims.queues, self._claims.expires_at))
         writer = asyncio.create_task(self._write(), name=f"hub writer {self.agent}")
         closer = asyncio.create_task(self._closer(), name=f"hub closer {self.agent}")
+        if self._claims.role == "supervisor":
+            self._own(asyncio.create_task(self._push_figures(), name=f"hub figures {self.agent}"))
         try:
             await self._read()
         finally:
@@ -238,13 +250,39 @@ class AgentSession:
     async def _figures(self, message: protocol.Figures) -> str:
         if self._claims.role != "supervisor":
             return protocol.error("forbidden", "figures are for supervisor tokens", message.id)
-        now = self._services.clock()
         try:
-            queues = await self._services.figures.read(sorted(self._claims.queues), now)
+            return await self._read_figures(message.id)
         except RedisError as exc:
             log.warning("figures read failed", agent=self.agent, error=repr(exc))
             return protocol.error("unavailable", "try again", message.id, retry=True)
-        return protocol.figures(message.id, now, queues)
+
+    async def _read_figures(self, client_id: str | None) -> str:
+        now = self._services.clock()
+        queues = await self._services.figures.read(sorted(self._claims.queues), now)
+        self._figures_sent = _steady(queues)
+        return protocol.figures(client_id, now, queues)
+
+    async def _push_figures(self) -> None:
+        """Push the figures after entries of the followed queues (gathered for the debounce),
+        or when a periodic read finds them changed."""
+        limits = self._limits
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._figures_changed.wait(), limits.figures_every)
+            changed = self._figures_changed.is_set()
+            if changed:
+                await asyncio.sleep(limits.figures_debounce)
+            self._figures_changed.clear()
+            before = self._figures_sent
+            try:
+                frame = await self._read_figures(None)
+                raise_if_cancelled()
+            except RedisError as exc:
+                raise_if_cancelled()
+                log.warning("figures not pushed", agent=self.agent, error=repr(exc))
+                continue
+            if changed or self._figures_sent != before:
+                self._push(frame)
 
     # --- assignment --------------------------------------------------------------------------
 
@@ -399,6 +437,7 @@ class AgentSession:
         cursor.position = entry_id
         self._push(frame)
         metrics.hub_events_sent.inc()
+        self._figures_changed.set()  # only a supervisor's socket reads it
 
     def _push(self, frame: str) -> None:
         try:
@@ -430,6 +469,11 @@ class AgentSession:
             await asyncio.wait_for(
                 self._ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT
             )
+
+
+def _steady(queues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Figures without the oldest wait, which grows by itself (clients count it on)."""
+    return [{k: v for k, v in queue.items() if k != "oldest_wait_seconds"} for queue in queues]
 
 
 def limit_send_buffer(request: web.Request, size: int | None) -> None:

@@ -1,15 +1,17 @@
 """A supervisor's page of the console in a real browser (Debian's Chromium, driven by
 Playwright): the queue's figures change live as a conversation waits, an agent (another console
-page) answers it, and another conversation breaches. The services run as separate processes:
+page) answers it, and another conversation breaches, all pushed by the hub: the page asks for
+figures once, when its socket opens, and never again. The services run as separate processes:
 ingest with chat, router, SLA, outbound and the hub."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, WebSocket, expect
 
 from tests.browser.conftest import (
     UI_TIMEOUT_MS,
@@ -53,7 +55,9 @@ async def test_the_supervisors_figures_follow_answers_and_breaches(
     boss = stack.tokens.issue("grace", [QUEUE], role="supervisor")
     agent = stack.tokens.issue("ada", [QUEUE])
     async with browser_context(chromium, tmp_path / "profile", 1400, 800) as context:
-        supervisor = await open_console(await context.new_page(), stack.console_url(boss))
+        page = await context.new_page()
+        asked, pushed = figure_frames(page)
+        supervisor = await open_console(page, stack.console_url(boss))
         row = supervisor.locator(f'#figures tr[data-queue="{QUEUE}"]')
         await expect(row).to_have_count(1, timeout=UI_TIMEOUT_MS)
         await expect(figure(row, "waiting")).to_have_text("0")
@@ -90,6 +94,29 @@ async def test_the_supervisors_figures_follow_answers_and_breaches(
         await expect(figure(row, "first-response")).to_have_text("50% (1/2)")
         await expect(figure(row, "waiting")).to_have_text("1")
         await supervisor.screenshot(path=artifact("supervisor-breached.png"))
+
+    # Every change above came in frames the hub pushed; the page asked once, on opening.
+    assert len(asked) == 1, asked
+    assert pushed, "no figures were pushed"
+
+
+def figure_frames(page: Page) -> tuple[list[str], list[str]]:
+    """The ``figures`` frames the page's sockets send (requests) and receive without an id
+    (pushes), collected as they pass."""
+    asked: list[str] = []
+    pushed: list[str] = []
+
+    def frames(socket: WebSocket) -> None:
+        socket.on("framesent", lambda payload: note(payload, asked))
+        socket.on("framereceived", lambda payload: note(payload, pushed, push=True))
+
+    def note(payload: str | bytes, into: list[str], push: bool = False) -> None:
+        frame = json.loads(payload)
+        if frame.get("type") == "figures" and (frame.get("id") is None) == push:
+            into.append(str(payload))
+
+    page.on("websocket", frames)
+    return asked, pushed
 
 
 async def chat(widget: Page, stack: ConsoleStack, text: str) -> None:

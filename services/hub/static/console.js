@@ -12,8 +12,9 @@
  * An open incident (many customers with one problem) is a banner above the queues with its
  * linked open conversations, from the snapshot and then from routed events naming it, and one
  * button that sends all of their customers the incident's status update.
- * A supervisor token (its `role` claim) also shows each queue's figures above the queues, asked
- * again after events (at most once a second) and every 30 s for survey answers.
+ * A supervisor token (its `role` claim) also shows each queue's figures above the queues: asked
+ * once when the socket opens, then pushed by the hub whenever they change (the page never
+ * polls); the oldest wait counts on between pushes.
  *
  * Customer and agent text only ever reaches the page through textContent.
  */
@@ -36,8 +37,6 @@
   var URGENT_SECONDS = 5 * 60;   // a countdown this short is urgent, under an hour soon
   var SOON_SECONDS = 60 * 60;
   var TRANSCRIPT_PAGE = 50;
-  var FIGURES_MIN_MS = 1000;     // events ask for figures at most this often
-  var FIGURES_EVERY_MS = 30000;  // and this often without events (survey answers)
   var OUTBOUND_LABELS = { auto_ack: "Acknowledgement", after_hours: "After-hours notice",
                           status_update: "Status update", survey: "Survey" };
 
@@ -57,9 +56,8 @@
   var MAX_EARLY = 500;
   var incidents = {};    // incident id -> {id, issueType, customers, linked: {conversation id}}
   var supervisor = false;  // the token's role claim; the hub refuses figures to the others
-  var figures = null;      // the latest figures frame
-  var figuresAt = 0;       // when figures were last asked (ms)
-  var figuresTimer = null;
+  var figures = null;      // the latest figures frame (asked for or pushed)
+  var figuresAt = 0;       // when it arrived (ms): the oldest wait counts on from there
   var actionCount = 0;
   var errorText = "";
 
@@ -363,7 +361,6 @@
         break;
     }
     if (id && id === selected) askTranscript(id, false);
-    if (supervisor) figuresSoon();
     render();
   }
 
@@ -563,24 +560,20 @@
     }
   }
 
+  /* The first load; after it the hub pushes figures (an id-less frame) when they change. */
   function askFigures() {
-    clearTimeout(figuresTimer);
-    figuresTimer = null;
-    figuresAt = Date.now();
     send({ type: "figures", id: clientId() });
-  }
-
-  /* After an event: now, or once a second has passed since the last ask. */
-  function figuresSoon() {
-    if (figuresTimer) return;
-    var wait = figuresAt + FIGURES_MIN_MS - Date.now();
-    if (wait <= 0) askFigures();
-    else figuresTimer = setTimeout(askFigures, wait);
   }
 
   function onFigures(frame) {
     figures = frame;
+    figuresAt = Date.now();
     renderFigures();
+  }
+
+  function waited(q) {
+    if (q.oldest_wait_seconds === null) return null;
+    return q.oldest_wait_seconds + (Date.now() - figuresAt) / 1000;
   }
 
   function percent(ratio) { return ratio === null ? "\u2013" : Math.round(ratio * 1000) / 10 + "%"; }
@@ -600,7 +593,7 @@
   var FIGURE_COLUMNS = [
     ["Queue", "queue", function (q) { return q.queue; }],
     ["Waiting", "waiting", function (q) { return q.waiting; }],
-    ["Oldest wait", "oldest-wait", function (q) { return seconds(q.oldest_wait_seconds); }],
+    ["Oldest wait", "oldest-wait", function (q) { return seconds(waited(q)); }],
     ["At risk", "at-risk", function (q) { return q.at_risk; }],
     ["Breached today", "breached", function (q) { return q.breached_today; }],
     ["First response met", "first-response",
@@ -987,6 +980,7 @@
 
   function tick() {
     var now = Date.now();
+    if (figures) renderFigures();
     document.querySelectorAll(".conv").forEach(function (li) {
       var c = find(li.getAttribute("data-id"));
       if (!c) return;
@@ -1023,5 +1017,4 @@
   if (fragment) start(fragment);
   else $("token-form").hidden = false;
   setInterval(tick, 1000);
-  setInterval(function () { if (supervisor) askFigures(); }, FIGURES_EVERY_MS);
 })();

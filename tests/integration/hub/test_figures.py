@@ -11,7 +11,8 @@ import pytest
 
 from libs.common.events import SurveyAnswered
 from libs.contracts.agent_access import WS_PATH
-from tests.integration.hub.conftest import QUEUE, Hub
+from services.hub.sessions import Limits
+from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
 from tests.support.kafka import wait_until_async
 from tooling.hubclient import ActionFailed, HubClient
 
@@ -83,3 +84,43 @@ async def test_an_agent_token_gets_forbidden(hub: Hub) -> None:
         with pytest.raises(ActionFailed) as refused:
             await client.figures()
     assert refused.value.code == "forbidden"
+
+
+async def pushed_when(client: HubClient, ready: Any) -> dict[str, Any]:
+    """The queue's figures from the first frame the hub pushed (no ``id``) for which
+    ``ready(figures)`` holds; the client never asks."""
+    while True:
+        frame = await client.next_of("figures", timeout=30.0)
+        assert frame["id"] is None, "only pushed figures arrive: this client asked for none"
+        found: dict[str, Any] = frame["queues"][0]
+        if ready(found):
+            return found
+
+
+async def test_figures_are_pushed_to_a_following_supervisor_as_they_change(
+    make_hub: MakeHub,
+) -> None:
+    # The periodic read is out of the way: every push here follows entries of the queue.
+    hub = await make_hub(limits=Limits(figures_debounce=0.2, figures_every=3600.0))
+    async with supervisor(hub) as client:
+        await client.subscribe([QUEUE])
+        waiting = await hub.open_conversation()
+        now = await pushed_when(client, lambda f: f["waiting"] == 1)
+        assert now["oldest_wait_seconds"] >= 0
+
+        async with hub.client(QUEUE) as agent:
+            await agent.act("claim", waiting.conversation_id)
+        await pushed_when(client, lambda f: f["waiting"] == 0 and f["open"] == 1)
+
+        answer = SurveyAnswered(
+            conversation_id=waiting.conversation_id,
+            channel="sms",
+            score=3,
+            kind="csat",
+            command_id="survey-2",
+            answered_at=waiting.received_at,
+            thread_key=waiting.thread_key,
+        )
+        await hub.publish(hub.isolation.topics.inbound, waiting.thread_key, answer)
+        scored = await pushed_when(client, lambda f: f["csat"]["answers"] == 1)
+        assert scored["csat"] == {"answers": 1, "average": 3.0}
