@@ -188,3 +188,26 @@ hub_agents_online = Gauge(
     "Agents online in a queue, as the latest assignment pass of this process saw them.",
     ["queue"],
 )
+hub_conversations_waiting = Gauge(
+    "switchboard_hub_conversations_waiting",
+    "Open conversations of a queue that no agent holds (every hub replica reads the same "
+    "Redis state every few seconds: aggregate with max, not sum).",
+    ["queue"],
+)
+hub_conversations_held = Gauge(
+    "switchboard_hub_conversations_held",
+    "Open conversations of a queue an agent holds: the agents' load (as read by every hub).",
+    ["queue"],
+)
+hub_oldest_wait_seconds = Gauge(
+    "switchboard_hub_oldest_wait_seconds",
+    "How long the longest-waiting unheld conversation of a queue has waited since the "
+    "customer's latest message (0 when none waits; as read by every hub).",
+    ["queue"],
+)
+hub_conversations_at_risk = Gauge(
+    "switchboard_hub_conversations_at_risk",
+    "Open conversations of a queue with a clock that warned and is neither met nor breached "
+    "(as read by every hub).",
+    ["queue"],
+)

@@ -14,6 +14,7 @@ from libs.contracts.agent_access import WS_PATH
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
 from tests.support.kafka import wait_until_async
+from tests.support.metrics import scraped_values
 from tooling.hubclient import ActionFailed, HubClient
 
 
@@ -124,3 +125,25 @@ async def test_figures_are_pushed_to_a_following_supervisor_as_they_change(
         await hub.publish(hub.isolation.topics.inbound, waiting.thread_key, answer)
         scored = await pushed_when(client, lambda f: f["csat"]["answers"] == 1)
         assert scored["csat"] == {"answers": 1, "average": 3.0}
+
+
+async def test_the_waiting_gauge_follows_a_conversation_that_waits_and_is_taken(hub: Hub) -> None:
+    async def gauges_are(waiting: float, held: float) -> None:
+        async def check() -> bool:
+            found = await scraped_values(hub.http, hub.url, "switchboard_hub_conversations_waiting")
+            taken = await scraped_values(hub.http, hub.url, "switchboard_hub_conversations_held")
+            return found.get(QUEUE) == waiting and taken.get(QUEUE) == held
+
+        await wait_until_async(check, message=f"{waiting} waiting and {held} held on /metrics")
+
+    await gauges_are(waiting=0, held=0)  # this test's keys: nothing open yet
+    routed = await hub.open_conversation()
+    await gauges_are(waiting=1, held=0)
+    oldest = await scraped_values(hub.http, hub.url, "switchboard_hub_oldest_wait_seconds")
+    assert oldest[QUEUE] >= 0
+
+    async with hub.client(QUEUE) as agent:
+        await agent.act("claim", routed.conversation_id)
+    await gauges_are(waiting=0, held=1)
+    oldest = await scraped_values(hub.http, hub.url, "switchboard_hub_oldest_wait_seconds")
+    assert oldest[QUEUE] == 0
