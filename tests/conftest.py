@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from libs.common.topics import Topics
+from tests.support import slots
 from tests.support.harness import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -45,6 +46,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return len(PROCESS_LEVEL) + (item.get_closest_marker("slow") is None)
 
     items.sort(key=rank)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_slot_per_operation() -> Iterator[None]:
+    """Every Lua script call and MULTI/EXEC in the run touches one hash slot (Redis Cluster)."""
+    with slots.installed():
+        yield
 
 
 @pytest.fixture(scope="session")

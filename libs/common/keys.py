@@ -1,114 +1,151 @@
-"""Every Redis key Switchboard writes: its owner, shape and lifetime, in one module.
+"""Every Redis key Switchboard writes: its owner, shape, lifetime and hash tag, in one module.
 
-Keys (after the configurable prefix), as ``key`` - owner - shape - TTL:
+Hash tags (Redis Cluster). A key's slot is the CRC16 of its hash tag (the text between the
+first ``{`` and the next ``}``), or of the whole key when it has none. Every multi-key operation
+(a Lua script, a MULTI/EXEC pipeline) must touch keys of one slot, so keys used together share a
+tag, and keys used alone carry none (they spread over every slot). The tags:
 
-- ``ingest:accepted:{event_id}`` - ingest - string ``pending``/``done`` - 30 s / 7 days
-- ``x:since_id:{user_id}`` - ingest - id of the newest mention already on Kafka - none
-- ``email:thread:{message_id}`` - ingest - thread key (``email:{root id}``) of an accepted
-  email, so a reply naming it only in In-Reply-To joins its thread - 90 days
-- ``email:sent:{message_id}`` - outbound (ingest reads) - thread key of the conversation an
-  email we sent belongs to (Message-ID without angle brackets, domain lowercased), so a reply
-  naming only our acknowledgement joins it - 90 days
-- ``email:participants:{thread_key}`` - ingest - set of the lowercased senders and To/Cc
-  addresses of the thread's messages: who may write in it - 90 days after the last message
-- ``imap:checkpoint:{user}@{host}/{mailbox}`` - ingest - hash: ``uidvalidity``, ``uid`` (the
-  highest UID on Kafka and flagged; reset when UIDVALIDITY changes) - none
-- ``sms:status:{message_sid}`` - ingest - hash: status, rank, provider status, error code,
-  time of the most advanced Twilio status callback - 7 days
-- ``sms:optout:{our_number}:{customer_number}`` - ingest - ``{keyword} {ISO time}`` of the
+- ``{c:<conversation id>}`` - one conversation's hub transcript (order and entries are written in
+  one MULTI) and its SLA contact.
+- ``{q:<queue>}`` - one queue's hub stream, its per-event seen markers and its trimmed marker
+  (``stream_append.lua``).
+- ``{a:<channel>:<address>}`` - one address's automatic-acknowledgement markers
+  (``claim_acknowledgement.lua`` checks the conversation's and the hour's together).
+- ``{v:<visitor id>}`` - one chat visitor's mailbox and its command reply markers
+  (``chat_mailbox_append.lua``).
+- ``{i:<incident key>}`` - one problem's incident window and active incident
+  (``count_incident.lua``).
+- ``{sla}`` - the SLA timers (due sets, claims per partition), the open and closed clocks and the
+  open counts: the keeper stages a clock, its timers and the count in one MULTI. Pinned to one slot
+  (see "Pinned groups" below).
+- ``{router}`` - placement and customers: seen markers, thread map, conversations, the reference
+  sequence, identity indexes and profiles. ``place_message.lua`` touches the message's marker, its
+  thread, the sequence, the conversation and the customer at once, and ``identify_customer.lua``
+  merges any profiles the identities point to. Pinned.
+- ``{hub}`` - push assignment: the hub's conversation summaries, open and waiting sets, agents,
+  claims, offers and the round-robin sequence; and the hub's incidents, which are listed per queue
+  with their linked conversations intersected with the queue's open set. ``assign.lua`` and
+  ``track_conversation.lua`` join key prefixes with ids found inside the script (an agent's queues,
+  a queue's agents), so they can only run where all of them share one slot. Pinned.
+
+Pinned groups live in one slot, so on one primary of a cluster: correct on a cluster, but not
+spread over it. Spreading them needs their scripts split into single-slot steps (the router's
+per conversation and per customer, the SLA's per partition); that is the next step of issue 22.
+
+Keys (after the configurable prefix, which must not contain ``{``), as ``key`` - owner - shape -
+TTL; ``<name>`` is a part filled in, braces are literal hash tags:
+
+- ``ingest:accepted:<event_id>`` - ingest - string ``pending``/``done`` - 30 s / 7 days
+- ``x:since_id:<user_id>`` - ingest - id of the newest mention already on Kafka - none
+- ``email:thread:<message_id>`` - ingest - thread key (``email:<root id>``) of an accepted email, so
+  a reply naming it only in In-Reply-To joins its thread - 90 days
+- ``email:sent:<message_id>`` - outbound (ingest reads) - thread key of the conversation an email we
+  sent belongs to (Message-ID without angle brackets, domain lowercased), so a reply naming only our
+  acknowledgement joins it - 90 days
+- ``email:participants:<thread_key>`` - ingest - set of the lowercased senders and To/Cc addresses
+  of the thread's messages: who may write in it - 90 days after the last message
+- ``imap:checkpoint:<user>@<host>/<mailbox>`` - ingest - hash: ``uidvalidity``, ``uid`` (the highest
+  UID on Kafka and flagged; reset when UIDVALIDITY changes) - none
+- ``sms:status:<message_sid>`` - ingest - hash: status, rank, provider status, error code, time of
+  the most advanced Twilio status callback - 7 days
+- ``sms:optout:<our_number>:<customer_number>`` - ingest - ``<keyword> <ISO time>`` of the
   customer's STOP (deleted by START); E.164 numbers (WhatsApp: ``whatsapp:``-prefixed) - none
-- ``whatsapp:inbound:{our_number}:{customer_number}`` - ingest (outbound reads) - zset of one
-  member ``last`` scored by the time (ms) of the customer's latest WhatsApp message, which
-  opens the 24-hour customer-service window; E.164 numbers - 2 days
-- ``chat:mailbox:{visitor_id}`` - outbound (ingest reads) - stream of agent replies (command
-  id, text, time, in reply to), last 200 - 7 days after the latest reply
-- ``chat:reply:{command_id}`` - outbound - mailbox entry id of the command's reply - 7 days
-- ``chat:notify:{visitor_id}`` - outbound publishes, ingest pattern-subscribes - pub/sub
-  channel (not a key): the id of a new mailbox entry
-- ``attempts:{group}:{topic}:{partition}:{offset}`` - any consumer - failed attempts - 1 day
-- ``router:seen:{inbound_event_id}`` - router - ``{conversation_id}|new|old|reopened`` - 7 days
-- ``conv:thread:{thread_key}`` - router - id of the thread's conversation - none
-- ``conv:{conversation_id}`` - router - hash: sequence, queue, status, times, ``csat`` (the
+- ``whatsapp:inbound:<our_number>:<customer_number>`` - ingest (outbound reads) - zset of one member
+  ``last`` scored by the time (ms) of the customer's latest WhatsApp message, which opens the
+  24-hour customer-service window; E.164 numbers - 2 days
+- ``chat:mailbox:{v:<visitor_id>}`` - outbound (ingest reads) - stream of agent replies (command id,
+  text, time, in reply to), last 200 - 7 days after the latest reply
+- ``chat:reply:{v:<visitor_id>}:<command_id>`` - outbound - mailbox entry id of the command's reply
+  - 7 days
+- ``chat:notify:<visitor_id>`` - outbound publishes, ingest pattern-subscribes - pub/sub channel
+  (not a key): the id of a new mailbox entry
+- ``attempts:<group>:<topic>:<partition>:<offset>`` - any consumer - failed attempts - 1 day
+- ``router:seen:{router}:<inbound_event_id>`` - router - ``<conversation_id>|new|old|reopened`` - 7
+  days
+- ``conv:{router}:thread:<thread_key>`` - router - id of the thread's conversation - none
+- ``conv:{router}:<conversation_id>`` - router - hash: sequence, queue, status, times, ``csat`` (the
   customer's survey score, 1-5) - none
-- ``conv:seq`` - router - integer, source of reference numbers - none
-- ``customer:id:{kind}:{value}`` - router - customer id owning an email/phone/social id - none
-- ``customer:{id}`` - router - hash: name, tier, identities, first/last seen, merged_into - none
-- ``customer:{id}:history`` - router - zset: conversation id -> first contact (ms), last 50 - none
-- ``customer:{id}:open`` - router - hash: open conversation id -> ``queue|last contact ms`` - none
-- ``incident:window:{key}`` - router - zset: customer -> last message (ms) - the window
-- ``incident:active:{key}`` - router - id of the open incident of that problem - the cool-down
-- ``sla:due:{partition}`` - sla - zset: ``{conversation}|{metric code}{generation}`` of each
+- ``conv:{router}:seq`` - router - integer, source of reference numbers - none
+- ``customer:{router}:id:<kind>:<value>`` - router - customer id owning an email/phone/social id -
+  none
+- ``customer:{router}:<id>`` - router - hash: name, tier, identities, first/last seen, merged_into -
+  none
+- ``customer:{router}:<id>:history`` - router - zset: conversation id -> first contact (ms), last 50
+  - none
+- ``customer:{router}:<id>:open`` - router - hash: open conversation id -> ``queue|last contact ms``
+  - none
+- ``incident:window:{i:<key>}`` - router - zset: customer -> last message (ms) - the window
+- ``incident:active:{i:<key>}`` - router - id of the open incident of that problem - the cool-down
+- ``sla:{sla}:due:<partition>`` - sla - zset: ``<conversation>|<metric code><generation>`` of each
   running clock -> due time (ms) of its next warning or breach - none
-- ``sla:claimed:{partition}`` - sla - hash: that member -> the due time it was claimed for,
+- ``sla:{sla}:claimed:<partition>`` - sla - hash: that member -> the due time it was claimed for,
   until its events are published - none
-- ``sla:clocks:{bucket}`` - sla - hash: ``{conversation}|{metric code}`` -> msgpack array of an
-  open (running or paused) clock; bucket = crc32(conversation) mod 1024 - none
-- ``sla:clock:{conversation_id}:{metric}`` - sla - msgpack array of a met or cancelled clock -
+- ``sla:{sla}:clocks:<bucket>`` - sla - hash: ``<conversation>|<metric code>`` -> msgpack array of
+  an open (running or paused) clock; bucket = crc32(conversation) mod 1024 - none
+- ``sla:{sla}:clock:<conversation_id>:<metric>`` - sla - msgpack array of a met or cancelled clock -
   30 days
-- ``sla:open`` - sla - hash: queue -> number of open clocks - none
-- ``sla:contact:{conversation_id}`` - sla - hash: channel, recipient, sender, in_reply_to,
+- ``sla:{sla}:open`` - sla - hash: queue -> number of open clocks - none
+- ``sla:contact:{c:<conversation_id>}`` - sla - hash: channel, recipient, sender, in_reply_to,
   reference, thread_key, automated, ``agent_reply`` (ms of the latest agent reply); only for
   conversations that can get status updates or a survey - 30 days after the last change
-- ``survey:pending:{thread_key}`` - outbound (ingest reads) - ``{conversation_id}|{command_id}``
-  of the survey sent on an SMS/chat thread, whose bare 1-5 reply is its answer - the
-  configured ``surveys.answer_window``
-- ``outbound:send:{command_id}`` - outbound - hash: state, provider id, attempts - 7 days
-- ``outbound:acked:{conversation_id}:{kind}:{channel}:{address}`` - outbound - id of the one
+- ``survey:pending:<thread_key>`` - outbound (ingest reads) - ``<conversation_id>|<command_id>`` of
+  the survey sent on an SMS/chat thread, whose bare 1-5 reply is its answer - the configured
+  ``surveys.answer_window``
+- ``outbound:send:<command_id>`` - outbound - hash: state, provider id, attempts - 7 days
+- ``outbound:acked:{a:<channel>:<address>}:<conversation_id>:<kind>`` - outbound - id of the one
   automatic acknowledgement of that kind the address gets in that conversation - 30 days
-- ``outbound:acks:{channel}:{address}:{hour}`` - outbound - set of the ids of the automatic
+- ``outbound:acks:{a:<channel>:<address>}:<hour>`` - outbound - set of the ids of the automatic
   acknowledgements sent to the address in that hour (Unix time of the command // 3600) - 2 hours
-- ``webhook:done:{delivery_id}`` - outbound - ``1`` once a subscriber answered 2xx (or was
-  given up on) for that event - 7 days
-- ``hub:stream:{queue}`` - hub fan-out - stream of agent events of one queue (field ``e``:
+- ``webhook:done:<delivery_id>`` - outbound - ``1`` once a subscriber answered 2xx (or was given up
+  on) for that event - 7 days
+- ``hub:stream:{q:<queue>}`` - hub fan-out - stream of agent events of one queue (field ``e``:
   JSON), capped at about ``HUB_STREAM_MAXLEN`` entries and ``HUB_STREAM_MAX_AGE`` - none
-- ``hub:seen:{event_id}:{queue}`` - hub fan-out - stream entry id the event was appended as (a
+- ``hub:seen:{q:<queue>}:<event_id>`` - hub fan-out - stream entry id the event was appended as (a
   redelivery appends nothing) - ``HUB_STREAM_MAX_AGE`` + 1 day
-- ``hub:trimmed:{queue}`` - hub fan-out - id of the newest entry trimmed from the queue's
-  stream (a resume id older than it must resync) - none
-- ``hub:open:{queue}`` - hub fan-out - zset: open conversation id -> earliest SLA deadline (ms;
-  2**52 when no clock runs) - none
-- ``hub:conv:{conversation_id}`` - hub fan-out - hash: queue, reference, channel, customer,
-  ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply
-  address, ``deadline:{metric}`` (ms), ``window_closes`` (ms: the end of a WhatsApp
-  conversation's customer-service window) - 30 days after the last change
-- ``hub:transcript:{conversation_id}`` - hub fan-out - zset: transcript entry id (``in:``,
-  ``out:``, ``note:``, ``action:``, ``sla:`` and the event's, command's or action's id) -> its
-  time (ms); the newest 1,000 - 30 days after the last change
-- ``hub:transcript:{conversation_id}:entries`` - hub fan-out - hash: entry id -> JSON entry
-  (message with channel and sender, outbound message, note, action, SLA event, routing
-  explanation); ``delivery:{entry id}`` -> the outbound message's receipt status - 30 days
-  after the last change
-- ``hub:action:{action_id}`` - hub - ``pending``/``done`` of an agent action's publish - 30 s /
-  7 days
-- ``hub:incident:{incident_id}`` - hub fan-out - hash: ``key``, ``issue_type``, ``customers``,
-  ``window_seconds``, ``detected_at`` (ms), ``queue`` of an incident the router detected -
-  30 days
-- ``hub:incident:{incident_id}:linked`` - hub fan-out - set of the conversations whose messages
-  the router linked to the incident - 30 days after the latest link
-- ``hub:incidents:{queue}`` - hub fan-out - zset: incident with a linked conversation (or its
+- ``hub:trimmed:{q:<queue>}`` - hub fan-out - id of the newest entry trimmed from the queue's stream
+  (a resume id older than it must resync) - none
+- ``hub:{hub}:open:<queue>`` - hub fan-out - zset: open conversation id -> earliest SLA deadline
+  (ms; 2**52 when no clock runs) - none
+- ``hub:{hub}:conv:<conversation_id>`` - hub fan-out - hash: queue, reference, channel, customer,
+  ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply address,
+  ``deadline:<metric>`` (ms), ``window_closes`` (ms: the end of a WhatsApp conversation's
+  customer-service window) - 30 days after the last change
+- ``hub:transcript:{c:<conversation_id>}`` - hub fan-out - zset: transcript entry id (``in:``,
+  ``out:``, ``note:``, ``action:``, ``sla:`` and the event's, command's or action's id) -> its time
+  (ms); the newest 1,000 - 30 days after the last change
+- ``hub:transcript:{c:<conversation_id>}:entries`` - hub fan-out - hash: entry id -> JSON entry
+  (message with channel and sender, outbound message, note, action, SLA event, routing explanation);
+  ``delivery:<entry id>`` -> the outbound message's receipt status - 30 days after the last change
+- ``hub:action:<action_id>`` - hub - ``pending``/``done`` of an agent action's publish - 30 s / 7
+  days
+- ``hub:{hub}:incident:<incident_id>`` - hub fan-out - hash: ``key``, ``issue_type``, ``customers``,
+  ``window_seconds``, ``detected_at`` (ms), ``queue`` of an incident the router detected - 30 days
+- ``hub:{hub}:incident:<incident_id>:linked`` - hub fan-out - set of the conversations whose
+  messages the router linked to the incident - 30 days after the latest link
+- ``hub:{hub}:incidents:<queue>`` - hub fan-out - zset: incident with a linked conversation (or its
   first one) in the queue -> time (ms) of the latest; older than 30 days dropped - none
-- ``hub:waiting:{queue}`` - hub fan-out and assigner - zset: open conversations of the queue
+- ``hub:{hub}:waiting:<queue>`` - hub fan-out and assigner - zset: open conversations of the queue
   neither assigned nor offered -> the same score as ``hub:open`` - none
-- ``hub:agent:{agent}`` - hub assigner - hash: presence ``status``, ``reason``, ``queues``
-  (space-separated), ``cap:{channel}``, ``alive_until`` (ms; refreshed while a socket is open),
-  ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer) -
-  7 days after the latest presence
-- ``hub:agents:{queue}`` - hub assigner - set of agents online or away in the queue - none
-- ``hub:assigned:{agent}`` - hub assigner - hash: conversation id -> ``{channel}|{offer id}``
-  (offered) or ``{channel}|`` (assigned); what counts against the agent's capacity - none
-- ``hub:offer:{offer_id}`` - hub assigner - hash: conversation, agent, queue, channel, expires
+- ``hub:{hub}:agent:<agent>`` - hub assigner - hash: presence ``status``, ``reason``, ``queues``
+  (space-separated), ``cap:<channel>``, ``alive_until`` (ms; refreshed while a socket is open),
+  ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer) - 7 days
+  after the latest presence
+- ``hub:{hub}:agents:<queue>`` - hub assigner - set of agents online or away in the queue - none
+- ``hub:{hub}:assigned:<agent>`` - hub assigner - hash: conversation id -> ``<channel>|<offer id>``
+  (offered) or ``<channel>|`` (assigned); what counts against the agent's capacity - none
+- ``hub:{hub}:offer:<offer_id>`` - hub assigner - hash: conversation, agent, queue, channel, expires
   (ms), state (offered, accepted, declined, expired, withdrawn), seq (order made) - 1 day
-- ``hub:offers:{queue}`` - hub assigner - zset: outstanding offer id -> expiry (ms) - none
-- ``hub:rr`` - hub assigner - integer, orders offers for round robin - none
-- ``hub:declined:{conversation_id}`` - hub assigner - set of agents who declined or let an
+- ``hub:{hub}:offers:<queue>`` - hub assigner - zset: outstanding offer id -> expiry (ms) - none
+- ``hub:{hub}:rr`` - hub assigner - integer, orders offers for round robin - none
+- ``hub:{hub}:declined:<conversation_id>`` - hub assigner - set of agents who declined or let an
   offer of the conversation expire (not offered it again meanwhile) - 10 offer timeouts
-- ``hub:notify:{agent}`` - hub assigner publishes, every hub replica pattern-subscribes -
-  pub/sub channel (not a key): the agent's offers or presence changed
-- ``hub:figures:{queue}:{day}`` - hub fan-out - hash of one queue's UTC day (``YYYY-MM-DD``,
-  the SLA event's or answer's day): ``met:{metric}:{conversation_id}`` -> ``{channel}|{seconds
-  from the clock's start}``, ``breached:{metric}:{conversation_id}`` and
-  ``warned:{metric}:{conversation_id}`` -> ``1``, ``csat:{conversation_id}`` and
-  ``nps:{conversation_id}`` -> the score (one field per cause: a redelivery rewrites it) - 8 days
+- ``hub:notify:<agent>`` - hub assigner publishes, every hub replica pattern-subscribes - pub/sub
+  channel (not a key): the agent's offers or presence changed
+- ``hub:figures:<queue>:<day>`` - hub fan-out - hash of one queue's UTC day (``YYYY-MM-DD``, the SLA
+  event's or answer's day): ``met:<metric>:<conversation_id>`` -> ``<channel>|<seconds from the
+  clock's start>``, ``breached:<metric>:<conversation_id>`` and
+  ``warned:<metric>:<conversation_id>`` -> ``1``, ``csat:<conversation_id>`` and
+  ``nps:<conversation_id>`` -> the score (one field per cause: a redelivery rewrites it) - 8 days
 """
 
 from __future__ import annotations
@@ -116,6 +153,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DAY = 86_400
+
+ROUTER = "{router}"
+"""Hash tag of the router's placement and customer keys (one slot: see the module text)."""
+SLA = "{sla}"
+"""Hash tag of the SLA clocks, timers and open counts (one slot: see the module text)."""
+HUB = "{hub}"
+"""Hash tag of the hub's assignment keys (one slot: see the module text)."""
+
+
+def _tag(kind: str, *parts: str) -> str:
+    """The hash tag ``{kind:part:...}`` shared by the keys of one entity.
+
+    A ``}`` inside a part ends the tag early; the keys of one entity still share it (the text
+    before that ``}`` is the same in all of them)."""
+    return "{" + ":".join((kind, *parts)) + "}"
 
 
 def _glob_escaped(text: str) -> str:
@@ -154,10 +206,10 @@ class Keys:
         return f"{self.prefix}whatsapp:inbound:{our_number}:{customer_number}"
 
     def chat_mailbox(self, visitor_id: str) -> str:
-        return f"{self.prefix}chat:mailbox:{visitor_id}"
+        return f"{self.prefix}chat:mailbox:{_tag('v', visitor_id)}"
 
-    def chat_reply(self, command_id: str) -> str:
-        return f"{self.prefix}chat:reply:{command_id}"
+    def chat_reply(self, visitor_id: str, command_id: str) -> str:
+        return f"{self.prefix}chat:reply:{_tag('v', visitor_id)}:{command_id}"
 
     def chat_notify(self, visitor_id: str) -> str:
         return f"{self.prefix}chat:notify:{visitor_id}"
@@ -170,49 +222,49 @@ class Keys:
         return f"{self.prefix}attempts:{group}:{topic}:{partition}:{offset}"
 
     def router_seen(self, inbound_event_id: str) -> str:
-        return f"{self.prefix}router:seen:{inbound_event_id}"
+        return f"{self.prefix}router:seen:{ROUTER}:{inbound_event_id}"
 
     def conversation_by_thread(self, thread_key: str) -> str:
-        return f"{self.prefix}conv:thread:{thread_key}"
+        return f"{self.prefix}conv:{ROUTER}:thread:{thread_key}"
 
     def conversation(self, conversation_id: str) -> str:
-        return f"{self.prefix}conv:{conversation_id}"
+        return f"{self.prefix}conv:{ROUTER}:{conversation_id}"
 
     def conversation_sequence(self) -> str:
-        return f"{self.prefix}conv:seq"
+        return f"{self.prefix}conv:{ROUTER}:seq"
 
     def customer_identity(self, kind: str, value: str) -> str:
-        return f"{self.prefix}customer:id:{kind}:{value}"
+        return f"{self.prefix}customer:{ROUTER}:id:{kind}:{value}"
 
     def customer(self, customer_id: str) -> str:
-        return f"{self.prefix}customer:{customer_id}"
+        return f"{self.prefix}customer:{ROUTER}:{customer_id}"
 
     def customer_history(self, customer_id: str) -> str:
         return f"{self.customer(customer_id)}:history"
 
     def incident_window(self, key: str) -> str:
-        return f"{self.prefix}incident:window:{key}"
+        return f"{self.prefix}incident:window:{_tag('i', key)}"
 
     def incident_active(self, key: str) -> str:
-        return f"{self.prefix}incident:active:{key}"
+        return f"{self.prefix}incident:active:{_tag('i', key)}"
 
     def sla_due(self, partition: int) -> str:
-        return f"{self.prefix}sla:due:{partition}"
+        return f"{self.prefix}sla:{SLA}:due:{partition}"
 
     def sla_claimed(self, partition: int) -> str:
-        return f"{self.prefix}sla:claimed:{partition}"
+        return f"{self.prefix}sla:{SLA}:claimed:{partition}"
 
     def sla_clocks(self, bucket: int) -> str:
-        return f"{self.prefix}sla:clocks:{bucket}"
+        return f"{self.prefix}sla:{SLA}:clocks:{bucket}"
 
     def sla_clock(self, conversation_id: str, metric: str) -> str:
-        return f"{self.prefix}sla:clock:{conversation_id}:{metric}"
+        return f"{self.prefix}sla:{SLA}:clock:{conversation_id}:{metric}"
 
     def sla_open_counts(self) -> str:
-        return f"{self.prefix}sla:open"
+        return f"{self.prefix}sla:{SLA}:open"
 
     def sla_contact(self, conversation_id: str) -> str:
-        return f"{self.prefix}sla:contact:{conversation_id}"
+        return f"{self.prefix}sla:contact:{_tag('c', conversation_id)}"
 
     def survey_pending(self, thread_key: str) -> str:
         return f"{self.prefix}survey:pending:{thread_key}"
@@ -223,34 +275,34 @@ class Keys:
     def outbound_acknowledged(
         self, conversation_id: str, kind: str, channel: str, address: str
     ) -> str:
-        return f"{self.prefix}outbound:acked:{conversation_id}:{kind}:{channel}:{address}"
+        return f"{self.prefix}outbound:acked:{_tag('a', channel, address)}:{conversation_id}:{kind}"
 
     def outbound_acknowledgements(self, channel: str, address: str, hour: int) -> str:
-        return f"{self.prefix}outbound:acks:{channel}:{address}:{hour}"
+        return f"{self.prefix}outbound:acks:{_tag('a', channel, address)}:{hour}"
 
     def webhook_done(self, delivery_id: str) -> str:
         return f"{self.prefix}webhook:done:{delivery_id}"
 
     def hub_stream(self, queue: str) -> str:
-        return f"{self.prefix}hub:stream:{queue}"
+        return f"{self.prefix}hub:stream:{_tag('q', queue)}"
 
     def hub_seen(self, event_id: str, queue: str) -> str:
-        return f"{self.prefix}hub:seen:{event_id}:{queue}"
+        return f"{self.prefix}hub:seen:{_tag('q', queue)}:{event_id}"
 
     def hub_trimmed(self, queue: str) -> str:
-        return f"{self.prefix}hub:trimmed:{queue}"
+        return f"{self.prefix}hub:trimmed:{_tag('q', queue)}"
 
     def hub_open(self, queue: str) -> str:
-        return f"{self.prefix}hub:open:{queue}"
+        return f"{self.prefix}hub:{HUB}:open:{queue}"
 
     def hub_conversation(self, conversation_id: str) -> str:
-        return f"{self.prefix}hub:conv:{conversation_id}"
+        return f"{self.prefix}hub:{HUB}:conv:{conversation_id}"
 
     def hub_figures(self, queue: str, day: str) -> str:
         return f"{self.prefix}hub:figures:{queue}:{day}"
 
     def hub_transcript(self, conversation_id: str) -> str:
-        return f"{self.prefix}hub:transcript:{conversation_id}"
+        return f"{self.prefix}hub:transcript:{_tag('c', conversation_id)}"
 
     def hub_transcript_entries(self, conversation_id: str) -> str:
         return f"{self.hub_transcript(conversation_id)}:entries"
@@ -259,37 +311,37 @@ class Keys:
         return f"{self.prefix}hub:action:{action_id}"
 
     def hub_incident(self, incident_id: str) -> str:
-        return f"{self.prefix}hub:incident:{incident_id}"
+        return f"{self.prefix}hub:{HUB}:incident:{incident_id}"
 
     def hub_incident_linked(self, incident_id: str) -> str:
         return f"{self.hub_incident(incident_id)}:linked"
 
     def hub_incidents(self, queue: str) -> str:
-        return f"{self.prefix}hub:incidents:{queue}"
+        return f"{self.prefix}hub:{HUB}:incidents:{queue}"
 
     def hub_waiting(self, queue: str) -> str:
-        return f"{self.prefix}hub:waiting:{queue}"
+        return f"{self.prefix}hub:{HUB}:waiting:{queue}"
 
     def hub_agent(self, agent: str) -> str:
-        return f"{self.prefix}hub:agent:{agent}"
+        return f"{self.prefix}hub:{HUB}:agent:{agent}"
 
     def hub_agents(self, queue: str) -> str:
-        return f"{self.prefix}hub:agents:{queue}"
+        return f"{self.prefix}hub:{HUB}:agents:{queue}"
 
     def hub_assigned(self, agent: str) -> str:
-        return f"{self.prefix}hub:assigned:{agent}"
+        return f"{self.prefix}hub:{HUB}:assigned:{agent}"
 
     def hub_offer(self, offer_id: str) -> str:
-        return f"{self.prefix}hub:offer:{offer_id}"
+        return f"{self.prefix}hub:{HUB}:offer:{offer_id}"
 
     def hub_offers(self, queue: str) -> str:
-        return f"{self.prefix}hub:offers:{queue}"
+        return f"{self.prefix}hub:{HUB}:offers:{queue}"
 
     def hub_offer_sequence(self) -> str:
-        return f"{self.prefix}hub:rr"
+        return f"{self.prefix}hub:{HUB}:rr"
 
     def hub_declined(self, conversation_id: str) -> str:
-        return f"{self.prefix}hub:declined:{conversation_id}"
+        return f"{self.prefix}hub:{HUB}:declined:{conversation_id}"
 
     def hub_notify(self, agent: str) -> str:
         return f"{self.prefix}hub:notify:{agent}"

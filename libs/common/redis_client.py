@@ -41,6 +41,16 @@ def load_script(package: str, name: str) -> str:
     return (resources.files(package) / "lua" / name).read_text(encoding="utf-8")
 
 
+async def get_many(redis: Redis, keys: list[str]) -> list[bytes | None]:
+    """GET of each key in one round trip, wherever the keys live (an MGET must stay in one
+    slot on a cluster; a pipeline of GETs is split by node)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+        found: list[bytes | None] = await pipe.execute()
+    return found
+
+
 def as_text(value: bytes | str) -> str:
     """A Redis reply as text (the clients return bytes; typed as either)."""
     return value.decode() if isinstance(value, bytes) else value

@@ -97,7 +97,10 @@ class Mailbox:
     ) -> str:
         """Store and announce a reply once; returns its entry id (the same one on a retry)."""
         entry = await self._append(
-            keys=[self._keys.chat_mailbox(visitor_id), self._keys.chat_reply(command_id)],
+            keys=[
+                self._keys.chat_mailbox(visitor_id),
+                self._keys.chat_reply(visitor_id, command_id),
+            ],
             args=[
                 MAILBOX_MAXLEN,
                 MAILBOX_TTL,

@@ -21,7 +21,7 @@ from typing import Final
 from redis.asyncio import Redis
 
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, get_many
 
 SENT_TTL: Final = 90 * DAY
 
@@ -47,5 +47,7 @@ class SentMail:
         """The thread of the first of ``message_ids`` that we sent, if any."""
         if not message_ids:
             return None
-        found = await self._redis.mget([self._keys.email_sent(bare_id(i)) for i in message_ids])
+        found = await get_many(
+            self._redis, [self._keys.email_sent(bare_id(i)) for i in message_ids]
+        )
         return next((as_text(v) for v in found if v is not None), None)

@@ -267,7 +267,8 @@ class Assigner:
 
     async def _call(self, op: str, *args: str | int, running: str | None = None) -> _Outcome:
         reply: Any = await self._script(
-            args=[op, int(self._clock().timestamp() * 1000), *self._prefixes, *args]
+            keys=[self._keys.hub_offer_sequence()],  # routes the call to the {hub} slot
+            args=[op, int(self._clock().timestamp() * 1000), *self._prefixes, *args],
         )
         (status, detail, made, agents, queues, next_ms, *counts, more, online) = reply
         for outcome, count in zip(ENDED_STATES, counts, strict=True):

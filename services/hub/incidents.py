@@ -33,7 +33,7 @@ from libs.common.events import AgentAction, Event, IncidentDetected, OutboundCom
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, get_many
 from libs.common.topics import Topics
 from libs.contracts.agent_access import AgentClaims
 from services.hub import protocol
@@ -259,7 +259,7 @@ class IncidentAnswers:
             taken = await pipe.execute()
         mine = [c for c, ok in zip(targets, taken, strict=True) if ok]
         others = [m for m, ok in zip(markers, taken, strict=True) if not ok]
-        states = await self._redis.mget(others) if others else []
+        states = await get_many(self._redis, others) if others else []
         if any(state != b"done" for state in states):
             if mine:
                 await self._redis.delete(*(self._marker(incident_id, c) for c in mine))

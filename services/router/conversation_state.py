@@ -61,7 +61,7 @@ class ConversationStore:
                 self._keys.conversation_by_thread(thread_key),
                 self._keys.conversation_sequence(),
                 self._keys.conversation(""),
-                self._keys.customer(customer_id) if customer_id else "",
+                self._keys.customer(customer_id or ""),
             ],
             args=[
                 event_id(inbound_event_id, "conversation"),

@@ -1,7 +1,8 @@
 -- Every change to push assignment, atomically: presence, leases, offers, claims and a
 -- queue's assignment pass (see services/hub/assignment.py).
--- KEYS: none; every key is a prefix in ARGV joined here with an agent, queue, offer or
---   conversation id (the hub's Redis is one node)
+-- KEYS[1] the round-robin sequence (unused here: it routes the call to the {hub} slot);
+--   every other key is a prefix in ARGV joined here with an agent, queue, offer or
+--   conversation id, all in that slot (see libs/common/keys.py)
 -- ARGV[1] op (presence, alive, accept, decline, claimed, dropped, pass), ARGV[2] now (ms),
 --   ARGV[3..12] key prefixes: agent, agents, assigned, offer, offers, waiting, conversation,
 --   open, declined, then the round-robin sequence key; ARGV[13..] the op's arguments

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import Attachment, CustomerIdentity, MessageReceived, event_id
 from libs.common.keys import DAY, Keys
+from libs.common.redis_client import get_many
 from libs.contracts.sent_mail import SentMail
 from services.ingest.mail import ParsedEmail, parse_email
 
@@ -101,7 +102,7 @@ class ThreadIndex:
         elif parsed.in_reply_to:
             candidates.append(parsed.in_reply_to)
         names = [self._keys.email_thread(_id_for_key(c)) for c in candidates]
-        found = await self._redis.mget(names)
+        found = await get_many(self._redis, names)
         known = next((v.decode("utf-8", "replace") for v in found if isinstance(v, bytes)), None)
         if known is None:  # the newest named message first: the one it answers
             named = (parsed.in_reply_to, *reversed(parsed.references))
@@ -126,8 +127,11 @@ class ThreadIndex:
             addresses.add(message.customer.email)
         participants = self._keys.email_participants(message.thread_key)
         own_id = _id_for_key(message.provider_message_id)
+        # Two slots on a cluster: two steps, each safe to repeat (a redelivery redoes both).
+        await self._redis.set(
+            self._keys.email_thread(own_id), message.thread_key, nx=True, ex=THREAD_TTL
+        )
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._keys.email_thread(own_id), message.thread_key, nx=True, ex=THREAD_TTL)
             if addresses:
                 pipe.sadd(participants, *sorted(addresses))
             pipe.expire(participants, THREAD_TTL)

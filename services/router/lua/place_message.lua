@@ -1,7 +1,8 @@
 -- Places a message in its conversation: the one it was placed in before (redelivery), the
 -- open or recently resolved one of its thread (reopened), or a new one with the next sequence.
 -- KEYS[1] the message's seen marker, KEYS[2] the thread map, KEYS[3] the sequence,
---   KEYS[4] the conversation key prefix, KEYS[5] the customer key (or '')
+--   KEYS[4] the conversation key prefix, KEYS[5] the customer key (unused
+--   without a customer)
 -- ARGV[1] candidate conversation id, ARGV[2] queue if new, ARGV[3] now (ms),
 --   ARGV[4] reopen window (ms), ARGV[5] channel, ARGV[6] thread key, ARGV[7] seen TTL (s),
 --   ARGV[8] customer id (or ''), ARGV[9] history length

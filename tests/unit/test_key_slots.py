@@ -1,0 +1,104 @@
+"""Keys used together share a hash slot; the cluster guard of the tests catches those that do
+not."""
+
+from __future__ import annotations
+
+import pytest
+from redis.crc import key_slot
+
+from libs.common.keys import Keys
+from tests.support.slots import CrossSlotError, check_one_slot, transaction_keys
+
+KEYS = Keys("t1:")
+
+
+def slot(key: str) -> int:
+    return key_slot(key.encode())
+
+
+@pytest.mark.parametrize(
+    ("operation", "keys"),
+    [
+        ("hub transcript MULTI", [KEYS.hub_transcript("c1"), KEYS.hub_transcript_entries("c1")]),
+        (
+            "stream_append.lua",
+            [
+                KEYS.hub_stream("billing"),
+                KEYS.hub_seen("e1", "billing"),
+                KEYS.hub_trimmed("billing"),
+            ],
+        ),
+        (
+            "claim_acknowledgement.lua",
+            [
+                KEYS.outbound_acknowledged("c1", "receipt", "sms", "+15550001"),
+                KEYS.outbound_acknowledgements("sms", "+15550001", 491_000),
+            ],
+        ),
+        ("chat_mailbox_append.lua", [KEYS.chat_mailbox("v1"), KEYS.chat_reply("v1", "cmd1")]),
+        ("count_incident.lua", [KEYS.incident_window("k"), KEYS.incident_active("k")]),
+        (
+            "place_message.lua",
+            [
+                KEYS.router_seen("e1"),
+                KEYS.conversation_by_thread("sms:+1"),
+                KEYS.conversation_sequence(),
+                KEYS.conversation(""),
+                KEYS.customer("u1"),
+            ],
+        ),
+        ("identify_customer.lua", [KEYS.customer_identity("email", "a@b"), KEYS.customer("")]),
+        (
+            "SLA clock and timers MULTI",
+            [
+                KEYS.sla_clocks(7),
+                KEYS.sla_clock("c1", "first_response"),
+                KEYS.sla_open_counts(),
+                KEYS.sla_due(3),
+                KEYS.sla_due(0),
+                KEYS.sla_claimed(3),
+            ],
+        ),
+        (
+            "assign.lua and track_conversation.lua",
+            [
+                KEYS.hub_offer_sequence(),
+                KEYS.hub_conversation("c1"),
+                KEYS.hub_open("billing"),
+                KEYS.hub_waiting("sales"),
+                KEYS.hub_agent("ann"),
+                KEYS.hub_offer("o1"),
+            ],
+        ),
+        (
+            "hub incident MULTI",
+            [KEYS.hub_incident("i1"), KEYS.hub_incident_linked("i1"), KEYS.hub_incidents("q")],
+        ),
+    ],
+)
+def test_keys_used_together_share_a_slot(operation: str, keys: list[str]) -> None:
+    assert len({slot(k) for k in keys}) == 1, operation
+
+
+def test_entities_spread_over_slots() -> None:
+    """Untagged and per-entity keys of different entities land on different slots."""
+    conversations = {slot(KEYS.hub_transcript(f"c{i}")) for i in range(50)}
+    queues = {slot(KEYS.hub_stream(f"q{i}")) for i in range(50)}
+    assert len(conversations) > 40
+    assert len(queues) > 40
+
+
+def test_the_guard_rejects_keys_of_two_slots() -> None:
+    with pytest.raises(CrossSlotError):
+        check_one_slot("a script", [KEYS.hub_stream("a"), KEYS.hub_stream("b")])
+    check_one_slot("a script", [KEYS.hub_stream("a"), KEYS.hub_trimmed("a")])
+
+
+def test_the_guard_reads_the_keys_of_queued_commands() -> None:
+    stack: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((b"MULTI",), {}),
+        (("HSET", "k1", "f", "v"), {}),
+        (("EVALSHA", "abc", 2, "k2", "k3", "arg"), {}),
+        (("EXEC",), {}),
+    ]
+    assert transaction_keys(stack) == ["k1", "k2", "k3"]
