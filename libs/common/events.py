@@ -8,10 +8,11 @@ output id and every consumer can drop duplicates.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 
@@ -129,6 +130,20 @@ class SurveyAnswered(EventData, frozen=True, kw_only=True):
 # --- router ---------------------------------------------------------------------------------
 
 
+SKILL_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,47}")
+"""A skill an agent holds and a conversation may require (``payments``, ``senior``)."""
+LANGUAGE_CODE: Final = re.compile(r"[a-z]{2}")
+"""ISO 639-1, as ingest detects it on ``message.received``."""
+
+
+class Requirements(msgspec.Struct, frozen=True, kw_only=True):
+    """Who can answer a conversation: an agent holding every skill and speaking the language
+    (push assignment relaxes them step by step when nobody such is free)."""
+
+    skills: tuple[str, ...] = ()
+    language: str | None = None
+
+
 class RoutingExplanation(msgspec.Struct, frozen=True, kw_only=True):
     rule: str
     conditions: tuple[str, ...]
@@ -173,6 +188,8 @@ class ConversationRouted(EventData, frozen=True, kw_only=True):
     reply_window_closes_at: datetime | None = None
     """WhatsApp: when the customer-service window this message opened closes; after it only
     approved templates reach the customer."""
+    requires: Requirements | None = None
+    """Who can answer it, as the rule asked (None: anyone in the queue)."""
 
 
 class IncidentDetected(EventData, frozen=True, kw_only=True):

@@ -2,9 +2,11 @@
 
 Agent tokens are HS256 JWTs naming the agent (``sub``), the queues it may work (``queues``)
 and optionally its ``role``: ``agent`` (the default) or ``supervisor``, who may also read the
-queues' figures. Anyone holding ``AGENT_TOKEN_KEY`` (an SSO bridge, a helpdesk backend,
-``switchboard token``) mints them; the hub only verifies. Expiry is checked against an
-injectable clock, on connect and again when ``exp`` passes while the socket is open.
+queues' figures, its ``skills`` and the ``languages`` it answers in (ISO 639-1): push
+assignment offers a conversation that requires them only to agents holding them. Anyone
+holding ``AGENT_TOKEN_KEY`` (an SSO bridge, a helpdesk backend, ``switchboard token``) mints
+them; the hub only verifies. Expiry is checked against an injectable clock, on connect and
+again when ``exp`` passes while the socket is open.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import timedelta
 from typing import Final, Literal
 
 from libs.common.clock import Clock, system_clock
+from libs.common.events import LANGUAGE_CODE, SKILL_NAME
 from libs.common.signed_tokens import SignedTokens, TokenExpired, TokenInvalid
 
 WS_PATH: Final = "/v1/agents/ws"
@@ -25,6 +28,8 @@ CONSOLE_PATH: Final = "/agent/"
 MAX_TOKEN_CHARS: Final = 8192
 AGENT_ID: Final = re.compile(r"[A-Za-z0-9_.@:+-]{1,128}")
 QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_ATTRIBUTES: Final = 64
+"""Skills, and languages, one token may name at most."""
 Role = Literal["agent", "supervisor"]
 
 
@@ -43,6 +48,8 @@ class AgentClaims:
     queues: frozenset[str]
     expires_at: float  # Unix seconds
     role: Role = "agent"
+    skills: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
 
 
 class AgentTokens:
@@ -51,7 +58,14 @@ class AgentTokens:
         self._clock = clock
 
     def issue(
-        self, agent: str, queues: Iterable[str], ttl: float = 8 * 3600.0, role: Role = "agent"
+        self,
+        agent: str,
+        queues: Iterable[str],
+        ttl: float = 8 * 3600.0,
+        role: Role = "agent",
+        *,
+        skills: Iterable[str] = (),
+        languages: Iterable[str] = (),
     ) -> str:
         """A token for ``agent`` on ``queues``, valid for ``ttl`` seconds (dev and tests)."""
         now = self._clock()
@@ -61,6 +75,8 @@ class AgentTokens:
                 "sub": agent,
                 "queues": sorted(queues),
                 "role": role,
+                "skills": sorted(set(skills)),
+                "languages": sorted(set(languages)),
                 "iat": int(now.timestamp()),
                 "exp": expires.timestamp(),
             }
@@ -89,4 +105,17 @@ class AgentTokens:
             queues=frozenset(queues),
             expires_at=float(claims["exp"]),
             role="supervisor" if role == "supervisor" else "agent",
+            skills=_names(claims.get("skills", []), SKILL_NAME, "skills"),
+            languages=_names(claims.get("languages", []), LANGUAGE_CODE, "languages"),
         )
+
+
+def _names(value: object, pattern: re.Pattern[str], claim: str) -> frozenset[str]:
+    """A claim that lists names of one shape (absent: none)."""
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_ATTRIBUTES
+        or not all(isinstance(v, str) and pattern.fullmatch(v) for v in value)
+    ):
+        raise TokenRejected(f"token has no valid {claim} claim")
+    return frozenset(value)

@@ -182,6 +182,7 @@ class Router:
                 if message.channel == "whatsapp"
                 else None
             ),
+            requires=decision.requires,
         )
         metrics.conversations_routed.labels(placement.queue, message.channel).inc()
         annotate(

@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from libs.common.config import Config, Rule
+from libs.common.config.schema import Requires
+from libs.common.events import Requirements
 from libs.domain.calendar import BusinessCalendar
 from libs.domain.text import normalise_text
 
@@ -54,6 +56,8 @@ class Decision:
     notes: tuple[str, ...]
     after_hours: AfterHoursOutcome | None = None
     """Set when the rule's queue was closed; None when it was open (or has no after-hours)."""
+    requires: Requirements | None = None
+    """Who can answer the conversation (None: anyone in the queue)."""
 
 
 class RoutingTable:
@@ -87,7 +91,7 @@ class RoutingTable:
             compiled = self._rules[index]
             held = self._conditions_held(compiled, facts, now)
             if held is not None:
-                return self._apply(compiled.rule, held, now)
+                return self._apply(compiled.rule, held, facts.language, now)
         return Decision(
             rule="(none)",
             queue=self._fallback_queue,
@@ -133,9 +137,14 @@ class RoutingTable:
             held.append(f"queue {rule.then.queue} {'open' if is_open else 'closed'}")
         return tuple(held)
 
-    def _apply(self, rule: Rule, held: tuple[str, ...], now: datetime) -> Decision:
+    def _apply(
+        self, rule: Rule, held: tuple[str, ...], language: str | None, now: datetime
+    ) -> Decision:
         then = rule.then
         queue, notes, notify, outcome = then.queue, [], None, None
+        asked = requirements(then.requires, language) if then.requires is not None else None
+        if asked is not None:
+            notes.append(asked[1])
         after = then.after_hours
         if after is not None and not self.is_open(queue, now):
             notify, outcome = after.notify, AfterHoursOutcome.HELD
@@ -158,7 +167,23 @@ class RoutingTable:
             conditions=held,
             notes=tuple(notes),
             after_hours=outcome,
+            requires=asked[0] if asked is not None else None,
         )
+
+
+def requirements(asked: Requires, language: str | None) -> tuple[Requirements, str] | None:
+    """What a rule's ``requires`` asks of the agent for a message detected in ``language``, and
+    the explanation's line about it (None when it asks nothing: no skills, and no language or
+    none detected)."""
+    detected = asked.language == "detected"
+    wanted = language if detected else asked.language
+    if not asked.skills and wanted is None:
+        return None
+    requires = Requirements(skills=tuple(sorted(set(asked.skills))), language=wanted)
+    parts = [f"skills {', '.join(requires.skills)}"] if requires.skills else []
+    if wanted is not None:
+        parts.append(f"language {wanted}{' (detected)' if detected else ''}")
+    return requires, "requires an agent with " + " and ".join(parts)
 
 
 class _CompiledRule:

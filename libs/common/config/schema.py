@@ -11,7 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from libs.common.events import EVENT_TYPES, CommandKind, SurveyKind
+from libs.common.events import (
+    EVENT_TYPES,
+    LANGUAGE_CODE,
+    SKILL_NAME,
+    CommandKind,
+    SurveyKind,
+)
 from libs.domain.calendar import BusinessCalendar, DailyInterval
 from libs.domain.text import pattern_error
 
@@ -81,9 +87,37 @@ class CalendarConfig(_Model):
         return value
 
 
+LanguageCode = Annotated[str, Field(pattern=rf"^{LANGUAGE_CODE.pattern}$")]
+"""ISO 639-1, as ingest detects it on ``message.received``."""
+SkillName = Annotated[str, Field(pattern=rf"^{SKILL_NAME.pattern}$")]
+RequirementName = Literal["skills", "language"]
+
+
+class RelaxStep(_Model):
+    """A step of a queue's relaxation ladder: a conversation that has waited ``after`` since
+    it opened without an offer is offered without the requirements in ``drop`` (and those
+    earlier steps dropped)."""
+
+    after: Duration
+    drop: list[RequirementName] = Field(min_length=1)
+
+
 class QueueConfig(_Model):
     calendar: str | None = None
     description: str = ""
+    relax: list[RelaxStep] = []
+    """The relaxation ladder, in order of ``after``. Whatever it says, a conversation whose
+    first-response clock warned is offered to anyone online in the queue."""
+
+    @field_validator("relax")
+    @classmethod
+    def _ascending(cls, value: list[RelaxStep]) -> list[RelaxStep]:
+        afters = [step.after for step in value]
+        if any(after <= timedelta(0) for after in afters):
+            raise ValueError("a step's `after` must be longer than zero")
+        if afters != sorted(set(afters)):
+            raise ValueError("the steps' `after` must grow from one step to the next")
+        return value
 
 
 class ClockPolicy(_Model):
@@ -144,6 +178,15 @@ class RuleConditions(_Model):
     keywords: list[str] | None = None
 
 
+class Requires(_Model):
+    """Who can answer the conversations a rule routes: agents holding every skill and speaking
+    the language. ``detected`` (the default) is the language ingest detected in the message
+    (no language requirement when it could not tell); null asks for no language."""
+
+    skills: list[SkillName] = []
+    language: LanguageCode | Literal["detected"] | None = "detected"
+
+
 class AfterHours(_Model):
     mode: Literal["follow_the_sun", "hold"]
     queue: str | None = None
@@ -157,6 +200,7 @@ class RuleActions(_Model):
     tags: list[str] = []
     auto_reply: str | None = None
     after_hours: AfterHours | None = None
+    requires: Requires | None = None
     next_response_policy: str | None = None
     """The policy a next response is held to when this rule routes a customer's follow-up in
     an open conversation; without it, the conversation's own policy (its first response's)."""
@@ -266,10 +310,6 @@ def event_type_named(name: str) -> str | None:
         if candidate in EVENT_TYPES:
             return candidate
     return None
-
-
-LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
-"""ISO 639-1, as ingest detects it on ``message.received``."""
 
 
 class ClassifierSettings(_Model):
