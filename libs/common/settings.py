@@ -103,6 +103,29 @@ class Settings(BaseSettings):
         ge=1_000,
         description="Kafka consumer session timeout: how soon a dead worker's partitions move.",
     )
+    switchboard_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="Longest a consumer's fetch waits at the broker for data (aiokafka's "
+        "default; Kafka answers as soon as min bytes are there, the embedded broker only when "
+        "the wait is over, so the dev stack sets 10).",
+    )
+    switchboard_fetch_min_bytes: int = Field(
+        default=1, ge=1, le=1024 * 1024, description="Bytes a fetch waits for (aiokafka's default)."
+    )
+    switchboard_fetch_nudge: bool = Field(
+        default=False,
+        description="Producers announce each publish on Redis pub/sub and idle consumers stop "
+        "fetching until announced (the embedded broker, which polls); off for Kafka.",
+    )
+    switchboard_fetch_idle_poll_ms: int = Field(
+        default=1_000,
+        ge=10,
+        le=60_000,
+        description="With SWITCHBOARD_FETCH_NUDGE, how often an idle consumer fetches anyway "
+        "(the bound on the wait for a record whose nudge was lost).",
+    )
     switchboard_publish_timeout: float = Field(
         default=5.0, gt=0, description="Longest wait for Kafka to acknowledge an ingest event."
     )
