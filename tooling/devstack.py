@@ -243,6 +243,12 @@ async def create_topics(
         await admin.close()
 
 
+EMBEDDED_FETCH = {"SWITCHBOARD_FETCH_MAX_WAIT_MS": "10", "SWITCHBOARD_FETCH_NUDGE": "true"}
+"""How consumers fetch from Tansu, which holds a fetch for its whole wait even when records
+arrive: with a short wait, and only after a nudge (libs/common/kafka/nudge.py; README, "Fetching
+from the embedded broker"). The environment overrides them."""
+
+
 @dataclass
 class DevStack:
     """Broker + Redis, started together and torn down together."""
@@ -268,6 +274,7 @@ class DevStack:
     def environment(self, topic_prefix: str = "switchboard.") -> dict[str, str]:
         """The variables that point a Switchboard process at this stack."""
         return {
+            **EMBEDDED_FETCH,
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
             "REDIS_URL": self.redis.url,

@@ -1,35 +1,113 @@
-"""The Redis client factory (redis-py asyncio) shared by every service."""
+"""The Redis client factory (redis-py asyncio) shared by every service.
+
+Three deployments, one client type for the code that uses it:
+
+- one node: ``REDIS_URL`` (``redis://``, ``rediss://``, ``unix://``);
+- Redis Cluster: ``REDIS_CLUSTER_NODES`` (``host:port,...``, any few nodes) or a
+  ``redis+cluster://host:port,host:port`` URL. redis-py's ``RedisCluster`` follows MOVED/ASK
+  and the cluster's own failover (it refreshes the slot map and retries); every script and
+  MULTI touches one slot (see :mod:`libs.common.keys`), scripts are loaded on the node that
+  owns the slot when it answers NOSCRIPT, and an unavailable slot raises an error the consumer
+  loop counts as infrastructure (waited out, never dead-lettered);
+- Sentinel: ``REDIS_SENTINELS`` (``host:port,...``) and ``REDIS_SENTINEL_SERVICE``; the client
+  asks the sentinels for the primary and reconnects to the new one after a failover.
+
+The cluster client is typed as :class:`Redis`: both carry the same command methods, and the
+few places whose behaviour differs (pipelines with scripts, PUBLISH in pipelines) go through
+the helpers below.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
 
 from libs.common.settings import Settings
 
 MAX_CONNECTIONS = 64
-"""Connections per process; callers beyond that wait for one (bounded, no error storm)."""
+"""Connections per process (per node on a cluster); callers beyond that wait for one (one node
+and Sentinel: the pool blocks) or get a ``MaxConnectionsError`` (a cluster node: a
+``ConnectionError``, retried as infrastructure). Script calls are batched into pipelines, so
+few connections carry many records."""
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+_TIMEOUTS: dict[str, Any] = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 5.0,
+    "health_check_interval": 15,
+}
+"""Short timeouts so readiness fails fast and a dead node is noticed within seconds."""
+
+
+def host_ports(text: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as pairs (validated by :class:`Settings`)."""
+    pairs = []
+    for item in text.split(","):
+        host, _, port = item.strip().rpartition(":")
+        pairs.append((host, int(port)))
+    return pairs
+
+
+def cluster_nodes(settings: Settings) -> list[tuple[str, int]]:
+    """The cluster nodes to start from; empty when Redis is one node or Sentinel-managed."""
+    if settings.redis_cluster_nodes:
+        return host_ports(settings.redis_cluster_nodes)
+    if settings.redis_url.startswith(CLUSTER_SCHEME):
+        return host_ports(settings.redis_url.removeprefix(CLUSTER_SCHEME).split("/")[0])
+    return []
 
 
 def create_redis(settings: Settings) -> Redis:
-    """A pooled client; bytes in and out, short timeouts so readiness fails fast.
-
-    The pool blocks when all connections are busy: hundreds of records in flight share a few
-    dozen connections instead of failing with "too many connections"."""
+    """A pooled client for the configured deployment; bytes in and out."""
+    nodes = cluster_nodes(settings)
+    if nodes:
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            max_connections=MAX_CONNECTIONS,
+            **_TIMEOUTS,
+        )
+        return cast(Redis, cluster)
+    if settings.redis_sentinels:
+        sentinels = host_ports(settings.redis_sentinels)
+        sentinel = Sentinel(sentinels, **_TIMEOUTS)  # type: ignore[no-untyped-call]
+        primary: Redis = sentinel.master_for(settings.redis_sentinel_service, **_TIMEOUTS)
+        return primary
+    # The pool blocks when all connections are busy: hundreds of records in flight share a
+    # few dozen connections instead of failing with "too many connections".
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=10.0,
-        socket_connect_timeout=2.0,
-        socket_timeout=5.0,
-        health_check_interval=15,
+        settings.redis_url, max_connections=MAX_CONNECTIONS, timeout=10.0, **_TIMEOUTS
     )
     return Redis.from_pool(pool)
+
+
+async def queue_script(
+    pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]
+) -> None:
+    """Queue a script call on a pipeline (or MULTI).
+
+    One node: by SHA (the pipeline loads missing scripts before it runs). Cluster: by its text
+    (EVAL), because a cluster pipeline refuses EVALSHA and the node owning the slot, after a
+    failover perhaps a promoted replica, may not have the script; the node caches it."""
+    if isinstance(pipe, ClusterPipeline):
+        pipe.eval(as_text(script.script), len(keys), *keys, *args)
+    else:
+        await script(keys=keys, args=args, client=pipe)
+
+
+async def publish_each(redis: Redis, channels: Iterable[str], message: bytes) -> None:
+    """PUBLISH ``message`` on each channel, concurrently (a cluster pipeline refuses
+    PUBLISH; pub/sub messages reach subscribers on every node of a cluster)."""
+    await asyncio.gather(*(redis.publish(channel, message) for channel in channels))
 
 
 @cache
@@ -92,7 +170,7 @@ class ScriptBatcher:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for script, keys, args, _ in batch:
-                    await script(keys=keys, args=args, client=pipe)
+                    await queue_script(pipe, script, keys, args)
                 results = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the whole round trip failed: every caller sees it
             for *_, future in batch:

@@ -33,6 +33,7 @@ from libs.common.kafka.consumer import (
     PartitionsCallback,
     create_consumer,
 )
+from libs.common.kafka.nudge import Nudger
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.logs import get_logger, setup_logging
 from libs.common.redis_client import create_redis
@@ -82,9 +83,15 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _producer_ctx(service: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        producer = create_producer(app[SETTINGS], client_id=f"switchboard-{service}")
+        settings = app[SETTINGS]
+        producer = create_producer(settings, client_id=f"switchboard-{service}")
         await producer.start()
-        app[PRODUCER] = EventProducer(producer)
+        nudger = (
+            Nudger(app[REDIS], settings.switchboard_key_prefix)
+            if settings.switchboard_fetch_nudge
+            else None
+        )
+        app[PRODUCER] = EventProducer(producer, nudger)
 
         async def kafka_metadata() -> None:
             await producer.client.fetch_all_metadata()
@@ -92,6 +99,8 @@ def _producer_ctx(service: str) -> Callable[[web.Application], AsyncIterator[Non
         app[READINESS_CHECKS].append(kafka_metadata)
         yield
         await producer.stop()
+        if nudger is not None:
+            await nudger.flushed()
 
     return ctx
 

@@ -25,6 +25,14 @@ PUBLISHED_SECRETS: Final = frozenset(
 )
 
 
+def _host_ports(value: str) -> None:
+    """Raise unless ``value`` is ``host:port[,host:port...]``."""
+    for server in value.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"expected host:port[,host:port], got {value!r}")
+
+
 class SettingsError(RuntimeError):
     """Raised at start-up when an environment variable is missing or malformed."""
 
@@ -47,7 +55,22 @@ class Settings(BaseSettings):
         default=False,
         description="Idempotent producer; off because the embedded broker lacks it.",
     )
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis DSN.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis DSN of one node, or redis+cluster://host:port,host:port for a cluster.",
+    )
+    redis_cluster_nodes: str = Field(
+        default="",
+        description="Comma-separated host:port of some Redis Cluster nodes; set: use the cluster "
+        "(REDIS_URL is then ignored).",
+    )
+    redis_sentinels: str = Field(
+        default="",
+        description="Comma-separated host:port of Redis Sentinels; set: use the primary they name.",
+    )
+    redis_sentinel_service: str = Field(
+        default="mymaster", description="Name of the primary the sentinels monitor."
+    )
     switchboard_config: Path = Field(
         default=Path("config/store.yaml"), description="Routing, SLA and template YAML."
     )
@@ -102,6 +125,29 @@ class Settings(BaseSettings):
         default=10_000,
         ge=1_000,
         description="Kafka consumer session timeout: how soon a dead worker's partitions move.",
+    )
+    switchboard_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="Longest a consumer's fetch waits at the broker for data (aiokafka's "
+        "default; Kafka answers as soon as min bytes are there, the embedded broker only when "
+        "the wait is over, so the dev stack sets 10).",
+    )
+    switchboard_fetch_min_bytes: int = Field(
+        default=1, ge=1, le=1024 * 1024, description="Bytes a fetch waits for (aiokafka's default)."
+    )
+    switchboard_fetch_nudge: bool = Field(
+        default=False,
+        description="Producers announce each publish on Redis pub/sub and idle consumers stop "
+        "fetching until announced (the embedded broker, which polls); off for Kafka.",
+    )
+    switchboard_fetch_idle_poll_ms: int = Field(
+        default=1_000,
+        ge=10,
+        le=60_000,
+        description="With SWITCHBOARD_FETCH_NUDGE, how often an idle consumer fetches anyway "
+        "(the bound on the wait for a record whose nudge was lost).",
     )
     switchboard_publish_timeout: float = Field(
         default=5.0, gt=0, description="Longest wait for Kafka to acknowledge an ingest event."
@@ -197,17 +243,25 @@ class Settings(BaseSettings):
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _servers_have_ports(cls, value: str) -> str:
-        for server in value.split(","):
-            host, _, port = server.strip().rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        _host_ports(value)
         return value
 
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
+        if value.startswith("redis+cluster://"):
+            _host_ports(value.removeprefix("redis+cluster://").split("/")[0])
+        elif not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"expected a redis://, rediss://, unix:// or redis+cluster:// URL, got {value!r}"
+            )
+        return value
+
+    @field_validator("redis_cluster_nodes", "redis_sentinels")
+    @classmethod
+    def _redis_nodes(cls, value: str) -> str:
+        if value:
+            _host_ports(value)
         return value
 
     @field_validator("chat_session_key", "agent_token_key", "survey_link_key")

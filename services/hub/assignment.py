@@ -50,7 +50,7 @@ from libs.common.events import Channel
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
 from libs.common.pubsub import raise_if_cancelled
-from libs.common.redis_client import as_text, load_script
+from libs.common.redis_client import as_text, load_script, publish_each
 from libs.common.settings import Settings
 from libs.contracts.agent_access import AgentClaims
 from services.hub import transcript
@@ -316,10 +316,8 @@ class Assigner:
         if running is not None:
             metrics.hub_agents_online.labels(running).set(int(online))
         if agents:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for agent in agents:
-                    pipe.publish(self._keys.hub_notify(as_text(agent)), b"")
-                await pipe.execute()
+            notices = [self._keys.hub_notify(as_text(agent)) for agent in agents]
+            await publish_each(self._redis, notices, b"")
         for queue in map(as_text, queues):
             if queue != running:  # the running pass has seen its own changes
                 self.wake(queue)

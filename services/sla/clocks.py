@@ -37,7 +37,7 @@ from redis.asyncio.client import Pipeline
 
 from libs.common.events import Channel, SlaMetric
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import load_script
+from libs.common.redis_client import load_script, queue_script
 from libs.domain.calendar import BusinessCalendar
 from libs.domain.deadlines import due_after, explain_paused, explain_window
 from services.sla.steps import BREACH, Step, StepKind
@@ -319,19 +319,20 @@ class ClockStore:
 
     async def stage(self, pipe: Pipeline, clock: Clock) -> None:
         """Queue the write of ``clock`` (and the open-count change) on a pipeline."""
-        await self._put(
-            keys=[
+        await queue_script(
+            pipe,
+            self._put,
+            [
                 self._keys.sla_clocks(bucket_of(clock.conversation_id)),
                 self._keys.sla_clock(clock.conversation_id, clock.metric),
                 self._keys.sla_open_counts(),
             ],
-            args=[
+            [
                 clock_field(clock.conversation_id, clock.metric),
                 encode_clock(clock),
                 clock.queue if clock.status in OPEN else "",
                 CLOCK_TTL,
             ],
-            client=pipe,
         )
 
     async def open_clocks(self) -> AsyncIterator[Clock]:

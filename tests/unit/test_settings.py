@@ -18,6 +18,9 @@ def test_defaults_load(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("KAFKA_BOOTSTRAP_SERVERS", "localhost", "KAFKA_BOOTSTRAP_SERVERS"),
         ("REDIS_URL", "http://cache:6379", "REDIS_URL"),
+        ("REDIS_URL", "redis+cluster://cache", "REDIS_URL"),
+        ("REDIS_CLUSTER_NODES", "cache-1:7000,cache-2", "REDIS_CLUSTER_NODES"),
+        ("REDIS_SENTINELS", "sentinel", "REDIS_SENTINELS"),
         ("SWITCHBOARD_HTTP_PORT", "eighty", "SWITCHBOARD_HTTP_PORT"),
         ("SWITCHBOARD_MAX_ATTEMPTS", "0", "SWITCHBOARD_MAX_ATTEMPTS"),
         ("LOG_LEVEL", "chatty", "LOG_LEVEL"),

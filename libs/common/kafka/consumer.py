@@ -16,6 +16,10 @@ Delivery mechanics live here once; a service supplies only ``handle(record) -> [
   dead-lettered with the error. The DLQ write is awaited before the commit passes the record,
   and carries a bounded copy of the record, so no record is too large to dead-letter.
   A breaker stops the consumer when most recent records went to the DLQ (a bad deploy).
+- Fetching: ``fetch_max_wait_ms`` and ``fetch_min_bytes`` come from the settings (Kafka keeps
+  aiokafka's defaults). With ``nudged`` (the embedded broker, :mod:`libs.common.kafka.nudge`)
+  the loop dozes when no records came for ``awake_linger``: every partition is paused, so no
+  fetch is sent, until a producer's nudge on one of its topics or ``idle_poll`` wakes it.
 - Stalls: a partition with records in flight whose position has not advanced for
   ``stall_seconds`` is reported by :meth:`ConsumerLoop.stalled` (readiness) and a metric.
 - Shutdown (``stop()``, wired to SIGTERM): stop fetching, finish in-flight work up to
@@ -54,6 +58,7 @@ from redis.asyncio import Redis
 from libs.common import metrics
 from libs.common.backoff import Backoff
 from libs.common.events import Event, InvalidEvent, decode
+from libs.common.kafka.nudge import listen
 from libs.common.kafka.offsets import PartitionOffsets
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
@@ -68,10 +73,15 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     KafkaError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
     ConnectionError,
     TimeoutError,
 )
-"""Failures of the broker or Redis: retried until they pass, never blamed on the record."""
+"""Failures of the broker or Redis: retried until they pass, never blamed on the record. On a
+Redis Cluster that includes a slot without a primary (CLUSTERDOWN, between a primary's death
+and its replica's promotion), TRYAGAIN during a resharding and a slot no known node serves."""
 
 RECORD_ERRORS: tuple[type[BaseException], ...] = (InvalidEvent, MessageSizeTooLargeError)
 """Properties of the record (invalid, or it or its output too large for Kafka): dead-lettered
@@ -118,6 +128,14 @@ class ConsumerPolicy:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
     max_records: int = 500
+    fetch_max_wait_ms: int = 500
+    fetch_min_bytes: int = 1
+    nudged: bool = False
+    """Doze between nudges (:mod:`libs.common.kafka.nudge`) instead of fetching all along."""
+    idle_poll: float = 1.0
+    """Seconds between the fetches of a dozing consumer (the bound on a lost nudge)."""
+    awake_linger: float = 0.25
+    """Seconds a nudged consumer keeps fetching after its last records, before it dozes."""
 
     @classmethod
     def from_settings(
@@ -134,6 +152,10 @@ class ConsumerPolicy:
             heartbeat_interval_ms=max(settings.switchboard_session_timeout_ms // 5, 100),
             max_record_bytes=settings.switchboard_max_record_bytes,
             stall_seconds=settings.switchboard_stall_seconds,
+            fetch_max_wait_ms=settings.switchboard_fetch_max_wait_ms,
+            fetch_min_bytes=settings.switchboard_fetch_min_bytes,
+            nudged=settings.switchboard_fetch_nudge,
+            idle_poll=settings.switchboard_fetch_idle_poll_ms / 1000,
         )
 
 
@@ -162,6 +184,8 @@ def create_consumer(settings: Settings, policy: ConsumerPolicy) -> KafkaConsumer
         auto_offset_reset="earliest",
         session_timeout_ms=policy.session_timeout_ms,
         heartbeat_interval_ms=policy.heartbeat_interval_ms,
+        fetch_max_wait_ms=policy.fetch_max_wait_ms,
+        fetch_min_bytes=policy.fetch_min_bytes,
         # Every topic has the same partition count; the range assignor gives a member the
         # same partition numbers of every topic it reads, so one worker owns everything
         # (records and SLA timers) of the conversations that hash to its partitions.
@@ -217,6 +241,9 @@ class ConsumerLoop:
         self._failure: BaseException | None = None
         self._last_commit = 0.0
         self._outcomes: deque[bool] = deque(maxlen=policy.breaker_window)
+        self._dozing = False
+        self._awake_until = clock() + policy.awake_linger
+        self._next_poll = 0.0
         self.heartbeat = clock()
         self.running = False
 
@@ -235,6 +262,11 @@ class ConsumerLoop:
             if state.offsets.in_flight and now - state.progressed_at > self._policy.stall_seconds
         )
 
+    @property
+    def dozing(self) -> bool:
+        """Every partition paused until a nudge or the idle poll (only when ``nudged``)."""
+        return self._dozing
+
     def stop(self) -> None:
         """Ask the loop to drain and leave; :meth:`run` returns when it has."""
         self._stopping.set()
@@ -243,6 +275,7 @@ class ConsumerLoop:
         self._consumer.subscribe(list(self._policy.topics), listener=_Listener(self))
         await self._consumer.start()
         self.running = True
+        nudges = self._listen_for_nudges() if self._policy.nudged else None
         try:
             while not self._stopping.is_set():
                 batch = await self._consumer.getmany(
@@ -258,6 +291,8 @@ class ConsumerLoop:
                     if state.offsets.in_flight >= self._policy.max_in_flight and not state.paused:
                         self._consumer.pause(tp)
                         state.paused = True
+                if self._policy.nudged:
+                    self._doze_or_poll(fetched=bool(batch))
                 self._raise_failure()
                 await self._commit(force=False)
                 metrics.consumer_stalled_partitions.labels(self._policy.group_id).set(
@@ -265,12 +300,53 @@ class ConsumerLoop:
                 )
         finally:
             self.running = False
+            if nudges is not None:
+                nudges.cancel()
             await self._drain(set(self._partitions))
             try:
                 await self._commit(force=True)
             finally:
                 await self._consumer.stop()
         self._raise_failure()
+
+    # --- dozing between nudges ---------------------------------------------------------------
+
+    def _listen_for_nudges(self) -> asyncio.Task[None]:
+        task = asyncio.create_task(
+            listen(self._redis, self._keys.prefix, self._policy.topics, self._wake)
+        )
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                self._failure = self._failure or exc
+                self._stopping.set()
+
+        task.add_done_callback(ended)
+        return task
+
+    def _doze_or_poll(self, *, fetched: bool) -> None:
+        now = self._clock()
+        if fetched:
+            self._awake_until = max(self._awake_until, now + self._policy.awake_linger)
+        if self._dozing and now >= self._next_poll:
+            self._wake()  # the idle poll: finds a record whose nudge was lost
+        elif not self._dozing and now >= self._awake_until:
+            self._dozing = True
+            self._next_poll = now + self._policy.idle_poll
+            if fetchable := self._fetchable():
+                self._consumer.pause(*fetchable)
+
+    def _wake(self) -> None:
+        """Fetch now and for ``awake_linger`` (a nudge, the idle poll, work unblocked)."""
+        self._awake_until = self._clock() + self._policy.awake_linger
+        if self._dozing:
+            self._dozing = False
+            if fetchable := self._fetchable():
+                self._consumer.resume(*fetchable)
+
+    def _fetchable(self) -> list[TopicPartition]:
+        """Partitions not paused for back-pressure."""
+        return [tp for tp, state in self._partitions.items() if not state.paused]
 
     # --- scheduling -------------------------------------------------------------------------
 
@@ -305,9 +381,12 @@ class ConsumerLoop:
         if state.offsets.position != position:
             state.progressed_at = self._clock()
         if state.paused and state.offsets.in_flight < self._policy.max_in_flight // 2 + 1:
-            if self._partitions.get(tp) is state:
-                self._consumer.resume(tp)
             state.paused = False
+            if self._partitions.get(tp) is state:
+                if self._dozing:
+                    self._wake()  # its next records wait at the broker
+                else:
+                    self._consumer.resume(tp)
 
     async def _run_after(self, previous: asyncio.Task[None] | None, record: ConsumerRecord) -> None:
         if previous is not None:
@@ -521,6 +600,7 @@ class ConsumerLoop:
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
             self._partitions.setdefault(tp, _Partition(progressed_at=self._clock()))
+        self._wake()  # new partitions may hold a backlog
         if self._on_assigned and assigned:
             await self._on_assigned(frozenset(assigned))
 

@@ -18,6 +18,7 @@ from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
 
 from libs.common import metrics
 from libs.common.events import Event, encode
+from libs.common.kafka.nudge import Nudger
 from libs.common.settings import Settings
 from libs.common.tracing import SEND, inject, messaging_span
 
@@ -49,10 +50,12 @@ def create_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
 
 
 class EventProducer:
-    """Publishes events and returns only once Kafka has acknowledged every one of them."""
+    """Publishes events and returns only once Kafka has acknowledged every one of them; with a
+    :class:`Nudger`, then announces the topics to dozing consumers."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, nudger: Nudger | None = None) -> None:
         self._producer = producer
+        self._nudger = nudger
 
     @property
     def kafka(self) -> AIOKafkaProducer:
@@ -92,3 +95,5 @@ class EventProducer:
             if isinstance(result, BaseException):
                 raise result
             metrics.events_published.labels(item.topic, item.event.type).inc()
+        if self._nudger is not None:
+            self._nudger.published({item.topic for item, _ in futures})
