@@ -16,6 +16,8 @@ from tooling.devstack import SERVICES
 TOOLS = {
     "replay": "services.router.replay",
     "classify-eval": "services.router.classify_eval",
+    "train": "services.router.train",
+    "corrections": "tooling.corrections",
     "token": "tooling.agent_token",
     "simulate": "tooling.simulate.command",
 }
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     # Tools with their own argument parsers: everything after the name is theirs.
     commands.add_parser("replay", help="compare routing of past traffic under a new config")
     commands.add_parser("classify-eval", help="measure issue-type classification")
+    commands.add_parser("train", help="a new examples file with agents' corrections")
+    commands.add_parser("corrections", help="export agents' corrections of issue types")
     commands.add_parser("token", help="mint an agent token for the hub (AGENT_TOKEN_KEY)")
     commands.add_parser("simulate", help="the dev system with simulated customers and agents")
 

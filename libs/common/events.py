@@ -309,9 +309,13 @@ class SlaEvent(EventData, frozen=True, kw_only=True):
 
 # --- agents ---------------------------------------------------------------------------------
 
-AgentActionKind = Literal["claim", "reply", "reached", "note", "waiting", "resolve", "transfer"]
+AgentActionKind = Literal[
+    "claim", "reply", "reached", "note", "waiting", "resolve", "transfer", "change_issue_type"
+]
 """``reached``: the agent answered the customer outside Switchboard (a phone call), so the
-response clock is met although no reply went out through it."""
+response clock is met although no reply went out through it. ``change_issue_type``: the agent
+says the conversation's latest message is of another issue type than the router gave it (a
+correction the classifier can learn from; the conversation stays where it is)."""
 
 
 class AgentAction(EventData, frozen=True, kw_only=True):
@@ -325,6 +329,16 @@ class AgentAction(EventData, frozen=True, kw_only=True):
     text: str | None = None
     queue: str | None = None
     at: datetime
+    issue_type: str | None = None
+    """``change_issue_type`` (and a transfer that names one): the issue type the agent says the
+    message is of."""
+    previous_issue_type: str | None = None
+    """``change_issue_type`` and ``transfer``: the issue type the conversation had when the
+    agent acted (the router's, unless an agent changed it before)."""
+    message_id: str | None = None
+    """``change_issue_type`` and ``transfer``: the event id of the customer message that type
+    was given to (its ``message.received``), so a correction names the text it corrects
+    without carrying it."""
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {

@@ -6,6 +6,11 @@ the same ack and no second publish; a ``pending`` marker means the same action i
 published right now (another tab) and the client should try again. A reply is also an
 ``agent_reply`` outbound command addressed from the conversation, as the router addresses
 its acknowledgements. Records are keyed by the conversation's thread key, like every topic.
+
+A ``change_issue_type`` (and a transfer) is a correction of the router: its event carries the
+issue type the conversation had, the one the agent gives it (a configured type), and the id
+of the customer message that type was given to, never the message's text (the classifier's
+tools fetch it from the transcript, see ``switchboard corrections export``).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class ActionPublisher:
         topics: Topics,
         conversations: OpenConversations,
         known_queues: Callable[[], frozenset[str]],
+        known_issue_types: Callable[[], frozenset[str]],
         timeout: float,
         clock: Clock,
     ) -> None:
@@ -73,7 +79,12 @@ class ActionPublisher:
         self._topics = topics
         self._conversations = conversations
         self._known_queues = known_queues
+        self._known_issue_types = known_issue_types
         self._timeout = timeout
+
+    def issue_types(self) -> frozenset[str]:
+        """The issue types an agent may give a conversation: the configuration's."""
+        return self._known_issue_types()
 
     async def perform(self, agent: AgentClaims, action: protocol.Action) -> str:
         """The ``ack`` or ``error`` frame for one action."""
@@ -127,6 +138,13 @@ class ActionPublisher:
                 raise Rejected("queue_required", "transfer needs a queue")
             if action.queue not in self._known_queues():
                 raise Rejected("unknown_queue", f"no queue {action.queue!r}")
+        if action.kind == "change_issue_type" and action.issue_type is None:
+            raise Rejected("issue_type_required", "change_issue_type needs an issue_type")
+        if action.issue_type is not None:
+            if action.kind not in ("change_issue_type", "transfer"):
+                raise Rejected("invalid_frame", f"{action.kind} takes no issue_type")
+            if action.issue_type not in self._known_issue_types():
+                raise Rejected("unknown_issue_type", f"no issue type {action.issue_type!r}")
 
     async def _build(
         self, agent: AgentClaims, action: protocol.Action, the_id: str
@@ -136,6 +154,16 @@ class ActionPublisher:
             raise Rejected("unknown_conversation", "no such conversation")
         if conversation.queue not in agent.queues:
             raise Rejected("forbidden", "the conversation is in a queue your token does not allow")
+        corrects = action.kind in ("change_issue_type", "transfer")
+        if action.kind == "change_issue_type":
+            if conversation.message_id is None:
+                raise Rejected(
+                    "not_classified",
+                    "the hub has not seen this conversation's message yet",
+                    retry=True,
+                )
+            if action.issue_type == conversation.issue_type:
+                raise Rejected("unchanged", f"the conversation is {action.issue_type} already")
         now = self._clock()
         data = AgentAction(
             action_id=the_id,
@@ -145,6 +173,9 @@ class ActionPublisher:
             text=action.text,
             queue=action.queue if action.kind == "transfer" else None,
             at=now,
+            issue_type=action.issue_type,
+            previous_issue_type=conversation.issue_type if corrects else None,
+            message_id=conversation.message_id if corrects else None,
         )
         key = conversation.thread_key
         outgoing = [Outgoing(self._topics.agent_actions, key, self._event(the_id, key, data, now))]

@@ -44,6 +44,11 @@ SERVER_FRAMES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
             "agent": _text,
             "queues": {"type": "array", "items": _text},
             "expires_at": {**_number, "description": "The token's expiry, Unix seconds."},
+            "issue_types": {
+                "type": "array",
+                "items": _text,
+                "description": "The configured issue types (for `change_issue_type`).",
+            },
         },
     ),
     "subscribed": (

@@ -98,8 +98,6 @@ class FanOut:
             await self._transcripts.record(data.conversation_id, transcript.clock(event, data))
             await self._conversations.deadline(data.conversation_id, data.metric, due, data.kind)
             await self._figures.clock(data, event.time)
-            if data.metric == "first_response" and data.kind in ("warning", "breached"):
-                self._assigner.wake(data.queue)  # the floor of its relaxation ladder
             await self._append(data.queue, "sla", event, data.conversation_id)
         elif isinstance(data, OutboundReceipt):
             await self._transcripts.delivered(data.conversation_id, event, data)
@@ -128,6 +126,8 @@ class FanOut:
         conversation = action.conversation_id
         reply = command_id(action.action_id) if action.kind == "reply" else None
         await self._transcripts.record(conversation, transcript.agent_entry(action, reply))
+        if action.issue_type is not None:  # a change of issue type, or a transfer naming one
+            await self._conversations.retyped(conversation, action.issue_type)
         if action.kind == "transfer" and action.queue is not None:
             await self._assigner.dropped(conversation)
             left = await self._conversations.moved(conversation, action.queue)

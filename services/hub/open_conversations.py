@@ -18,7 +18,7 @@ from typing import Any, Final
 import msgspec
 from redis.asyncio import Redis
 
-from libs.common.events import ConversationRouted, CustomerIdentity, Requirements, reply_address
+from libs.common.events import ConversationRouted, CustomerIdentity, reply_address
 from libs.common.keys import DAY, Keys
 from libs.common.redis_client import as_text, load_script
 
@@ -45,6 +45,10 @@ class Conversation:
     """Our address the customer wrote to (a reply's sender; None: outbound's default)."""
     in_reply_to: str | None
     """The provider id of the customer's latest message (what a reply threads under)."""
+    issue_type: str | None
+    """The issue type of the latest message: the router's, or the one an agent changed it to."""
+    message_id: str | None
+    """The event id of the customer's latest message (what an issue-type correction names)."""
 
 
 def _ms(at: datetime) -> int:
@@ -82,6 +86,7 @@ class OpenConversations:
             "thread_key": routed.thread_key,
             "priority": routed.priority,
             "issue_type": routed.issue_type,
+            "message_id": routed.message_id,
             "customer": customer.display_name or customer.email or customer.phone or "",
             "identity": msgspec.json.encode(customer).decode(),
             "reply_to": reply_address(routed.channel, customer, routed.thread_key) or "",
@@ -92,12 +97,6 @@ class OpenConversations:
         }
         if routed.reply_window_closes_at is not None:
             fields["window_closes"] = _ms(routed.reply_window_closes_at)
-        requires = routed.requires or Requirements()
-        fields["req_skills"] = " ".join(requires.skills)
-        fields["req_language"] = requires.language or ""
-        if routed.is_new or routed.reopened:  # its wait, and its relaxation ladder, start over
-            fields["waiting_from"] = _ms(routed.received_at)
-            fields["step"] = 0
         await self._call("open", routed.conversation_id, *(x for kv in fields.items() for x in kv))
 
     async def deadline(
@@ -113,6 +112,10 @@ class OpenConversations:
     async def moved(self, conversation_id: str, queue: str) -> str | None:
         """Transferred to ``queue``; returns the queue it left (None when unknown)."""
         return await self._call("move", conversation_id, queue) or None
+
+    async def retyped(self, conversation_id: str, issue_type: str) -> None:
+        """An agent changed the conversation's issue type (a summary that expired stays gone)."""
+        await self._call("retype", conversation_id, issue_type)
 
     async def queue_of(self, conversation_id: str) -> str | None:
         """The queue a conversation is in now (the router's record, else the hub's)."""
@@ -145,6 +148,8 @@ class OpenConversations:
             reply_to=summary.get("reply_to") or None,
             reply_from=summary.get("reply_from") or None,
             in_reply_to=summary.get("in_reply_to") or None,
+            issue_type=summary.get("issue_type") or None,
+            message_id=summary.get("message_id") or None,
         )
 
     async def snapshot(self, queue: str, limit: int) -> list[dict[str, Any]]:
@@ -202,14 +207,4 @@ def _summary(conversation_id: str, fields: dict[str, str]) -> dict[str, Any]:
             for name, value in fields.items()
             if name.startswith(CLOCK)
         },
-        "requires": _requires(fields),
-        "ladder_step": int(fields.get("step") or 0),
     }
-
-
-def _requires(fields: dict[str, str]) -> dict[str, Any] | None:
-    """Who can answer the conversation (None: anyone in its queue)."""
-    skills, language = fields.get("req_skills", "").split(), fields.get("req_language") or None
-    if not skills and language is None:
-        return None
-    return {"skills": skills, "language": language}

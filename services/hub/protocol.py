@@ -12,9 +12,8 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
-from libs.common.events import LANGUAGE_CODE, SKILL_NAME, AgentActionKind, Channel
+from libs.common.events import AgentActionKind, Channel
 from libs.common.socket_frames import FrameError, decode_object
-from libs.contracts.agent_access import MAX_ATTRIBUTES
 from libs.contracts.chat_mailbox import is_entry_id
 
 VERSION: Final = 1
@@ -44,35 +43,32 @@ class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", frozen=True):
     queues: Annotated[dict[QueueName, ResumeId | None], msgspec.Meta(max_length=MAX_QUEUES)]
 
 
+IssueTypeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
 class Action(msgspec.Struct, tag="action", tag_field="type", frozen=True):
-    """An agent's action; ``id`` is chosen by the client and makes a resend harmless."""
+    """An agent's action; ``id`` is chosen by the client and makes a resend harmless.
+    ``issue_type``: what ``change_issue_type`` changes the conversation's issue type to (a
+    ``transfer`` may name one too)."""
 
     id: ClientId
     kind: AgentActionKind
     conversation_id: ConversationId
     text: Text | None = None
     queue: QueueName | None = None
+    issue_type: IssueTypeName | None = None
 
 
 PresenceStatus = Literal["online", "away", "offline"]
 Capacity = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 
 
-SkillName = Annotated[str, msgspec.Meta(pattern=rf"^{SKILL_NAME.pattern}$")]
-LanguageCode = Annotated[str, msgspec.Meta(pattern=rf"^{LANGUAGE_CODE.pattern}$")]
-
-
 class Presence(msgspec.Struct, tag="presence", tag_field="type", frozen=True):
     """The agent's availability for push assignment and how many conversations of each
-    channel it can hold at once (a channel left out: none); ``skills`` and ``languages``
-    narrow what its token grants for now (left out: all of it)."""
+    channel it can hold at once (a channel left out: none)."""
 
     status: PresenceStatus
     capacity: dict[Channel, Capacity] = msgspec.field(default_factory=dict)
-    skills: Annotated[frozenset[SkillName], msgspec.Meta(max_length=MAX_ATTRIBUTES)] | None = None
-    languages: (
-        Annotated[frozenset[LanguageCode], msgspec.Meta(max_length=MAX_ATTRIBUTES)] | None
-    ) = None
 
 
 class Accept(msgspec.Struct, tag="accept", tag_field="type", frozen=True):
@@ -177,9 +173,18 @@ def frame(kind: str, **fields: Any) -> str:
     return _encode({"type": kind, **fields}).decode()
 
 
-def hello(agent: str, queues: frozenset[str], expires_at: float) -> str:
+def hello(
+    agent: str, queues: frozenset[str], expires_at: float, issue_types: frozenset[str]
+) -> str:
+    """The first frame: who the token is, its queues, and the issue types an agent may give a
+    conversation (``change_issue_type``)."""
     return frame(
-        "hello", version=VERSION, agent=agent, queues=sorted(queues), expires_at=expires_at
+        "hello",
+        version=VERSION,
+        agent=agent,
+        queues=sorted(queues),
+        expires_at=expires_at,
+        issue_types=sorted(issue_types),
     )
 
 

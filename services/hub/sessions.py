@@ -135,7 +135,14 @@ class AgentSession:
             protocol.CLOSE_TOKEN_EXPIRED,
             "token expired",
         )
-        self._push(protocol.hello(self.agent, self._claims.queues, self._claims.expires_at))
+        self._push(
+            protocol.hello(
+                self.agent,
+                self._claims.queues,
+                self._claims.expires_at,
+                self._services.actions.issue_types(),
+            )
+        )
         writer = asyncio.create_task(self._write(), name=f"hub writer {self.agent}")
         closer = asyncio.create_task(self._closer(), name=f"hub closer {self.agent}")
         if self._claims.role == "supervisor":
@@ -294,13 +301,7 @@ class AgentSession:
         offer_id = None if isinstance(message, protocol.Presence) else message.offer_id
         try:
             if isinstance(message, protocol.Presence):
-                await assigner.presence(
-                    self._claims,
-                    message.status,
-                    message.capacity,
-                    skills=message.skills,
-                    languages=message.languages,
-                )
+                await assigner.presence(self._claims, message.status, message.capacity)
                 self._present(message.status)
                 return protocol.presence(message.status, None)
             if isinstance(message, protocol.Decline):

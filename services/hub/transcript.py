@@ -25,7 +25,6 @@ from libs.common.events import (
     CustomerIdentity,
     Event,
     OutboundReceipt,
-    Requirements,
     SlaEvent,
 )
 from libs.common.keys import DAY, Keys
@@ -37,7 +36,7 @@ DELIVERY: Final = "delivery:"
 PENDING: Final = "pending"
 """The delivery state of an outbound message no receipt has answered yet."""
 
-EntryKind = Literal["inbound", "outbound", "note", "action", "sla", "assignment"]
+EntryKind = Literal["inbound", "outbound", "note", "action", "sla"]
 
 
 class Routing(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,7 +50,6 @@ class Routing(msgspec.Struct, frozen=True, kw_only=True):
     confidence: float
     notes: tuple[str, ...] = ()
     sla_policy: str | None = None
-    requires: Requirements | None = None
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -75,7 +73,8 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     metric: str | None = None
     sla: str | None = None
     deadline: datetime | None = None
-    step: int | None = None
+    issue_type: str | None = None
+    previous_issue_type: str | None = None
 
 
 def _ms(at: datetime) -> int:
@@ -86,9 +85,13 @@ def outbound_entry_id(command_id: str) -> str:
     return f"out:{command_id}"
 
 
+def inbound_entry_id(message_id: str) -> str:
+    return f"in:{message_id}"
+
+
 def inbound(routed: ConversationRouted) -> Entry:
     return Entry(
-        id=f"in:{routed.message_id}",
+        id=inbound_entry_id(routed.message_id),
         kind="inbound",
         at=routed.received_at,
         channel=routed.channel,
@@ -104,15 +107,7 @@ def inbound(routed: ConversationRouted) -> Entry:
             confidence=routed.explanation.confidence,
             notes=routed.explanation.notes,
             sla_policy=routed.sla_policy,
-            requires=routed.requires,
         ),
-    )
-
-
-def relaxed(queue: str, step: int, text: str, at: datetime) -> Entry:
-    """Push assignment moved the conversation to ``step`` of its queue's relaxation ladder."""
-    return Entry(
-        id=f"relax:{step}:{_ms(at)}", kind="assignment", at=at, queue=queue, step=step, text=text
     )
 
 
@@ -158,6 +153,8 @@ def agent_entry(action: AgentAction, reply_command_id: str | None) -> Entry:
         action_id=action.action_id,
         action=action.kind,
         queue=action.queue,
+        issue_type=action.issue_type,
+        previous_issue_type=action.previous_issue_type,
     )
 
 
@@ -213,6 +210,17 @@ class Transcripts:
             self._keys.hub_transcript_entries(conversation_id), DELIVERY + entry.id, receipt.status
         )
         await self.record(conversation_id, entry, authoritative=False)
+
+    async def message_text(self, conversation_id: str, message_id: str) -> str | None:
+        """A customer message as the router classified it (subject, then text), while the
+        transcript keeps it; None after that."""
+        raw: Any = await self._redis.hget(
+            self._keys.hub_transcript_entries(conversation_id), inbound_entry_id(message_id)
+        )
+        if raw is None:
+            return None
+        entry = _decode(raw)
+        return f"{entry.subject}\n{entry.text or ''}" if entry.subject else entry.text
 
     async def page(
         self, conversation_id: str, before: str | None, limit: int

@@ -13,6 +13,9 @@ a time, as the router does:
   and evaluates every row of CSV, with no split: the judge for a held-out set such as
   tests/data/realistic-messages.csv.
 
+``classify-eval --config FILE --corrections JSONL`` measures the model in production instead:
+how often agents corrected each issue type it gave (``services.router.corrections``).
+
 The report gives macro-F1, accuracy, the share answered ``unknown``, precision where the
 confidence is at least 0.9 and the share of messages there, the worst five types, a per-type
 table, the pairs most often confused, latency per message and the build cost; ``--json`` gives
@@ -40,6 +43,12 @@ from sklearn.metrics import precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
 from libs.common.config import ClassifierSettings, ConfigError, load_config
+from services.router.corrections import (
+    corrections_json,
+    corrections_report,
+    format_corrections,
+    read_corrections,
+)
 from services.router.issue_types import (
     UNKNOWN,
     BuildStats,
@@ -486,6 +495,8 @@ def main(argv: list[str]) -> int:
     """``classify-eval [CSV] [--config FILE] [--split S | --test FILE | --by-flag [LETTERS]]
     [--seed N] [--threshold T] [--json]``; prints the report."""
     args = _parser().parse_args(argv)
+    if args.corrections is not None:
+        return _corrections(args)
     try:
         reports = _run(args)
     except (OSError, ValueError, ConfigError) as exc:
@@ -541,6 +552,13 @@ def _parser() -> argparse.ArgumentParser:
         f"time and report each; default: every flag on {_MIN_GROUP_ROWS} or more rows but not "
         "on all",
     )
+    mode.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="FILE",
+        help="report how often agents corrected each issue type, from a JSON-lines export of "
+        "their corrections (switchboard corrections export)",
+    )
     parser.add_argument("--seed", type=int, help="split and model seed (default: config's, or 0)")
     parser.add_argument(
         "--threshold",
@@ -549,6 +567,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _corrections(args: argparse.Namespace) -> int:
+    try:
+        configured = [spec.name for spec in read_config(args.config)[0]] if args.config else []
+        report = corrections_report(read_corrections(args.corrections), configured)
+    except (OSError, ValueError, ConfigError) as exc:
+        print(f"classify-eval: {exc}", file=sys.stderr)
+        return 1
+    print(corrections_json(report) if args.json else format_corrections(report))
+    return 0
 
 
 def _run(args: argparse.Namespace) -> EvalReport | list[EvalReport]:

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from libs.common.config import ConfigError, load_config
-from libs.common.events import InvalidEvent, MessageReceived, decode
+from libs.common.events import MessageReceived
+from libs.common.kafka.history import read_history
 from libs.common.topics import Topics
 from libs.domain.deadlines import compute_deadline
 from services.router.customer_profiles import tier_for
@@ -32,7 +31,6 @@ from services.router.route import decide
 from services.router.runtime import RouterRuntime
 
 EXAMPLES = 10
-IDLE_POLLS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,39 +112,13 @@ async def read_inbound(
 ) -> list[MessageReceived]:
     """Every ``message.received`` on the topic (received in [since, until)), in offset order
     per partition. Reads without a consumer group, so it moves no committed offsets."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    messages: list[MessageReceived] = []
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            raise ValueError(f"topic {topic!r} does not exist")
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        idle = 0
-        async with asyncio.timeout(timeout):
-            while idle < IDLE_POLLS:
-                batch = await consumer.getmany(timeout_ms=300)
-                idle = 0 if batch else idle + 1
-                for records in batch.values():
-                    for record in records:
-                        try:
-                            event = decode(record.value, record.headers)
-                        except InvalidEvent:
-                            continue
-                        data = event.data
-                        if not isinstance(data, MessageReceived):
-                            continue
-                        if since is not None and data.received_at < since:
-                            continue
-                        if until is not None and data.received_at >= until:
-                            continue
-                        messages.append(data)
-    finally:
-        await consumer.stop()
-    return messages
+    return [
+        event.data
+        for event in await read_history(bootstrap_servers, topic, timeout=timeout)
+        if isinstance(event.data, MessageReceived)
+        and (since is None or event.data.received_at >= since)
+        and (until is None or event.data.received_at < until)
+    ]
 
 
 def format_report(report: ReplayReport, examples: int = EXAMPLES) -> str:

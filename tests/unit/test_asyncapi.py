@@ -124,7 +124,12 @@ def test_the_hub_channel_receives_every_client_frame_of_the_protocol(
 @pytest.mark.parametrize(
     ("name", "frame"),
     [
-        ("hub.hello", protocol.hello("ada", frozenset({"sms-desk"}), 1_800_000_000.0)),
+        (
+            "hub.hello",
+            protocol.hello(
+                "ada", frozenset({"sms-desk"}), 1_800_000_000.0, frozenset({"payment_issue"})
+            ),
+        ),
         ("hub.error", protocol.error("invalid_frame", "no", "c-1", retry=False)),
         ("hub.error", protocol.error("unavailable", "try again", None, retry=True)),
         (

@@ -4,7 +4,7 @@
 -- ARGV[1] op, ARGV[2] open-set key prefix, ARGV[3] TTL (s), ARGV[4] no-deadline score,
 --   ARGV[5] conversation id, ARGV[6] waiting-set key prefix, then per op from ARGV[7]:
 --   open -> field/value pairs (with 'queue'); deadline -> metric, ms or '', the clock's
---   latest SLA event kind; close -> nothing; move -> new queue
+--   latest SLA event kind; close -> nothing; move -> new queue; retype -> new issue type
 -- Returns the queue the conversation was in ('' if none).
 local function score()
   local fields = redis.call('HGETALL', KEYS[1])
@@ -57,6 +57,8 @@ elseif op == 'move' then
   if previous ~= '' then leave(previous) end
   redis.call('HSET', KEYS[1], 'queue', ARGV[7], 'status', 'open')
   enter(ARGV[7])
+elseif op == 'retype' then
+  if previous ~= '' then redis.call('HSET', KEYS[1], 'issue_type', ARGV[7]) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return previous
