@@ -165,10 +165,24 @@ class HubClient:
         await self._send({"type": "answer_incident", "id": the_id, "incident_id": incident_id})
         return await self._reply(_answer_to(the_id))
 
-    async def presence(self, status: str, capacity: dict[str, int] | None = None) -> dict[str, Any]:
+    async def presence(
+        self,
+        status: str,
+        capacity: dict[str, int] | None = None,
+        *,
+        skills: Iterable[str] | None = None,
+        languages: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
         """Report presence (``online``, ``away``, ``offline``) and capacity per channel, e.g.
-        ``{"chat": 8, "email": 20}``; returns the hub's ``presence`` answer."""
-        await self._send({"type": "presence", "status": status, "capacity": capacity or {}})
+        ``{"chat": 8, "email": 20}``, optionally narrowing the token's ``skills`` and
+        ``languages``; returns the hub's ``presence`` answer (:class:`ActionFailed` on
+        ``error``)."""
+        frame: dict[str, Any] = {"type": "presence", "status": status, "capacity": capacity or {}}
+        if skills is not None:
+            frame["skills"] = sorted(skills)
+        if languages is not None:
+            frame["languages"] = sorted(languages)
+        await self._send(frame)
         return await self._reply(
             lambda m: (
                 (m.get("type") == "presence" and m.get("reason") is None)

@@ -109,7 +109,9 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
 - ``hub:{hub}:conv:<conversation_id>`` - hub fan-out - hash: queue, reference, channel, customer,
   ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply address,
   ``deadline:<metric>`` (ms), ``window_closes`` (ms: the end of a WhatsApp conversation's
-  customer-service window) - 30 days after the last change
+  customer-service window), ``req_skills`` and ``req_language`` (what an agent must have to be
+  offered it), ``waiting_from`` (ms: when its relaxation ladder started), ``step`` (the ladder
+  step it is on) - 30 days after the last change
 - ``hub:transcript:{c:<conversation_id>}`` - hub fan-out - zset: transcript entry id (``in:``,
   ``out:``, ``note:``, ``action:``, ``sla:`` and the event's, command's or action's id) -> its time
   (ms); the newest 1,000 - 30 days after the last change
@@ -128,14 +130,18 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
   neither assigned nor offered -> the same score as ``hub:open`` - none
 - ``hub:{hub}:agent:<agent>`` - hub assigner - hash: presence ``status``, ``reason``, ``queues``
   (space-separated), ``cap:<channel>``, ``alive_until`` (ms; refreshed while a socket is open),
-  ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer) - 7 days
-  after the latest presence
+  ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer),
+  ``skills`` and ``languages`` (space-separated: what it answers) - 7 days after the latest
+  presence
 - ``hub:{hub}:agents:<queue>`` - hub assigner - set of agents online or away in the queue - none
 - ``hub:{hub}:assigned:<agent>`` - hub assigner - hash: conversation id -> ``<channel>|<offer id>``
   (offered) or ``<channel>|`` (assigned); what counts against the agent's capacity - none
 - ``hub:{hub}:offer:<offer_id>`` - hub assigner - hash: conversation, agent, queue, channel, expires
   (ms), state (offered, accepted, declined, expired, withdrawn), seq (order made) - 1 day
 - ``hub:{hub}:offers:<queue>`` - hub assigner - zset: outstanding offer id -> expiry (ms) - none
+- ``hub:{hub}:unmet:<queue>`` - hub assigner - zset: waiting conversations whose requirements
+  (at their ladder step) no agent online in the queue meets -> when they started waiting (ms);
+  rewritten by every assignment pass - none
 - ``hub:{hub}:rr`` - hub assigner - integer, orders offers for round robin - none
 - ``hub:{hub}:declined:<conversation_id>`` - hub assigner - set of agents who declined or let an
   offer of the conversation expire (not offered it again meanwhile) - 10 offer timeouts
@@ -336,6 +342,9 @@ class Keys:
 
     def hub_offers(self, queue: str) -> str:
         return f"{self.prefix}hub:{HUB}:offers:{queue}"
+
+    def hub_unmet(self, queue: str) -> str:
+        return f"{self.prefix}hub:{HUB}:unmet:{queue}"
 
     def hub_offer_sequence(self) -> str:
         return f"{self.prefix}hub:{HUB}:rr"

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from redis.asyncio import Redis
 
+from libs.common.clock import Clock, system_clock
 from libs.common.config import Config, LiveConfig
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
@@ -43,6 +44,7 @@ from services.hub.feeds import Feeds
 from services.hub.figure_gauges import FigureGauges
 from services.hub.figures import Figures
 from services.hub.incidents import IncidentAnswers, Incidents, status_update_channels
+from services.hub.ladder import Ladder
 from services.hub.open_conversations import OpenConversations
 from services.hub.sessions import Limits, Services
 from services.hub.streams import QueueStreams
@@ -84,14 +86,17 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
         conversations = OpenConversations(redis, keys)
         streams = _streams(settings, redis, keys)
         live = app[QUEUES]
+        transcripts = Transcripts(redis, keys)
         assigner = app[ASSIGNER] = Assigner(
             redis,
             keys,
             conversations,
             AssignmentPolicy.from_settings(settings),
             queues=lambda: live.current,
+            transcripts=transcripts,
+            ladder=lambda queue: Ladder.of(live.config, queue),
+            clock=app[CLOCK],
         )
-        transcripts = Transcripts(redis, keys)
         figures = Figures(redis, keys, conversations)
         app[GAUGES] = FigureGauges(figures, lambda: live.current, app[CLOCK])
         incidents = Incidents(redis, keys)
@@ -193,10 +198,12 @@ async def _close_sockets(app: web.Application) -> None:
     await app[HUB].shutdown()
 
 
-def build(settings: Settings, limits: Limits | None = None) -> web.Application:
+def build(
+    settings: Settings, limits: Limits | None = None, clock: Clock = system_clock
+) -> web.Application:
     if not settings.agent_token_key:
         raise SettingsError("AGENT_TOKEN_KEY is required by the hub (32+ bytes)")
-    app = create_app(settings, "hub")
+    app = create_app(settings, "hub", clock)
     add_live_config(app, QUEUES, _queue_names)
     app.cleanup_ctx.append(_hub_ctx(limits or Limits()))
     add_background(app, "hub inbox", lambda a: a[INBOX].run())

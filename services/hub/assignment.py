@@ -19,6 +19,14 @@ with free capacity on the conversation's channel: the most free capacity first, 
 recently offered among equals (round robin). An agent going offline returns what it held to
 its queues without publishing anything: the SLA clocks run on untouched.
 
+Requirements: a conversation the router gave ``requires`` (skills, a language) is offered only
+to agents holding every skill and speaking the language (their token's claims, narrowed by
+their presence), the one meeting the most of them first. The queue's relaxation ladder
+(:mod:`services.hub.ladder`) drops requirements step by step as the conversation waits; the
+pass records the step each conversation is on (``step`` in its summary, a transcript entry
+per step) and, for supervisors, the conversations no online agent can take at their step
+(``hub:unmet:{queue}``). A pass wakes again when a waiting conversation's next step is due.
+
 Agents learn of changes through the ``hub:notify:{agent}`` pub/sub channel (only a wake-up:
 sockets then read the agent's outstanding offers from Redis, so a lost notice costs latency).
 """
@@ -28,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -45,8 +53,11 @@ from libs.common.pubsub import raise_if_cancelled
 from libs.common.redis_client import as_text, load_script, publish_each
 from libs.common.settings import Settings
 from libs.contracts.agent_access import AgentClaims
+from services.hub import transcript
 from services.hub.actions import Rejected
+from services.hub.ladder import Ladder
 from services.hub.open_conversations import SUMMARY_TTL, OpenConversations
+from services.hub.transcript import Transcripts
 
 log = get_logger(__name__)
 Status = Literal["online", "away", "offline"]
@@ -104,6 +115,8 @@ class _Outcome:
     made: list[str]
     next_at: float | None
     more: bool
+    relaxed: list[tuple[str, int]]
+    """Conversations whose ladder step changed in this pass, with the step."""
 
 
 class Assigner:
@@ -114,6 +127,8 @@ class Assigner:
         conversations: OpenConversations,
         policy: AssignmentPolicy,
         queues: Callable[[], frozenset[str]],
+        transcripts: Transcripts,
+        ladder: Callable[[str], Ladder] = lambda queue: Ladder(),
         clock: Clock = system_clock,
     ) -> None:
         self._redis = redis
@@ -121,6 +136,8 @@ class Assigner:
         self._conversations = conversations
         self._policy = policy
         self._queues = queues
+        self._transcripts = transcripts
+        self._ladder = ladder
         self._clock = clock
         self._script = redis.register_script(load_script("services.hub", "assign.lua"))
         self._prefixes = (
@@ -205,23 +222,39 @@ class Assigner:
                 await asyncio.wait_for(event.wait(), timeout)
 
     async def _pass(self, queue: str) -> _Outcome:
-        policy = self._policy
-        return await self._call(
+        policy, ladder = self._policy, self._ladder(queue)
+        outcome = await self._call(
             "pass",
             queue,
             int(policy.offer_seconds * 1000),
             policy.misses,
             policy.declined_ms,
             policy.scan,
+            ladder.as_argument(),
             *(uuid.uuid4().hex for _ in range(policy.batch)),
             running=queue,
+            keys=[self._keys.hub_unmet(queue)],
         )
+        at = self._clock()
+        for conversation_id, step in outcome.relaxed:
+            entry = transcript.relaxed(queue, step, ladder.describe(step), at)
+            await self._transcripts.record(conversation_id, entry)
+        return outcome
 
     # --- changes ----------------------------------------------------------------------------
 
     async def presence(
-        self, claims: AgentClaims, status: Status, capacity: Mapping[Channel, int]
+        self,
+        claims: AgentClaims,
+        status: Status,
+        capacity: Mapping[Channel, int],
+        skills: frozenset[str] | None = None,
+        languages: frozenset[str] | None = None,
     ) -> None:
+        """The agent's presence, capacity and what it answers now: ``skills`` and
+        ``languages`` narrow its token's (None: all of them; more is :class:`Rejected`)."""
+        held = _within(claims.skills, skills, "skills")
+        spoken = _within(claims.languages, languages, "languages")
         pairs = [x for channel, count in sorted(capacity.items()) for x in (channel, count)]
         await self._call(
             "presence",
@@ -229,6 +262,8 @@ class Assigner:
             status,
             self._lease_end(),
             " ".join(sorted(claims.queues)),
+            " ".join(sorted(held)),
+            " ".join(sorted(spoken)),
             *pairs,
         )
 
@@ -265,12 +300,14 @@ class Assigner:
     def _lease_end(self) -> int:
         return int((self._clock().timestamp() + self._policy.grace) * 1000)
 
-    async def _call(self, op: str, *args: str | int, running: str | None = None) -> _Outcome:
+    async def _call(
+        self, op: str, *args: str | int, running: str | None = None, keys: Sequence[str] = ()
+    ) -> _Outcome:
         reply: Any = await self._script(
-            keys=[self._keys.hub_offer_sequence()],  # routes the call to the {hub} slot
+            keys=[self._keys.hub_offer_sequence(), *keys],  # the first routes to the {hub} slot
             args=[op, int(self._clock().timestamp() * 1000), *self._prefixes, *args],
         )
-        (status, detail, made, agents, queues, next_ms, *counts, more, online) = reply
+        (status, detail, made, agents, queues, next_ms, *counts, more, online, relaxed) = reply
         for outcome, count in zip(ENDED_STATES, counts, strict=True):
             if count:
                 metrics.hub_offers.labels(outcome).inc(int(count))
@@ -290,6 +327,10 @@ class Assigner:
             made=[as_text(m) for m in made],
             next_at=int(next_ms) / 1000 if next_ms else None,
             more=bool(more),
+            relaxed=[
+                (as_text(conversation), int(step))
+                for conversation, step in zip(relaxed[::2], relaxed[1::2], strict=True)
+            ],
         )
 
     # --- reading ----------------------------------------------------------------------------
@@ -332,3 +373,12 @@ class Assigner:
             ],
             ended={i: records[i].get("state", "expired") for i in shown if i not in open_ids},
         )
+
+
+def _within(allowed: frozenset[str], asked: frozenset[str] | None, name: str) -> frozenset[str]:
+    """What the presence asks, if the token allows it."""
+    if asked is None:
+        return allowed
+    if beyond := sorted(asked - allowed):
+        raise Rejected("forbidden", f"the token does not grant {name} {', '.join(beyond)}")
+    return asked

@@ -98,6 +98,8 @@ class FanOut:
             await self._transcripts.record(data.conversation_id, transcript.clock(event, data))
             await self._conversations.deadline(data.conversation_id, data.metric, due, data.kind)
             await self._figures.clock(data, event.time)
+            if data.metric == "first_response" and data.kind in ("warning", "breached"):
+                self._assigner.wake(data.queue)  # the floor of its relaxation ladder
             await self._append(data.queue, "sla", event, data.conversation_id)
         elif isinstance(data, OutboundReceipt):
             await self._transcripts.delivered(data.conversation_id, event, data)

@@ -2,11 +2,13 @@
 
 Now (read from the hub's open-conversation state when asked): conversations waiting for an
 agent and the oldest wait (since the customer's latest message), conversations at risk (a
-clock warned and has been neither met nor breached since), and the agents online or away with
-their load (conversations held). Today (kept by the fan-out in ``hub:figures:{queue}:{day}``):
-clocks breached, attainment per metric (met / (met + breached); a clock met late, after its
-breach, counts as breached), first-response and resolution times (p50/p90 per channel: the
-wall time from the clock's start to its ``met`` event), and the CSAT and NPS answers.
+clock warned and has been neither met nor breached since), the agents online or away with
+their load (conversations held), and the conversations waiting for a requirement nobody online
+meets, each with its relaxation ladder step. Today (kept by the fan-out in
+``hub:figures:{queue}:{day}``): clocks breached, attainment per metric (met / (met +
+breached); a clock met late, after its breach, counts as breached), first-response and
+resolution times (p50/p90 per channel: the wall time from the clock's start to its ``met``
+event), and the CSAT and NPS answers.
 
 "Today" is the UTC day: the queues of one hub can sit in different calendars, and a day that
 means the same for every queue adds up across them. A figure's day is the day of the event
@@ -33,6 +35,9 @@ TTL: Final = 8 * DAY
 MAX_OPEN: Final = 2000
 """Open conversations a queue's figures look at (the soonest to breach first)."""
 TIMED: Final[tuple[SlaMetric, ...]] = ("first_response", "resolution")
+MAX_UNMET: Final = 50
+"""Conversations waiting for an unmet requirement a queue's figures list."""
+UNMET_FIELDS: Final = ("conversation_id", "reference", "requires", "ladder_step", "last_at")
 
 
 def day_of(at: datetime) -> str:
@@ -111,7 +116,19 @@ class Figures:
             "waiting": sum(not c["assignee"] for c in open_),
             "oldest_wait_seconds": max(waits, default=None),
             "at_risk": at_risk,
+            "unmet": await self._unmet(queue),
         }
+
+    async def _unmet(self, queue: str) -> list[dict[str, Any]]:
+        """Conversations waiting for a requirement nobody online meets (as the queue's latest
+        assignment pass found), longest waiting first, with their ladder step."""
+        members: Any = await self._redis.zrange(self._keys.hub_unmet(queue), 0, MAX_UNMET - 1)
+        summaries = await self._conversations.summaries([as_text(m) for m in members])
+        return [
+            {key: summary[key] for key in UNMET_FIELDS}
+            for summary in summaries
+            if summary["requires"] is not None
+        ]
 
     async def _agents(self, queue: str) -> list[dict[str, Any]]:
         members: Any = await self._redis.smembers(self._keys.hub_agents(queue))

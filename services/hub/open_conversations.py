@@ -18,7 +18,7 @@ from typing import Any, Final
 import msgspec
 from redis.asyncio import Redis
 
-from libs.common.events import ConversationRouted, CustomerIdentity, reply_address
+from libs.common.events import ConversationRouted, CustomerIdentity, Requirements, reply_address
 from libs.common.keys import DAY, Keys
 from libs.common.redis_client import as_text, load_script
 
@@ -97,6 +97,12 @@ class OpenConversations:
         }
         if routed.reply_window_closes_at is not None:
             fields["window_closes"] = _ms(routed.reply_window_closes_at)
+        requires = routed.requires or Requirements()
+        fields["req_skills"] = " ".join(requires.skills)
+        fields["req_language"] = requires.language or ""
+        if routed.is_new or routed.reopened:  # its wait, and its relaxation ladder, start over
+            fields["waiting_from"] = _ms(routed.received_at)
+            fields["step"] = 0
         await self._call("open", routed.conversation_id, *(x for kv in fields.items() for x in kv))
 
     async def deadline(
@@ -207,4 +213,14 @@ def _summary(conversation_id: str, fields: dict[str, str]) -> dict[str, Any]:
             for name, value in fields.items()
             if name.startswith(CLOCK)
         },
+        "requires": _requires(fields),
+        "ladder_step": int(fields.get("step") or 0),
     }
+
+
+def _requires(fields: dict[str, str]) -> dict[str, Any] | None:
+    """Who can answer the conversation (None: anyone in its queue)."""
+    skills, language = fields.get("req_skills", "").split(), fields.get("req_language") or None
+    if not skills and language is None:
+        return None
+    return {"skills": skills, "language": language}

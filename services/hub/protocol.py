@@ -12,8 +12,9 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
-from libs.common.events import AgentActionKind, Channel
+from libs.common.events import LANGUAGE_CODE, SKILL_NAME, AgentActionKind, Channel
 from libs.common.socket_frames import FrameError, decode_object
+from libs.contracts.agent_access import MAX_ATTRIBUTES
 from libs.contracts.chat_mailbox import is_entry_id
 
 VERSION: Final = 1
@@ -63,12 +64,21 @@ PresenceStatus = Literal["online", "away", "offline"]
 Capacity = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 
 
+SkillName = Annotated[str, msgspec.Meta(pattern=rf"^{SKILL_NAME.pattern}$")]
+LanguageCode = Annotated[str, msgspec.Meta(pattern=rf"^{LANGUAGE_CODE.pattern}$")]
+
+
 class Presence(msgspec.Struct, tag="presence", tag_field="type", frozen=True):
     """The agent's availability for push assignment and how many conversations of each
-    channel it can hold at once (a channel left out: none)."""
+    channel it can hold at once (a channel left out: none); ``skills`` and ``languages``
+    narrow what its token grants for now (left out: all of it)."""
 
     status: PresenceStatus
     capacity: dict[Channel, Capacity] = msgspec.field(default_factory=dict)
+    skills: Annotated[frozenset[SkillName], msgspec.Meta(max_length=MAX_ATTRIBUTES)] | None = None
+    languages: (
+        Annotated[frozenset[LanguageCode], msgspec.Meta(max_length=MAX_ATTRIBUTES)] | None
+    ) = None
 
 
 class Accept(msgspec.Struct, tag="accept", tag_field="type", frozen=True):

@@ -301,7 +301,13 @@ class AgentSession:
         offer_id = None if isinstance(message, protocol.Presence) else message.offer_id
         try:
             if isinstance(message, protocol.Presence):
-                await assigner.presence(self._claims, message.status, message.capacity)
+                await assigner.presence(
+                    self._claims,
+                    message.status,
+                    message.capacity,
+                    skills=message.skills,
+                    languages=message.languages,
+                )
                 self._present(message.status)
                 return protocol.presence(message.status, None)
             if isinstance(message, protocol.Decline):

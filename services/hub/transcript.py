@@ -25,6 +25,7 @@ from libs.common.events import (
     CustomerIdentity,
     Event,
     OutboundReceipt,
+    Requirements,
     SlaEvent,
 )
 from libs.common.keys import DAY, Keys
@@ -36,7 +37,7 @@ DELIVERY: Final = "delivery:"
 PENDING: Final = "pending"
 """The delivery state of an outbound message no receipt has answered yet."""
 
-EntryKind = Literal["inbound", "outbound", "note", "action", "sla"]
+EntryKind = Literal["inbound", "outbound", "note", "action", "sla", "assignment"]
 
 
 class Routing(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +51,7 @@ class Routing(msgspec.Struct, frozen=True, kw_only=True):
     confidence: float
     notes: tuple[str, ...] = ()
     sla_policy: str | None = None
+    requires: Requirements | None = None
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -75,6 +77,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     deadline: datetime | None = None
     issue_type: str | None = None
     previous_issue_type: str | None = None
+    step: int | None = None
 
 
 def _ms(at: datetime) -> int:
@@ -107,7 +110,15 @@ def inbound(routed: ConversationRouted) -> Entry:
             confidence=routed.explanation.confidence,
             notes=routed.explanation.notes,
             sla_policy=routed.sla_policy,
+            requires=routed.requires,
         ),
+    )
+
+
+def relaxed(queue: str, step: int, text: str, at: datetime) -> Entry:
+    """Push assignment moved the conversation to ``step`` of its queue's relaxation ladder."""
+    return Entry(
+        id=f"relax:{step}:{_ms(at)}", kind="assignment", at=at, queue=queue, step=step, text=text
     )
 
 

@@ -8,13 +8,16 @@
 --   open, declined, then the round-robin sequence key; ARGV[13..] the op's arguments
 --   (named at each op below)
 -- Returns {status, detail, offers made, agents to wake, queues to wake, next due ms or '',
---   offers accepted, declined, expired, withdrawn, more waiting, agents online}.
+--   offers accepted, declined, expired, withdrawn, more waiting, agents online, relaxation
+--   steps taken (conversation, step, conversation, step, ...)}.
+-- pass also takes KEYS[2]: the queue's unmet set, rewritten by every pass.
 local op, now = ARGV[1], tonumber(ARGV[2])
 local P_AGENT, P_AGENTS, P_ASSIGNED, P_OFFER, P_OFFERS = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local P_WAITING, P_CONV, P_OPEN, P_DECLINED, RR = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local A = 13
 local OFFER_TTL, AGENT_TTL = 86400, 7 * 86400
 local status, detail, made, next_ms, more, online = 'ok', '', {}, nil, 0, 0
+local relaxed = {}
 local woken_agents, woken_queues, seen_agents, seen_queues = {}, {}, {}, {}
 local ended = {accepted = 0, declined = 0, expired = 0, withdrawn = 0}
 
@@ -107,8 +110,16 @@ local function earliest(ms)
   if next_ms == nil or ms < next_ms then next_ms = ms end
 end
 
+-- A set of the space-separated words of text.
+local function word_set(text)
+  local set = {}
+  for word in string.gmatch(text or '', '%S+') do set[word] = true end
+  return set
+end
+
 if op == 'presence' then
-  -- agent, status, lease end (ms), queues (space-separated), then channel, capacity pairs
+  -- agent, status, lease end (ms), queues, skills, languages (each space-separated), then
+  -- channel, capacity pairs
   local agent, presence, queues = ARGV[A], ARGV[A + 1], ARGV[A + 3]
   local key = P_AGENT .. agent
   if presence == 'offline' then
@@ -119,9 +130,9 @@ if op == 'presence' then
       if string.sub(field, 1, 4) == 'cap:' then redis.call('HDEL', key, field) end
     end
     redis.call('HSET', key, 'status', presence, 'reason', '', 'queues', queues,
-      'alive_until', ARGV[A + 2], 'misses', 0)
+      'alive_until', ARGV[A + 2], 'misses', 0, 'skills', ARGV[A + 4], 'languages', ARGV[A + 5])
     redis.call('HDEL', key, 'detached')
-    for i = A + 4, #ARGV, 2 do redis.call('HSET', key, 'cap:' .. ARGV[i], ARGV[i + 1]) end
+    for i = A + 6, #ARGV, 2 do redis.call('HSET', key, 'cap:' .. ARGV[i], ARGV[i + 1]) end
     for queue in string.gmatch(queues, '%S+') do
       redis.call('SADD', P_AGENTS .. queue, agent)
       wake_queue(queue)
@@ -190,9 +201,16 @@ elseif op == 'dropped' then
     each_queue(c[1], wake_queue)  -- its capacity is free again
   end
 elseif op == 'pass' then
-  -- queue, offer ms, misses limit, declined mark TTL (ms), scan limit, then fresh offer ids
+  -- queue, offer ms, misses limit, declined mark TTL (ms), scan limit, the queue's ladder,
+  -- then fresh offer ids. The ladder is space-separated steps '{after ms}:{dropped}', dropped
+  -- being 1 (skills), 2 (the language) or 3 (both), in order of after; a conversation whose
+  -- first-response clock warned drops both (step #ladder + 1) whatever the ladder says.
   local queue, offer_ms, misses = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2])
-  local declined_ms, scan, fresh = ARGV[A + 3], tonumber(ARGV[A + 4]), A + 5
+  local declined_ms, scan, fresh = ARGV[A + 3], tonumber(ARGV[A + 4]), A + 6
+  local ladder = {}
+  for after, dropped in string.gmatch(ARGV[A + 5], '(%d+):(%d)') do
+    ladder[#ladder + 1] = {after = tonumber(after), dropped = tonumber(dropped)}
+  end
   for _, offer_id in ipairs(redis.call('ZRANGEBYSCORE', P_OFFERS .. queue, '-inf', now)) do
     local conv, agent = end_offer(offer_id, 'expired')
     redis.call('ZREM', P_OFFERS .. queue, offer_id)
@@ -214,11 +232,17 @@ elseif op == 'pass' then
     else
       if a[3] then earliest(tonumber(a[2])) end
       if a[1] == 'online' then
-        local c = {agent = agent, rr = tonumber(a[4]) or 0, cap = {}, load = {}}
+        local c = {agent = agent, rr = tonumber(a[4]) or 0, cap = {}, load = {},
+          skills = {}, languages = {}}
         local fields = redis.call('HGETALL', key)
         for i = 1, #fields, 2 do
-          if string.sub(fields[i], 1, 4) == 'cap:' then
-            c.cap[string.sub(fields[i], 5)] = tonumber(fields[i + 1])
+          local field = fields[i]
+          if string.sub(field, 1, 4) == 'cap:' then
+            c.cap[string.sub(field, 5)] = tonumber(fields[i + 1])
+          elseif field == 'skills' then
+            c.skills = word_set(fields[i + 1])
+          elseif field == 'languages' then
+            c.languages = word_set(fields[i + 1])
           end
         end
         for _, held in ipairs(redis.call('HVALS', P_ASSIGNED .. agent)) do
@@ -230,39 +254,88 @@ elseif op == 'pass' then
     end
   end
   online = #candidates
+
+  -- Which of a conversation's requirements the agent meets, as bits: 1 the skills (every
+  -- one), 2 the language; a requirement the conversation does not have counts as met.
+  local function meets(c, skills, language)
+    local met = (language == '' or c.languages[language]) and 2 or 0
+    for _, skill in ipairs(skills) do
+      if not c.skills[skill] then return met end
+    end
+    return met + 1
+  end
+
+  redis.call('DEL', KEYS[2])
   local n = fresh
-  if online > 0 then
-    for _, conv in ipairs(redis.call('ZRANGE', P_WAITING .. queue, 0, scan - 1)) do
-      if n > #ARGV then
-        more = 1
-        break
+  for _, conv in ipairs(redis.call('ZRANGE', P_WAITING .. queue, 0, scan - 1)) do
+    if n > #ARGV then
+      more = 1
+      break
+    end
+    local key = P_CONV .. conv
+    local f = redis.call('HMGET', key, 'channel', 'req_skills', 'req_language', 'waiting_from',
+      'step', 'clock:first_response')
+    local channel, language = f[1] or '', f[3] or ''
+    local skills, step, dropped, due = {}, 0, 0, nil
+    for skill in string.gmatch(f[2] or '', '%S+') do skills[#skills + 1] = skill end
+    local since = tonumber(f[4])
+    if #skills > 0 or language ~= '' then
+      if not since then
+        since = now
+        redis.call('HSET', key, 'waiting_from', now)
       end
-      local channel = redis.call('HGET', P_CONV .. conv, 'channel') or ''
-      local best, best_free = nil, 0
-      for _, c in ipairs(candidates) do
+      for i, s in ipairs(ladder) do
+        if now - since < s.after then
+          due = since + s.after
+          break
+        end
+        step, dropped = i, s.dropped
+      end
+      if f[6] == 'warning' or f[6] == 'breached' then
+        step, dropped, due = #ladder + 1, 3, nil
+      end
+      if step ~= (tonumber(f[5]) or 0) then
+        redis.call('HSET', key, 'step', step)
+        relaxed[#relaxed + 1] = conv
+        relaxed[#relaxed + 1] = step
+      end
+    end
+    -- An agent is eligible when it meets every requirement the ladder has not dropped; among
+    -- the eligible with free capacity: the one meeting the most of the original ones, then
+    -- the most free capacity on the channel, then the least recently offered.
+    local best, best_met, best_free, anyone = nil, 0, 0, false
+    for _, c in ipairs(candidates) do
+      local met = meets(c, skills, language)
+      if bit.band(bit.bor(met, dropped), 3) == 3 then
+        anyone = true
         local free = (c.cap[channel] or 0) - (c.load[channel] or 0)
-        if free > 0 and (best == nil or free > best_free or (free == best_free and c.rr < best.rr))
+        if free > 0 and (best == nil or met > best_met
+              or (met == best_met and (free > best_free
+                or (free == best_free and c.rr < best.rr))))
             and redis.call('SISMEMBER', P_DECLINED .. conv, c.agent) == 0 then
-          best, best_free = c, free
+          best, best_met, best_free = c, met, free
         end
       end
-      if best then
-        local offer_id, expires = ARGV[n], now + offer_ms
-        n = n + 1
-        best.rr = redis.call('INCR', RR)
-        redis.call('HSET', P_OFFER .. offer_id, 'conversation', conv, 'agent', best.agent,
-          'queue', queue, 'channel', channel, 'expires', expires, 'state', 'offered',
-          'seq', best.rr)
-        redis.call('EXPIRE', P_OFFER .. offer_id, OFFER_TTL)
-        redis.call('ZADD', P_OFFERS .. queue, expires, offer_id)
-        redis.call('HSET', P_ASSIGNED .. best.agent, conv, channel .. '|' .. offer_id)
-        redis.call('HSET', P_CONV .. conv, 'offer', offer_id)
-        redis.call('ZREM', P_WAITING .. queue, conv)
-        best.load[channel] = (best.load[channel] or 0) + 1
-        redis.call('HSET', P_AGENT .. best.agent, 'rr', best.rr)
-        made[#made + 1] = offer_id
-        wake_agent(best.agent)
-      end
+    end
+    if best then
+      local offer_id, expires = ARGV[n], now + offer_ms
+      n = n + 1
+      best.rr = redis.call('INCR', RR)
+      redis.call('HSET', P_OFFER .. offer_id, 'conversation', conv, 'agent', best.agent,
+        'queue', queue, 'channel', channel, 'expires', expires, 'state', 'offered',
+        'seq', best.rr)
+      redis.call('EXPIRE', P_OFFER .. offer_id, OFFER_TTL)
+      redis.call('ZADD', P_OFFERS .. queue, expires, offer_id)
+      redis.call('HSET', P_ASSIGNED .. best.agent, conv, channel .. '|' .. offer_id)
+      redis.call('HSET', key, 'offer', offer_id)
+      redis.call('ZREM', P_WAITING .. queue, conv)
+      best.load[channel] = (best.load[channel] or 0) + 1
+      redis.call('HSET', P_AGENT .. best.agent, 'rr', best.rr)
+      made[#made + 1] = offer_id
+      wake_agent(best.agent)
+    else
+      if due then earliest(due) end
+      if not anyone and since then redis.call('ZADD', KEYS[2], since, conv) end
     end
   end
   local first = redis.call('ZRANGE', P_OFFERS .. queue, 0, 0, 'WITHSCORES')
@@ -270,4 +343,4 @@ elseif op == 'pass' then
 end
 return {status, detail, made, woken_agents, woken_queues,
   next_ms and string.format('%d', next_ms) or '', ended.accepted, ended.declined,
-  ended.expired, ended.withdrawn, more, online}
+  ended.expired, ended.withdrawn, more, online, relaxed}

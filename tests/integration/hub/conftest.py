@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from libs.common.clock import system_clock
+from libs.common.clock import Clock, system_clock
 from libs.common.events import (
     Channel,
     ConversationRouted,
     CustomerIdentity,
     Event,
     EventData,
+    Requirements,
     RoutingExplanation,
     SlaEvent,
     SlaEventKind,
@@ -60,8 +61,16 @@ class Hub:
     def url(self) -> str:
         return self.urls[0]
 
-    def client(self, *queues: str, agent: str = "ada", replica: int = 0, **kw: Any) -> HubClient:
-        token = self.tokens.issue(agent, queues or (QUEUE,))
+    def client(
+        self,
+        *queues: str,
+        agent: str = "ada",
+        replica: int = 0,
+        skills: tuple[str, ...] = (),
+        languages: tuple[str, ...] = (),
+        **kw: Any,
+    ) -> HubClient:
+        token = self.tokens.issue(agent, queues or (QUEUE,), skills=skills, languages=languages)
         return HubClient(self.urls[replica] + WS_PATH, token, session=self.http, **kw)
 
     async def publish(
@@ -78,7 +87,13 @@ class Hub:
         return event
 
     async def open_conversation(
-        self, queue: str = QUEUE, *, text: str = "my parcel never arrived", channel: Channel = "sms"
+        self,
+        queue: str = QUEUE,
+        *,
+        text: str = "my parcel never arrived",
+        channel: Channel = "sms",
+        requires: Requirements | None = None,
+        at: datetime | None = None,
     ) -> ConversationRouted:
         """A conversation as the router leaves it: its record in Redis and its routed event."""
         conversation_id = uuid.uuid4().hex
@@ -93,7 +108,7 @@ class Hub:
                 "channel": channel,
             },
         )
-        routed = routed_event(conversation_id, thread, queue, text, channel)
+        routed = routed_event(conversation_id, thread, queue, text, channel, requires, at)
         await self.publish(self.isolation.topics.routed, thread, routed)
         return routed
 
@@ -123,7 +138,13 @@ class Hub:
 
 
 def routed_event(
-    conversation_id: str, thread: str, queue: str, text: str, channel: Channel = "sms"
+    conversation_id: str,
+    thread: str,
+    queue: str,
+    text: str,
+    channel: Channel = "sms",
+    requires: Requirements | None = None,
+    at: datetime | None = None,
 ) -> ConversationRouted:
     return ConversationRouted(
         conversation_id=conversation_id,
@@ -138,13 +159,27 @@ def routed_event(
         message_id=uuid.uuid4().hex,
         customer=CustomerIdentity(display_name="Ada", phone=thread.removeprefix("sms:")),
         text=text,
-        received_at=system_clock(),
+        received_at=at or system_clock(),
+        requires=requires,
         explanation=RoutingExplanation(
             rule="sms", conditions=(), issue_type="delivery", confidence=1.0
         ),
         provider_message_id=f"SM{uuid.uuid4().hex}",
         our_address="+15005550006",
     )
+
+
+class ManualClock:
+    """A hub clock that stands still until the test moves it (push assignment's ladder)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, by: timedelta) -> None:
+        self.at += by
 
 
 async def until_closed(client: HubClient, timeout: float = 30.0) -> tuple[HubClosed, list[str]]:
@@ -174,6 +209,7 @@ async def make_hub(
         replicas: int = 1,
         limits: Limits | None = None,
         maxlen: int = 10_000,
+        clock: Clock = system_clock,
         config: Path = FIXTURES / "config" / "spine.yaml",
         **more: Any,
     ) -> Hub:
@@ -191,7 +227,7 @@ async def make_hub(
             hub_stream_maxlen=maxlen,
             **more,
         )
-        urls = [await serve_app(build(settings, limits)) for _ in range(replicas)]
+        urls = [await serve_app(build(settings, limits, clock)) for _ in range(replicas)]
         return Hub(
             urls=urls,
             settings=settings,

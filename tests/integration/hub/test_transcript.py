@@ -90,6 +90,7 @@ async def test_the_transcript_holds_the_whole_conversation_across_hub_processes(
         "confidence": 1.0,
         "notes": [],
         "sla_policy": "blink",
+        "requires": None,
     }
     assert follow_up["subject"] == "Order 1234"
     assert (clock["metric"], clock["sla"]) == ("first_response", "started")

@@ -1,0 +1,146 @@
+"""Skills and languages: a conversation that requires them is offered only to an agent who
+holds them, until the queue's relaxation ladder (sms-desk in spine.yaml: after 2 min drop the
+skills, after 5 min the language) or a first-response warning asks less. Time moves through
+the hub's clock, never by waiting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from libs.common.clock import system_clock
+from libs.common.events import Requirements
+from libs.contracts.agent_access import WS_PATH
+from tests.integration.hub.conftest import QUEUE, Hub, MakeHub, ManualClock
+from tests.support.kafka import wait_until_async
+from tooling.hubclient import ActionFailed, HubClient
+
+SPANISH_PAYMENTS = Requirements(skills=("payments",), language="es")
+QUIET = {"hub_offer_seconds": 600.0, "hub_presence_grace": 3600.0}
+"""Offers and presence leases that outlast every move of the test's clock."""
+
+
+def supervisor(hub: Hub) -> HubClient:
+    token = hub.tokens.issue("sam", [QUEUE], role="supervisor")
+    return HubClient(hub.url + WS_PATH, token, session=hub.http)
+
+
+async def unmet_step(client: HubClient, conversation_id: str, step: int) -> dict[str, Any]:
+    """The supervisor's figures once they list the conversation as unmet at ``step``."""
+    found: dict[str, Any] = {}
+
+    async def listed() -> bool:
+        nonlocal found
+        [queue] = (await client.figures())["queues"]
+        found = next((u for u in queue["unmet"] if u["conversation_id"] == conversation_id), {})
+        return found.get("ladder_step") == step
+
+    await wait_until_async(listed, message=f"the conversation unmet at step {step}")
+    return found
+
+
+async def test_a_spanish_message_is_offered_only_to_the_spanish_speaker(
+    make_hub: MakeHub,
+) -> None:
+    hub = await make_hub(**QUIET)
+    async with (
+        hub.client(QUEUE, agent="ada", languages=("en",)) as ada,
+        hub.client(QUEUE, agent="bo", languages=("es",)) as bo,
+    ):
+        for client in (ada, bo):
+            await client.presence("online", {"sms": 5})
+        for _ in range(3):  # round robin alone would give ada some of them
+            spanish = await hub.open_conversation(
+                text="mi paquete no ha llegado", requires=Requirements(language="es")
+            )
+            offer = await bo.next_of("offer", timeout=20)
+            assert offer["conversation"]["conversation_id"] == spanish.conversation_id
+            assert offer["conversation"]["requires"] == {"skills": [], "language": "es"}
+        english = await hub.open_conversation(requires=Requirements(language="en"))
+        offer = await ada.next_of("offer", timeout=20)
+        assert offer["conversation"]["conversation_id"] == english.conversation_id
+        held: Any = await hub.redis.hkeys(hub.keys.hub_assigned("ada"))
+        assert [h.decode() for h in held] == [english.conversation_id]
+
+
+async def test_with_only_a_non_matching_agent_the_offer_waits_for_the_ladder(
+    make_hub: MakeHub,
+) -> None:
+    start = system_clock()
+    clock = ManualClock(start)
+    hub = await make_hub(clock=clock, **QUIET)
+    async with hub.client(QUEUE, languages=("en",)) as ada, supervisor(hub) as sam:
+        await ada.presence("online", {"sms": 5})
+        waiting = await hub.open_conversation(
+            text="me habéis cobrado dos veces", requires=SPANISH_PAYMENTS, at=start
+        )
+        shown = await unmet_step(sam, waiting.conversation_id, 0)
+        assert shown["requires"] == {"skills": ["payments"], "language": "es"}
+
+        clock.advance(timedelta(minutes=2, seconds=10))  # step 1: skills dropped, still Spanish
+        await ada.presence("online", {"sms": 5})  # a change: the queue's pass runs now
+        await unmet_step(sam, waiting.conversation_id, 1)
+
+        clock.advance(timedelta(minutes=2, seconds=40))  # 4m50s: not yet
+        sentinel = await hub.open_conversation(text="where is my parcel")
+        first = await ada.next_of("offer", timeout=20)
+        # The pass that offered the sentinel (at 4m50s, with room for more) left the other.
+        assert first["conversation"]["conversation_id"] == sentinel.conversation_id
+        left: Any = await hub.redis.zrange(hub.keys.hub_waiting(QUEUE), 0, -1)
+        assert [m.decode() for m in left] == [waiting.conversation_id]
+
+        clock.advance(timedelta(seconds=20))  # 5m10s: step 2, anyone in the queue
+        await ada.presence("online", {"sms": 5})
+        relaxed = await ada.next_of("offer", timeout=20)
+        assert relaxed["conversation"]["conversation_id"] == waiting.conversation_id
+        assert relaxed["conversation"]["ladder_step"] == 2
+
+        page = await ada.transcript(waiting.conversation_id)
+        steps = [e for e in page["entries"] if e["kind"] == "assignment"]
+        assert [(e["step"], e["text"]) for e in steps] == [
+            (1, "waited 2m without an offer: ladder step 1 drops skills, keeps language"),
+            (
+                2,
+                "waited 5m without an offer: ladder step 2 drops language and skills: anyone"
+                " in the queue",
+            ),
+        ]
+        [inbound] = [e for e in page["entries"] if e["kind"] == "inbound"]
+        assert inbound["routing"]["requires"] == {"skills": ["payments"], "language": "es"}
+
+
+async def test_a_first_response_warning_offers_to_anyone_online(make_hub: MakeHub) -> None:
+    hub = await make_hub(**QUIET)
+    async with hub.client(QUEUE, languages=("en",)) as ada, supervisor(hub) as sam:
+        await ada.presence("online", {"sms": 5})
+        waiting = await hub.open_conversation(requires=SPANISH_PAYMENTS)
+        await unmet_step(sam, waiting.conversation_id, 0)
+        await hub.sla(waiting, "warning", minutes=1)
+        offer = await ada.next_of("offer", timeout=20)
+        assert offer["conversation"]["conversation_id"] == waiting.conversation_id
+        assert offer["conversation"]["ladder_step"] == 3
+        page = await ada.transcript(waiting.conversation_id)
+        [step] = [e for e in page["entries"] if e["kind"] == "assignment"]
+        assert step["text"] == "first-response clock warned: offered to anyone online in the queue"
+
+
+async def test_presence_narrows_what_the_token_grants_and_no_further(make_hub: MakeHub) -> None:
+    hub = await make_hub(**QUIET)
+    granted = hub.client(QUEUE, skills=("payments",), languages=("en", "es"))
+    async with granted as ada, supervisor(hub) as sam:
+        with pytest.raises(ActionFailed) as refused:
+            await ada.presence("online", {"sms": 1}, languages=["fr"])
+        assert refused.value.code == "forbidden"
+        answer = await ada.presence("online", {"sms": 1}, languages=["en"])
+        assert (answer["type"], answer["status"]) == ("presence", "online")
+        agent: Any = await hub.redis.hmget(hub.keys.hub_agent("ada"), ["skills", "languages"])
+        assert [v.decode() for v in agent] == ["payments", "en"]
+        spanish = await hub.open_conversation(requires=Requirements(language="es"))
+        english = await hub.open_conversation(requires=Requirements(language="en"))
+        offer = await ada.next_of("offer", timeout=20)
+        assert offer["conversation"]["conversation_id"] == english.conversation_id
+        await unmet_step(sam, spanish.conversation_id, 0)  # nobody online speaks Spanish now
+        held: Any = await hub.redis.hkeys(hub.keys.hub_assigned("ada"))
+        assert [h.decode() for h in held] == [english.conversation_id]
