@@ -5,7 +5,10 @@ Customers (:mod:`.customers`) write in on every channel at the planned rate and 
 services published and prints it every few seconds. End-to-end latency runs from the customer
 starting to send a message (the webhook request, the SMTP session, the chat frame) to the
 message reaching an agent over the hub's websocket (without agents: to its routed event on
-Kafka).
+Kafka). Customers answer the surveys they receive (:mod:`.surveys`); once the traffic is over
+the run waits for the agents to finish what they hold and for every resolution's survey, stops
+the answering, and waits until the system counts every answer given, so the final summary's
+CSAT and NPS (the system's own figures) describe the whole run.
 """
 
 from __future__ import annotations
@@ -15,17 +18,32 @@ import contextlib
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from email.message import EmailMessage
+from typing import Any, Final
 
 import aiohttp
 
 from libs.common.events import ConversationRouted
 from libs.common.topics import Topics
+from tooling.hubclient import HubClosed
 from tooling.simulate.agents import AgentPlan, AgentStats, run_agents
 from tooling.simulate.customers import Customers, Endpoints, TrafficPlan, run_traffic
-from tooling.simulate.summary import Outcomes, percentile, print_every, render, watch_topics
+from tooling.simulate.summary import (
+    FigureSource,
+    Outcomes,
+    percentile,
+    print_every,
+    read_figures,
+    render,
+    watch_figures,
+    watch_topics,
+)
+from tooling.simulate.surveys import GivenScores, SurveyPlan, SurveyTakers
+
+SURVEY_SLACK: Final = 4.0
+"""Seconds beyond ``surveys.after`` for a survey to reach its customer and be answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +53,18 @@ class HubAccess:
     url: str
     queues: tuple[str, ...]
     token_for: Callable[[str, list[str]], str]
+    figures: FigureSource | None = None
+    """Where the summary reads the system's own per-queue figures."""
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyTaking:
+    """Customers answer surveys: how, where email customers read their mail, and how long
+    after a resolution its survey goes out (the configuration's ``surveys.after``)."""
+
+    plan: SurveyPlan
+    mail: Sequence[EmailMessage]
+    after: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +75,8 @@ class SimulationResult:
     last_error: str
     outcomes: Outcomes
     agents: AgentStats
+    given: GivenScores
+    answers: Counter[str]
 
     def report(self) -> dict[str, Any]:
         """The result as JSON-ready data (``switchboard simulate --report``)."""
@@ -69,7 +101,29 @@ class SimulationResult:
                     if (value := percentile(latencies, fraction)) is not None
                 },
             },
-            "agents": dataclasses.asdict(self.agents),
+            "agents": {
+                name: value
+                for name, value in dataclasses.asdict(self.agents).items()
+                if name != "last_resolution"
+            },
+            "surveys": {
+                "received": self.given.surveys,
+                "answered": dict(self.answers),
+                "given": self.given.scores,
+            },
+            "figures": [
+                {
+                    "queue": q["queue"],
+                    "open_clocks": self.outcomes.open_clocks.get(q["queue"]),
+                    **{
+                        name: q[name]
+                        for name in ("waiting", "at_risk", "warned_today", "breached_today")
+                    },
+                    "csat": q["csat"],
+                    "nps": q["nps"],
+                }
+                for q in self.outcomes.figures
+            ],
         }
 
 
@@ -84,15 +138,22 @@ async def simulate(
     hub: HubAccess | None = None,
     report_every: float | None = 2.0,
     drain: float = 20.0,
+    surveys: SurveyTaking | None = None,
 ) -> SimulationResult:
     """Run the plan until its duration ends or ``stop`` is set, then give the system up to
-    ``drain`` seconds to route what was sent; print a summary as it goes."""
+    ``drain`` seconds to route what was sent (and as long again for the surveys); print a
+    summary as it goes."""
     outcomes = Outcomes()
     agent_stats = AgentStats()
     started = time.monotonic()
     finished = asyncio.Event()
     async with aiohttp.ClientSession() as http:
         customers = Customers(endpoints, http, outcomes.latencies)
+        takers = (
+            SurveyTakers(customers, endpoints, http, surveys.plan, surveys.mail)
+            if surveys is not None
+            else None
+        )
         arrived = outcomes.latencies.arrived
 
         def routed(event: ConversationRouted) -> None:
@@ -124,11 +185,20 @@ async def simulate(
                     )
                 )
             )
+        if takers is not None:
+            background.append(asyncio.create_task(takers.run(finished)))
+        figures = hub.figures if hub is not None else None
+        if figures is not None:
+            background.append(asyncio.create_task(watch_figures(http, figures, outcomes)))
         if report_every:
             background.append(asyncio.create_task(print_every(report_every, summary, finished)))
         try:
             await run_traffic(customers, plan, stop)
             await _settle(customers, outcomes, stop, drain)
+            if takers is not None and surveys is not None and agents is not None:
+                await _settle_surveys(takers, agent_stats, surveys.after, stop, drain)
+            if figures is not None:
+                await _final_figures(http, figures, outcomes, takers, stop, drain)
         finally:
             finished.set()
             await customers.close()
@@ -145,6 +215,8 @@ async def simulate(
         last_error=stats.last_error,
         outcomes=outcomes,
         agents=agent_stats,
+        given=takers.given if takers is not None else GivenScores(),
+        answers=stats.answers,
     )
 
 
@@ -158,5 +230,54 @@ async def _settle(
         sent = sum(customers.stats.sent.values())
         if sum(outcomes.routed.values()) >= sent and len(outcomes.latencies.values) >= sent:
             return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+
+
+async def _settle_surveys(
+    takers: SurveyTakers,
+    agents: AgentStats,
+    after: float,
+    stop: asyncio.Event,
+    drain: float,
+) -> None:
+    """Wait until the agents hold nothing and the latest resolution's survey has had time to
+    arrive and be answered (or ``stop``, or ``drain`` seconds); then customers stop answering.
+    (Not one survey per resolution: a conversation reopened before its survey is due drops
+    it.)"""
+
+    def done() -> bool:
+        last = agents.last_resolution
+        quiet = last is None or time.monotonic() - last >= after + SURVEY_SLACK
+        return agents.holding == 0 and quiet
+
+    await _until(done, stop, drain)
+    await takers.close()
+
+
+async def _final_figures(
+    http: aiohttp.ClientSession,
+    source: FigureSource,
+    outcomes: Outcomes,
+    takers: SurveyTakers | None,
+    stop: asyncio.Event,
+    drain: float,
+) -> None:
+    """Read the figures until they count every survey answer given (or ``stop``, or ``drain``
+    seconds): the final summary's."""
+    deadline = time.monotonic() + drain
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, HubClosed):
+            await read_figures(http, source, outcomes)
+        given = takers.given.answers if takers is not None else 0
+        if outcomes.answers() >= given or stop.is_set() or time.monotonic() >= deadline:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
+async def _until(done: Callable[[], bool], stop: asyncio.Event, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and not stop.is_set() and time.monotonic() < deadline:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.1)

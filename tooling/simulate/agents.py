@@ -43,6 +43,12 @@ class AgentStats:
     resolved: int = 0
     failed_actions: int = 0
     reconnects: int = 0
+    holding: int = 0
+    """Conversations in some agent's hands (still to answer or resolve)."""
+    resolved_on: dict[str, int] = field(default_factory=dict)
+    """Resolutions by the conversation's channel."""
+    last_resolution: float | None = None
+    """When the latest resolution was acknowledged (monotonic seconds)."""
 
 
 @dataclass(order=True)
@@ -71,8 +77,8 @@ class SimulatedAgent:
         self._stats = stats
         self._rng = rng
         self._due: list[_Due] = []
-        self._mine: dict[str, str] = {}
-        """Conversations in hand -> their reference."""
+        self._mine: dict[str, tuple[str, str]] = {}
+        """Conversations in hand -> their reference and channel."""
 
     def _is_mine(self, conversation_id: str) -> bool:
         return zlib.crc32(conversation_id.encode()) % self._plan.agents == self._index
@@ -113,7 +119,8 @@ class SimulatedAgent:
         self._arrived(str(data.get("thread_key", "")))
         if conversation in self._mine:
             return  # a later message of a conversation already in hand
-        self._mine[conversation] = str(data.get("reference") or "")
+        self._mine[conversation] = (str(data.get("reference") or ""), str(data.get("channel")))
+        self._stats.holding += 1
         handle = self._rng.expovariate(1 / self._plan.handle_seconds)
         heapq.heappush(self._due, _Due(time.monotonic(), "claim", conversation))
         heapq.heappush(self._due, _Due(time.monotonic() + handle, "reply", conversation))
@@ -121,7 +128,7 @@ class SimulatedAgent:
     async def _act(self, due: _Due) -> None:
         try:
             if due.kind == "reply":
-                reference = self._mine.get(due.conversation_id, "")
+                reference = self._mine.get(due.conversation_id, ("", ""))[0]
                 text = REPLY_TEXT.format(reference=reference, number=self._stats.replies + 1)
                 await self._client.act("reply", due.conversation_id, text=text)
                 self._stats.replies += 1
@@ -129,14 +136,24 @@ class SimulatedAgent:
                     later = time.monotonic() + self._rng.uniform(1.0, 5.0)
                     heapq.heappush(self._due, _Due(later, "resolve", due.conversation_id))
                 else:
-                    self._mine.pop(due.conversation_id, None)
+                    self._drop(due.conversation_id)
             else:
                 await self._client.act(due.kind, due.conversation_id)
                 if due.kind == "resolve":
                     self._stats.resolved += 1
-                    self._mine.pop(due.conversation_id, None)
+                    channel = self._mine.get(due.conversation_id, ("", ""))[1]
+                    on = self._stats.resolved_on
+                    on[channel] = on.get(channel, 0) + 1
+                    self._stats.last_resolution = time.monotonic()
+                    self._drop(due.conversation_id)
         except ActionFailed:
             self._stats.failed_actions += 1
+            if due.kind != "claim":
+                self._drop(due.conversation_id)
+
+    def _drop(self, conversation_id: str) -> None:
+        if self._mine.pop(conversation_id, None) is not None:
+            self._stats.holding -= 1
 
 
 async def run_agents(

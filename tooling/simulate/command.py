@@ -3,9 +3,15 @@
     switchboard simulate [--rate 4] [--duration SECONDS]
                          [--mix sms=4,whatsapp=2,email=3,chat=2,social=1]
                          [--agents 4] [--handle-seconds 20] [--spike-at 30]
+                         [--survey-after 5]
 
 Without ``--duration`` it runs until Ctrl-C. The exit code is 0 when every message was
 accepted and routed, 1 otherwise (so a scripted run can check the whole path works).
+Customers answer the CSAT and NPS surveys that follow resolutions; so that a short run sees
+them, the system runs on a copy of the configuration whose ``surveys.after`` is
+``--survey-after`` seconds (the copy sits in a temporary folder beside links to the
+configuration's neighbours, so its relative paths still resolve; edits to the original are
+not followed during the run).
 """
 
 from __future__ import annotations
@@ -14,16 +20,21 @@ import argparse
 import asyncio
 import contextlib
 import json
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import yaml
 
 from libs.common.config import load_config
 from libs.common.topics import Topics
 from libs.contracts.agent_access import WS_PATH
 from tooling.dev import DevSystem, agent_tokens, dev_system, print_endpoints, until_signalled
-from tooling.simulate import HubAccess, SimulationResult, simulate
+from tooling.simulate import HubAccess, SimulationResult, SurveyTaking, simulate
 from tooling.simulate.agents import AgentPlan
 from tooling.simulate.customers import TrafficPlan, parse_mix
-from tooling.simulate.summary import render
+from tooling.simulate.summary import FigureSource, render
+from tooling.simulate.surveys import SurveyPlan
 
 DEFAULT_MIX = "sms=4,whatsapp=2,email=3,chat=2,social=1"
 
@@ -39,13 +50,45 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--handle-seconds", type=float, default=20.0)
     parser.add_argument("--spike-at", type=float, help="seconds in: a broad-impact spike")
     parser.add_argument("--report", type=Path, help="also write the final summary here (JSON)")
+    parser.add_argument(
+        "--survey-after",
+        type=float,
+        default=5.0,
+        help="seconds from a resolution to its survey in this run (the config's surveys.after "
+        "is for real customers: hours)",
+    )
     return parser
+
+
+@contextlib.contextmanager
+def survey_delay(config: Path, seconds: float) -> Iterator[Path]:
+    """``config`` with ``surveys.after`` set to ``seconds`` (``config`` itself without a
+    ``surveys`` section), for as long as the block runs."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("surveys"), dict):
+        yield config
+        return
+    data["surveys"]["after"] = f"{seconds:g}s"
+    with tempfile.TemporaryDirectory(prefix="switchboard-simulate-") as folder:
+        for neighbour in config.resolve().parent.iterdir():
+            if neighbour.name != config.name:
+                (Path(folder) / neighbour.name).symlink_to(neighbour)
+        copy = Path(folder) / config.name
+        copy.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
+        yield copy
 
 
 async def run(args: argparse.Namespace) -> int:
     if args.rate <= 0:
         raise SystemExit("switchboard simulate: --rate must be above zero")
-    async with dev_system(args.config, args.port) as system:
+    if args.survey_after <= 0:
+        raise SystemExit("switchboard simulate: --survey-after must be above zero")
+    with survey_delay(args.config, args.survey_after) as config:
+        return await _simulate(args, config)
+
+
+async def _simulate(args: argparse.Namespace, config: Path) -> int:
+    async with dev_system(config, args.port) as system:
         print_endpoints(system)
         print("\nSimulating; the summary refreshes every 2 s. Ctrl-C stops.\n", flush=True)
         stop = asyncio.Event()
@@ -64,6 +107,7 @@ async def run(args: argparse.Namespace) -> int:
                 if args.agents > 0
                 else None,
                 hub=_hub_access(system),
+                surveys=_survey_taking(system),
             )
         finally:
             signalled.cancel()
@@ -82,7 +126,19 @@ def _hub_access(system: DevSystem) -> HubAccess:
     queues = tuple(sorted(load_config(system.config).queues))
     url = system.hub().url.replace("http://", "ws://", 1) + WS_PATH
     tokens = agent_tokens()
-    return HubAccess(url=url, queues=queues, token_for=tokens.issue)
+    sla = next(p for p in system.processes if p.name == "sla")
+    figures = FigureSource(
+        hub_url=url,
+        supervisor_token=tokens.issue("simulated-supervisor", queues, role="supervisor"),
+        sla_url=sla.url,
+    )
+    return HubAccess(url=url, queues=queues, token_for=tokens.issue, figures=figures)
+
+
+def _survey_taking(system: DevSystem) -> SurveyTaking:
+    surveys = load_config(system.config).surveys
+    after = surveys.after.total_seconds() if surveys is not None else 0.0
+    return SurveyTaking(plan=SurveyPlan(), mail=system.mail.received, after=after)
 
 
 def _healthy(result: SimulationResult) -> bool:

@@ -4,7 +4,9 @@ Each conversation picks a channel by the mix and a scenario (order status, retur
 failure, a login problem) and sends its first message the way the provider delivers it: a
 Twilio-signed SMS webhook, an SMTP session, chat websocket frames, an X mention that ingest's
 poller reads from the X API sandbox. Some customers write again in the same thread. A spike
-sends one broad-impact problem from many customers within seconds, as an outage does.
+sends one broad-impact problem from many customers within seconds, as an outage does. What
+the system writes back to a chat customer reaches ``on_chat_reply``; a customer answers a
+survey (:mod:`.surveys`) through :meth:`Customers.answer`, on the thread, the same way.
 Texts are Bitext customer-service utterances (config/examples, CDLA-Sharing 1.0).
 """
 
@@ -17,7 +19,7 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -120,6 +122,8 @@ class TrafficStats:
     failed: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     chat_replies: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
+    """Survey answers sent on a thread, by channel (not messages: they open nothing)."""
 
 
 class Customers:
@@ -145,7 +149,10 @@ class Customers:
         self._readers: set[asyncio.Task[None]] = set()
         self._visitors: list[ChatVisitor] = []
         self._latencies = latencies
+        self._threads: dict[str, Thread] = {}
         self.stats = TrafficStats()
+        self.on_chat_reply: Callable[[Thread, str], None] | None = None
+        """Told of every reply frame a chat customer's socket receives (its text)."""
 
     def scenario_text(self) -> str:
         scenario = self._rng.choice(list(self._texts))
@@ -154,9 +161,29 @@ class Customers:
     def new_thread(self, channel: Channel) -> Thread:
         return Thread(channel=channel, number=next(self._numbers))
 
+    def thread(self, thread_key: str) -> Thread | None:
+        """The conversation of a thread key that one of these customers started."""
+        return self._threads.get(thread_key)
+
     async def send(self, thread: Thread, text: str) -> None:
         """Deliver one message of ``thread``; failures are counted, never raised."""
         started = time.monotonic()
+        if not await self._deliver(thread, text):
+            return
+        self.stats.sent[thread.channel] += 1
+        self._threads[thread.thread_key] = thread
+        if self._latencies is not None:
+            self._latencies.accepted(thread.thread_key, started)
+
+    async def answer(self, thread: Thread, text: str) -> bool:
+        """Reply to a survey on ``thread`` with ``text`` (a bare score): whether it was
+        accepted. Not a message: it opens nothing, so it is counted apart."""
+        if not await self._deliver(thread, text):
+            return False
+        self.stats.answers[thread.channel] += 1
+        return True
+
+    async def _deliver(self, thread: Thread, text: str) -> bool:
         try:
             async with asyncio.timeout(SEND_TIMEOUT):
                 match thread.channel:
@@ -173,10 +200,8 @@ class Customers:
         except (aiohttp.ClientError, aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self.stats.failed[thread.channel] += 1
             self.stats.last_error = f"{thread.channel}: {type(exc).__name__}: {exc}"[:200]
-            return
-        self.stats.sent[thread.channel] += 1
-        if self._latencies is not None:
-            self._latencies.accepted(thread.thread_key, started)
+            return False
+        return True
 
     async def close(self) -> None:
         for visitor in self._visitors:
@@ -262,7 +287,7 @@ class Customers:
             thread.chat = ChatVisitor(socket)
             self._visitors.append(thread.chat)
             thread.thread_key = f"chat:{ready['visitor_id']}"
-            reader = asyncio.create_task(self._read_chat(thread.chat))
+            reader = asyncio.create_task(self._read_chat(thread))
             self._readers.add(reader)
             reader.add_done_callback(self._readers.discard)
         client_id = uuid.uuid4().hex
@@ -276,8 +301,10 @@ class Customers:
         finally:
             thread.chat.acks.pop(client_id, None)
 
-    async def _read_chat(self, visitor: ChatVisitor) -> None:
+    async def _read_chat(self, thread: Thread) -> None:
         """Read the visitor's socket (the server cuts off visitors that do not) and settle acks."""
+        visitor = thread.chat
+        assert visitor is not None
         async for message in visitor.socket:
             if message.type is not aiohttp.WSMsgType.TEXT:
                 continue
@@ -285,6 +312,8 @@ class Customers:
             waiting = visitor.acks.get(str(frame.get("client_id")))
             if frame.get("type") == "reply":
                 self.stats.chat_replies += 1
+                if self.on_chat_reply is not None:
+                    self.on_chat_reply(thread, str(frame.get("text") or ""))
             elif waiting is not None and not waiting.done():
                 if frame.get("type") == "ack":
                     waiting.set_result(None)

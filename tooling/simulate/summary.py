@@ -2,18 +2,25 @@
 
 Counts come from Kafka (routed per queue, SLA events by kind, outbound receipts by status), so
 they show what the services did, not what the simulator hoped; latencies come from whoever
-saw the message arrive (the simulated agents through the hub, else the routed topic).
+saw the message arrive (the simulated agents through the hub, else the routed topic). Per
+queue figures are the system's own: what a supervisor's console shows (waiting, at risk,
+warned and breached today, CSAT, NPS), pushed by the hub to a supervisor socket
+(:func:`watch_figures`), and the open clocks the SLA service exports on ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Final
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from libs.common.events import (
     ConversationRouted,
@@ -24,6 +31,9 @@ from libs.common.events import (
     decode,
 )
 from libs.common.topics import Topics
+from tooling.hubclient import HubClient, HubClosed
+
+OPEN_CLOCKS: Final = "switchboard_sla_open_clocks"
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -74,6 +84,72 @@ class Outcomes:
     incidents: Counter[str] = field(default_factory=Counter)
     """Incidents detected, by id -> messages routed linked to it."""
     latencies: Latencies = field(default_factory=Latencies)
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    """The hub's figures of every queue, as a supervisor sees them (the latest frame)."""
+    open_clocks: dict[str, float] = field(default_factory=dict)
+    """Clocks running or paused per queue, from the SLA service's ``/metrics``."""
+
+    def answers(self) -> int:
+        """Survey answers the system counted today, all queues and kinds."""
+        return sum(q["csat"]["answers"] + q["nps"]["answers"] for q in self.figures)
+
+
+@dataclass(frozen=True, slots=True)
+class FigureSource:
+    """Where the system's own figures are read: the hub as a supervisor, the SLA's metrics."""
+
+    hub_url: str
+    supervisor_token: str
+    sla_url: str | None = None
+
+
+async def watch_figures(
+    http: aiohttp.ClientSession, source: FigureSource, outcomes: Outcomes, every: float = 2.0
+) -> None:
+    """Keep ``outcomes.figures`` as the hub pushes them to a supervisor socket following every
+    queue, and ``outcomes.open_clocks`` scraped every ``every`` seconds, until cancelled."""
+    client = HubClient(source.hub_url, source.supervisor_token, session=http)
+    while True:
+        try:
+            hello = await client.connect()
+            await client.subscribe(hello["queues"])
+            outcomes.figures = (await client.figures())["queues"]
+            loop = asyncio.get_running_loop()
+            while True:
+                await read_open_clocks(http, source, outcomes)
+                until = loop.time() + every
+                with contextlib.suppress(TimeoutError):
+                    while (left := until - loop.time()) > 0:
+                        frame = await client.next(timeout=left)
+                        if frame.get("type") == "figures":
+                            outcomes.figures = frame["queues"]
+        except (HubClosed, aiohttp.ClientError):
+            await asyncio.sleep(every)  # the hub restarting: connect again
+
+
+async def read_figures(
+    http: aiohttp.ClientSession, source: FigureSource, outcomes: Outcomes
+) -> None:
+    """Ask for the figures once (the final summary's)."""
+    async with HubClient(source.hub_url, source.supervisor_token, session=http) as client:
+        outcomes.figures = (await client.figures())["queues"]
+    await read_open_clocks(http, source, outcomes)
+
+
+async def read_open_clocks(
+    http: aiohttp.ClientSession, source: FigureSource, outcomes: Outcomes
+) -> None:
+    if source.sla_url is None:
+        return
+    async with http.get(f"{source.sla_url}/metrics") as response:
+        response.raise_for_status()
+        exposition = await response.text()
+    outcomes.open_clocks = {
+        sample.labels["queue"]: sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == OPEN_CLOCKS
+    }
 
 
 async def watch_topics(
@@ -150,8 +226,33 @@ def render(
         f"  outbound  {'  '.join(f'{k} {n}' for k, n in sorted(outcomes.outbound.items())) or '-'}",
         f"  incidents {len(outcomes.incidents)} (linked messages {outcomes.incidents.total()})",
         f"  latency   {latency}",
+        *figure_lines(outcomes),
     ]
     return "\n".join(line[:width] for line in lines)
+
+
+def figure_lines(outcomes: Outcomes) -> list[str]:
+    """One line per queue from the system's own figures (today: the UTC day)."""
+    if not outcomes.figures:
+        return []
+    lines = ["  queues    open clocks, waiting, at risk, warned/breached today, CSAT, NPS (n)"]
+    for queue in outcomes.figures:
+        clocks = outcomes.open_clocks.get(queue["queue"])
+        csat, nps = queue["csat"], queue["nps"]
+        lines.append(
+            f"    {queue['queue']:<12} clocks {_number(clocks)}  waiting {queue['waiting']}"
+            f"  at risk {queue['at_risk']}  warned {queue['warned_today']}"
+            f"  breached {queue['breached_today']}"
+            f"  CSAT {_number(csat['average'])} ({csat['answers']})"
+            f"  NPS {_number(nps['score'])} ({nps['answers']})"
+        )
+    return lines
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}"
 
 
 async def print_every(seconds: float, render_now: Callable[[], str], stop: asyncio.Event) -> None:
