@@ -27,6 +27,12 @@ def runtime() -> RouterRuntime:
         ("my parcel never arrived", "track_order"),
         ("how do i unsubscribe from the newsletter", "newsletter_subscription"),
         ("I want to cancel order 48213", "cancel_order"),
+        # Issue 18: the frame "inform of" once outvoted the topic (registration_problems, 0.96).
+        ("I have an issue paying, can I inform of it?", "payment_issue"),
+        ("chraged twicee", "payment_issue"),
+        ("chrgd 2x", "payment_issue"),
+        ("took the money 2x", "payment_issue"),
+        ("card keeps getting declined", "payment_issue"),
     ],
 )
 def test_real_wording_gets_the_right_type(
