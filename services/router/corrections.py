@@ -195,7 +195,7 @@ def format_corrections(report: CorrectionsReport) -> str:
     ]
     lines.extend(
         f"{row.issue_type:<{width}}  {row.corrected:9d}  {row.retyped:7d}  {row.moved_only:10d}"
-        f"  {row.share:6.1%}  {', '.join(f'{t} {n}' for t, n in row.to)}"
+        f"  {row.share:6.1%}  {', '.join(f'{t} {n}' for t, n in row.to)}".rstrip()
         for row in report.per_type
     )
     return "\n".join(lines)

@@ -48,6 +48,8 @@
   var order = [];        // queue names, as hello listed them
   var selected = null;   // conversation id
   var pending = {};      // client action id -> {frame, message}
+  var issueTypes = [];   // the configured issue types, as hello listed them
+  var retypeTo = null;   // the issue type last chosen in the change list (kept across renders)
   var transferTo = null;  // the queue last chosen in the transfer list (kept across renders)
   var customers = {};    // conversation id -> the hub's customer frame (profile, history)
   var transcripts = {};  // conversation id -> {entries, more, asking, stale}
@@ -240,6 +242,7 @@
   function onHello(frame) {
     agent = frame.agent;
     order = frame.queues.slice();
+    issueTypes = (frame.issue_types || []).slice();
     var wanted = {};
     order.forEach(function (name) {
       if (!queues[name]) queues[name] = { lastId: null, conversations: {} };
@@ -388,6 +391,9 @@
         break;
       case "waiting":
         c.status = "waiting on the customer";
+        break;
+      case "change_issue_type":
+        c.issueType = data.issue_type;
         break;
       case "resolve":
         delete queue.conversations[c.id];
@@ -785,7 +791,7 @@
     var resolve = el("button", "", "Resolve");
     resolve.onclick = function () { act("resolve", c); };
     var buttons = el("span", "buttons");
-    buttons.append(claim, resolve, transferControl(c));
+    buttons.append(claim, resolve, transferControl(c), issueTypeControl(c));
     var replyWindow = windowBadge(c, now);
     head.append(
       el("h1", "", c.reference || "(new)"),
@@ -885,7 +891,9 @@
       default:
         return { who: "info", at: e.at, text: e.agent + " " + ({ claim: "claimed it",
                  waiting: "set it waiting on the customer", resolve: "resolved it",
-                 transfer: "transferred it to " + e.queue }[e.action] || e.action) };
+                 transfer: "transferred it to " + e.queue,
+                 change_issue_type: "changed the issue type from " + e.previous_issue_type +
+                   " to " + e.issue_type }[e.action] || e.action) };
     }
   }
 
@@ -904,8 +912,10 @@
     var parts = [c.issueType ? "issue " + c.issueType : null,
                  c.priority ? "priority " + c.priority : null];
     if (routing) {
-      parts[0] = "issue " + routing.issue_type + " (" + Math.round(routing.confidence * 100) +
-        "% sure)";
+      parts[0] = c.issueType && c.issueType !== routing.issue_type
+        ? "issue " + c.issueType + " (set by an agent; routed as " + routing.issue_type + ")"
+        : "issue " + routing.issue_type + " (" + Math.round(routing.confidence * 100) +
+          "% sure)";
       parts.push("rule " + routing.rule + (routing.conditions && routing.conditions.length
         ? ": " + routing.conditions.join(", ") : ""));
       (routing.notes || []).forEach(function (note) { parts.push(note); });
@@ -932,6 +942,34 @@
     button.onclick = function () {
       var frame = { type: "action", id: clientId(), kind: "transfer", conversation_id: c.id,
                     queue: choice.value };
+      pending[frame.id] = { frame: frame, message: null };
+      errorText = "";
+      send(frame);
+    };
+    span.append(choice, button);
+    return span;
+  }
+
+  /* Correct the router: the conversation's latest message is of another issue type. The hub
+     records the correction for the classifier; the conversation stays in its queue. */
+  function issueTypeControl(c) {
+    var span = el("span", "issue-type");
+    var choice = el("select");
+    choice.setAttribute("aria-label", "Change the issue type to");
+    issueTypes.filter(function (name) { return name !== c.issueType; }).forEach(function (name) {
+      var option = el("option", "", name);
+      option.value = name;
+      choice.append(option);
+    });
+    if (retypeTo && retypeTo !== c.issueType && issueTypes.indexOf(retypeTo) >= 0) {
+      choice.value = retypeTo;
+    }
+    choice.onchange = function () { retypeTo = choice.value; };
+    var button = el("button", "", "Change type");
+    button.disabled = !choice.options.length;
+    button.onclick = function () {
+      var frame = { type: "action", id: clientId(), kind: "change_issue_type",
+                    conversation_id: c.id, issue_type: choice.value };
       pending[frame.id] = { frame: frame, message: null };
       errorText = "";
       send(frame);

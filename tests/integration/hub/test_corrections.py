@@ -1,6 +1,7 @@
 """Agents correct the router: a change of issue type (or a transfer) over the hub's websocket
 is published on the agent-actions topic with the old and new type and the id of the message
-the type was given to, never its text; only configured types, only in the token's queues."""
+the type was given to, never its text; only configured types, only in the token's queues.
+``switchboard corrections export`` reads them back with the texts from the hub's transcript."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
 from tests.support.harness import FIXTURES
 from tests.support.hub import next_event
 from tests.support.kafka import collect, wait_until
+from tooling.corrections import export
 from tooling.hubclient import ActionFailed, HubClient
 
 CONFIG = FIXTURES / "config" / "corrections.yaml"
@@ -70,6 +72,16 @@ async def test_a_change_of_issue_type_is_published_with_both_types_and_the_messa
         # The new queue gets the conversation with the type the agent gave it.
         arrived = await next_event(client, "transferred_in", lambda d: True)
         assert arrived["conversation"]["issue_type"] == "feedback"
+
+    # The export finds the text in the hub's transcript, for the classifier's tools only.
+    exported, textless = await export(hub.settings)
+    assert textless == 0
+    assert [(c.kind, c.previous_issue_type, c.issue_type, c.text) for c in exported] == [
+        ("change_issue_type", "delivery", "billing", "you charged me 2x"),
+        ("transfer", "billing", "feedback", "you charged me 2x"),
+    ]
+    ids_only, _ = await export(hub.settings, with_text=False)
+    assert [c.text for c in ids_only] == [None, None]
 
 
 async def test_a_change_of_issue_type_is_validated(hub: Hub) -> None:
