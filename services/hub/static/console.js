@@ -135,6 +135,8 @@
     c.issueType = row.issue_type;
     c.priority = row.priority;
     c.windowClosesAt = row.reply_window_closes_at;
+    c.requires = row.requires;
+    c.ladderStep = row.ladder_step;
     if (previous) c.routing = previous.routing;
     var deadlines = row.deadlines || {}, clocks = row.clocks || {};
     for (var metric in clocks) c.clocks[metric] = clocks[metric];
@@ -619,8 +621,21 @@
       var list = q.agents.map(function (a) { return a.agent + " " + (a.status || "offline") +
         " \u00b7 " + a.load; });
       return list.length ? list.join(", ") : "none";
+    }],
+    // Waiting for a requirement nobody online meets, and the relaxation ladder step each is on.
+    ["Nobody online can answer", "unmet", function (q) {
+      var list = (q.unmet || []).map(function (u) {
+        return (u.reference || u.conversation_id) + " (" + requirement(u.requires) +
+          "; step " + u.ladder_step + ")";
+      });
+      return list.length ? list.join(", ") : "none";
     }]
   ];
+
+  function requirement(r) {
+    if (!r) return "anyone";
+    return r.skills.concat(r.language ? ["language " + r.language] : []).join(", ");
+  }
 
   function renderFigures() {
     var box = $("figures");
@@ -888,6 +903,8 @@
       case "sla":
         return { who: "info", at: e.at, text: e.metric.replace("_", " ") + " clock " + e.sla +
                  (e.sla === "started" ? ", due " + shortTime(e.deadline) : "") };
+      case "assignment":
+        return { who: "info", at: e.at, text: "assignment: " + e.text };
       default:
         return { who: "info", at: e.at, text: e.agent + " " + ({ claim: "claimed it",
                  waiting: "set it waiting on the customer", resolve: "resolved it",
@@ -919,6 +936,10 @@
       parts.push("rule " + routing.rule + (routing.conditions && routing.conditions.length
         ? ": " + routing.conditions.join(", ") : ""));
       (routing.notes || []).forEach(function (note) { parts.push(note); });
+    }
+    if (c.requires) {
+      parts.push("needs " + requirement(c.requires) + (c.ladderStep
+        ? " (relaxed: ladder step " + c.ladderStep + ")" : ""));
     }
     return parts.filter(Boolean).join(" \u00b7 ");
   }
