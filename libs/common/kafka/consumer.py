@@ -88,6 +88,9 @@ RECORD_ERRORS: tuple[type[BaseException], ...] = (InvalidEvent, MessageSizeTooLa
 at once, never retried. Caught before :data:`INFRASTRUCTURE_ERRORS`, of which the size error is
 a subclass."""
 
+GETMANY_TIMEOUT_MS = 200
+"""Longest one turn of the loop waits for records (so stop, commits and the idle poll run)."""
+
 DEADLETTER_COPY_BYTES = 64 * 1024
 """Most bytes of a record's key, of its value and of its headers that its dead letter carries:
 far below the producer's 1 MiB request limit, so writing a dead letter never fails for size."""
@@ -279,7 +282,7 @@ class ConsumerLoop:
         try:
             while not self._stopping.is_set():
                 batch = await self._consumer.getmany(
-                    timeout_ms=200, max_records=self._policy.max_records
+                    timeout_ms=self._getmany_timeout_ms(), max_records=self._policy.max_records
                 )
                 self.heartbeat = self._clock()
                 for tp, records in batch.items():
@@ -329,20 +332,28 @@ class ConsumerLoop:
         if fetched:
             self._awake_until = max(self._awake_until, now + self._policy.awake_linger)
         if self._dozing and now >= self._next_poll:
-            self._wake()  # the idle poll: finds a record whose nudge was lost
+            self._wake(linger=0.0)  # the idle poll, one fetch: finds a record whose nudge was lost
         elif not self._dozing and now >= self._awake_until:
             self._dozing = True
             self._next_poll = now + self._policy.idle_poll
             if fetchable := self._fetchable():
                 self._consumer.pause(*fetchable)
 
-    def _wake(self) -> None:
-        """Fetch now and for ``awake_linger`` (a nudge, the idle poll, work unblocked)."""
-        self._awake_until = self._clock() + self._policy.awake_linger
+    def _wake(self, linger: float | None = None) -> None:
+        """Fetch now and for ``linger`` (default ``awake_linger``): a nudge, work unblocked."""
+        linger = self._policy.awake_linger if linger is None else linger
+        self._awake_until = max(self._awake_until, self._clock() + linger)
         if self._dozing:
             self._dozing = False
             if fetchable := self._fetchable():
                 self._consumer.resume(*fetchable)
+
+    def _getmany_timeout_ms(self) -> int:
+        """Awake and nudged: about one fetch, so the loop dozes soon after the records stop
+        (each turn of an idle awake loop is a fetch the broker holds)."""
+        if self._policy.nudged and not self._dozing:
+            return min(GETMANY_TIMEOUT_MS, self._policy.fetch_max_wait_ms + 20)
+        return GETMANY_TIMEOUT_MS
 
     def _fetchable(self) -> list[TopicPartition]:
         """Partitions not paused for back-pressure."""
