@@ -241,6 +241,11 @@ class Assigner:
             await self._transcripts.record(conversation_id, entry)
         return outcome
 
+    async def pass_now(self, queue: str) -> list[str]:
+        """One assignment pass over ``queue`` now, outside its task (a benchmark's offer
+        decision); the offers it made."""
+        return (await self._pass(queue)).made
+
     # --- changes ----------------------------------------------------------------------------
 
     async def presence(
