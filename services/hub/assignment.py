@@ -25,7 +25,8 @@ their presence), the one meeting the most of them first. The queue's relaxation 
 (:mod:`services.hub.ladder`) drops requirements step by step as the conversation waits; the
 pass records the step each conversation is on (``step`` in its summary, a transcript entry
 per step) and, for supervisors, the conversations no online agent can take at their step
-(``hub:unmet:{queue}``). A pass wakes again when a waiting conversation's next step is due.
+(``hub:unmet:{queue}``); it walks past those (up to ``reach``) so they do not hold back the
+ones behind them. A pass wakes again when a waiting conversation's next step is due.
 
 Agents learn of changes through the ``hub:notify:{agent}`` pub/sub channel (only a wake-up:
 sockets then read the agent's outstanding offers from Redis, so a lost notice costs latency).
@@ -73,6 +74,7 @@ class AssignmentPolicy:
     misses: int
     grace: float
     scan: int = 100  # waiting conversations looked at per pass
+    reach: int = 1000  # ... walking past those whose requirements nobody online meets
     batch: int = 16  # offers made per pass at most (a full batch runs another pass at once)
 
     @classmethod
@@ -230,6 +232,7 @@ class Assigner:
             policy.misses,
             policy.declined_ms,
             policy.scan,
+            policy.reach,
             ladder.as_argument(),
             *(uuid.uuid4().hex for _ in range(policy.batch)),
             running=queue,

@@ -201,14 +201,17 @@ elseif op == 'dropped' then
     each_queue(c[1], wake_queue)  -- its capacity is free again
   end
 elseif op == 'pass' then
-  -- queue, offer ms, misses limit, declined mark TTL (ms), scan limit, the queue's ladder,
-  -- then fresh offer ids. The ladder is space-separated steps '{after ms}:{dropped}', dropped
+  -- queue, offer ms, misses limit, declined mark TTL (ms), scan limit, reach, the queue's
+  -- ladder, then fresh offer ids. The pass considers the scan limit's number of waiting
+  -- conversations, walking past (up to reach in all) those whose requirements in force no
+  -- online agent meets, so they do not hold back the ones behind them. The ladder is space-separated steps '{after ms}:{dropped}', dropped
   -- being 1 (skills), 2 (the language) or 3 (both), in order of after; a conversation whose
   -- first-response clock warned drops both (step #ladder + 1) whatever the ladder says.
   local queue, offer_ms, misses = ARGV[A], tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2])
-  local declined_ms, scan, fresh = ARGV[A + 3], tonumber(ARGV[A + 4]), A + 6
+  local declined_ms, scan, reach = ARGV[A + 3], tonumber(ARGV[A + 4]), tonumber(ARGV[A + 5])
+  local fresh = A + 7
   local ladder = {}
-  for after, dropped in string.gmatch(ARGV[A + 5], '(%d+):(%d)') do
+  for after, dropped in string.gmatch(ARGV[A + 6], '(%d+):(%d)') do
     ladder[#ladder + 1] = {after = tonumber(after), dropped = tonumber(dropped)}
   end
   for _, offer_id in ipairs(redis.call('ZRANGEBYSCORE', P_OFFERS .. queue, '-inf', now)) do
@@ -266,12 +269,15 @@ elseif op == 'pass' then
   end
 
   redis.call('DEL', KEYS[2])
-  local n = fresh
-  for _, conv in ipairs(redis.call('ZRANGE', P_WAITING .. queue, 0, scan - 1)) do
+  local n, considered = fresh, 0
+  local nobody = {}  -- requirements in force that no online agent meets (this pass)
+  if online == 0 then reach = scan end
+  for _, conv in ipairs(redis.call('ZRANGE', P_WAITING .. queue, 0, reach - 1)) do
     if n > #ARGV then
       more = 1
       break
     end
+    if considered >= scan then break end
     local key = P_CONV .. conv
     local f = redis.call('HMGET', key, 'channel', 'req_skills', 'req_language', 'waiting_from',
       'step', 'clock:first_response')
@@ -303,19 +309,24 @@ elseif op == 'pass' then
     -- An agent is eligible when it meets every requirement the ladder has not dropped; among
     -- the eligible with free capacity: the one meeting the most of the original ones, then
     -- the most free capacity on the channel, then the least recently offered.
+    local wanted = table.concat(skills, ' ') .. '|' .. language .. '|' .. dropped
     local best, best_met, best_free, anyone = nil, 0, 0, false
-    for _, c in ipairs(candidates) do
-      local met = meets(c, skills, language)
-      if bit.band(bit.bor(met, dropped), 3) == 3 then
-        anyone = true
-        local free = (c.cap[channel] or 0) - (c.load[channel] or 0)
-        if free > 0 and (best == nil or met > best_met
-              or (met == best_met and (free > best_free
-                or (free == best_free and c.rr < best.rr))))
-            and redis.call('SISMEMBER', P_DECLINED .. conv, c.agent) == 0 then
-          best, best_met, best_free = c, met, free
+    if not nobody[wanted] then
+      considered = considered + 1
+      for _, c in ipairs(candidates) do
+        local met = meets(c, skills, language)
+        if bit.band(bit.bor(met, dropped), 3) == 3 then
+          anyone = true
+          local free = (c.cap[channel] or 0) - (c.load[channel] or 0)
+          if free > 0 and (best == nil or met > best_met
+                or (met == best_met and (free > best_free
+                  or (free == best_free and c.rr < best.rr))))
+              and redis.call('SISMEMBER', P_DECLINED .. conv, c.agent) == 0 then
+            best, best_met, best_free = c, met, free
+          end
         end
       end
+      if not anyone then nobody[wanted] = true end
     end
     if best then
       local offer_id, expires = ARGV[n], now + offer_ms

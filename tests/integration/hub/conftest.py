@@ -94,9 +94,11 @@ class Hub:
         channel: Channel = "sms",
         requires: Requirements | None = None,
         at: datetime | None = None,
+        conversation_id: str | None = None,
     ) -> ConversationRouted:
-        """A conversation as the router leaves it: its record in Redis and its routed event."""
-        conversation_id = uuid.uuid4().hex
+        """A conversation as the router leaves it: its record in Redis and its routed event
+        (``conversation_id`` orders it among those with no running clock)."""
+        conversation_id = conversation_id or uuid.uuid4().hex
         thread = f"sms:+1555{uuid.uuid4().int % 10**7:07d}"
         await self.redis.hset(
             self.keys.conversation(conversation_id),

@@ -5,6 +5,7 @@ the hub's clock, never by waiting."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -144,3 +145,24 @@ async def test_presence_narrows_what_the_token_grants_and_no_further(make_hub: M
         await unmet_step(sam, spanish.conversation_id, 0)  # nobody online speaks Spanish now
         held: Any = await hub.redis.hkeys(hub.keys.hub_assigned("ada"))
         assert [h.decode() for h in held] == [english.conversation_id]
+
+
+async def test_conversations_nobody_can_take_do_not_hold_back_the_ones_behind(
+    make_hub: MakeHub,
+) -> None:
+    """A pass considers 100 conversations; more than that nobody online speaks come first."""
+    hub = await make_hub(**QUIET)
+    async with hub.client(QUEUE, languages=("en",)) as ada:
+        await ada.presence("online", {"sms": 5})
+        ahead = await asyncio.gather(
+            *(hub.open_conversation(requires=Requirements(language="es")) for _ in range(101))
+        )
+
+        async def all_waiting() -> bool:
+            return await hub.redis.zcard(hub.keys.hub_waiting(QUEUE)) == len(ahead)
+
+        await wait_until_async(all_waiting, message="the Spanish conversations waiting")
+        last = "f" * 32  # after every other id among conversations with no running clock
+        english = await hub.open_conversation(conversation_id=last)
+        offer = await ada.next_of("offer", timeout=20)
+        assert offer["conversation"]["conversation_id"] == english.conversation_id
