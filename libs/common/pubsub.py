@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from libs.common.backoff import Backoff
@@ -68,6 +69,8 @@ async def follow_pattern(
     while True:
         pubsub = redis.pubsub()
         try:
+            if isinstance(redis, RedisCluster):  # its pub/sub needs the slot map loaded first
+                await redis.initialize()
             await pubsub.psubscribe(pattern)
             raise_if_cancelled()
             while True:

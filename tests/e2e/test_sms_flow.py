@@ -35,6 +35,7 @@ async def post_sms(
         return r.status
 
 
+@pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
 async def test_sms_is_routed_clocked_acknowledged_in_one_trace(
     stack: DevStack,
     isolation: Isolation,

@@ -201,7 +201,7 @@ MakeHub = Callable[..., Awaitable[Hub]]
 
 @pytest.fixture
 async def make_hub(
-    stack: DevStack, isolation: Isolation, serve_app: ServeApp, redis: Redis
+    stack: DevStack, isolation: Isolation, serve_app: ServeApp, redis: Redis, redis_url: str
 ) -> AsyncIterator[MakeHub]:
     kafka = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers, acks="all")
     await kafka.start()
@@ -217,7 +217,7 @@ async def make_hub(
     ) -> Hub:
         settings = Settings(
             kafka_bootstrap_servers=stack.broker.bootstrap_servers,
-            redis_url=stack.redis.url,
+            redis_url=redis_url,
             switchboard_config=config,
             switchboard_topic_prefix=isolation.topic_prefix,
             switchboard_key_prefix=isolation.key_prefix,

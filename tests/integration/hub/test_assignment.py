@@ -18,6 +18,8 @@ from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
 from tests.support.kafka import collect, wait_until, wait_until_async
 from tooling.hubclient import ActionFailed, HubClient
 
+pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
+
 LONG = 120.0  # an offer timeout no test waits out
 
 

@@ -23,6 +23,8 @@ from tests.integration.hub.conftest import OTHER, QUEUE, Hub
 from tests.support.kafka import collect, wait_until
 from tooling.hubclient import ActionFailed, HubClient
 
+pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 async def linked(hub: Hub, incident_id: str, queue: str = QUEUE) -> ConversationRouted:
     """A conversation whose customer wrote again during the incident: the router linked it."""

@@ -16,7 +16,7 @@ from tooling.devstack import SERVICES
 from tooling.hubclient import HubClient
 from tooling.sandbox.twilio import sms_webhook_form
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]  # also on a Redis Cluster
 KEY = "hub-spine-key-0123456789abcdef0123456789"
 CUSTOMER = "+14155550199"
 

@@ -21,6 +21,8 @@ from tests.integration.outbound.conftest import DelivererParts
 from tests.support.harness import OUR_NUMBER, Isolation, TwilioFake
 from tooling.sandbox.twilio import ScriptedFailure
 
+pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
+
 CUSTOMER = "+14155550123"
 AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 CONFIG = """

@@ -32,6 +32,8 @@ from services.router.route import Router
 from services.router.runtime import RouterRuntime
 from tests.support.harness import Isolation
 
+pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
+
 CONFIG = Path(__file__).parents[2] / "fixtures" / "config" / "routing.yaml"
 LA = ZoneInfo("America/Los_Angeles")
 OPEN = datetime(2026, 11, 24, 10, 0, tzinfo=LA)

@@ -6,9 +6,13 @@ import itertools
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from libs.common.events import Event
 from libs.common.kafka.consumer import Consumed
 from tests.integration.sla.conftest import LA, Keeper, action, kinds, routed
+
+pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 _numbers = itertools.count()
