@@ -183,6 +183,11 @@ hub_offers = Counter(
     "Conversations offered to agents, by outcome (made, accepted, declined, expired, withdrawn).",
     ["outcome"],
 )
+hub_ladder_steps = Counter(
+    "switchboard_hub_ladder_steps_total",
+    "Waiting conversations moved to a step of their queue's relaxation ladder, by queue and step.",
+    ["queue", "step"],
+)
 hub_agents_online = Gauge(
     "switchboard_hub_agents_online",
     "Agents online in a queue, as the latest assignment pass of this process saw them.",

@@ -240,6 +240,7 @@ class Assigner:
         )
         at = self._clock()
         for conversation_id, step in outcome.relaxed:
+            metrics.hub_ladder_steps.labels(queue, str(step)).inc()
             entry = transcript.relaxed(queue, step, ladder.describe(step), at)
             await self._transcripts.record(conversation_id, entry)
         return outcome
