@@ -12,7 +12,9 @@ Two layers, tried in this order for every message (email subject and body, SMS, 
    spelling), a linear SVM, and temperature scaling fitted on cross-validated decisions, so the
    probability is calibrated. A coverage gate then scales the probability down when few of the
    message's words occur in any example: a language or a topic the examples do not cover comes
-   out ``unknown`` with low confidence instead of as a confident wrong label.
+   out ``unknown`` with low confidence instead of as a confident wrong label. The folds keep
+   each example with its noisy copy and its exact repeats: a fold that has seen a copy of the
+   text it scores would make the calibration too sure of itself.
 
 The model reads the message's core (``wording.message_core``: no greeting, sign-off, signature,
 quoted history or @mention) and trains on each type's examples plus noisy copies of half of them
@@ -41,7 +43,7 @@ import numpy.typing as npt
 import re2
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
@@ -345,8 +347,13 @@ class ExampleModel:
         )
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str], *, seed: int) -> ExampleModel:
-        """Fit on normalised ``texts``; at least two labels, each with two or more texts."""
+    def fit(
+        cls, texts: Sequence[str], labels: Sequence[str], groups: Sequence[str], *, seed: int
+    ) -> ExampleModel:
+        """Fit on normalised ``texts``; at least two labels, each with two or more texts.
+
+        Texts of one group (an example and its noisy copy) fall into the same calibration fold.
+        """
         counts: dict[str, int] = {}
         for label in labels:
             counts[label] = counts.get(label, 0) + 1
@@ -371,13 +378,15 @@ class ExampleModel:
             ]
         )
         matrix = features.fit_transform(list(texts))
+        targets = np.asarray(labels)
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         calibrated = CalibratedClassifierCV(
             LinearSVC(C=_SVM_C, random_state=seed, max_iter=_SVM_MAX_ITER),
             method="temperature",
-            cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed),
+            cv=list(splitter.split(matrix, targets, groups)),
             ensemble=False,
         )
-        calibrated.fit(matrix, np.asarray(labels))
+        calibrated.fit(matrix, targets)
         return cls(features, calibrated, cv_folds=folds)
 
     @property
@@ -513,6 +522,7 @@ class IssueClassifier:
         matcher = _ExplicitMatcher(specs)
         texts: list[str] = []
         labels: list[str] = []
+        groups: list[str] = []
         noisy = 0
         for spec in specs:
             normalised = [text for text in map(normalise_text, spec.examples) if text]
@@ -524,11 +534,13 @@ class IssueClassifier:
                 )
             variants = noisy_variants(normalised, share=_NOISY_SHARE, seed=seed)
             noisy += len(variants)
-            normalised += variants
+            groups.extend(normalised)
+            groups.extend(original for original, _ in variants)
+            normalised += [copy for _, copy in variants]
             texts.extend(text[:MAX_MODEL_CHARS] for text in normalised)
             labels.extend([spec.name] * len(normalised))
         model_types = len(set(labels))
-        model = ExampleModel.fit(texts, labels, seed=seed) if model_types >= 2 else None
+        model = ExampleModel.fit(texts, labels, groups, seed=seed) if model_types >= 2 else None
         phrases, patterns = matcher.counts
         stats = BuildStats(
             seconds=time.perf_counter() - started,

@@ -126,16 +126,17 @@ def _noisy(text: str, rng: random.Random) -> str:
     return noisy.replace("'", "") if rng.random() < 0.5 else noisy
 
 
-def noisy_variants(texts: Iterable[str], *, share: float, seed: int) -> list[str]:
+def noisy_variants(texts: Iterable[str], *, share: float, seed: int) -> list[tuple[str, str]]:
     """For about ``share`` of the normalised ``texts`` (chosen by ``seed``), one copy as typed in
     a hurry: shorthand for common words, inner vowels dropped from one longer word in ten and a
     typo in one in four of the others, apostrophes sometimes dropped. Copies that came out
-    unchanged are left out."""
+    unchanged are left out. Each copy comes as (the text it copies, the copy), so that a
+    cross-validation can keep the two in one fold."""
     rng = random.Random(seed)
-    variants: list[str] = []
+    variants: list[tuple[str, str]] = []
     for text in texts:
         if rng.random() < share:
             noisy = _noisy(text, rng)
             if noisy != text:
-                variants.append(noisy)
+                variants.append((text, noisy))
     return variants
