@@ -5,14 +5,17 @@ is refused."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
 
-from libs.common.config import Config
-from libs.common.events import Requirements
+from libs.common.config import Config, load_config
+from libs.common.events import CustomerIdentity, MessageReceived, Requirements
+from services.router.route import decide
 from services.router.rules import MessageFacts, RoutingTable
+from services.router.runtime import RouterRuntime
 
 AT = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 
@@ -91,3 +94,41 @@ def test_a_rule_requires_skills_and_the_detected_language(
 def test_a_ladder_must_climb(relax: list[dict[str, Any]]) -> None:
     with pytest.raises(pydantic.ValidationError):
         Config.model_validate({"queues": {"q": {"relax": relax}}, "rules": []})
+
+
+STORE = Path(__file__).parents[3] / "config" / "store.yaml"
+
+
+@pytest.fixture(scope="module")
+def store() -> RouterRuntime:
+    return RouterRuntime.build(load_config(STORE), STORE)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "queue", "expected"),
+    [
+        ("mi paquete todavía no ha llegado", "es", "spanish", Requirements(language="es")),
+        (
+            "I was charged twice for my order",
+            "en",
+            "payments",
+            Requirements(skills=("payments",), language="en"),
+        ),
+        ("where is my parcel", "en", "orders", None),
+    ],
+)
+def test_the_sample_configuration_asks_for_who_can_answer(
+    store: RouterRuntime, text: str, language: str, queue: str, expected: Requirements | None
+) -> None:
+    message = MessageReceived(
+        channel="email",
+        provider="smtp",
+        provider_message_id="<1@x>",
+        thread_key="email:t",
+        customer=CustomerIdentity(email="ada@example.com"),
+        text=text,
+        received_at=AT,
+        language=language,
+    )
+    decision = decide(store, message, None).decision
+    assert (decision.queue, decision.requires) == (queue, expected)
