@@ -10,11 +10,25 @@ sandbox); one agent follows every queue over the hub's websocket.
    the agent (first to last arrival) is the rate the pipeline sustains.
 2. Latency at 25 %, 50 % and 90 % of that rate, open loop (sends on a fixed schedule,
    whatever the answers do): p50/p99/p99.9 from starting the webhook request to the agent
-   receiving the routed event; CPU (share of one core) and peak RSS of every service.
+   receiving the routed event, and the same split by hop (below); CPU (share of one core, and
+   CPU milliseconds per message) and peak RSS of every service, the broker and Redis.
 3. The ceiling, in the same run on the same broker: raw aiokafka produce -> consume ->
    produce -> consume (two hops, like ingest -> router -> hub), records of the same size.
 
+The hops, from timestamps on the way (all wall clocks of this one machine, in ms):
+``accept`` is the webhook request as the sender sees it (start to ingest's 200, which ingest
+answers once Kafka acknowledged the inbound event); ``ingest_to_router`` runs from the inbound
+record's timestamp (set by ingest's producer) to the routed record's (set by the router's), so
+it holds the router's fetch and its work; ``router_to_hub`` to the id of the hub's queue-stream
+entry (Redis's clock at the ``XADD``), so it holds the hub's fetch and fan-out;
+``hub_to_socket`` to the agent reading the frame. The agent process reads the inbound and
+routed topics beside its socket for the record timestamps.
+
+Texts are drawn from ``config/examples/*.csv`` (shuffled, seeded), so the classifier sees
+varied messages and no cache of identical texts helps.
+
     python -m bench.e2e_pipeline [--saturation 1500] [--seconds 20]
+    python -m bench.e2e_pipeline --saturation 600 --seconds 5 --no-ceiling   # a quick look
 """
 
 from __future__ import annotations
@@ -22,52 +36,110 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
+import itertools
+import random
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
+from aiokafka import AIOKafkaConsumer
 
 from bench.harness import cpu_seconds, fill_raw, output_rate, relay, report
 from libs.common.config import load_config
+from libs.common.events import ConversationRouted, InvalidEvent, MessageReceived, decode
+from libs.common.topics import Topics
 from libs.contracts.agent_access import WS_PATH
 from tooling.dev import DevSystem, agent_tokens, dev_system
-from tooling.devstack import create_topics, free_port
+from tooling.devstack import RedisServer, create_topics, free_port
 from tooling.hubclient import HubClient, HubClosed
 from tooling.simulate.customers import Customers
 from tooling.simulate.summary import percentile
 
 CONFIG = Path(__file__).parents[1] / "config" / "store.yaml"
-TEXT = "I was charged twice for my order, please refund one payment"
+EXAMPLES = Path(__file__).parents[1] / "config" / "examples"
 SENDERS = 32
 LOADS = (0.25, 0.5, 0.9)
 ARRIVAL_TIMEOUT = 300.0
+STAMPS_TIMEOUT = 20.0
+"""How long the record timestamps of the hops may trail the agent's arrivals (the agent
+process reads them with the default fetch wait)."""
+HOPS = ("accept", "ingest_to_router", "router_to_hub", "hub_to_socket")
+
+
+def example_texts(seed: int = 21) -> itertools.cycle[str]:
+    """Every customer message of the shipped examples, shuffled, round and round."""
+    texts: list[str] = []
+    for path in sorted(EXAMPLES.glob("*.csv")):
+        with open(path, encoding="utf-8-sig", newline="") as examples:
+            texts.extend(row["utterance"] for row in csv.DictReader(examples) if row["utterance"])
+    random.Random(seed).shuffle(texts)
+    return itertools.cycle(texts)
 
 
 @dataclass
 class Arrivals:
-    """When each conversation's first message reached the agent, by thread key."""
+    """When each conversation's first message reached the agent, by thread key; the wall
+    clock times (ms) of its hops."""
 
     at: dict[str, float] = field(default_factory=dict)
+    reached_ms: dict[str, float] = field(default_factory=dict)
+    """Wall clock of the agent reading the frame."""
+    hub_ms: dict[str, float] = field(default_factory=dict)
+    """The queue-stream entry's id: Redis's clock when the hub appended it."""
+    inbound_ms: dict[str, float] = field(default_factory=dict)
+    """The inbound record's timestamp: ingest's producer."""
+    routed_ms: dict[str, float] = field(default_factory=dict)
+    """The routed record's timestamp: the router's producer."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     resumes: int = 0
     """Times the agent's socket was closed (e.g. 4408 when it fell behind) and resumed."""
 
 
-async def agent_process(url: str, token: str, queues: list[str]) -> None:
+async def record_stamps(bootstrap: str, topics: Topics, started: asyncio.Event) -> None:
+    """Print ``inbound|routed thread_key timestamp_ms`` for every record of the two topics."""
+    consumer = AIOKafkaConsumer(
+        topics.inbound, topics.routed, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    try:
+        await consumer.seek_to_end()
+        started.set()
+        async for record in consumer:
+            try:
+                data = decode(record.value, record.headers).data
+            except InvalidEvent:
+                continue
+            if isinstance(data, MessageReceived):
+                print("inbound", data.thread_key, record.timestamp, flush=True)
+            elif isinstance(data, ConversationRouted):
+                print("routed", data.thread_key, record.timestamp, flush=True)
+    finally:
+        await consumer.stop()
+
+
+async def agent_process(url: str, token: str, bootstrap: str, queues: list[str]) -> None:
     """The agent, in a process of its own (so the senders never slow its reading): prints
-    ``thread_key monotonic_time`` for each routed message, ``resume`` for each reopened
-    socket, ``resync`` when the hub could not resume it; ``ready`` once subscribed."""
+    ``thread_key monotonic_time wall_ms stream_entry_ms`` for each routed message, the record
+    timestamps of the inbound and routed topics, ``resume`` for each reopened socket,
+    ``resync`` when the hub could not resume it; ``ready`` once subscribed."""
+    stamps_started = asyncio.Event()
+    stamps = asyncio.create_task(record_stamps(bootstrap, Topics.with_prefix(), stamps_started))
     async with aiohttp.ClientSession() as http:
         client = HubClient(url, token, session=http)
         await client.connect()
         await client.subscribe(queues)
+        await stamps_started.wait()
         print("ready", flush=True)
         while True:
+            if stamps.done():
+                stamps.result()  # raises what stopped it
             try:
                 frame = await client.next(timeout=3600)
             except TimeoutError:
@@ -80,7 +152,9 @@ async def agent_process(url: str, token: str, queues: list[str]) -> None:
             if frame.get("type") == "resync":
                 print("resync", flush=True)
             if frame.get("type") == "event" and frame.get("kind") == "routed":
-                print(frame["data"]["thread_key"], time.monotonic(), flush=True)
+                entry_ms = frame["id"].split("-")[0]
+                now_ms = time.time() * 1000
+                print(frame["data"]["thread_key"], time.monotonic(), now_ms, entry_ms, flush=True)
 
 
 async def follow(system: DevSystem, arrivals: Arrivals, ready: asyncio.Event) -> None:
@@ -89,8 +163,9 @@ async def follow(system: DevSystem, arrivals: Arrivals, ready: asyncio.Event) ->
     queues = sorted(load_config(system.config).queues)
     url = system.hub().url.replace("http://", "ws://", 1) + WS_PATH
     token = agent_tokens().issue("bench-agent", queues)
+    bootstrap = system.stack.broker.bootstrap_servers
     agent = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "bench.e2e_pipeline", "--agent", url, token, *queues),
+        *(sys.executable, "-m", "bench.e2e_pipeline", "--agent", url, token, bootstrap, *queues),
         stdout=asyncio.subprocess.PIPE,
     )
     assert agent.stdout is not None
@@ -103,8 +178,15 @@ async def follow(system: DevSystem, arrivals: Arrivals, ready: asyncio.Event) ->
                 arrivals.resumes += 1
             elif line == ["resync"]:
                 raise RuntimeError("the agent fell too far behind: the hub sent a resync")
-            else:
-                arrivals.at.setdefault(line[0], float(line[1]))
+            elif line[0] in ("inbound", "routed"):
+                stamps = arrivals.inbound_ms if line[0] == "inbound" else arrivals.routed_ms
+                stamps.setdefault(line[1], float(line[2]))
+                arrivals.changed.set()
+            elif line[0] not in arrivals.at:
+                thread, monotonic, wall_ms, entry_ms = line
+                arrivals.at[thread] = float(monotonic)
+                arrivals.reached_ms[thread] = float(wall_ms)
+                arrivals.hub_ms[thread] = float(entry_ms)
                 arrivals.changed.set()
         raise RuntimeError(f"the agent process exited with {await agent.wait()}")
     finally:
@@ -130,7 +212,11 @@ async def wait_for(arrivals: Arrivals, threads: set[str], agent: asyncio.Task[No
 
 
 async def saturate(
-    customers: Customers, arrivals: Arrivals, agent: asyncio.Task[None], count: int
+    customers: Customers,
+    texts: Iterator[str],
+    arrivals: Arrivals,
+    agent: asyncio.Task[None],
+    count: int,
 ) -> float:
     """Messages per second reaching the agent when senders go as fast as they can."""
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -142,7 +228,7 @@ async def saturate(
         while not queue.empty():
             queue.get_nowait()
             thread = customers.new_thread("sms")
-            await customers.send(thread, TEXT)
+            await customers.send(thread, next(texts))
             threads.add(thread.thread_key)
 
     await asyncio.gather(*(sender() for _ in range(SENDERS)))
@@ -153,22 +239,31 @@ async def saturate(
     return (len(times) - 1) / (max(times) - min(times))
 
 
+@dataclass(frozen=True)
+class Send:
+    thread: str
+    at: float
+    """Monotonic start of the webhook request."""
+    accept_ms: float
+
+
 async def at_rate(
     customers: Customers,
+    texts: Iterator[str],
     arrivals: Arrivals,
     agent: asyncio.Task[None],
     rate: float,
     seconds: float,
-) -> dict[str, float]:
-    """Open loop at ``rate``: latency percentiles from send start to the agent."""
+) -> dict[str, Any]:
+    """Open loop at ``rate``: latency percentiles from send start to the agent, and by hop."""
     started = time.monotonic()
-    sends: list[tuple[str, float]] = []
+    sends: list[Send] = []
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(at: float) -> None:
         thread = customers.new_thread("sms")
-        await customers.send(thread, TEXT)
-        sends.append((thread.thread_key, at))
+        await customers.send(thread, next(texts))
+        sends.append(Send(thread.thread_key, at, (time.monotonic() - at) * 1000))
 
     count = int(rate * seconds)
     for n in range(count):
@@ -180,26 +275,67 @@ async def at_rate(
     await asyncio.gather(*tasks)
     if customers.stats.failed:
         raise RuntimeError(f"sends failed: {customers.stats.last_error}")
-    await wait_for(arrivals, {t for t, _ in sends}, agent)
-    latencies = [arrivals.at[t] - at for t, at in sends]
+    await wait_for(arrivals, {s.thread for s in sends}, agent)
+    latencies = [(arrivals.at[s.thread] - s.at) * 1000 for s in sends]
     return {
         "rate": round(rate, 1),
         "messages": len(latencies),
-        **{
-            f"p{name}_ms": round(value * 1000, 1)
-            for name, fraction in (("50", 0.5), ("99", 0.99), ("99.9", 0.999))
-            if (value := percentile(latencies, fraction)) is not None
-        },
+        **percentiles(latencies, ("50", "99", "99.9")),
+        "hops_ms": await hops(arrivals, sends),
+    }
+
+
+def percentiles(values: list[float], names: Sequence[str]) -> dict[str, float]:
+    return {
+        f"p{name}_ms": round(value, 1)
+        for name in names
+        if (value := percentile(values, float(name) / 100)) is not None
+    }
+
+
+async def hops(arrivals: Arrivals, sends: list[Send]) -> dict[str, Any]:
+    """p50/p99 of each hop over the messages whose every timestamp came in (all of them,
+    unless the record stamps trail by more than :data:`STAMPS_TIMEOUT`)."""
+    deadline = time.monotonic() + STAMPS_TIMEOUT
+    threads = {s.thread for s in sends}
+    while not (threads <= arrivals.inbound_ms.keys() and threads <= arrivals.routed_ms.keys()):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        arrivals.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrivals.changed.wait(), min(remaining, 1.0))
+    by_hop: dict[str, list[float]] = {hop: [] for hop in HOPS}
+    for send in sends:
+        inbound = arrivals.inbound_ms.get(send.thread)
+        routed = arrivals.routed_ms.get(send.thread)
+        if inbound is None or routed is None:
+            continue
+        hub = arrivals.hub_ms[send.thread]
+        by_hop["accept"].append(send.accept_ms)
+        by_hop["ingest_to_router"].append(routed - inbound)
+        by_hop["router_to_hub"].append(hub - routed)
+        by_hop["hub_to_socket"].append(arrivals.reached_ms[send.thread] - hub)
+    return {
+        "messages": len(by_hop["accept"]),
+        **{hop: percentiles(values, ("50", "99")) for hop, values in by_hop.items()},
     }
 
 
 class Usage:
-    """CPU share of one core and peak RSS of each service process over a phase."""
+    """CPU share of one core, CPU per message and RSS of each service process, the broker and
+    Redis over a phase (CPU time read at both ends: robust to other load on the machine)."""
 
     def __init__(self, system: DevSystem) -> None:
         self._processes = {
             p.name: psutil.Process(p.process.pid) for p in system.processes if p.process
         }
+        servers = {"broker": system.stack.broker.process}
+        if isinstance(system.stack.redis, RedisServer):  # one server, not a cluster
+            servers["redis"] = system.stack.redis.process
+        for name, server in servers.items():
+            if server is not None:
+                self._processes[name] = psutil.Process(server.pid)
         self._start: dict[str, float] = {}
         self._wall = 0.0
 
@@ -207,15 +343,17 @@ class Usage:
         self._wall = time.monotonic()
         self._start = {name: cpu_seconds(p) for name, p in self._processes.items()}
 
-    def end(self) -> dict[str, dict[str, float]]:
+    def end(self, messages: int) -> dict[str, dict[str, float]]:
         wall = time.monotonic() - self._wall
-        return {
-            name: {
-                "cpu_share": round((cpu_seconds(p) - self._start[name]) / wall, 3),
+        usage = {}
+        for name, p in self._processes.items():
+            used = cpu_seconds(p) - self._start[name]
+            usage[name] = {
+                "cpu_share": round(used / wall, 3),
+                "cpu_ms_per_message": round(used * 1000 / max(messages, 1), 2),
                 "rss_mib": round(p.memory_info().rss / 2**20, 1),
             }
-            for name, p in self._processes.items()
-        }
+        return usage
 
 
 async def ceiling(bootstrap: str, count: int) -> float:
@@ -234,38 +372,47 @@ async def ceiling(bootstrap: str, count: int) -> float:
     return rate.per_second
 
 
-async def run(saturation: int, seconds: float) -> dict[str, Any]:
+async def run(saturation: int, seconds: float, with_ceiling: bool) -> dict[str, Any]:
     async with dev_system(CONFIG, free_port()) as system:
         arrivals = Arrivals()
         ready = asyncio.Event()
         agent = asyncio.create_task(follow(system, arrivals, ready))
         await ready.wait()
         usage = Usage(system)
+        texts = example_texts()
         async with aiohttp.ClientSession() as http:
             customers = Customers(system.endpoints(), http)
-            await at_rate(customers, arrivals, agent, 5, 2)  # warm-up: connections, caches
+            await at_rate(customers, texts, arrivals, agent, 5, 2)  # warm-up: connections
             usage.begin()
             progress(f"saturation: {saturation} messages")
-            sustained = await saturate(customers, arrivals, agent, saturation)
+            sustained = await saturate(customers, texts, arrivals, agent, saturation)
             results: dict[str, Any] = {
+                "fetch": {
+                    name: system.processes[0].environment.get(name)
+                    for name in ("SWITCHBOARD_FETCH_MAX_WAIT_MS", "SWITCHBOARD_FETCH_NUDGE")
+                },
+                "texts": "config/examples/*.csv, shuffled",
                 "saturation_messages": saturation,
                 "sustained_per_second": round(sustained, 1),
-                "saturation_usage": usage.end(),
+                "saturation_usage": usage.end(saturation),
                 "loads": [],
             }
             for share in LOADS:
                 progress(f"{share:.0%} of {sustained:.0f} msg/s for {seconds:.0f} s")
                 usage.begin()
-                point = await at_rate(customers, arrivals, agent, sustained * share, seconds)
-                results["loads"].append({"share": share, **point, "usage": usage.end()})
+                point = await at_rate(customers, texts, arrivals, agent, sustained * share, seconds)
+                results["loads"].append(
+                    {"share": share, **point, "usage": usage.end(point["messages"])}
+                )
         agent.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await agent
-        progress("ceiling: raw aiokafka two-hop chain")
-        chain = await ceiling(system.stack.broker.bootstrap_servers, 20_000)
-        results["ceiling_two_hop_per_second"] = round(chain)
         results["agent_resumes"] = arrivals.resumes
-        results["ratio"] = round(sustained / chain, 4)
+        if with_ceiling:
+            progress("ceiling: raw aiokafka two-hop chain")
+            chain = await ceiling(system.stack.broker.bootstrap_servers, 20_000)
+            results["ceiling_two_hop_per_second"] = round(chain)
+            results["ratio"] = round(sustained / chain, 4)
         return results
 
 
@@ -277,13 +424,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--saturation", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--agent", nargs="+", help=argparse.SUPPRESS)  # url token queues…
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip the raw two-hop chain (a quick look)"
+    )
+    parser.add_argument(
+        "--name", default="e2e_pipeline", help="result file: bench/results/NAME.json"
+    )
+    parser.add_argument("--agent", nargs="+", help=argparse.SUPPRESS)  # url token bootstrap q…
     args = parser.parse_args()
     if args.agent:
-        url, token, *queues = args.agent
-        asyncio.run(agent_process(url, token, queues))
+        url, token, bootstrap, *queues = args.agent
+        asyncio.run(agent_process(url, token, bootstrap, queues))
         return
-    report("e2e_pipeline", asyncio.run(run(args.saturation, args.seconds)))
+    report(args.name, asyncio.run(run(args.saturation, args.seconds, not args.no_ceiling)))
 
 
 if __name__ == "__main__":
