@@ -37,7 +37,10 @@ CONFIG = {
         "chat-fast": {"first_response": {"within": "10m", "business_hours": False}},
         "blink": {"first_response": {"within": "2s", "business_hours": False}},
     },
-    "issue_types": {"lost_parcel": {"impact": "deep", "phrases": ["parcel never arrived"]}},
+    "issue_types": {
+        "lost_parcel": {"impact": "deep", "phrases": ["parcel never arrived"]},
+        "wrong_item": {"impact": "shallow", "phrases": ["wrong item"]},
+    },
     "rules": [
         {
             "name": "lost-parcel",
@@ -169,6 +172,19 @@ async def test_a_visitors_chat_reaches_the_console_and_the_agents_reply_reaches_
         await expect(console.locator(".customer-view")).to_have_text(
             "No known identity for this customer.", timeout=UI_TIMEOUT_MS
         )
+        # The agent says the router got the issue type wrong: recorded, and shown as the agent's.
+        routing = console.locator(".detail-head .routing")
+        await expect(routing).to_contain_text("issue lost_parcel (100% sure)")
+        await console.get_by_label("Change the issue type to").select_option("wrong_item")
+        await console.get_by_role("button", name="Change type").click()
+        await expect(routing).to_contain_text(
+            "issue wrong_item (set by an agent; routed as lost_parcel)", timeout=UI_TIMEOUT_MS
+        )
+        await expect(
+            console.get_by_text("ada changed the issue type from lost_parcel to wrong_item")
+        ).to_be_visible(timeout=UI_TIMEOUT_MS)
+        [change] = [f for f in of_type(sent, "action") if f["kind"] == "change_issue_type"]
+        assert change["issue_type"] == "wrong_item"
         await console.get_by_label("Transfer to queue").select_option(OTHER_QUEUE)
         await console.get_by_role("button", name="Transfer").click()
         await expect(conversation).to_have_count(0, timeout=UI_TIMEOUT_MS)
