@@ -111,7 +111,9 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
   ``deadline:<metric>`` (ms), ``window_closes`` (ms: the end of a WhatsApp conversation's
   customer-service window), ``req_skills`` and ``req_language`` (what an agent must have to be
   offered it), ``waiting_from`` (ms: when its relaxation ladder started), ``step`` (the ladder
-  step it is on) - 30 days after the last change
+  step it is on), ``issue_type`` (the router's for the latest message, or an agent's change) and
+  ``message_id`` (that message's event id, which a correction names) - 30 days after the last
+  change
 - ``hub:transcript:{c:<conversation_id>}`` - hub fan-out - zset: transcript entry id (``in:``,
   ``out:``, ``note:``, ``action:``, ``sla:`` and the event's, command's or action's id) -> its time
   (ms); the newest 1,000 - 30 days after the last change
