@@ -87,6 +87,23 @@ def sla_ids(seen: Collected, kind: str) -> list[str]:
     ]
 
 
+def answered_before(seen: Collected, answered: range, step: str) -> set[str]:
+    """The ``step`` events of answered clocks that fell due before their answer was recorded.
+
+    On a loaded machine feeding 10,000 clocks can take longer than the 20 s to a warning, so an
+    answered clock may rightly warn first; it must never warn (or breach) after it was met."""
+    first_seen: dict[str, int] = {}
+    for position, event in enumerate(seen.events):
+        first_seen.setdefault(event.id, position)
+    early: set[str] = set()
+    for n in answered:
+        step_id, met_id = expected_id(n, step), expected_id(n, "met")
+        if step_id in first_seen:
+            assert first_seen[step_id] < first_seen[met_id], f"{step} after met: conv-{n:05d}"
+            early.add(step_id)
+    return early
+
+
 async def feed(stack: DevStack, outgoing: list[Outgoing]) -> None:
     kafka = create_producer(
         Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers), client_id="test"
@@ -153,8 +170,8 @@ async def test_ten_thousand_clocks_survive_two_sigkills(
             message="every warning and breach",
         )
     warnings, breaches = sla_ids(seen, "warning"), sla_ids(seen, "breached")
-    assert set(warnings) == expected_warnings  # nothing extra, nothing for answered clocks
-    assert set(breaches) == expected_breaches
+    assert set(warnings) - expected_warnings == answered_before(seen, met, "warning:0")
+    assert set(breaches) - expected_breaches == answered_before(seen, met, "breached:0")
     by_id = {e.id: e for e in seen.of_type(SlaEvent)}
     sample = by_id[expected_id(due[0], "breached:0")].data
     assert isinstance(sample, SlaEvent)
