@@ -39,9 +39,13 @@ from tooling.devstack import (
 )
 from tooling.sandbox.twilio import TwilioSandbox
 
-CROSS_SLOT = re.compile(r"CROSSSLOT|same (key )?slot|non local key", re.IGNORECASE)
+CROSS_SLOT = re.compile(
+    r"CROSSSLOT|same (key )?slot|non local key|blocked when running redis in cluster mode",
+    re.IGNORECASE,
+)
 """What Redis Cluster (and redis-py's cluster client) say of keys of several slots in one
-script or transaction; no service log may contain it."""
+script or transaction, or of a command a cluster pipeline refuses; no service log may contain
+it."""
 
 PROCESS_LEVEL = ("tests/reliability/", "tests/e2e/", "tests/browser/")
 """Folders whose tests run whole services as processes (each takes tens of seconds), longest

@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         default=8080,
         help="loopback port of ingest: webhooks, chat widget, SMTP aside (default: %(default)s)",
     )
+    dev.add_argument(
+        "--redis",
+        choices=("node", "cluster"),
+        default="node",
+        help="one Redis, or a local six-node Redis Cluster (default: %(default)s)",
+    )
     dev_commands = dev.add_subparsers(dest="dev_command", metavar="{sms}")
     sms = dev_commands.add_parser(
         "sms",
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.dev_command == "sms":
             return 0 if asyncio.run(send_sms(args.text, args.port, args.sender)) == 200 else 1
-        return asyncio.run(run_dev(args.config, args.port))
+        return asyncio.run(run_dev(args.config, args.port, args.redis))
     if args.command == "config":
         return _check(args.file)
     if args.command == "schema":

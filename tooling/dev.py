@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -48,7 +48,15 @@ from libs.common.settings import (
 )
 from libs.common.topics import Topics
 from libs.contracts.agent_access import CONSOLE_PATH, WS_PATH, AgentTokens
-from tooling.devstack import SERVICES, DevStack, DevStackError, ServiceProcess, free_port
+from tooling.devstack import (
+    SERVICES,
+    DevStack,
+    DevStackError,
+    LocalRedisCluster,
+    RedisServer,
+    ServiceProcess,
+    free_port,
+)
 from tooling.sandbox.smtp import Mailbox, smtp_sandbox
 from tooling.sandbox.twilio import TwilioSandbox, sms_webhook_form
 from tooling.sandbox.x import XSandbox
@@ -64,6 +72,9 @@ SMS_WEBHOOK_PATH = "/v1/sms/twilio"
 T = TypeVar("T")
 FEED_MEMORY = 10_000
 """Conversations and commands the live feed remembers, to name references in later lines."""
+
+RedisKind = Literal["node", "cluster"]
+"""What ``switchboard dev --redis`` starts: one Redis, or a local Redis Cluster."""
 
 
 @dataclass
@@ -99,11 +110,14 @@ class DevSystem:
 
 
 @contextlib.asynccontextmanager
-async def dev_system(config: Path, public_port: int) -> AsyncIterator[DevSystem]:
-    """The embedded broker and Redis, provider sandboxes (Twilio, X, an SMTP relay) and every
-    service as its own process, ready; all stopped when the block ends."""
+async def dev_system(
+    config: Path, public_port: int, redis: RedisKind = "node"
+) -> AsyncIterator[DevSystem]:
+    """The embedded broker and Redis (one node, or a six-node local cluster), provider
+    sandboxes (Twilio, X, an SMTP relay) and every service as its own process, ready; all
+    stopped when the block ends."""
     logs = Path(tempfile.mkdtemp(prefix="switchboard-dev-"))
-    stack = DevStack()
+    stack = DevStack(redis=LocalRedisCluster() if redis == "cluster" else RedisServer())
     await stack.start()
     twilio = TwilioSandbox(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN)
     x_api = XSandbox(bearer_token=DEV_X_TOKEN)
@@ -194,9 +208,9 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
-async def run_dev(config: Path, public_port: int) -> int:
+async def run_dev(config: Path, public_port: int, redis: RedisKind = "node") -> int:
     try:
-        async with dev_system(config, public_port) as system:
+        async with dev_system(config, public_port, redis) as system:
             print_endpoints(system)
             print(
                 f"\nSend an SMS: switchboard dev sms 'where is my order?' --port {public_port}"

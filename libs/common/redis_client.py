@@ -41,12 +41,14 @@ few connections carry many records."""
 
 CLUSTER_SCHEME = "redis+cluster://"
 
-_TIMEOUTS: dict[str, Any] = {
-    "socket_connect_timeout": 2.0,
-    "socket_timeout": 5.0,
-    "health_check_interval": 15,
-}
+_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
 """Short timeouts so readiness fails fast and a dead node is noticed within seconds."""
+
+HEALTH_CHECK_SECONDS = 15
+"""An idle connection is PINGed before reuse (one node, Sentinel). Not on a cluster: there a
+failed check leaves the connection closed under the command that asked for it (redis-py 8.1
+then fails that command with an AttributeError), and the cluster client notices a dead node by
+its own errors anyway."""
 
 
 def host_ports(text: str) -> list[tuple[str, int]]:
@@ -80,12 +82,20 @@ def create_redis(settings: Settings) -> Redis:
     if settings.redis_sentinels:
         sentinels = host_ports(settings.redis_sentinels)
         sentinel = Sentinel(sentinels, **_TIMEOUTS)  # type: ignore[no-untyped-call]
-        primary: Redis = sentinel.master_for(settings.redis_sentinel_service, **_TIMEOUTS)
+        primary: Redis = sentinel.master_for(
+            settings.redis_sentinel_service,
+            health_check_interval=HEALTH_CHECK_SECONDS,
+            **_TIMEOUTS,
+        )
         return primary
     # The pool blocks when all connections are busy: hundreds of records in flight share a
     # few dozen connections instead of failing with "too many connections".
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=MAX_CONNECTIONS, timeout=10.0, **_TIMEOUTS
+        settings.redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=10.0,
+        health_check_interval=HEALTH_CHECK_SECONDS,
+        **_TIMEOUTS,
     )
     return Redis.from_pool(pool)
 

@@ -51,6 +51,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--spike-at", type=float, help="seconds in: a broad-impact spike")
     parser.add_argument("--report", type=Path, help="also write the final summary here (JSON)")
     parser.add_argument(
+        "--redis",
+        choices=("node", "cluster"),
+        default="node",
+        help="one Redis, or a local six-node Redis Cluster (default: %(default)s)",
+    )
+    parser.add_argument(
         "--survey-after",
         type=float,
         default=5.0,
@@ -88,7 +94,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args: argparse.Namespace, config: Path) -> int:
-    async with dev_system(config, args.port) as system:
+    async with dev_system(config, args.port, args.redis) as system:
         print_endpoints(system)
         print("\nSimulating; the summary refreshes every 2 s. Ctrl-C stops.\n", flush=True)
         stop = asyncio.Event()

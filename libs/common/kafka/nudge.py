@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from libs.common.logs import get_logger
 from libs.common.pubsub import follow_pattern
+from libs.common.redis_client import publish_each
 
 log = get_logger(__name__)
 
@@ -55,10 +56,8 @@ class Nudger:
         while self._pending:
             topics, self._pending = sorted(self._pending), set()
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for topic in topics:
-                        pipe.publish(channel(self._key_prefix, topic), b"")
-                    await pipe.execute()
+                channels = [channel(self._key_prefix, topic) for topic in topics]
+                await publish_each(self._redis, channels, b"")
             except (RedisError, OSError) as exc:  # a hint: the idle poll still finds the records
                 log.warning("fetch nudge not sent", error=repr(exc), topics=topics)
 
