@@ -18,6 +18,8 @@ from tests.integration.hub.conftest import QUEUE, Hub, MakeHub, ManualClock
 from tests.support.kafka import wait_until_async
 from tooling.hubclient import ActionFailed, HubClient
 
+pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
+
 SPANISH_PAYMENTS = Requirements(skills=("payments",), language="es")
 QUIET = {"hub_offer_seconds": 600.0, "hub_presence_grace": 3600.0}
 """Offers and presence leases that outlast every move of the test's clock."""
