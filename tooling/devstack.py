@@ -22,11 +22,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
-from redis.exceptions import BusyLoadingError
+from redis.crc import key_slot
+from redis.exceptions import BusyLoadingError, RedisError
 
 from libs.common.topics import PARTITIONS, Topics
 
@@ -311,6 +313,42 @@ class LocalRedisCluster:
             finally:
                 await client.aclose()
 
+    def running(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+
+    async def primary_of(self, key: str) -> RedisServer | None:
+        """The node serving ``key``'s slot as primary, as the first running node to answer sees
+        it now; None while no live primary serves it (between a primary's death and its
+        replica's promotion)."""
+        for node in self.running():
+            client = Redis(host="127.0.0.1", port=node.port, decode_responses=True)
+            try:
+                said = await client.execute_command("CLUSTER NODES")  # type: ignore[no-untyped-call]
+            except RedisError:
+                continue
+            finally:
+                await client.aclose()
+            address = _serving(said, key_slot(key.encode()))
+            if address is not None:
+                return next(n for n in self.nodes if f"127.0.0.1:{n.port}" == address)
+            return None
+        return None
+
+    async def wait_until_replica(self, node: RedisServer, timeout: float) -> None:
+        """Until ``node`` replicates a primary with the link up (a restarted old primary)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        client = Redis(host="127.0.0.1", port=node.port, decode_responses=True)
+        try:
+            while True:
+                info = await client.info("replication")
+                if info.get("role") == "slave" and info.get("master_link_status") == "up":
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise DevStackError(f"127.0.0.1:{node.port} is no replica after {timeout}s")
+                await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
+
     @staticmethod
     async def _says_ok(client: Redis) -> bool:
         info = await client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
@@ -319,6 +357,19 @@ class LocalRedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def _serving(cluster_nodes: dict[str, Any], slot: int) -> str | None:
+    """From CLUSTER NODES (as redis-py parses it): the ``host:port`` of the live primary
+    serving ``slot``, if any."""
+    for address, node in cluster_nodes.items():
+        flags = node["flags"]
+        if "master" not in flags or "fail" in flags:
+            continue
+        for start, *end in node["slots"]:
+            if int(start) <= slot <= int(end[0] if end else start):
+                return address.split("@")[0]
+    return None
 
 
 async def create_topics(

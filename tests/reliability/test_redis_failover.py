@@ -1,0 +1,197 @@
+"""Redis Cluster failover under the fault-drill load (issue 22, point 4), audited like the
+other drills.
+
+The five services run as processes on a six-node local Redis Cluster while customers write
+SMS, email and chat at a steady rate and an agent answers every other conversation (the
+traffic, agent and audit of :mod:`tests.reliability.test_fault_drills`). The drill SIGKILLs
+the primary serving the router's slot (``{router}``: every message's placement goes through
+it); the cluster's own failover promotes its replica; every service carries on without a
+restart and without dead-lettering anything; the old primary comes back as a replica.
+
+What Redis's asynchronous replication can lose here, and how the design absorbs it: a write
+the old primary acknowledged but had not yet sent to its replica is gone after the promotion
+(Redis Cluster does not wait for replicas; WAIT would narrow the window, not close it).
+
+- Placement (``place_message.lua``): a lost seen marker or thread mapping makes a redelivered
+  message be placed again. Conversation ids are derived from the inbound event id, so the same
+  message lands in the same conversation; a lost increment of the reference sequence can hand
+  a later conversation a reference already shown to a customer: not absorbed (the audit would
+  name a duplicate reference).
+- Idempotency markers (ingest's accepted marker, outbound's send record, the hub's action
+  marker): a lost marker lets a retried webhook, command or action through once more. The ids
+  are deterministic (the provider's id, the command id), so consumers dedupe the repeat; a
+  lost send record can re-send an SMS: the provider's idempotency is the last line.
+- SLA clocks and timers: the Kafka log is the source; a lost clock write is recomputed when
+  the keeper reprocesses the record it failed on (the offset is committed only after Redis
+  answered), but one acknowledged and then lost is not recomputed until the next event of that
+  conversation.
+
+The audit after the drill counts what happened: every acknowledged message routed once, every
+routed conversation acknowledged once, no dead letters, no second send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import pytest
+
+from libs.common.keys import ROUTER
+from libs.contracts.agent_access import WS_PATH as HUB_WS_PATH
+from libs.contracts.agent_access import AgentTokens
+from tests.reliability.test_fault_drills import (
+    AGENT_KEY,
+    CHAT_KEY,
+    CONFIG,
+    PROGRESS,
+    SERVICES,
+    SUPPORT,
+    WARN_BEFORE,
+    Agent,
+    System,
+    Traffic,
+)
+from tests.support.audit import Audit, Findings, Ledger, topic_log
+from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, TwilioFake
+from tests.support.kafka import wait_until, wait_until_async
+from tooling.devstack import DevStack, LocalRedisCluster, free_port
+from tooling.sandbox.smtp import smtp_sandbox
+from tooling.simulate.customers import Endpoints
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+FAILOVER_TIMEOUT: Final = 30.0
+"""The node timeout is 2 s; the election follows within a second or two."""
+
+
+@contextlib.asynccontextmanager
+async def own_cluster() -> AsyncIterator[LocalRedisCluster]:
+    """This test kills a node, so it has its own cluster."""
+    cluster = LocalRedisCluster()
+    await cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.directory, ignore_errors=True)
+
+
+async def test_a_primary_killed_under_load_fails_over_and_loses_nothing(
+    stack: DevStack,
+    isolation: Isolation,
+    service_env: dict[str, str],
+    launch: Launch,
+    twilio: TwilioFake,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "drills.yaml"
+    config.write_text(CONFIG)
+    ledger = Ledger()
+    async with (
+        own_cluster() as cluster,
+        smtp_sandbox() as (_, relay_port),
+        topic_log(stack.broker.bootstrap_servers, isolation.topics) as log,
+    ):
+        smtp_port = free_port()
+        env = {
+            **service_env,
+            "REDIS_URL": cluster.url,
+            "SWITCHBOARD_CONFIG": str(config),
+            "SWITCHBOARD_SMTP_PORT": str(smtp_port),
+            "SWITCHBOARD_SMTP_RECIPIENTS": SUPPORT,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(relay_port),
+            "SMTP_STARTTLS": "false",
+            "SMTP_FROM": f"Shop <{SUPPORT}>",
+            "CHAT_SESSION_KEY": CHAT_KEY,
+            "AGENT_TOKEN_KEY": AGENT_KEY,
+        }
+        system = System(launch, env)
+        await system.start()
+        endpoints = Endpoints(
+            ingest_url=env["SWITCHBOARD_PUBLIC_URL"],
+            public_url=env["SWITCHBOARD_PUBLIC_URL"],
+            twilio_auth_token=AUTH_TOKEN,
+            our_number=OUR_NUMBER,
+            support_address=SUPPORT,
+            smtp_port=smtp_port,
+        )
+        traffic = Traffic(endpoints, http, ledger)
+        agent = Agent(
+            url=lambda: system.processes["hub"].url.replace("http://", "ws://", 1) + HUB_WS_PATH,
+            token=AgentTokens(AGENT_KEY).issue("drill-agent", ["desk"]),
+            http=http,
+            log=log,
+        )
+        audit = Audit(
+            log,
+            ledger,
+            {("blink", "first_response"): (WARN_BEFORE,)},
+            lambda: list(twilio.sandbox.messages),
+        )
+        reports: list[Findings] = []
+        stop = asyncio.Event()
+        load = asyncio.create_task(traffic.run(stop))
+        answering = asyncio.create_task(agent.run(stop))
+
+        async def under_load() -> None:
+            target = len(ledger.accepted) + PROGRESS
+            await wait_until(
+                lambda: len(ledger.accepted) >= target, timeout=60, message="traffic accepted"
+            )
+
+        async def audited(name: str) -> Findings:
+            findings = await audit.judge(audit.checkpoint(name, datetime.now(UTC)))
+            print(findings.summary(findings.problems), flush=True)
+            reports.append(findings)
+            return findings
+
+        router_slot_key = f"{env['SWITCHBOARD_KEY_PREFIX']}conv:{ROUTER}:seq"
+        try:
+            await under_load()
+            await audited("warm-up")
+            victim = await cluster.primary_of(router_slot_key)
+            assert victim is not None
+            assert victim.process is not None
+            victim.process.kill()  # SIGKILL: no shutdown, no last replication
+            victim.process.wait()
+
+            async def promoted() -> bool:
+                return (await cluster.primary_of(router_slot_key)) not in (None, victim)
+
+            await wait_until_async(
+                promoted, timeout=FAILOVER_TIMEOUT, message="a replica took over"
+            )
+            await cluster.wait_until_serving(FAILOVER_TIMEOUT)
+            await under_load()
+            await victim.start()  # same port and nodes.conf: it rejoins as a replica
+            await cluster.wait_until_replica(victim, FAILOVER_TIMEOUT)
+            await under_load()
+            after = await audited("primary SIGKILLed, replica promoted, old primary back")
+        finally:
+            stop.set()
+            await asyncio.gather(load, answering)
+        findings = await audit.judge(
+            audit.checkpoint("final", datetime.now(UTC) + timedelta(seconds=5))
+        )
+        print(findings.summary(findings.problems), flush=True)
+
+    exited = [n for n, p in system.processes.items() if p.process and p.process.poll() is not None]
+    report = "\n".join(f.summary(f.problems) for f in [*reports, findings])
+    assert not exited, f"services that did not ride out the failover: {exited}\n{report}"
+    assert not traffic.abandoned, f"messages never accepted: {traffic.abandoned[:5]}\n{report}"
+    assert after.settled, report
+    assert findings.settled, report
+    assert not findings.problems, report
+    assert findings.counts["deadletter records"] == 0, report
+    assert findings.counts["acknowledged"] == len(ledger.accepted), report
+    assert not agent.refused, agent.refused[:5]
+    assert set(SERVICES) == set(system.processes)
