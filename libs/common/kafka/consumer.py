@@ -138,7 +138,9 @@ class ConsumerPolicy:
     idle_poll: float = 1.0
     """Seconds between the fetches of a dozing consumer (the bound on a lost nudge)."""
     awake_linger: float = 0.25
-    """Seconds a nudged consumer keeps fetching after its last records, before it dozes."""
+    """Seconds a nudged consumer keeps fetching after its last records or nudge, before it
+    dozes: a few fetch waits, so a fetch sent before a nudged record was written is followed by
+    one sent after (each awake fetch costs the broker CPU while traffic is sparse)."""
 
     @classmethod
     def from_settings(
@@ -159,6 +161,7 @@ class ConsumerPolicy:
             fetch_min_bytes=settings.switchboard_fetch_min_bytes,
             nudged=settings.switchboard_fetch_nudge,
             idle_poll=settings.switchboard_fetch_idle_poll_ms / 1000,
+            awake_linger=(3 * settings.switchboard_fetch_max_wait_ms + 20) / 1000,
         )
 
 

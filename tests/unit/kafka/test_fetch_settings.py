@@ -70,6 +70,7 @@ async def test_every_consumer_fetches_with_the_configured_values() -> None:
     )
     assert policy.nudged
     assert policy.idle_poll == 1.5
+    assert policy.awake_linger == 0.05  # three fetch waits and a margin
     consumer = create_consumer(settings, policy)
     try:
         assert isinstance(consumer, AIOKafkaConsumer)
