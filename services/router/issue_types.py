@@ -43,7 +43,7 @@ import numpy.typing as npt
 import re2
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
@@ -313,6 +313,26 @@ class _Block:
         return columns, values
 
 
+def _grouped_folds(
+    keys: Sequence[tuple[str, str]], *, folds: int, seed: int
+) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    """Stratified cross-validation folds that never split a group: the (label, group) keys are
+    dealt into folds by their label, and each text follows its key."""
+    names = list(dict.fromkeys(keys))
+    dealt = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(names)), [label for label, _ in names]
+    )
+    fold_of: dict[tuple[str, str], int] = {}
+    for fold, (_, held) in enumerate(dealt):
+        for index in held:
+            fold_of[names[index]] = fold
+    assigned = np.fromiter((fold_of[key] for key in keys), dtype=np.intp, count=len(keys))
+    return [
+        (np.flatnonzero(assigned != fold), np.flatnonzero(assigned == fold))
+        for fold in range(folds)
+    ]
+
+
 class ExampleModel:
     """The fitted example model: the scikit-learn pipeline and its lean scoring path.
 
@@ -350,12 +370,14 @@ class ExampleModel:
     def fit(
         cls, texts: Sequence[str], labels: Sequence[str], groups: Sequence[str], *, seed: int
     ) -> ExampleModel:
-        """Fit on normalised ``texts``; at least two labels, each with two or more texts.
+        """Fit on normalised ``texts``; at least two labels, each with two or more groups.
 
-        Texts of one group (an example and its noisy copy) fall into the same calibration fold.
+        Texts of one group (an example, its repeats and its noisy copy) fall into the same
+        calibration fold.
         """
+        keys = list(zip(labels, groups, strict=True))
         counts: dict[str, int] = {}
-        for label in labels:
+        for label, _ in set(keys):
             counts[label] = counts.get(label, 0) + 1
         folds = min(_MAX_FOLDS, *counts.values())
         features = FeatureUnion(
@@ -378,15 +400,13 @@ class ExampleModel:
             ]
         )
         matrix = features.fit_transform(list(texts))
-        targets = np.asarray(labels)
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         calibrated = CalibratedClassifierCV(
             LinearSVC(C=_SVM_C, random_state=seed, max_iter=_SVM_MAX_ITER),
             method="temperature",
-            cv=list(splitter.split(matrix, targets, groups)),
+            cv=_grouped_folds(keys, folds=folds, seed=seed),
             ensemble=False,
         )
-        calibrated.fit(matrix, targets)
+        calibrated.fit(matrix, np.asarray(labels))
         return cls(features, calibrated, cv_folds=folds)
 
     @property
@@ -526,11 +546,12 @@ class IssueClassifier:
         noisy = 0
         for spec in specs:
             normalised = [text for text in map(normalise_text, spec.examples) if text]
-            if 0 < len(normalised) < MIN_EXAMPLES_PER_TYPE:
+            distinct = len(set(normalised))
+            if 0 < distinct < MIN_EXAMPLES_PER_TYPE:
                 raise ValueError(
-                    f"issue type {spec.name!r} has {len(normalised)} usable example; give at "
-                    f"least {MIN_EXAMPLES_PER_TYPE}, or none for a type decided by phrases "
-                    "and patterns only"
+                    f"issue type {spec.name!r} has {distinct} usable example; give at least "
+                    f"{MIN_EXAMPLES_PER_TYPE} different ones, or none for a type decided by "
+                    "phrases and patterns only"
                 )
             variants = noisy_variants(normalised, share=_NOISY_SHARE, seed=seed)
             noisy += len(variants)

@@ -27,6 +27,7 @@ from services.router.issue_types import (
     UNKNOWN,
     IssueClassifier,
     IssueTypeSpec,
+    _grouped_folds,
     normalise_text,
     pattern_error,
 )
@@ -374,11 +375,31 @@ def test_a_lone_string_is_not_taken_for_a_list_of_phrases() -> None:
             ],
             "'x' has 1 usable example",
         ),
+        (
+            [
+                IssueTypeSpec("x", "deep", 1, examples=("the same", "The  same")),
+                IssueTypeSpec("y", "deep", 1, examples=("one", "two")),
+            ],
+            "'x' has 1 usable example",
+        ),
     ],
 )
 def test_bad_configurations_fail_the_build(specs: list[IssueTypeSpec], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         IssueClassifier.build(specs)
+
+
+def test_calibration_folds_keep_an_example_with_its_copies() -> None:
+    # An example, its noisy copy and its repeats share a key; a fold that trained on a copy of
+    # the text it scores would make the fitted temperature too sharp.
+    keys = [(label, f"{label} {n % 4}") for label in ("a", "b") for n in range(12)]
+    folds = _grouped_folds(keys, folds=3, seed=0)
+
+    assert len(folds) == 3
+    assert sorted(int(i) for _, held in folds for i in held) == list(range(len(keys)))
+    for train, held in folds:
+        assert {keys[i] for i in train}.isdisjoint({keys[i] for i in held})
+        assert {keys[i][0] for i in train} == {"a", "b"}
 
 
 def test_pattern_error_explains_for_the_config_check() -> None:
