@@ -346,7 +346,9 @@ elseif op == 'pass' then
       wake_agent(best.agent)
     else
       if due then earliest(due) end
-      if not anyone and since then redis.call('ZADD', KEYS[2], since, conv) end
+      if not anyone and (#skills > 0 or language ~= '') then
+        redis.call('ZADD', KEYS[2], since, conv)
+      end
     end
   end
   local first = redis.call('ZRANGE', P_OFFERS .. queue, 0, 0, 'WITHSCORES')
