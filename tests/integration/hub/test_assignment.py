@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from libs.common.events import AgentAction, ConversationRouted
+from libs.common.events import AgentAction, ConversationRouted, Requirements
 from services.hub.open_conversations import NO_DEADLINE, OpenConversations
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
 from tests.support.kafka import collect, wait_until, wait_until_async
@@ -240,13 +240,22 @@ async def _free(hub: Hub, agent: str) -> bool:
     return not await hub.redis.hlen(hub.keys.hub_assigned(agent))
 
 
-async def test_two_replicas_never_offer_a_conversation_twice(make_hub: MakeHub) -> None:
+@pytest.mark.parametrize("requires", [None, Requirements(skills=("payments",), language="es")])
+async def test_two_replicas_never_offer_a_conversation_twice(
+    make_hub: MakeHub, requires: Requirements | None
+) -> None:
     hub = await make_hub(replicas=2, hub_offer_seconds=LONG)
-    async with hub.client(QUEUE) as ada, hub.client(QUEUE, agent="bo", replica=1) as bo:
+    skills, languages = ("payments",), ("es",)  # both agents meet the requirements
+    async with (
+        hub.client(QUEUE, skills=skills, languages=languages) as ada,
+        hub.client(QUEUE, agent="bo", replica=1, skills=skills, languages=languages) as bo,
+    ):
         await asyncio.gather(
             ada.presence("online", {"sms": 20}), bo.presence("online", {"sms": 20})
         )
-        routed = await asyncio.gather(*(hub.open_conversation() for _ in range(12)))
+        routed = await asyncio.gather(
+            *(hub.open_conversation(requires=requires) for _ in range(12))
+        )
         ids = {r.conversation_id for r in routed}
 
         async def outstanding() -> bool:
