@@ -221,7 +221,7 @@ def _hand_written(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("path", "least", "least_per_type"), [(REALISTIC_CSV, 400, 12), (DEV_CSV, 290, 11)]
+    ("path", "least", "least_per_type"), [(REALISTIC_CSV, 400, 12), (DEV_CSV, 400, 15)]
 )
 def test_a_hand_written_set_covers_every_type_and_channel(
     path: Path, least: int, least_per_type: int
