@@ -90,6 +90,9 @@ class SurveyTakers:
         self._texts_read = 0
         self._mail_read = 0
         self._answering: set[asyncio.Task[None]] = set()
+        self._answered: set[str] = set()
+        """Threads whose customer answered a survey: a thread holds one pending survey, so a
+        second answer there could land on the other survey and count once."""
         self.given = GivenScores()
         self.open = True
         """Whether customers still answer (closed before the final figures are read)."""
@@ -141,6 +144,9 @@ class SurveyTakers:
         scale = scale_of(text)
         if scale is None or not self._will_answer(thread.channel):
             return
+        if thread.thread_key in self._answered:
+            return
+        self._answered.add(thread.thread_key)
         score = self._score(scale)
         self._spawn(self._reply(thread, KINDS[scale], score))
 
