@@ -365,6 +365,53 @@ class LocalRedisCluster:
             node.stop()
 
 
+@dataclass
+class LocalRedisSentinel:
+    """A primary, its replica and one Sentinel watching them (quorum 1, a primary is down
+    after a second): what ``REDIS_SENTINELS`` deployments look like, on loopback."""
+
+    SERVICE = "mymaster"
+    DOWN_AFTER_MS = 1000
+
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-sentinel-")))
+    primary: RedisServer = field(default_factory=RedisServer)
+    replica: RedisServer | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def sentinels(self) -> str:
+        """``REDIS_SENTINELS`` for this Sentinel."""
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        await self.primary.start()
+        self.replica = RedisServer(options=("--replicaof", "127.0.0.1", str(self.primary.port)))
+        await self.replica.start()
+        config = self.directory / "sentinel.conf"  # Sentinel rewrites its file: its own
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 1\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} {self.DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {self.SERVICE} 5000\n"
+        )
+        self.process = subprocess.Popen(
+            [RedisServer.binary(), str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        await wait_for_port(self.port, self.process, START_TIMEOUT)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        for server in (self.primary, self.replica):
+            if server is not None:
+                server.stop()
+                shutil.rmtree(server.directory, ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 def _cluster_node_port() -> int:
     """A free loopback port whose cluster-bus port (the port + 10000: Redis 6, which the
     shifted-clock runs use, cannot be given another) is free too."""

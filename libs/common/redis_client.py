@@ -28,7 +28,7 @@ from typing import Any, cast
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.commands.core import AsyncScript
 
 from libs.common.settings import Settings
@@ -98,6 +98,16 @@ def create_redis(settings: Settings) -> Redis:
         **_TIMEOUTS,
     )
     return Redis.from_pool(pool)
+
+
+async def close_redis(redis: Redis) -> None:
+    """Close the client's connections, and a Sentinel-managed client's connections to the
+    sentinels too (closing the client alone leaves those open)."""
+    await redis.aclose()
+    pool = getattr(redis, "connection_pool", None)
+    if isinstance(pool, SentinelConnectionPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
 
 
 async def queue_script(

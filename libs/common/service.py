@@ -36,7 +36,7 @@ from libs.common.kafka.consumer import (
 from libs.common.kafka.nudge import Nudger
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.logs import get_logger, setup_logging
-from libs.common.redis_client import create_redis
+from libs.common.redis_client import close_redis, create_redis
 from libs.common.settings import Settings, SettingsError, load_settings
 from libs.common.topics import Topics
 from libs.common.tracing import http_server_middleware, setup_tracing
@@ -78,7 +78,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app[READINESS_CHECKS].append(redis_ping)
     yield
-    await client.aclose()
+    await close_redis(client)
 
 
 def _producer_ctx(service: str) -> Callable[[web.Application], AsyncIterator[None]]:
