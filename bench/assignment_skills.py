@@ -44,6 +44,7 @@ from libs.contracts.agent_access import AgentClaims
 from services.hub.assignment import Assigner, AssignmentPolicy
 from services.hub.ladder import Ladder, LadderStep
 from services.hub.open_conversations import OpenConversations
+from services.hub.streams import QueueStreams
 from services.hub.transcript import Transcripts
 
 SKILLS = [f"skill{i}" for i in range(10)]
@@ -136,6 +137,7 @@ async def measure(agents: int, waiting: int, decisions: int) -> dict[str, Any]:
             policy,
             queues=lambda: frozenset({"plain", "skills"}),
             transcripts=Transcripts(redis, keys),
+            streams=QueueStreams(redis, keys, maxlen=10_000, max_age=86_400.0),
             ladder=lambda queue: LADDER,
         )
 

@@ -144,6 +144,9 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
 - ``hub:{hub}:unmet:<queue>`` - hub assigner - zset: waiting conversations whose requirements
   (at their ladder step) no agent online in the queue meets -> when they started waiting (ms);
   rewritten by every assignment pass - none
+- ``hub:{hub}:relaxed:<queue>`` - hub assigner - hash: ``<conversation_id> <step>`` -> when the
+  conversation took that relaxation ladder step (ms); a pass adds it, and removes it once the
+  step is in the transcript and on the queue's stream - none
 - ``hub:{hub}:rr`` - hub assigner - integer, orders offers for round robin - none
 - ``hub:{hub}:declined:<conversation_id>`` - hub assigner - set of agents who declined or let an
   offer of the conversation expire (not offered it again meanwhile) - 10 offer timeouts
@@ -347,6 +350,9 @@ class Keys:
 
     def hub_unmet(self, queue: str) -> str:
         return f"{self.prefix}hub:{HUB}:unmet:{queue}"
+
+    def hub_relaxed(self, queue: str) -> str:
+        return f"{self.prefix}hub:{HUB}:relaxed:{queue}"
 
     def hub_offer_sequence(self) -> str:
         return f"{self.prefix}hub:{HUB}:rr"

@@ -94,6 +94,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             AssignmentPolicy.from_settings(settings),
             queues=lambda: live.current,
             transcripts=transcripts,
+            streams=streams,
             ladder=lambda queue: Ladder.of(live.config, queue),
             clock=app[CLOCK],
         )

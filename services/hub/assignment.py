@@ -23,8 +23,13 @@ Requirements: a conversation the router gave ``requires`` (skills, a language) i
 to agents holding every skill and speaking the language (their token's claims, narrowed by
 their presence), the one meeting the most of them first. The queue's relaxation ladder
 (:mod:`services.hub.ladder`) drops requirements step by step as the conversation waits; the
-pass records the step each conversation is on (``step`` in its summary, a transcript entry
-per step) and, for supervisors, the conversations no online agent can take at their step
+pass records the step each conversation is on (``step`` in its summary) and tells of each step
+taken: a transcript entry and a ``relaxed`` entry of the queue's stream (so agents' and
+supervisors' sockets hear of it at once, and supervisors' figures are pushed). The script
+keeps the steps taken in ``hub:relaxed:{queue}`` until they are told of, so a step is told of
+even when the pass that took it failed afterwards (its retry, or any replica's next pass, tells
+of it), and markers keyed by conversation, step and time taken make telling again harmless.
+For supervisors, the pass records the conversations no online agent can take at their step
 (``hub:unmet:{queue}``); it walks past those (up to ``reach``) so they do not hold back the
 ones behind them. A pass wakes again when a waiting conversation's next step is due.
 
@@ -39,14 +44,17 @@ import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.common import metrics
 from libs.common.backoff import Backoff
 from libs.common.clock import Clock, system_clock
+from libs.common.config.schema import RequirementName
 from libs.common.events import Channel
 from libs.common.keys import Keys
 from libs.common.logs import get_logger
@@ -58,6 +66,7 @@ from services.hub import transcript
 from services.hub.actions import Rejected
 from services.hub.ladder import Ladder
 from services.hub.open_conversations import SUMMARY_TTL, OpenConversations
+from services.hub.streams import QueueStreams
 from services.hub.transcript import Transcripts
 
 log = get_logger(__name__)
@@ -111,14 +120,49 @@ class AgentView:
 
 
 @dataclass(frozen=True, slots=True)
+class StepTaken:
+    """A conversation took a step of its queue's relaxation ladder at ``at_ms``."""
+
+    conversation_id: str
+    step: int
+    at_ms: int
+
+    @property
+    def event_id(self) -> str:
+        """The same for every pass and replica that tells of this step."""
+        return f"relaxed:{self.conversation_id}:{self.step}:{self.at_ms}"
+
+
+class RelaxedData(msgspec.Struct, frozen=True, kw_only=True):
+    step: int
+    dropped: tuple[RequirementName, ...]
+    text: str
+
+
+class RelaxedEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``relaxed`` entry of a queue's stream, shaped like the fan-out's entries (the
+    ``event`` frame adds ``queue`` and ``id``); no Kafka event caused it."""
+
+    kind: Literal["relaxed"] = "relaxed"
+    event_id: str
+    event_type: Literal["hub.relaxed"] = "hub.relaxed"
+    time: datetime
+    conversation_id: str
+    data: RelaxedData
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
 class _Outcome:
     status: str
     detail: str
     made: list[str]
     next_at: float | None
     more: bool
-    relaxed: list[tuple[str, int]]
-    """Conversations whose ladder step changed in this pass, with the step."""
+    relaxed: list[StepTaken]
+    """Ladder steps taken (in this pass or one that failed after) not yet told of."""
 
 
 class Assigner:
@@ -130,6 +174,7 @@ class Assigner:
         policy: AssignmentPolicy,
         queues: Callable[[], frozenset[str]],
         transcripts: Transcripts,
+        streams: QueueStreams,
         ladder: Callable[[str], Ladder] = lambda queue: Ladder(),
         clock: Clock = system_clock,
     ) -> None:
@@ -139,6 +184,7 @@ class Assigner:
         self._policy = policy
         self._queues = queues
         self._transcripts = transcripts
+        self._streams = streams
         self._ladder = ladder
         self._clock = clock
         self._script = redis.register_script(load_script("services.hub", "assign.lua"))
@@ -236,14 +282,32 @@ class Assigner:
             ladder.as_argument(),
             *(uuid.uuid4().hex for _ in range(policy.batch)),
             running=queue,
-            keys=[self._keys.hub_unmet(queue)],
+            keys=[self._keys.hub_unmet(queue), self._keys.hub_relaxed(queue)],
         )
-        at = self._clock()
-        for conversation_id, step in outcome.relaxed:
-            metrics.hub_ladder_steps.labels(queue, str(step)).inc()
-            entry = transcript.relaxed(queue, step, ladder.describe(step), at)
-            await self._transcripts.record(conversation_id, entry)
+        for taken in outcome.relaxed:
+            await self._tell(queue, ladder, taken)
         return outcome
+
+    async def _tell(self, queue: str, ladder: Ladder, taken: StepTaken) -> None:
+        """A ladder step into the conversation's transcript and onto the queue's stream (both
+        keyed by the step, so telling again changes nothing), then off the untold ones."""
+        step, text = taken.step, ladder.describe(taken.step)
+        at = datetime.fromtimestamp(taken.at_ms / 1000, UTC)
+        await self._transcripts.record(
+            taken.conversation_id, transcript.relaxed(queue, step, text, at)
+        )
+        entry = RelaxedEntry(
+            event_id=taken.event_id,
+            time=at,
+            conversation_id=taken.conversation_id,
+            data=RelaxedData(step=step, dropped=tuple(sorted(ladder.dropped(step))), text=text),
+        )
+        await self._streams.append(queue, taken.event_id, _encode(entry))
+        told = await self._redis.hdel(
+            self._keys.hub_relaxed(queue), f"{taken.conversation_id} {step}"
+        )
+        if told:  # counted once, by whichever pass told of it first
+            metrics.hub_ladder_steps.labels(queue, str(step)).inc()
 
     async def pass_now(self, queue: str) -> list[str]:
         """One assignment pass over ``queue`` now, outside its task (a benchmark's offer
@@ -337,8 +401,12 @@ class Assigner:
             next_at=int(next_ms) / 1000 if next_ms else None,
             more=bool(more),
             relaxed=[
-                (as_text(conversation), int(step))
-                for conversation, step in zip(relaxed[::2], relaxed[1::2], strict=True)
+                StepTaken(conversation, int(step), int(at_ms))
+                for (conversation, step), at_ms in zip(
+                    (as_text(field).rsplit(" ", 1) for field in relaxed[::2]),
+                    relaxed[1::2],
+                    strict=True,
+                )
             ],
         )
 

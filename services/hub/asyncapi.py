@@ -69,7 +69,8 @@ SERVER_FRAMES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
         },
     ),
     "event": (
-        "Something happened in a followed queue; `data` is the event's data as on Kafka.",
+        "Something happened in a followed queue; `data` is the event's data as on Kafka "
+        "(`kind` `relaxed`: the hub's own, a step of the queue's relaxation ladder).",
         {"queue": _text, "id": {**_text, "description": "The event's id in its queue."}},
     ),
     "ack": (

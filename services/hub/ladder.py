@@ -51,6 +51,14 @@ class Ladder:
             for step in self.steps
         )
 
+    def dropped(self, step: int) -> frozenset[RequirementName]:
+        """What step ``step`` (as :meth:`describe` counts) no longer asks."""
+        if step == 0:
+            return frozenset()
+        if step > len(self.steps):
+            return frozenset(BITS)
+        return self.steps[step - 1].dropped
+
     def describe(self, step: int) -> str:
         """What step ``step`` (as the script counts: 0 none, len + 1 the warning) means."""
         if step == 0:

@@ -9,8 +9,10 @@
 --   (named at each op below)
 -- Returns {status, detail, offers made, agents to wake, queues to wake, next due ms or '',
 --   offers accepted, declined, expired, withdrawn, more waiting, agents online, relaxation
---   steps taken (conversation, step, conversation, step, ...)}.
--- pass also takes KEYS[2]: the queue's unmet set, rewritten by every pass.
+--   steps not yet told of ('{conversation} {step}', ms taken, ...)}.
+-- pass also takes KEYS[2]: the queue's unmet set, rewritten by every pass, and KEYS[3]: the
+--   queue's ladder steps taken and not yet told of, which the caller removes once it has
+--   recorded them (so a step is told of even when the pass that took it failed after it).
 local op, now = ARGV[1], tonumber(ARGV[2])
 local P_AGENT, P_AGENTS, P_ASSIGNED, P_OFFER, P_OFFERS = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local P_WAITING, P_CONV, P_OPEN, P_DECLINED, RR = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -302,8 +304,7 @@ elseif op == 'pass' then
       end
       if step ~= (tonumber(f[5]) or 0) then
         redis.call('HSET', key, 'step', step)
-        relaxed[#relaxed + 1] = conv
-        relaxed[#relaxed + 1] = step
+        redis.call('HSET', KEYS[3], conv .. ' ' .. step, now)
       end
     end
     -- An agent is eligible when it meets every requirement the ladder has not dropped; among
@@ -353,6 +354,7 @@ elseif op == 'pass' then
   end
   local first = redis.call('ZRANGE', P_OFFERS .. queue, 0, 0, 'WITHSCORES')
   if first[2] then earliest(tonumber(first[2])) end
+  relaxed = redis.call('HGETALL', KEYS[3])
 end
 return {status, detail, made, woken_agents, woken_queues,
   next_ms and string.format('%d', next_ms) or '', ended.accepted, ended.declined,

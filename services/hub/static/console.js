@@ -355,6 +355,9 @@
         if (c) delete queue.conversations[id];
         if (selected === id && !find(id)) selected = null;
         break;
+      case "relaxed":  // a step of the relaxation ladder: the transcript, re-read below, says why
+        if (c) c.ladderStep = data.step;
+        break;
       case "transferred_in":
         var known = c || find(id);
         c = frame.conversation ? fromSnapshot(frame.conversation, frame.queue, known)

@@ -6,7 +6,8 @@ the hub's clock, never by waiting."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from libs.common.clock import system_clock
 from libs.common.events import Requirements
 from libs.contracts.agent_access import WS_PATH
+from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub, ManualClock
 from tests.support.kafka import wait_until_async
 from tooling.hubclient import ActionFailed, HubClient
@@ -112,6 +114,66 @@ async def test_with_only_a_non_matching_agent_the_offer_waits_for_the_ladder(
         ]
         [inbound] = [e for e in page["entries"] if e["kind"] == "inbound"]
         assert inbound["routing"]["requires"] == {"skills": ["payments"], "language": "es"}
+
+
+async def test_each_ladder_step_is_an_event_of_the_queue_and_pushes_the_figures(
+    make_hub: MakeHub,
+) -> None:
+    """Supervisors hear of a step as it is taken: a ``relaxed`` event, then figures pushed
+    (only entries push them here: the periodic re-read is an hour away). A step told again
+    (a pass that failed after taking it) appends nothing more."""
+    start = system_clock()
+    clock = ManualClock(start)
+    hub = await make_hub(clock=clock, limits=Limits(figures_every=3600.0), **QUIET)
+    async with hub.client(QUEUE, languages=("en",)) as ada, supervisor(hub) as sam:
+        await sam.subscribe([QUEUE])
+        await ada.presence("online", {"sms": 5})
+        waiting = await hub.open_conversation(requires=SPANISH_PAYMENTS, at=start)
+        await next_event(sam, "routed")
+
+        clock.advance(timedelta(minutes=2, seconds=10))
+        await ada.presence("online", {"sms": 5})  # a change: the queue's pass runs now
+        event = await next_event(sam, "relaxed")
+        assert (event["conversation_id"], event["event_type"]) == (
+            waiting.conversation_id,
+            "hub.relaxed",
+        )
+        assert event["data"] == {
+            "step": 1,
+            "dropped": ["skills"],
+            "text": "waited 2m without an offer: ladder step 1 drops skills, keeps language",
+        }
+        at_ms = int(clock().timestamp() * 1000)  # when the pass took the step
+        assert round(datetime.fromisoformat(event["time"]).timestamp() * 1000) == at_ms
+        assert not await hub.redis.hkeys(hub.keys.hub_assigned("ada"))  # not offered yet
+        pushed = await sam.next_of("figures", timeout=20)
+        [queue] = pushed["queues"]
+        assert pushed["id"] is None
+        assert [(u["conversation_id"], u["ladder_step"]) for u in queue["unmet"]] == [
+            (waiting.conversation_id, 1)
+        ]
+
+        untold = hub.keys.hub_relaxed(QUEUE)
+        await hub.redis.hset(untold, f"{waiting.conversation_id} 1", at_ms)
+        await ada.presence("online", {"sms": 5})
+
+        async def told_again() -> bool:
+            return not await hub.redis.exists(untold)
+
+        await wait_until_async(told_again, message="the step told again")
+        relaxed = [e for e in await stream_events(hub) if e["kind"] == "relaxed"]
+        assert [e["event_id"] for e in relaxed] == [event["event_id"]]
+
+
+async def next_event(client: HubClient, kind: str) -> dict[str, Any]:
+    while (frame := await client.next_of("event", timeout=20))["kind"] != kind:
+        pass
+    return frame
+
+
+async def stream_events(hub: Hub) -> list[dict[str, Any]]:
+    rows: Any = await hub.redis.xrange(hub.keys.hub_stream(QUEUE))
+    return [json.loads(fields[b"e"]) for _, fields in rows]
 
 
 async def test_a_first_response_warning_offers_to_anyone_online(make_hub: MakeHub) -> None:
