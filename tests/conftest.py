@@ -15,7 +15,7 @@ from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from libs.common.redis_client import create_redis
+from libs.common.redis_client import open_redis
 from libs.common.settings import Settings
 from libs.common.topics import Topics
 from tests.support import slots
@@ -151,7 +151,7 @@ def redis_url(request: pytest.FixtureRequest, stack: DevStack, redis_deployment:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(Settings(redis_url=redis_url))
+    client = await open_redis(Settings(redis_url=redis_url))
     yield client
     await client.aclose()
 

@@ -24,7 +24,7 @@ import msgspec
 from libs.common.events import AgentAction, Event
 from libs.common.kafka.history import read_history
 from libs.common.keys import Keys
-from libs.common.redis_client import create_redis
+from libs.common.redis_client import open_redis
 from libs.common.settings import Settings, SettingsError, load_settings
 from libs.common.topics import Topics
 from services.hub.transcript import Transcripts
@@ -65,7 +65,7 @@ async def export(
     ]
     if not with_text:
         return corrections, len(corrections)
-    redis = create_redis(settings)
+    redis = await open_redis(settings)
     try:
         transcripts = Transcripts(redis, Keys(settings.switchboard_key_prefix))
         texts = [

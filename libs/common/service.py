@@ -36,7 +36,7 @@ from libs.common.kafka.consumer import (
 from libs.common.kafka.nudge import Nudger
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.logs import get_logger, setup_logging
-from libs.common.redis_client import close_redis, create_redis
+from libs.common.redis_client import close_redis, open_redis
 from libs.common.settings import Settings, SettingsError, load_settings
 from libs.common.topics import Topics
 from libs.common.tracing import http_server_middleware, setup_tracing
@@ -70,7 +70,7 @@ def create_app(settings: Settings, service: str, clock: Clock = system_clock) ->
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = create_redis(app[SETTINGS])
+    client = await open_redis(app[SETTINGS])
     app[REDIS] = client
 
     async def redis_ping() -> None:

@@ -19,7 +19,7 @@ from libs.common.clock import Clock, system_clock
 from libs.common.config import Config, LiveConfig
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
-from libs.common.redis_client import create_redis
+from libs.common.redis_client import open_redis
 from libs.common.service import (
     CLOCK,
     PRODUCER,
@@ -103,7 +103,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
         incidents = Incidents(redis, keys)
         app[FANOUT] = FanOut(streams, conversations, assigner, transcripts, figures, incidents)
         # Blocking reads get their own connections, apart from the request path's pool.
-        feed_redis = create_redis(settings)
+        feed_redis = await open_redis(settings)
         feeds = Feeds(
             _streams(settings, feed_redis, keys), batch=max(1, min(256, limits.send_buffer // 2))
         )
