@@ -324,27 +324,55 @@ async def own_redis() -> AsyncIterator[RedisServer]:
         shutil.rmtree(server.directory, ignore_errors=True)
 
 
-async def test_fault_drills_under_load_lose_nothing_and_do_nothing_twice(
+@dataclass
+class Drill:
+    """The five services under steady customer traffic with an agent answering, and the
+    audit that judges what they did: what every drill of the system's processes starts from."""
+
+    system: System
+    ledger: Ledger
+    traffic: Traffic
+    agent: Agent
+    audit: Audit
+    running: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stop_load(self) -> None:
+        """Customers stop writing and the agent stops answering (before the final audit)."""
+        self.stopping.set()
+        await asyncio.gather(*self.running)
+
+    async def under_load(self) -> None:
+        """Until another ``PROGRESS`` messages were accepted: the system takes traffic."""
+        target = len(self.ledger.accepted) + PROGRESS
+        await wait_until(
+            lambda: len(self.ledger.accepted) >= target, timeout=60, message="traffic accepted"
+        )
+
+
+@contextlib.asynccontextmanager
+async def drill_under_load(
+    redis_url: str,
     stack: DevStack,
     isolation: Isolation,
     service_env: dict[str, str],
     launch: Launch,
     twilio: TwilioFake,
     http: aiohttp.ClientSession,
-    tmp_path: Path,
-) -> None:
-    config = tmp_path / "drills.yaml"
-    config.write_text(CONFIG)
+    config: Path,
+) -> AsyncIterator[Drill]:
+    """Start the services on ``redis_url`` with the drills' configuration, customers writing and
+    an agent answering; traffic and agent stop when the block ends."""
+    await asyncio.to_thread(config.write_text, CONFIG)
     ledger = Ledger()
     async with (
-        own_redis() as redis,
         smtp_sandbox() as (_, relay_port),
         topic_log(stack.broker.bootstrap_servers, isolation.topics) as log,
     ):
         smtp_port = free_port()
         env = {
             **service_env,
-            "REDIS_URL": redis.url,
+            "REDIS_URL": redis_url,
             "SWITCHBOARD_CONFIG": str(config),
             "SWITCHBOARD_SMTP_PORT": str(smtp_port),
             "SWITCHBOARD_SMTP_RECIPIENTS": SUPPORT,
@@ -378,17 +406,41 @@ async def test_fault_drills_under_load_lose_nothing_and_do_nothing_twice(
             {("blink", "first_response"): (WARN_BEFORE,)},
             lambda: list(twilio.sandbox.messages),
         )
-        reports: list[Findings] = []
-        blamed: list[str] = []
-        stop = asyncio.Event()
-        load = asyncio.create_task(traffic.run(stop))
-        answering = asyncio.create_task(agent.run(stop))
+        drill = Drill(system, ledger, traffic, agent, audit)
+        drill.running += [
+            asyncio.create_task(traffic.run(drill.stopping)),
+            asyncio.create_task(agent.run(drill.stopping)),
+        ]
+        try:
+            yield drill
+        finally:
+            await drill.stop_load()
 
-        async def under_load() -> None:
-            target = len(ledger.accepted) + PROGRESS
-            await wait_until(
-                lambda: len(ledger.accepted) >= target, timeout=60, message="traffic accepted"
-            )
+
+async def test_fault_drills_under_load_lose_nothing_and_do_nothing_twice(
+    stack: DevStack,
+    isolation: Isolation,
+    service_env: dict[str, str],
+    launch: Launch,
+    twilio: TwilioFake,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    reports: list[Findings] = []
+    blamed: list[str] = []
+    async with (
+        own_redis() as redis,
+        drill_under_load(
+            redis.url, stack, isolation, service_env, launch, twilio, http, tmp_path / "drills.yaml"
+        ) as drill,
+    ):
+        system, ledger, audit, under_load = (
+            drill.system,
+            drill.ledger,
+            drill.audit,
+            drill.under_load,
+        )
+        traffic, agent = drill.traffic, drill.agent
 
         async def audited(name: str) -> None:
             await system.revive()
@@ -435,8 +487,7 @@ async def test_fault_drills_under_load_lose_nothing_and_do_nothing_twice(
             await audited("Twilio refusing sends")
             refused_requests = twilio.sandbox.requests - requests_before
         finally:
-            stop.set()
-            await asyncio.gather(load, answering)
+            await drill.stop_load()
         # Judged as of 5 s from now, when every clock started so far has fallen due (4 s
         # policy): the audit waits for those points to be published.
         findings = await audit.judge(

@@ -32,7 +32,6 @@ routed conversation acknowledged once, no dead letters, no second send.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
@@ -44,26 +43,11 @@ import aiohttp
 import pytest
 
 from libs.common.keys import ROUTER
-from libs.contracts.agent_access import WS_PATH as HUB_WS_PATH
-from libs.contracts.agent_access import AgentTokens
-from tests.reliability.test_fault_drills import (
-    AGENT_KEY,
-    CHAT_KEY,
-    CONFIG,
-    PROGRESS,
-    SERVICES,
-    SUPPORT,
-    WARN_BEFORE,
-    Agent,
-    System,
-    Traffic,
-)
-from tests.support.audit import Audit, Findings, Ledger, topic_log
-from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, TwilioFake
-from tests.support.kafka import wait_until, wait_until_async
-from tooling.devstack import DevStack, LocalRedisCluster, free_port
-from tooling.sandbox.smtp import smtp_sandbox
-from tooling.simulate.customers import Endpoints
+from tests.reliability.test_fault_drills import SERVICES, drill_under_load
+from tests.support.audit import Findings
+from tests.support.harness import Isolation, Launch, TwilioFake
+from tests.support.kafka import wait_until_async
+from tooling.devstack import DevStack, LocalRedisCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -92,61 +76,21 @@ async def test_a_primary_killed_under_load_fails_over_and_loses_nothing(
     http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
-    config = tmp_path / "drills.yaml"
-    config.write_text(CONFIG)
-    ledger = Ledger()
+    reports: list[Findings] = []
     async with (
         own_cluster() as cluster,
-        smtp_sandbox() as (_, relay_port),
-        topic_log(stack.broker.bootstrap_servers, isolation.topics) as log,
+        drill_under_load(
+            cluster.url,
+            stack,
+            isolation,
+            service_env,
+            launch,
+            twilio,
+            http,
+            tmp_path / "drills.yaml",
+        ) as drill,
     ):
-        smtp_port = free_port()
-        env = {
-            **service_env,
-            "REDIS_URL": cluster.url,
-            "SWITCHBOARD_CONFIG": str(config),
-            "SWITCHBOARD_SMTP_PORT": str(smtp_port),
-            "SWITCHBOARD_SMTP_RECIPIENTS": SUPPORT,
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(relay_port),
-            "SMTP_STARTTLS": "false",
-            "SMTP_FROM": f"Shop <{SUPPORT}>",
-            "CHAT_SESSION_KEY": CHAT_KEY,
-            "AGENT_TOKEN_KEY": AGENT_KEY,
-        }
-        system = System(launch, env)
-        await system.start()
-        endpoints = Endpoints(
-            ingest_url=env["SWITCHBOARD_PUBLIC_URL"],
-            public_url=env["SWITCHBOARD_PUBLIC_URL"],
-            twilio_auth_token=AUTH_TOKEN,
-            our_number=OUR_NUMBER,
-            support_address=SUPPORT,
-            smtp_port=smtp_port,
-        )
-        traffic = Traffic(endpoints, http, ledger)
-        agent = Agent(
-            url=lambda: system.processes["hub"].url.replace("http://", "ws://", 1) + HUB_WS_PATH,
-            token=AgentTokens(AGENT_KEY).issue("drill-agent", ["desk"]),
-            http=http,
-            log=log,
-        )
-        audit = Audit(
-            log,
-            ledger,
-            {("blink", "first_response"): (WARN_BEFORE,)},
-            lambda: list(twilio.sandbox.messages),
-        )
-        reports: list[Findings] = []
-        stop = asyncio.Event()
-        load = asyncio.create_task(traffic.run(stop))
-        answering = asyncio.create_task(agent.run(stop))
-
-        async def under_load() -> None:
-            target = len(ledger.accepted) + PROGRESS
-            await wait_until(
-                lambda: len(ledger.accepted) >= target, timeout=60, message="traffic accepted"
-            )
+        system, audit, under_load = drill.system, drill.audit, drill.under_load
 
         async def audited(name: str) -> Findings:
             findings = await audit.judge(audit.checkpoint(name, datetime.now(UTC)))
@@ -154,7 +98,7 @@ async def test_a_primary_killed_under_load_fails_over_and_loses_nothing(
             reports.append(findings)
             return findings
 
-        router_slot_key = f"{env['SWITCHBOARD_KEY_PREFIX']}conv:{ROUTER}:seq"
+        router_slot_key = f"{service_env['SWITCHBOARD_KEY_PREFIX']}conv:{ROUTER}:seq"
         try:
             await under_load()
             await audited("warm-up")
@@ -177,8 +121,7 @@ async def test_a_primary_killed_under_load_fails_over_and_loses_nothing(
             await under_load()
             after = await audited("primary SIGKILLed, replica promoted, old primary back")
         finally:
-            stop.set()
-            await asyncio.gather(load, answering)
+            await drill.stop_load()
         findings = await audit.judge(
             audit.checkpoint("final", datetime.now(UTC) + timedelta(seconds=5))
         )
@@ -187,11 +130,11 @@ async def test_a_primary_killed_under_load_fails_over_and_loses_nothing(
     exited = [n for n, p in system.processes.items() if p.process and p.process.poll() is not None]
     report = "\n".join(f.summary(f.problems) for f in [*reports, findings])
     assert not exited, f"services that did not ride out the failover: {exited}\n{report}"
-    assert not traffic.abandoned, f"messages never accepted: {traffic.abandoned[:5]}\n{report}"
+    assert not drill.traffic.abandoned, f"never accepted: {drill.traffic.abandoned[:5]}\n{report}"
     assert after.settled, report
     assert findings.settled, report
     assert not findings.problems, report
     assert findings.counts["deadletter records"] == 0, report
-    assert findings.counts["acknowledged"] == len(ledger.accepted), report
-    assert not agent.refused, agent.refused[:5]
+    assert findings.counts["acknowledged"] == len(drill.ledger.accepted), report
+    assert not drill.agent.refused, drill.agent.refused[:5]
     assert set(SERVICES) == set(system.processes)
