@@ -96,7 +96,7 @@ async def _recompute_on_reload(app: web.Application) -> None:
         if current is reference:
             continue
         try:
-            batches = app[KEEPER].reconfigure(reference, app[SCHEDULER].partitions, app[CLOCK]())
+            batches = app[KEEPER].reconfigure(reference, app[SCHEDULER].partitions, app[CLOCK])
             async for batch in batches:
                 await app[PRODUCER].publish(batch)
         except INFRASTRUCTURE_ERRORS as exc:

@@ -320,13 +320,18 @@ class ClockKeeper:
         return routed.sla_policy, f"policy {routed.sla_policy}: rule {rule}'s"
 
     async def reconfigure(
-        self, previous: SlaRuntime, partitions: frozenset[int], at: datetime
+        self, previous: SlaRuntime, partitions: frozenset[int], now: Callable[[], datetime]
     ) -> AsyncIterator[list[Outgoing]]:
         """Recompute the open clocks of ``partitions`` after the configuration changed from
         ``previous``: those whose policy or calendar changed get a new generation (timers moved
         in the same transaction) and a ``recomputed`` event, yielded in batches to publish.
         Already breached clocks are left alone; a clock whose deadline comes out the same (it
-        was recomputed already, or the change did not touch it) gets nothing."""
+        was recomputed already, or the change did not touch it) gets nothing.
+
+        Each clock is recomputed at ``now()`` read under its conversation's lock, not at one
+        instant for the whole pass: the pass takes time, and a timer the scheduler fired
+        meanwhile (under the same lock) is then behind that instant, so a clock it breached
+        stays breached and no ``recomputed`` event is dated before an event already out."""
         runtime = self._live.current
         out: list[Outgoing] = []
         woken: list[tuple[int, int]] = []
@@ -336,6 +341,7 @@ class ClockKeeper:
             if not runtime.affects(previous, stored.policy, stored.metric, stored.queue):
                 continue
             async with self._locks.hold(stored.conversation_id):
+                at = now()
                 clock = await self._clocks.get_open(stored.conversation_id, stored.metric)
                 if clock is not None and not _breached(clock, at):
                     out += await self._recompute_changed(clock, at, previous, woken)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
+from libs.common.clock import fixed_clock
 from libs.common.events import ConversationRouted, RoutingExplanation, SlaEvent
 from tests.integration.sla.conftest import LA, Keeper, MakeKeeper, action, kinds, routed
 
@@ -306,7 +307,9 @@ async def test_a_reload_while_paused_changes_the_window_not_the_time_used(
     reloaded_at = MONDAY + 3 * M
     events = [
         o.event.data
-        async for batch in keeper.keeper.reconfigure(previous, frozenset({3}), reloaded_at)
+        async for batch in keeper.keeper.reconfigure(
+            previous, frozenset({3}), fixed_clock(reloaded_at)
+        )
         for o in batch
     ]
     [recomputed] = [e for e in events if isinstance(e, SlaEvent) and e.metric == "resolution"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from libs.common.clock import fixed_clock
 from libs.common.events import Event, SlaEvent, event_id
 from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
 from libs.common.settings import Settings
+from services.sla.clocks import Clock
 from services.sla.lifecycle import point_ms
 from services.sla.timers import TimerId
 from tests.integration.sla.conftest import CONFIG, MakeKeeper, routed
@@ -47,7 +52,7 @@ async def test_a_longer_window_moves_open_clocks_and_leaves_breached_ones(
     assert await keeper.live.reload_if_changed()
     events = [
         o.event
-        async for batch in keeper.keeper.reconfigure(previous, frozenset({3}), now)
+        async for batch in keeper.keeper.reconfigure(previous, frozenset({3}), fixed_clock(now))
         for o in batch
     ]
 
@@ -78,8 +83,37 @@ async def test_a_longer_window_moves_open_clocks_and_leaves_breached_ones(
     assert late.deadline == now - timedelta(minutes=1)
 
     # recomputing again against the same change finds nothing left to do
-    again = [b async for b in keeper.keeper.reconfigure(previous, frozenset({3}), now)]
+    again = [b async for b in keeper.keeper.reconfigure(previous, frozenset({3}), fixed_clock(now))]
     assert again == []
+
+
+async def test_a_clock_that_breached_while_the_pass_was_under_way_stays_breached(
+    make_keeper: MakeKeeper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass reads the time when it reaches each clock: one instant read at its start
+    would recompute a clock whose breach the scheduler fired meanwhile, dating the
+    ``recomputed`` event before that breach and breaching the clock a second time."""
+    keeper = make_keeper(with_plain(tmp_path, "{within: 10m, business_hours: false}"))
+    started = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    await keeper.feed(routed("due", started, policy="plain"))  # its deadline: started + 10m
+    previous = keeper.live.current
+    with_plain(tmp_path, "{within: 20m, business_hours: false}")
+    assert await keeper.live.reload_if_changed()
+
+    wall = [started + timedelta(minutes=10) - timedelta(seconds=1)]  # 1 s before the deadline
+    scan = keeper.clocks.open_clocks
+
+    async def slow_scan() -> AsyncIterator[Clock]:
+        async for clock in scan():
+            wall[0] += timedelta(seconds=2)  # the scan took 2 s: the deadline has passed
+            yield clock
+
+    monkeypatch.setattr(keeper.clocks, "open_clocks", slow_scan)
+    passed = [b async for b in keeper.keeper.reconfigure(previous, frozenset({3}), lambda: wall[0])]
+    assert passed == []
+    due = await keeper.clocks.get("due", "first_response")
+    assert due is not None
+    assert (due.generation, due.deadline) == (1, started + timedelta(minutes=10))
 
 
 async def test_clocks_of_partitions_owned_elsewhere_are_left_to_their_owner(
@@ -91,7 +125,9 @@ async def test_clocks_of_partitions_owned_elsewhere_are_left_to_their_owner(
     previous = keeper.live.current
     with_plain(tmp_path, "{within: 20m, business_hours: false}")
     assert await keeper.live.reload_if_changed()
-    assert [b async for b in keeper.keeper.reconfigure(previous, frozenset({0, 1}), now)] == []
+    assert [
+        b async for b in keeper.keeper.reconfigure(previous, frozenset({0, 1}), fixed_clock(now))
+    ] == []
 
 
 async def test_the_service_recomputes_on_reload_and_fires_at_the_new_deadline(
