@@ -5,7 +5,9 @@ Customers (:mod:`.customers`) write in on every channel at the planned rate and 
 services published and prints it every few seconds. End-to-end latency runs from the customer
 starting to send a message (the webhook request, the SMTP session, the chat frame) to the
 message reaching an agent over the hub's websocket (without agents: to its routed event on
-Kafka). Customers answer the surveys they receive (:mod:`.surveys`); once the traffic is over
+Kafka). The traffic starts once every agent follows every queue: a message routed before
+that reaches them inside the hub's snapshot, never as a message of its own, and could not be
+counted. Customers answer the surveys they receive (:mod:`.surveys`); once the traffic is over
 the run waits for the agents to finish what they hold and for every resolution's survey, stops
 the answering, and waits until the system counts every answer given, so the final summary's
 CSAT and NPS (the system's own figures) describe the whole run.
@@ -171,6 +173,7 @@ async def simulate(
             return text
 
         background = [asyncio.create_task(watch_topics(bootstrap, topics, outcomes, routed))]
+        following = asyncio.Event()
         if agents is not None and hub is not None:
             background.append(
                 asyncio.create_task(
@@ -182,9 +185,12 @@ async def simulate(
                         stats=agent_stats,
                         arrived=arrived,
                         stop=finished,
+                        ready=following,
                     )
                 )
             )
+        else:
+            following.set()
         if takers is not None:
             background.append(asyncio.create_task(takers.run(finished)))
         figures = hub.figures if hub is not None else None
@@ -193,6 +199,7 @@ async def simulate(
         if report_every:
             background.append(asyncio.create_task(print_every(report_every, summary, finished)))
         try:
+            await _until(following.is_set, stop, drain)  # agents see every message as one
             await run_traffic(customers, plan, stop)
             await _settle(customers, outcomes, stop, drain)
             if takers is not None and surveys is not None and agents is not None:

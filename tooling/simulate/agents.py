@@ -23,6 +23,8 @@ import aiohttp
 
 from tooling.hubclient import ActionFailed, HubClient, HubClosed
 
+FOLLOW_TIMEOUT = 30.0
+"""Seconds for the hub to answer a subscription with each queue's snapshot."""
 REPLY_TEXT = "Thanks for waiting about {reference}: I have looked into it ({number}), all sorted."
 """Each reply differs (its conversation, a running number): X refuses the same text twice
 from one account, and a conversation can be answered more than once."""
@@ -83,9 +85,13 @@ class SimulatedAgent:
     def _is_mine(self, conversation_id: str) -> bool:
         return zlib.crc32(conversation_id.encode()) % self._plan.agents == self._index
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, following: Callable[[], None]) -> None:
+        """Work until ``stop``; call ``following`` once the hub follows every queue for us."""
         await self._client.connect()
         await self._client.subscribe(self._queues)
+        with contextlib.suppress(TimeoutError):  # a hub that slow: start all the same
+            await self._until_following()
+        following()
         while not stop.is_set():
             try:
                 await self._step()
@@ -95,6 +101,17 @@ class SimulatedAgent:
                 self._stats.reconnects += 1  # resumes after the last event id it saw
                 await self._client.connect()
                 await self._client.subscribe(self._queues)
+
+    async def _until_following(self) -> None:
+        """Wait for each queue's ``snapshot``: what was routed before it is in the snapshot (no
+        message of it is an event), what is routed after it comes as events."""
+        waiting = set(self._queues)
+        while waiting:
+            frame = await self._client.next(timeout=FOLLOW_TIMEOUT)
+            if frame.get("type") in ("snapshot", "subscribed"):
+                waiting.discard(str(frame.get("queue")))
+            elif frame.get("type") == "event":
+                self._seen(frame)
 
     async def _step(self) -> None:
         now = time.monotonic()
@@ -165,8 +182,11 @@ async def run_agents(
     stats: AgentStats,
     arrived: Callable[[str], None],
     stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Run ``plan.agents`` agents on the hub at ``hub_url`` until ``stop`` is set."""
+    """Run ``plan.agents`` agents on the hub at ``hub_url`` until ``stop`` is set; set
+    ``ready`` once every agent follows every queue (a message routed before that reaches the
+    agents in a snapshot, not as a message: the traffic waits for it)."""
     names = sorted(queues)
     rng = random.Random(3)
     async with aiohttp.ClientSession() as http:
@@ -182,7 +202,15 @@ async def run_agents(
             )
             for n in range(plan.agents)
         ]
-        tasks = [asyncio.create_task(agent.run(stop)) for agent in agents]
+        waiting = len(agents)
+
+        def following() -> None:
+            nonlocal waiting
+            waiting -= 1
+            if waiting == 0 and ready is not None:
+                ready.set()
+
+        tasks = [asyncio.create_task(agent.run(stop, following)) for agent in agents]
         try:
             await stop.wait()
         finally:
