@@ -161,9 +161,10 @@ async def redis_ceilings(redis: Redis) -> dict[str, float]:
 async def memory_of(redis: Redis, keys: Keys) -> dict[str, int]:
     """MEMORY USAGE (every element counted) of the SLA keys, by kind."""
     due = [keys.sla_due(p) for p in range(PARTITIONS)]
-    buckets = [keys.sla_clocks(b) for b in range(BUCKETS)]
+    buckets = [keys.sla_clocks(p, b) for p in range(PARTITIONS) for b in range(BUCKETS)]
+    counts = [keys.sla_open_counts(p) for p in range(PARTITIONS)]
     sizes: dict[str, int] = {}
-    for kind, names in (("due", due), ("clocks", buckets), ("open", [keys.sla_open_counts()])):
+    for kind, names in (("due", due), ("clocks", buckets), ("open", counts)):
         async with redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.memory_usage(name, samples=0)

@@ -15,9 +15,19 @@ tag, and keys used alone carry none (they spread over every slot). The tags:
   (``chat_mailbox_append.lua``).
 - ``{i:<incident key>}`` - one problem's incident window and active incident
   (``count_incident.lua``).
-- ``{sla}`` - the SLA timers (due sets, claims per partition), the open and closed clocks and the
-  open counts: the keeper stages a clock, its timers and the count in one MULTI. Pinned to one slot
-  (see "Pinned groups" below).
+- ``{sla:<partition>}`` - one Kafka partition's SLA state: its timers (due set and claims), the
+  open and closed clocks of the conversations whose records arrive on it, and its per-queue open
+  counts. The keeper stages a clock, its timers and the count in one MULTI, the scheduler claims
+  and releases a partition's timers and reads their clocks: every one of those names the
+  partition (the consumer has the record's, the scheduler fires per assigned partition, a clock
+  stores its own), so they share its slot and partitions spread over the cluster. Every topic
+  has the same partition count and records are keyed by thread key, so all records of a
+  conversation arrive on one partition number; after a rebalance the new owner finds the state by
+  the partition it was given. The open-clock gauge needs every queue's count across partitions:
+  counts are kept per partition (a count shared by all partitions would have to be in every
+  partition's slot) and the reader sums those listed in the untagged ``sla:partitions``. This
+  layout replaced one ``{sla}`` slot for all of it: clocks written under ``{sla}`` are not read
+  (the README's upgrade note).
 - ``{router}`` - placement and customers: seen markers, thread map, conversations, the reference
   sequence, identity indexes and profiles. ``place_message.lua`` touches the message's marker, its
   thread, the sequence, the conversation and the customer at once, and ``identify_customer.lua``
@@ -30,7 +40,7 @@ tag, and keys used alone carry none (they spread over every slot). The tags:
 
 Pinned groups live in one slot, so on one primary of a cluster: correct on a cluster, but not
 spread over it. Spreading them needs their scripts split into single-slot steps (the router's
-per conversation and per customer, the SLA's per partition); that is the next step of issue 22.
+per conversation and per customer); that is the next step of issue 22.
 
 Keys (after the configurable prefix, which must not contain ``{``), as ``key`` - owner - shape -
 TTL; ``<name>`` is a part filled in, braces are literal hash tags:
@@ -76,15 +86,18 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
   - none
 - ``incident:window:{i:<key>}`` - router - zset: customer -> last message (ms) - the window
 - ``incident:active:{i:<key>}`` - router - id of the open incident of that problem - the cool-down
-- ``sla:{sla}:due:<partition>`` - sla - zset: ``<conversation>|<metric code><generation>`` of each
-  running clock -> due time (ms) of its next warning or breach - none
-- ``sla:{sla}:claimed:<partition>`` - sla - hash: that member -> the due time it was claimed for,
+- ``sla:due:{sla:<partition>}`` - sla - zset: ``<conversation>|<metric code><generation>`` of
+  each running clock -> due time (ms) of its next warning or breach - none
+- ``sla:claimed:{sla:<partition>}`` - sla - hash: that member -> the due time it was claimed for,
   until its events are published - none
-- ``sla:{sla}:clocks:<bucket>`` - sla - hash: ``<conversation>|<metric code>`` -> msgpack array of
-  an open (running or paused) clock; bucket = crc32(conversation) mod 1024 - none
-- ``sla:{sla}:clock:<conversation_id>:<metric>`` - sla - msgpack array of a met or cancelled clock -
-  30 days
-- ``sla:{sla}:open`` - sla - hash: queue -> number of open clocks - none
+- ``sla:clocks:{sla:<partition>}:<bucket>`` - sla - hash: ``<conversation>|<metric code>`` ->
+  msgpack array of an open (running or paused) clock; bucket = crc32(conversation) mod 128 - none
+- ``sla:clock:{sla:<partition>}:<conversation_id>:<metric>`` - sla - msgpack array of a met or
+  cancelled clock - 30 days
+- ``sla:open:{sla:<partition>}`` - sla - hash: queue -> number of the partition's open clocks -
+  none
+- ``sla:partitions`` - sla - set of the partitions with clocks (entered by a worker before its
+  first clock write there), which the open-clock gauge sums - none
 - ``sla:contact:{c:<conversation_id>}`` - sla - hash: channel, recipient, sender, in_reply_to,
   reference, thread_key, automated, ``agent_reply`` (ms of the latest agent reply); only for
   conversations that can get status updates or a survey - 30 days after the last change
@@ -167,8 +180,6 @@ DAY = 86_400
 
 ROUTER = "{router}"
 """Hash tag of the router's placement and customer keys (one slot: see the module text)."""
-SLA = "{sla}"
-"""Hash tag of the SLA clocks, timers and open counts (one slot: see the module text)."""
 HUB = "{hub}"
 """Hash tag of the hub's assignment keys (one slot: see the module text)."""
 
@@ -179,6 +190,11 @@ def _tag(kind: str, *parts: str) -> str:
     A ``}`` inside a part ends the tag early; the keys of one entity still share it (the text
     before that ``}`` is the same in all of them)."""
     return "{" + ":".join((kind, *parts)) + "}"
+
+
+def _sla_tag(partition: int) -> str:
+    """The hash tag of one Kafka partition's SLA state (see the module text)."""
+    return _tag("sla", str(partition))
 
 
 def _glob_escaped(text: str) -> str:
@@ -260,19 +276,22 @@ class Keys:
         return f"{self.prefix}incident:active:{_tag('i', key)}"
 
     def sla_due(self, partition: int) -> str:
-        return f"{self.prefix}sla:{SLA}:due:{partition}"
+        return f"{self.prefix}sla:due:{_sla_tag(partition)}"
 
     def sla_claimed(self, partition: int) -> str:
-        return f"{self.prefix}sla:{SLA}:claimed:{partition}"
+        return f"{self.prefix}sla:claimed:{_sla_tag(partition)}"
 
-    def sla_clocks(self, bucket: int) -> str:
-        return f"{self.prefix}sla:{SLA}:clocks:{bucket}"
+    def sla_clocks(self, partition: int, bucket: int) -> str:
+        return f"{self.prefix}sla:clocks:{_sla_tag(partition)}:{bucket}"
 
-    def sla_clock(self, conversation_id: str, metric: str) -> str:
-        return f"{self.prefix}sla:{SLA}:clock:{conversation_id}:{metric}"
+    def sla_clock(self, partition: int, conversation_id: str, metric: str) -> str:
+        return f"{self.prefix}sla:clock:{_sla_tag(partition)}:{conversation_id}:{metric}"
 
-    def sla_open_counts(self) -> str:
-        return f"{self.prefix}sla:{SLA}:open"
+    def sla_open_counts(self, partition: int) -> str:
+        return f"{self.prefix}sla:open:{_sla_tag(partition)}"
+
+    def sla_partitions(self) -> str:
+        return f"{self.prefix}sla:partitions"
 
     def sla_contact(self, conversation_id: str) -> str:
         return f"{self.prefix}sla:contact:{_tag('c', conversation_id)}"

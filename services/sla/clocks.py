@@ -7,17 +7,23 @@ recomputed it while paused). A paused clock counts nothing, so its stored deadli
 deadline: what it reports is :meth:`Clock.deadline_at`. ``generation`` grows whenever the
 deadline is recomputed, so timers of an older computation are recognised and dropped.
 
-Stored shape: an open clock (running or paused) is one field of ``sla:clocks:{bucket}``, a hash
-chosen by a hash of the conversation id (so any event of the conversation finds it, and a hash
-holds a bounded share of the clocks); its value is a msgpack array of short fields with instants
-as integer microseconds. The explanation is not stored: it is a pure function of the window, the
-time used, the segment start, the deadline and the calendar, and is rebuilt when an event needs
-it. A closed clock (met or cancelled) moves to its own ``sla:clock:{conversation}:{metric}`` key
-that expires after 30 days, so finished conversations cost nothing after a month. The number of
-open clocks per queue is a counter in ``sla:open`` kept in step by the same Lua call that writes
-the clock, which reads the queue of the clock it replaces (first element of the array). The
-instants of customer status updates (``update_customer``) are one more element at the end,
-present only when the clock has such points, so clocks of other policies pay nothing for them.
+Stored shape: every key carries the hash tag of the clock's partition (``{sla:<partition>}``,
+the Kafka partition its conversation's records arrive on), so a clock, its timers and the open
+counts it changes share one slot of a Redis Cluster and partitions spread over the cluster. An
+open clock (running or paused) is one field of ``sla:clocks:{sla:<partition>}:<bucket>``, a
+hash of the partition chosen by a hash of the conversation id (so any event of the conversation
+finds it, and a hash holds a bounded share of the clocks); its value is a msgpack array of short
+fields with instants as integer microseconds. The explanation is not stored: it is a pure
+function of the window, the time used, the segment start, the deadline and the calendar, and is
+rebuilt when an event needs it. A closed clock (met or cancelled) moves to its own
+``sla:clock:{sla:<partition>}:<conversation>:<metric>`` key that expires after 30 days, so
+finished conversations cost nothing after a month. The number of open clocks per queue is a
+counter per partition in ``sla:open:{sla:<partition>}`` kept in step by the same Lua call that
+writes the clock, which reads the queue of the clock it replaces (first element of the array);
+the gauge sums the partitions listed in ``sla:partitions``, where a store enters a partition
+before it first writes there. The instants of customer status updates (``update_customer``) are
+one more element at the end, present only when the clock has such points, so clocks of other
+policies pay nothing for them.
 """
 
 from __future__ import annotations
@@ -43,8 +49,9 @@ from libs.domain.deadlines import due_after, explain_paused, explain_window
 from services.sla.steps import BREACH, Step, StepKind
 
 CLOCK_TTL = 30 * DAY
-BUCKETS = 1024
-"""Hashes the open clocks are spread over; fixed, since every replica must find a clock."""
+BUCKETS = 128
+"""Hashes each partition's open clocks are spread over; fixed, since every replica must find a
+clock (1,000,000 clocks on 8 partitions: about 1,000 a hash)."""
 
 ClockStatus = Literal["running", "paused", "met", "cancelled"]
 OPEN: frozenset[ClockStatus] = frozenset({"running", "paused"})
@@ -263,32 +270,42 @@ def bucket_of(conversation_id: str) -> int:
 
 
 class ClockStore:
+    """The clocks of every partition; a clock is looked up by the partition its conversation's
+    records arrive on (every topic has the same partition count, so that is the partition of
+    any of its records)."""
+
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
         self._put = redis.register_script(load_script("services.sla", "put_clock.lua"))
+        self._entered: set[int] = set()
 
     def transaction(self) -> Pipeline:
-        """A MULTI/EXEC pipeline on the store's Redis, to stage clocks and timers together."""
+        """A MULTI/EXEC pipeline on the store's Redis, to stage one partition's clocks and
+        timers together (their keys share the partition's slot)."""
         return self._redis.pipeline(transaction=True)
 
-    async def get(self, conversation_id: str, metric: SlaMetric) -> Clock | None:
-        return (await self.get_all(conversation_id, (metric,))).get(metric)
+    async def get(self, partition: int, conversation_id: str, metric: SlaMetric) -> Clock | None:
+        return (await self.get_all(partition, conversation_id, (metric,))).get(metric)
 
-    async def get_open(self, conversation_id: str, metric: SlaMetric) -> Clock | None:
+    async def get_open(
+        self, partition: int, conversation_id: str, metric: SlaMetric
+    ) -> Clock | None:
         """The clock if it is running or paused (what a firing timer needs), in one call."""
         raw = await self._redis.hget(
-            self._keys.sla_clocks(bucket_of(conversation_id)),
-            clock_field(conversation_id, metric),
+            self._open_hash(partition, conversation_id), clock_field(conversation_id, metric)
         )
         return decode_clock(conversation_id, metric, raw) if raw is not None else None
 
-    async def get_open_many(self, wanted: list[tuple[str, SlaMetric]]) -> list[Clock | None]:
-        """Open clocks by conversation and metric, in one round trip (a batch of timers)."""
+    async def get_open_many(
+        self, partition: int, wanted: list[tuple[str, SlaMetric]]
+    ) -> list[Clock | None]:
+        """Open clocks of a partition by conversation and metric, in one round trip (a batch
+        of timers)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id, metric in wanted:
                 pipe.hget(
-                    self._keys.sla_clocks(bucket_of(conversation_id)),
+                    self._open_hash(partition, conversation_id),
                     clock_field(conversation_id, metric),
                 )
             raws = await pipe.execute()
@@ -298,17 +315,17 @@ class ClockStore:
         ]
 
     async def get_all(
-        self, conversation_id: str, metrics: Iterable[SlaMetric]
+        self, partition: int, conversation_id: str, metrics: Iterable[SlaMetric]
     ) -> dict[SlaMetric, Clock]:
         """The conversation's clocks, open or closed, in one round trip."""
         wanted = list(metrics)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hmget(
-                self._keys.sla_clocks(bucket_of(conversation_id)),
+                self._open_hash(partition, conversation_id),
                 [clock_field(conversation_id, m) for m in wanted],
             )
             for metric in wanted:
-                pipe.get(self._keys.sla_clock(conversation_id, metric))
+                pipe.get(self._keys.sla_clock(partition, conversation_id, metric))
             [open_raws, *closed_raws] = await pipe.execute()
         found: dict[SlaMetric, Clock] = {}
         for metric, open_raw, closed_raw in zip(wanted, open_raws, closed_raws, strict=True):
@@ -318,14 +335,18 @@ class ClockStore:
         return found
 
     async def stage(self, pipe: Pipeline, clock: Clock) -> None:
-        """Queue the write of ``clock`` (and the open-count change) on a pipeline."""
+        """Queue the write of ``clock`` (and the open-count change) on a pipeline; the first
+        write of a partition in this process enters it in the list the gauge sums."""
+        if clock.partition not in self._entered:
+            await self._redis.sadd(self._keys.sla_partitions(), clock.partition)
+            self._entered.add(clock.partition)
         await queue_script(
             pipe,
             self._put,
             [
-                self._keys.sla_clocks(bucket_of(clock.conversation_id)),
-                self._keys.sla_clock(clock.conversation_id, clock.metric),
-                self._keys.sla_open_counts(),
+                self._open_hash(clock.partition, clock.conversation_id),
+                self._keys.sla_clock(clock.partition, clock.conversation_id, clock.metric),
+                self._keys.sla_open_counts(clock.partition),
             ],
             [
                 clock_field(clock.conversation_id, clock.metric),
@@ -336,18 +357,36 @@ class ClockStore:
         )
 
     async def open_clocks(self) -> AsyncIterator[Clock]:
-        """Every open clock, bucket by bucket (for recomputing after a configuration change)."""
-        for bucket in range(BUCKETS):
-            async for field, raw in self._redis.hscan_iter(self._keys.sla_clocks(bucket)):
-                conversation_id, _, code = field.decode().rpartition("|")
-                yield decode_clock(conversation_id, METRICS_BY_CODE[code], raw)
+        """Every open clock, partition by partition and bucket by bucket (for recomputing after
+        a configuration change)."""
+        for partition in await self.partitions():
+            for bucket in range(BUCKETS):
+                key = self._keys.sla_clocks(partition, bucket)
+                async for field, raw in self._redis.hscan_iter(key):
+                    conversation_id, _, code = field.decode().rpartition("|")
+                    yield decode_clock(conversation_id, METRICS_BY_CODE[code], raw)
+
+    async def partitions(self) -> list[int]:
+        """The partitions clocks were ever written to, in order."""
+        return sorted(int(p) for p in await self._redis.smembers(self._keys.sla_partitions()))
 
     async def open_counts(self, queues: Iterable[str]) -> dict[str, int]:
+        """Open clocks per queue, summed over the partitions' counts."""
         names = list(queues)
         if not names:
             return {}
-        counts = await self._redis.hmget(self._keys.sla_open_counts(), names)
-        return {queue: int(count or 0) for queue, count in zip(names, counts, strict=True)}
+        totals = dict.fromkeys(names, 0)
+        partitions = await self.partitions()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.hmget(self._keys.sla_open_counts(partition), names)
+            for counts in await pipe.execute():
+                for queue, count in zip(names, counts, strict=True):
+                    totals[queue] += int(count or 0)
+        return totals
+
+    def _open_hash(self, partition: int, conversation_id: str) -> str:
+        return self._keys.sla_clocks(partition, bucket_of(conversation_id))
 
 
 class ConversationLocks:

@@ -241,7 +241,7 @@ class ClockKeeper:
                 return await self._routed(consumed, data)
         if isinstance(data, AgentAction):
             async with self._locks.hold(data.conversation_id):
-                return await self._action(data)
+                return await self._action(data, consumed.partition)
         if isinstance(data, OutboundReceipt) and data.kind == "agent_reply":
             annotate(conversation_id=data.conversation_id)
             if data.status not in REACHED:
@@ -254,7 +254,7 @@ class ClockKeeper:
                 )
                 return []
             async with self._locks.hold(data.conversation_id):
-                clocks = await self._load(data.conversation_id)
+                clocks = await self._load(consumed.partition, data.conversation_id)
                 return await self._meet_response(clocks, consumed.event.time)
         return []
 
@@ -269,7 +269,7 @@ class ClockKeeper:
             for metric in ("first_response", "resolution"):
                 out += await self._start(routed, consumed.partition, metric, at, generation=1)
             return out
-        clocks = await self._load(routed.conversation_id)
+        clocks = await self._load(consumed.partition, routed.conversation_id)
         resolution = clocks.get("resolution")
         if routed.reopened:
             if resolution is not None:
@@ -342,7 +342,9 @@ class ClockKeeper:
                 continue
             async with self._locks.hold(stored.conversation_id):
                 at = now()
-                clock = await self._clocks.get_open(stored.conversation_id, stored.metric)
+                clock = await self._clocks.get_open(
+                    stored.partition, stored.conversation_id, stored.metric
+                )
                 if clock is not None and not _breached(clock, at):
                     out += await self._recompute_changed(clock, at, previous, woken)
             if len(out) >= RECOMPUTE_BATCH:
@@ -360,8 +362,8 @@ class ClockKeeper:
             self._on_scheduled(partition, due)
         woken.clear()
 
-    async def _action(self, action: AgentAction) -> list[Outgoing]:
-        clocks = await self._load(action.conversation_id)
+    async def _action(self, action: AgentAction, partition: int) -> list[Outgoing]:
+        clocks = await self._load(partition, action.conversation_id)
         at = action.at
         match action.kind:
             case "reply":  # met by its send receipt, if it goes out
@@ -537,8 +539,9 @@ class ClockKeeper:
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    async def _load(self, conversation_id: str) -> dict[SlaMetric, Clock]:
-        return await self._clocks.get_all(conversation_id, ALL_METRICS)
+    async def _load(self, partition: int, conversation_id: str) -> dict[SlaMetric, Clock]:
+        """The conversation's clocks, found by the partition its records arrive on."""
+        return await self._clocks.get_all(partition, conversation_id, ALL_METRICS)
 
     async def _save(
         self,

@@ -183,7 +183,7 @@ class TimerScheduler:
         async with contextlib.AsyncExitStack() as held:
             for conversation_id in sorted({t.conversation_id for t, _ in claimed}):
                 await held.enter_async_context(self._locks.hold(conversation_id))
-            due = await self._due_points(claimed)
+            due = await self._due_points(partition, claimed)
             contacts = await self._contacts.get_many(
                 sorted({c.conversation_id for c, steps in due if c and _follow_up(steps)})
             )
@@ -221,18 +221,19 @@ class TimerScheduler:
             else:
                 metrics.sla_events.labels(item.kind, item.clock.metric, item.clock.queue).inc()
 
-    async def _due_points(self, claimed: list[Claimed]) -> list[_DuePoints]:
-        """For each claimed timer, its clock (None when the timer is stale) and the steps of
-        that clock due at the claimed time."""
+    async def _due_points(self, partition: int, claimed: list[Claimed]) -> list[_DuePoints]:
+        """For each timer claimed in ``partition``, its clock (None when the timer is stale)
+        and the steps of that clock due at the claimed time."""
         open_clocks = iter(
             await self._clocks.get_open_many(
-                [(t.conversation_id, t.metric) for t, _ in claimed if t.metric != "survey"]
+                partition,
+                [(t.conversation_id, t.metric) for t, _ in claimed if t.metric != "survey"],
             )
         )
         found: list[_DuePoints] = []
         for timer, due_ms in claimed:
             if timer.metric == "survey":
-                resolution = await self._clocks.get(timer.conversation_id, "resolution")
+                resolution = await self._clocks.get(partition, timer.conversation_id, "resolution")
                 if (
                     resolution is None
                     or resolution.status != "met"

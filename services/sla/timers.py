@@ -1,14 +1,14 @@
 """The SLA timer store: per-partition sorted sets in Redis, claimed atomically.
 
-A running clock has one member in ``sla:due:{partition}``, scored by the due time (ms) of its
-next point (a warning, or the breach); the member names the clock and its generation
+A running clock has one member in ``sla:due:{sla:<partition>}``, scored by the due time (ms)
+of its next point (a warning, or the breach); the member names the clock and its generation
 (``{conversation}|{metric code}{generation}``), so nothing else is stored per timer and a clock
 with a warning and a breach costs one entry, not two. Claiming moves due members into
-``sla:claimed:{partition}`` with the due time they were claimed for, in one Lua call; a member
-leaves that hash only after the events of that point were acknowledged by Kafka, and in the same
-transaction goes back into the sorted set at its next point, if it has one. A worker that
-crashes in between leaves the claim behind, and whoever owns the partition next publishes it
-again under the same deterministic event ids: nothing lost, nothing new.
+``sla:claimed:{sla:<partition>}`` with the due time they were claimed for, in one Lua call; a
+member leaves that hash only after the events of that point were acknowledged by Kafka, and in
+the same transaction goes back into the sorted set at its next point, if it has one. A worker
+that crashes in between leaves the claim behind, and whoever owns the partition next publishes
+it again under the same deterministic event ids: nothing lost, nothing new.
 
 A resolved conversation's CSAT survey is a timer of the same kind (metric code ``s``, the
 generation of the resolution clock it follows), so it is owned, claimed and handed over with

@@ -49,13 +49,13 @@ def slot(key: str) -> int:
         ),
         ("identify_customer.lua", [KEYS.customer_identity("email", "a@b"), KEYS.customer("")]),
         (
-            "SLA clock and timers MULTI",
+            "SLA clock and timers MULTI, timer claims and releases",
             [
-                KEYS.sla_clocks(7),
-                KEYS.sla_clock("c1", "first_response"),
-                KEYS.sla_open_counts(),
+                KEYS.sla_clocks(3, 7),
+                KEYS.sla_clocks(3, 100),
+                KEYS.sla_clock(3, "c1", "first_response"),
+                KEYS.sla_open_counts(3),
                 KEYS.sla_due(3),
-                KEYS.sla_due(0),
                 KEYS.sla_claimed(3),
             ],
         ),
@@ -86,6 +86,12 @@ def test_entities_spread_over_slots() -> None:
     queues = {slot(KEYS.hub_stream(f"q{i}")) for i in range(50)}
     assert len(conversations) > 40
     assert len(queues) > 40
+
+
+def test_sla_partitions_spread_over_slots() -> None:
+    """Each partition's SLA state has its own slot, so partitions spread over the primaries."""
+    assert len({slot(KEYS.sla_due(p)) for p in range(64)}) == 64
+    assert slot(KEYS.sla_clocks(0, 5)) != slot(KEYS.sla_clocks(1, 5))
 
 
 def test_the_guard_rejects_keys_of_two_slots() -> None:

@@ -24,12 +24,13 @@ from libs.common.events import (
     ReceiptStatus,
     RoutingExplanation,
     SlaEvent,
+    SlaMetric,
     event_id,
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.keys import Keys
-from services.sla.clocks import ClockStore, ConversationLocks
+from services.sla.clocks import Clock, ClockStore, ConversationLocks
 from services.sla.contacts import ContactStore
 from services.sla.lifecycle import ClockKeeper
 from services.sla.runtime import SlaRuntime
@@ -37,6 +38,8 @@ from services.sla.timers import TimerStore
 from tests.support.harness import Isolation
 
 CONFIG = Path(__file__).parents[2] / "fixtures" / "config" / "sla.yaml"
+PARTITION = 3
+"""The partition every record fed to a test's keeper arrives on."""
 LA = ZoneInfo("America/Los_Angeles")
 _numbers = itertools.count()
 
@@ -53,9 +56,14 @@ class Keeper:
         self.scheduled: list[tuple[int, int]] = []
 
     async def feed(
-        self, data: EventData, subject: str = "t", at: datetime | None = None
+        self,
+        data: EventData,
+        subject: str = "t",
+        at: datetime | None = None,
+        partition: int = PARTITION,
     ) -> list[SlaEvent]:
-        """Hand the keeper one event stamped ``at`` (a receipt's instant is its event time)."""
+        """Hand the keeper one event stamped ``at`` (a receipt's instant is its event time), as
+        a record of ``partition``."""
         number = next(_numbers)
         event = Event(
             id=event_id("sla-test", str(number)),
@@ -65,9 +73,13 @@ class Keeper:
             data=data,
         )
         outputs: Sequence[Outgoing] = await self.keeper.handle(
-            Consumed(event=event, topic="t", partition=3, offset=number, key=subject)
+            Consumed(event=event, topic="t", partition=partition, offset=number, key=subject)
         )
         return [o.event.data for o in outputs if isinstance(o.event.data, SlaEvent)]
+
+    async def clock(self, conversation: str, metric: SlaMetric) -> Clock | None:
+        """The conversation's stored clock of ``metric``, open or closed."""
+        return await self.clocks.get(PARTITION, conversation, metric)
 
     async def reply(
         self, conversation: str, at: datetime, status: ReceiptStatus = "sent"

@@ -23,12 +23,11 @@ from services.sla.runtime import SlaRuntime
 from services.sla.scheduler import TimerScheduler
 from services.sla.timers import TimerStore
 from tests.integration.ingest.conftest import read_all
-from tests.integration.sla.conftest import Keeper, MakeKeeper, action, kinds, routed
+from tests.integration.sla.conftest import PARTITION, Keeper, MakeKeeper, action, kinds, routed
 from tests.support.harness import FIXTURES, Isolation
 from tests.support.kafka import Collected, collect, wait_until, wait_until_async
 from tooling.devstack import DevStack
 
-PARTITION = 3
 CONFIG = """
 version: 1
 queues: {desk: {}}
@@ -164,7 +163,7 @@ async def test_no_status_update_after_an_agent_reply_since_the_clock_started(
     replied = await worker.keeper.reply("u2", now())
     assert kinds(replied) == [("first_response", "met")]
     assert await redis.hget(keys.sla_contact("u2"), "agent_reply") is not None
-    clock = await worker.keeper.clocks.get("u2", "resolution")
+    clock = await worker.keeper.clock("u2", "resolution")
     assert clock is not None
     [(_, update_at)] = clock.updates
     await worker.start()
@@ -179,7 +178,7 @@ async def test_a_worker_that_dies_before_releasing_republishes_the_same_command(
     keys = Keys(isolation.key_prefix)
     first = make_worker()
     await first.keeper.feed(new_conversation("u3"))
-    clock = await first.keeper.clocks.get("u3", "resolution")
+    clock = await first.keeper.clock("u3", "resolution")
     assert clock is not None
     [(_, update_at)] = clock.updates
     await first.start()
@@ -225,7 +224,7 @@ async def test_reopening_before_the_survey_is_due_cancels_it(
     worker = make_worker()  # not started: the timers are inspected, not fired
     await worker.keeper.feed(new_conversation("s2", policy="quiet"))
     await worker.keeper.feed(action("s2", "resolve", now()))
-    resolved = await worker.keeper.clocks.get("s2", "resolution")
+    resolved = await worker.keeper.clock("s2", "resolution")
     assert resolved is not None
     assert resolved.status == "met"
     survey = survey_timer_of(resolved).encode()

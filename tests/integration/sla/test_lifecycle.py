@@ -10,7 +10,16 @@ import pytest
 
 from libs.common.events import Event
 from libs.common.kafka.consumer import Consumed
-from tests.integration.sla.conftest import LA, Keeper, action, kinds, routed
+from tests.integration.sla.conftest import (
+    CONFIG,
+    LA,
+    Keeper,
+    MakeKeeper,
+    action,
+    kinds,
+    receipt,
+    routed,
+)
 
 pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
 
@@ -47,7 +56,7 @@ async def test_pause_and_resume_across_a_closed_period(keeper: Keeper) -> None:
     await keeper.feed(routed("c2", monday))
     paused = await keeper.feed(action("c2", "waiting", datetime(2026, 11, 23, 15, 0, tzinfo=LA)))
     assert kinds(paused) == [("resolution", "paused")]
-    clock = await keeper.clocks.get("c2", "resolution")
+    clock = await keeper.clock("c2", "resolution")
     assert clock is not None
     assert clock.used == timedelta(hours=6)
     # the customer answers in the evening: 2h of business time left, counted from Tuesday 09:00
@@ -56,7 +65,7 @@ async def test_pause_and_resume_across_a_closed_period(keeper: Keeper) -> None:
     )
     assert ("resolution", "resumed") in kinds(resumed)
     assert "6h of 8h already used" in resumed[-1].explanation
-    clock = await keeper.clocks.get("c2", "resolution")
+    clock = await keeper.clock("c2", "resolution")
     assert clock is not None
     assert clock.deadline == datetime(2026, 11, 24, 11, 0, tzinfo=LA)
     assert clock.generation == 2
@@ -85,7 +94,7 @@ async def test_transfer_to_a_queue_with_another_calendar_recomputes(keeper: Keep
         action("c5", "transfer", datetime(2026, 11, 23, 9, 20, tzinfo=LA), queue="berlin-desk")
     )
     assert kinds(moved) == [("first_response", "recomputed"), ("resolution", "recomputed")]
-    first = await keeper.clocks.get("c5", "first_response")
+    first = await keeper.clock("c5", "first_response")
     assert first is not None
     assert first.queue == "berlin-desk"
     assert first.used == timedelta(minutes=20)
@@ -124,7 +133,7 @@ async def test_reopening_restarts_resolution_and_starts_a_next_response(keeper: 
         routed("c8", start + timedelta(hours=2), is_new=False, reopened=True)
     )
     assert kinds(reopened) == [("resolution", "started"), ("next_response", "started")]
-    resolution = await keeper.clocks.get("c8", "resolution")
+    resolution = await keeper.clock("c8", "resolution")
     assert resolution is not None
     assert resolution.generation == 2
     assert resolution.started_at == start + timedelta(hours=2)
@@ -139,3 +148,23 @@ async def test_redelivered_input_gives_the_same_event_ids(keeper: Keeper) -> Non
     again = [o.event.id for o in await keeper.keeper.handle(consumed)]
     assert first == again
     assert await keeper.timers.size(3) == 1  # re-adding the same timer changes nothing
+
+
+async def test_clocks_live_with_their_partition_and_the_next_owner_finds_them(
+    keeper: Keeper, make_keeper: MakeKeeper
+) -> None:
+    """A clock, its timer and its open count are kept under the partition its records arrive
+    on; a worker given that partition after a rebalance finds them, and the open counts are
+    summed over the partitions."""
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=LA)
+    await keeper.feed(routed("p3", start), partition=3)
+    await keeper.feed(routed("p5", start), partition=5)
+    assert (await keeper.timers.size(3), await keeper.timers.size(5)) == (2, 2)
+    assert await keeper.clocks.get(3, "p5", "first_response") is None
+    assert await keeper.clocks.open_counts(["la-desk"]) == {"la-desk": 4}
+
+    successor = make_keeper(CONFIG)  # another worker, assigned partition 5
+    met = await successor.feed(receipt("p5"), at=start + timedelta(minutes=5), partition=5)
+    assert kinds(met) == [("first_response", "met")]
+    assert (await successor.timers.size(3), await successor.timers.size(5)) == (2, 1)
+    assert await successor.clocks.open_counts(["la-desk"]) == {"la-desk": 3}

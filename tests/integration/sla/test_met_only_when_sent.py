@@ -48,7 +48,7 @@ async def test_first_response_is_met_only_when_the_customer_was_reached(
     if case.receipt is not None:
         answer = receipt(conversation, case.receipt, case.command)
         events += await keeper.feed(answer, at=ANSWERED)
-    clock = await keeper.clocks.get(conversation, "first_response")
+    clock = await keeper.clock(conversation, "first_response")
     assert clock is not None
     if case.met:
         assert kinds(events) == [("first_response", "met")]

@@ -146,7 +146,7 @@ async def test_resolving_a_paused_clock_reports_the_time_used_before_the_pause(
     assert met.remaining_seconds == case.remaining.total_seconds()
     used = timedelta(minutes=5) - case.remaining
     assert f"paused with {span(used)} of 5m used; paused time does not count" in met.explanation
-    clock = await keeper.clocks.get(conversation, "resolution")
+    clock = await keeper.clock(conversation, "resolution")
     assert clock is not None
     assert clock.status == "met"
     assert clock.used == used
@@ -316,7 +316,7 @@ async def test_a_reload_while_paused_changes_the_window_not_the_time_used(
     assert recomputed.kind == "recomputed"
     assert recomputed.remaining_seconds == 14 * 60
     assert recomputed.deadline == reloaded_at + 14 * M
-    clock = await keeper.clocks.get("reload", "resolution")
+    clock = await keeper.clock("reload", "resolution")
     assert clock is not None
     assert clock.status == "paused"
     assert await keeper.timers.size(3) == 1  # the first response's; a paused clock has none

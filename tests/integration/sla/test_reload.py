@@ -77,7 +77,7 @@ async def test_a_longer_window_moves_open_clocks_and_leaves_breached_ones(
             (TimerId("late", "first_response", 1), point_ms(now - timedelta(minutes=3))),
         ]
     )
-    late = await keeper.clocks.get("late", "first_response")
+    late = await keeper.clock("late", "first_response")
     assert late is not None
     assert late.generation == 1
     assert late.deadline == now - timedelta(minutes=1)
@@ -111,7 +111,7 @@ async def test_a_clock_that_breached_while_the_pass_was_under_way_stays_breached
     monkeypatch.setattr(keeper.clocks, "open_clocks", slow_scan)
     passed = [b async for b in keeper.keeper.reconfigure(previous, frozenset({3}), lambda: wall[0])]
     assert passed == []
-    due = await keeper.clocks.get("due", "first_response")
+    due = await keeper.clock("due", "first_response")
     assert due is not None
     assert (due.generation, due.deadline) == (1, started + timedelta(minutes=10))
 

@@ -14,7 +14,7 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 async def stored(keeper: Keeper, conversation: str, metric: SlaMetric) -> Clock:
-    clock = await keeper.clocks.get(conversation, metric)
+    clock = await keeper.clock(conversation, metric)
     assert clock is not None
     return clock
 
