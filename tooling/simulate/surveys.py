@@ -91,8 +91,11 @@ class SurveyTakers:
         self._mail_read = 0
         self._answering: set[asyncio.Task[None]] = set()
         self._answered: set[str] = set()
-        """Threads whose customer answered a survey: a thread holds one pending survey, so a
-        second answer there could land on the other survey and count once."""
+        """Threads (and email addresses) whose customer answered a survey: each answers one.
+        The system keeps one score per conversation and kind (a second answer replaces the
+        first), and on SMS and chat a thread holds one pending survey, so a second answer
+        there could land on the other survey; a second email of one survey (a retried send)
+        carries the same link, whose second click is a repeat. Either would count once."""
         self.given = GivenScores()
         self.open = True
         """Whether customers still answer (closed before the final figures are read)."""
@@ -160,6 +163,10 @@ class SurveyTakers:
             links = {int(score): url for url, score in LINK.findall(_text_of(message))}
             scale = (min(links), max(links)) if links else None
             if scale in SPREAD and scale is not None and self._will_answer("email"):
+                customer = f"email:{message.get('To', '')}"  # one thread per address here
+                if customer in self._answered:
+                    continue
+                self._answered.add(customer)
                 score = self._score(scale)
                 self._spawn(self._click(f"{links[score]}?score={score}", KINDS[scale], score))
         self._mail_read = len(self._mail)
