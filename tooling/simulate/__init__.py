@@ -194,8 +194,13 @@ async def simulate(
         if takers is not None:
             background.append(asyncio.create_task(takers.run(finished)))
         figures = hub.figures if hub is not None else None
-        if figures is not None:
-            background.append(asyncio.create_task(watch_figures(http, figures, outcomes)))
+        watching = (
+            asyncio.create_task(watch_figures(http, figures, outcomes))
+            if figures is not None
+            else None
+        )
+        if watching is not None:
+            background.append(watching)
         if report_every:
             background.append(asyncio.create_task(print_every(report_every, summary, finished)))
         try:
@@ -204,7 +209,11 @@ async def simulate(
             await _settle(customers, outcomes, stop, drain)
             if takers is not None and surveys is not None and agents is not None:
                 await _settle_surveys(takers, agent_stats, surveys.after, stop, drain)
-            if figures is not None:
+            if figures is not None and watching is not None:
+                # A push read after the final figures would replace them with older ones.
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
                 await _final_figures(http, figures, outcomes, takers, stop, drain)
         finally:
             finished.set()
@@ -271,7 +280,8 @@ async def _final_figures(
     drain: float,
 ) -> None:
     """Read the figures until they count every survey answer given (or ``stop``, or ``drain``
-    seconds): the final summary's."""
+    seconds): the final summary's. The pushed figures must be stopped first: a frame the hub
+    pushed before the last answers were counted, read after this, would replace these."""
     deadline = time.monotonic() + drain
     while True:
         with contextlib.suppress(aiohttp.ClientError, HubClosed):
