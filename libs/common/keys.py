@@ -5,8 +5,15 @@ first ``{`` and the next ``}``), or of the whole key when it has none. Every mul
 (a Lua script, a MULTI/EXEC pipeline) must touch keys of one slot, so keys used together share a
 tag, and keys used alone carry none (they spread over every slot). The tags:
 
-- ``{c:<conversation id>}`` - one conversation's hub transcript (order and entries are written in
-  one MULTI) and its SLA contact.
+- ``{c:<conversation id>}`` - one conversation: the router's record (reopened, touched and created
+  by one script each), its hub transcript (order and entries are written in one MULTI) and its
+  SLA contact.
+- ``{t:<thread key>}`` - one thread: the map to its conversation and the seen markers of its
+  messages, written together by ``commit_placement.lua`` (the last step of a placement).
+- ``{u:<customer id>}`` - one customer profile with its history and open conversations
+  (``absorb_profile.lua`` folds another profile into it, ``retire_profile.lua`` empties one).
+- ``{seq}`` - the reference sequence and its claims (``claim_reference.lua``: a conversation id
+  gets one number however often it asks). One counter, so one slot whatever its tag.
 - ``{q:<queue>}`` - one queue's hub stream, its per-event seen markers and its trimmed marker
   (``stream_append.lua``).
 - ``{a:<channel>:<address>}`` - one address's automatic-acknowledgement markers
@@ -28,10 +35,6 @@ tag, and keys used alone carry none (they spread over every slot). The tags:
   partition's slot) and the reader sums those listed in the untagged ``sla:partitions``. This
   layout replaced one ``{sla}`` slot for all of it: clocks written under ``{sla}`` are not read
   (the README's upgrade note).
-- ``{router}`` - placement and customers: seen markers, thread map, conversations, the reference
-  sequence, identity indexes and profiles. ``place_message.lua`` touches the message's marker, its
-  thread, the sequence, the conversation and the customer at once, and ``identify_customer.lua``
-  merges any profiles the identities point to. Pinned.
 - ``{hub}`` - push assignment: the hub's conversation summaries, open and waiting sets, agents,
   claims, offers and the round-robin sequence; and the hub's incidents, which are listed per queue
   with their linked conversations intersected with the queue's open set. ``assign.lua`` and
@@ -39,8 +42,23 @@ tag, and keys used alone carry none (they spread over every slot). The tags:
   a queue's agents), so they can only run where all of them share one slot. Pinned.
 
 Pinned groups live in one slot, so on one primary of a cluster: correct on a cluster, but not
-spread over it. Spreading them needs their scripts split into single-slot steps (the router's
-per conversation and per customer); that is the next step of issue 22.
+spread over it: the hub's assignment joins agents and queues inside its scripts.
+
+Operations that span entities are sequences of single-slot steps, each safe to repeat, ordered
+so that a crash after any step and the message's redelivery end where an uninterrupted run does
+(``tests/reliability/test_router_steps.py`` crashes each one after every step):
+
+- placing a message (``services/router/conversation_state.py``): read the thread's seen marker and
+  conversation; reopen or touch that conversation, or claim a reference for the conversation whose
+  id derives from the message's event id and create it (both create-once); then map the thread
+  and write the seen marker in one script; then note the conversation in the customer's profile
+  (repeatable, done on every delivery). A message with a marker has its conversation, and every
+  step before the marker arrives at the same conversation and reference when repeated.
+- identifying a customer (``services/router/customer_profiles.py``): read the identity indexes
+  (untagged: each is read and written alone) and follow ``merged_into``; fold every other profile
+  into the oldest (copy what it lacks, then mark the other merged: repeated, the copy changes
+  nothing and the marked profile resolves to the oldest); update the survivor; point the indexes
+  at it last.
 
 Keys (after the configurable prefix, which must not contain ``{``), as ``key`` - owner - shape -
 TTL; ``<name>`` is a part filled in, braces are literal hash tags:
@@ -70,19 +88,21 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
 - ``chat:notify:<visitor_id>`` - outbound publishes, ingest pattern-subscribes - pub/sub channel
   (not a key): the id of a new mailbox entry
 - ``attempts:<group>:<topic>:<partition>:<offset>`` - any consumer - failed attempts - 1 day
-- ``router:seen:{router}:<inbound_event_id>`` - router - ``<conversation_id>|new|old|reopened`` - 7
-  days
-- ``conv:{router}:thread:<thread_key>`` - router - id of the thread's conversation - none
-- ``conv:{router}:<conversation_id>`` - router - hash: sequence, queue, status, times, ``csat`` (the
-  customer's survey score, 1-5) - none
-- ``conv:{router}:seq`` - router - integer, source of reference numbers - none
-- ``customer:{router}:id:<kind>:<value>`` - router - customer id owning an email/phone/social id -
-  none
-- ``customer:{router}:<id>`` - router - hash: name, tier, identities, first/last seen, merged_into -
-  none
-- ``customer:{router}:<id>:history`` - router - zset: conversation id -> first contact (ms), last 50
+- ``router:seen:{t:<thread_key>}:<inbound_event_id>`` - router -
+  ``<conversation_id>|new|old|reopened`` - 7 days
+- ``conv:thread:{t:<thread_key>}`` - router - id of the thread's conversation - none
+- ``conv:{c:<conversation_id>}`` - router - hash: sequence, queue, status, times, ``reopened_by``
+  (the event that reopened it last), ``customer_id``, ``csat`` (the customer's survey score, 1-5)
   - none
-- ``customer:{router}:<id>:open`` - router - hash: open conversation id -> ``queue|last contact ms``
+- ``conv:seq:{seq}`` - router - integer, source of reference numbers - none
+- ``conv:seq:{seq}:<conversation_id>`` - router - the sequence number claimed for that conversation
+  - 7 days
+- ``customer:id:<kind>:<value>`` - router - customer id owning an email/phone/social id - none
+- ``customer:{u:<id>}`` - router - hash: name, tier, identities, first/last seen, merged_into -
+  none
+- ``customer:{u:<id>}:history`` - router - zset: conversation id -> first contact (ms), last 50
+  - none
+- ``customer:{u:<id>}:open`` - router - hash: open conversation id -> ``queue|last contact ms``
   - none
 - ``incident:window:{i:<key>}`` - router - zset: customer -> last message (ms) - the window
 - ``incident:active:{i:<key>}`` - router - id of the open incident of that problem - the cool-down
@@ -178,8 +198,8 @@ from dataclasses import dataclass
 
 DAY = 86_400
 
-ROUTER = "{router}"
-"""Hash tag of the router's placement and customer keys (one slot: see the module text)."""
+SEQUENCE = "{seq}"
+"""Hash tag of the reference sequence and its claims (one counter: see the module text)."""
 HUB = "{hub}"
 """Hash tag of the hub's assignment keys (one slot: see the module text)."""
 
@@ -248,26 +268,32 @@ class Keys:
     def attempts(self, group: str, topic: str, partition: int, offset: int) -> str:
         return f"{self.prefix}attempts:{group}:{topic}:{partition}:{offset}"
 
-    def router_seen(self, inbound_event_id: str) -> str:
-        return f"{self.prefix}router:seen:{ROUTER}:{inbound_event_id}"
+    def router_seen(self, thread_key: str, inbound_event_id: str) -> str:
+        return f"{self.prefix}router:seen:{_tag('t', thread_key)}:{inbound_event_id}"
 
     def conversation_by_thread(self, thread_key: str) -> str:
-        return f"{self.prefix}conv:{ROUTER}:thread:{thread_key}"
+        return f"{self.prefix}conv:thread:{_tag('t', thread_key)}"
 
     def conversation(self, conversation_id: str) -> str:
-        return f"{self.prefix}conv:{ROUTER}:{conversation_id}"
+        return f"{self.prefix}conv:{_tag('c', conversation_id)}"
 
     def conversation_sequence(self) -> str:
-        return f"{self.prefix}conv:{ROUTER}:seq"
+        return f"{self.prefix}conv:seq:{SEQUENCE}"
+
+    def conversation_reference(self, conversation_id: str) -> str:
+        return f"{self.conversation_sequence()}:{conversation_id}"
 
     def customer_identity(self, kind: str, value: str) -> str:
-        return f"{self.prefix}customer:{ROUTER}:id:{kind}:{value}"
+        return f"{self.prefix}customer:id:{kind}:{value}"
 
     def customer(self, customer_id: str) -> str:
-        return f"{self.prefix}customer:{ROUTER}:{customer_id}"
+        return f"{self.prefix}customer:{_tag('u', customer_id)}"
 
     def customer_history(self, customer_id: str) -> str:
         return f"{self.customer(customer_id)}:history"
+
+    def customer_open(self, customer_id: str) -> str:
+        return f"{self.customer(customer_id)}:open"
 
     def incident_window(self, key: str) -> str:
         return f"{self.prefix}incident:window:{_tag('i', key)}"

@@ -172,8 +172,9 @@ def as_text(value: bytes | str) -> str:
 
 
 class ScriptBatcher:
-    """Sends the Lua script calls that concurrent handlers make in the same moment as one
-    pipeline: one round trip and one connection for many records instead of one each.
+    """Sends the Lua script calls (and plain commands) that concurrent handlers make in the same
+    moment as one pipeline: one round trip and one connection for many records instead of one
+    each.
 
     Each call still runs atomically on its own (a pipeline without MULTI); a failing call
     fails only its caller."""
@@ -181,10 +182,19 @@ class ScriptBatcher:
     def __init__(self, redis: Redis, max_batch: int = 512) -> None:
         self._redis = redis
         self._max_batch = max_batch
-        self._pending: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._pending: list[
+            tuple[AsyncScript | None, list[str], list[Any], asyncio.Future[Any]]
+        ] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        return await self._queued(script, keys, args)
+
+    async def command(self, *args: Any) -> Any:
+        """A plain command (its keys in one slot), e.g. ``command("GET", key)``."""
+        return await self._queued(None, [], list(args))
+
+    async def _queued(self, script: AsyncScript | None, keys: list[str], args: list[Any]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((script, keys, args, future))
         if len(self._pending) == 1:
@@ -202,12 +212,15 @@ class ScriptBatcher:
             task.add_done_callback(self._flushes.discard)
 
     async def _flush(
-        self, batch: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]]
+        self, batch: list[tuple[AsyncScript | None, list[str], list[Any], asyncio.Future[Any]]]
     ) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for script, keys, args, _ in batch:
-                    await queue_script(pipe, script, keys, args)
+                    if script is None:
+                        pipe.execute_command(*args)
+                    else:
+                        await queue_script(pipe, script, keys, args)
                 results = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the whole round trip failed: every caller sees it
             for *_, future in batch:

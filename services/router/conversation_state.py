@@ -1,8 +1,10 @@
 """Conversation state in Redis: thread key -> open conversation with its reference and queue.
 
-One Lua script places an inbound message atomically and idempotently: the result for an
-inbound event id is remembered, so a redelivered message gets the same conversation, the same
-reference and the same ``is_new`` flag, whatever happened in between.
+Placing a message touches a thread, a conversation, the reference sequence and a customer,
+which a Redis Cluster keeps in different slots, so it is a sequence of single-slot steps, each
+safe to repeat (see :meth:`ConversationStore.place`). A redelivered message gets the same
+conversation, the same reference and the same ``is_new`` flag, whether the first delivery
+finished or crashed after any step.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from libs.common.redis_client import ScriptBatcher, as_text, load_script
 from libs.domain.references import reference_for
 
 SEEN_TTL = 7 * DAY
+"""How long a message's outcome and a conversation's reference claim are kept: redeliveries
+come sooner."""
 HISTORY_LIMIT = 50
 """Conversations kept in a customer's contact history."""
 
@@ -38,8 +42,18 @@ class ConversationStore:
     def __init__(self, redis: Redis, keys: Keys, scripts: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
-        self._place = redis.register_script(load_script("services.router", "place_message.lua"))
         self._scripts = scripts
+        self._touch = redis.register_script(
+            load_script("services.router", "touch_conversation.lua")
+        )
+        self._claim_reference = redis.register_script(
+            load_script("services.router", "claim_reference.lua")
+        )
+        self._create = redis.register_script(
+            load_script("services.router", "create_conversation.lua")
+        )
+        self._commit = redis.register_script(load_script("services.router", "commit_placement.lua"))
+        self._note = redis.register_script(load_script("services.router", "note_conversation.lua"))
 
     async def place(
         self,
@@ -53,33 +67,74 @@ class ConversationStore:
         customer_id: str | None = None,
     ) -> Placement:
         """Attach a message to its thread's open conversation, or open one, and (with a
-        customer) add it to the customer's history and open conversations: one round trip."""
-        result = await self._scripts.call(
-            self._place,
-            keys=[
-                self._keys.router_seen(inbound_event_id),
-                self._keys.conversation_by_thread(thread_key),
-                self._keys.conversation_sequence(),
-                self._keys.conversation(""),
-                self._keys.customer(customer_id or ""),
-            ],
-            args=[
-                event_id(inbound_event_id, "conversation"),
-                queue_if_new,
-                int(now.timestamp() * 1000),
-                int(reopen_window_seconds * 1000),
-                channel,
-                thread_key,
-                SEEN_TTL,
-                customer_id or "",
-                HISTORY_LIMIT,
-            ],
-        )
-        conversation_id, sequence, queue, state = (v.decode() for v in result)
+        customer) add it to the customer's history and open conversations.
+
+        The steps: read the message's seen marker and the thread's conversation; touch (or
+        reopen) that conversation, or claim a reference for the conversation named after the
+        message and create it; map the thread and write the marker together; note the
+        conversation in the customer's profile (on every delivery: repeatable). The marker
+        comes after the conversation's steps, so a marked message was placed; every step before
+        it is create-once or keyed by the message, so a repeat after a crash arrives at the same
+        conversation and reference. The note comes last: the open conversation it adds is what
+        the customer's next message is steered by."""
+        seen_key = self._keys.router_seen(thread_key, inbound_event_id)
+        thread = self._keys.conversation_by_thread(thread_key)
+        ms = int(now.timestamp() * 1000)
+        seen, current = await self._scripts.command("MGET", seen_key, thread)
+        if seen is not None:
+            conversation_id, _, state = as_text(seen).rpartition("|")
+            sequence, queue = await self._scripts.command(
+                "HMGET", self._keys.conversation(conversation_id), "sequence", "queue"
+            )
+        else:
+            touched = []
+            if current is not None:
+                conversation_id = as_text(current)
+                touched = await self._scripts.call(
+                    self._touch,
+                    keys=[self._keys.conversation(conversation_id)],
+                    args=[
+                        ms,
+                        int(reopen_window_seconds * 1000),
+                        inbound_event_id,
+                        customer_id or "",
+                    ],
+                )
+            if len(touched) == 3:  # the thread's conversation goes on
+                state, sequence, queue = as_text(touched[0]), touched[1], touched[2]
+            else:
+                conversation_id, state = event_id(inbound_event_id, "conversation"), "new"
+                number = await self._scripts.call(
+                    self._claim_reference,
+                    keys=[
+                        self._keys.conversation_sequence(),
+                        self._keys.conversation_reference(conversation_id),
+                    ],
+                    args=[SEEN_TTL],
+                )
+                sequence, queue = await self._scripts.call(
+                    self._create,
+                    keys=[self._keys.conversation(conversation_id)],
+                    args=[number, queue_if_new, ms, channel, thread_key, customer_id or ""],
+                )
+            await self._scripts.call(
+                self._commit, keys=[thread, seen_key], args=[conversation_id, state, SEEN_TTL]
+            )
+        if sequence is None or queue is None:
+            raise LookupError(f"conversation {conversation_id} is gone")
+        if customer_id:  # last: the open conversation it adds steers the customer's next ones
+            await self._scripts.call(
+                self._note,
+                keys=[
+                    self._keys.customer_history(customer_id),
+                    self._keys.customer_open(customer_id),
+                ],
+                args=[conversation_id, ms, as_text(queue), HISTORY_LIMIT],
+            )
         return Placement(
             conversation_id=conversation_id,
-            reference=reference_for(int(sequence)),
-            queue=queue,
+            reference=reference_for(int(as_text(sequence))),
+            queue=as_text(queue),
             state=state,
         )
 

@@ -4,19 +4,20 @@ other drills.
 The five services run as processes on a six-node local Redis Cluster while customers write
 SMS, email and chat at a steady rate and an agent answers every other conversation (the
 traffic, agent and audit of :mod:`tests.reliability.test_fault_drills`). The drill SIGKILLs
-the primary serving the router's slot (``{router}``: every message's placement goes through
-it); the cluster's own failover promotes its replica; every service carries on without a
-restart and without dead-lettering anything; the old primary comes back as a replica.
+the primary serving the reference sequence (``{seq}``: every new conversation claims its
+number there); the cluster's own failover promotes its replica; every service carries on
+without a restart and without dead-lettering anything; the old primary comes back as a replica.
 
 What Redis's asynchronous replication can lose here, and how the design absorbs it: a write
 the old primary acknowledged but had not yet sent to its replica is gone after the promotion
 (Redis Cluster does not wait for replicas; WAIT would narrow the window, not close it).
 
-- Placement (``place_message.lua``): a lost seen marker or thread mapping makes a redelivered
-  message be placed again. Conversation ids are derived from the inbound event id, so the same
-  message lands in the same conversation; a lost increment of the reference sequence can hand
-  a later conversation a reference already shown to a customer: not absorbed (the audit would
-  name a duplicate reference).
+- Placement (its steps in ``services/router/conversation_state.py``): a lost seen marker or
+  thread mapping makes a redelivered message be placed again. Conversation ids are derived from
+  the inbound event id, so the same message lands in the same conversation (with the reference
+  claimed for it, unless the claim was lost too); a lost increment of the reference sequence
+  can hand a later conversation a reference already shown to a customer: not absorbed (the
+  audit would name a duplicate reference).
 - Idempotency markers (ingest's accepted marker, outbound's send record, the hub's action
   marker): a lost marker lets a retried webhook, command or action through once more. The ids
   are deterministic (the provider's id, the command id), so consumers dedupe the repeat; a
@@ -42,7 +43,7 @@ from typing import Final
 import aiohttp
 import pytest
 
-from libs.common.keys import ROUTER
+from libs.common.keys import Keys
 from tests.reliability.test_fault_drills import SERVICES, drill_under_load
 from tests.support.audit import Findings
 from tests.support.harness import Isolation, Launch, TwilioFake
@@ -98,7 +99,7 @@ async def test_a_primary_killed_under_load_fails_over_and_loses_nothing(
             reports.append(findings)
             return findings
 
-        router_slot_key = f"{service_env['SWITCHBOARD_KEY_PREFIX']}conv:{ROUTER}:seq"
+        router_slot_key = Keys(service_env["SWITCHBOARD_KEY_PREFIX"]).conversation_sequence()
         try:
             await under_load()
             await audited("warm-up")

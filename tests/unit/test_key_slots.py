@@ -38,16 +38,21 @@ def slot(key: str) -> int:
         ("chat_mailbox_append.lua", [KEYS.chat_mailbox("v1"), KEYS.chat_reply("v1", "cmd1")]),
         ("count_incident.lua", [KEYS.incident_window("k"), KEYS.incident_active("k")]),
         (
-            "place_message.lua",
-            [
-                KEYS.router_seen("e1"),
-                KEYS.conversation_by_thread("sms:+1"),
-                KEYS.conversation_sequence(),
-                KEYS.conversation(""),
-                KEYS.customer("u1"),
-            ],
+            "commit_placement.lua",
+            [KEYS.conversation_by_thread("sms:+1"), KEYS.router_seen("sms:+1", "e1")],
         ),
-        ("identify_customer.lua", [KEYS.customer_identity("email", "a@b"), KEYS.customer("")]),
+        (
+            "claim_reference.lua",
+            [KEYS.conversation_sequence(), KEYS.conversation_reference("c1")],
+        ),
+        (
+            "touch_conversation.lua, create_conversation.lua and the hub's transcript",
+            [KEYS.conversation("c1"), KEYS.hub_transcript("c1"), KEYS.sla_contact("c1")],
+        ),
+        (
+            "note_conversation.lua, absorb_profile.lua, retire_profile.lua, touch_profile.lua",
+            [KEYS.customer("u1"), KEYS.customer_open("u1"), KEYS.customer_history("u1")],
+        ),
         (
             "SLA clock and timers MULTI, timer claims and releases",
             [
@@ -84,8 +89,12 @@ def test_entities_spread_over_slots() -> None:
     """Untagged and per-entity keys of different entities land on different slots."""
     conversations = {slot(KEYS.hub_transcript(f"c{i}")) for i in range(50)}
     queues = {slot(KEYS.hub_stream(f"q{i}")) for i in range(50)}
+    threads = {slot(KEYS.conversation_by_thread(f"sms:+1555000{i}")) for i in range(50)}
+    customers = {slot(KEYS.customer(f"u{i}")) for i in range(50)}
     assert len(conversations) > 40
     assert len(queues) > 40
+    assert len(threads) > 40
+    assert len(customers) > 40
 
 
 def test_sla_partitions_spread_over_slots() -> None:

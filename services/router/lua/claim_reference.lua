@@ -1,0 +1,10 @@
+-- Gives a conversation its reference number: the next of the sequence the first time, the same
+-- one on every repeat (so a crash between this and the conversation's creation wastes none).
+-- KEYS[1] the sequence, KEYS[2] the conversation's claim
+-- ARGV[1] the claim's TTL (s)
+-- Returns the number.
+local claimed = redis.call('GET', KEYS[2])
+if claimed then return tonumber(claimed) end
+local number = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], number, 'EX', ARGV[1])
+return number
