@@ -40,7 +40,6 @@ class Placement:
 
 class ConversationStore:
     def __init__(self, redis: Redis, keys: Keys, scripts: ScriptBatcher) -> None:
-        self._redis = redis
         self._keys = keys
         self._scripts = scripts
         self._touch = redis.register_script(
