@@ -166,8 +166,9 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
 - ``hub:{hub}:agent:<agent>`` - hub assigner - hash: presence ``status``, ``reason``, ``queues``
   (space-separated), ``cap:<channel>``, ``alive_until`` (ms; refreshed while a socket is open),
   ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer),
-  ``skills`` and ``languages`` (space-separated: what it answers) - 7 days after the latest
-  presence
+  ``skills`` and ``languages`` (space-separated: what it answers), ``offline_at`` (ms: a
+  claim made before it, arriving late from Kafka, does not reassign what going offline
+  returned) - 7 days after the latest presence
 - ``hub:{hub}:agents:<queue>`` - hub assigner - set of agents online or away in the queue - none
 - ``hub:{hub}:assigned:<agent>`` - hub assigner - hash: conversation id -> ``<channel>|<offer id>``
   (offered) or ``<channel>|`` (assigned); what counts against the agent's capacity - none

@@ -355,9 +355,10 @@ class Assigner:
             await self._call("decline", agent, offer_id, self._policy.declined_ms)
         )
 
-    async def claimed(self, conversation_id: str, agent: str) -> None:
-        """A claim reached Kafka: the conversation is the agent's (whoever it was offered to)."""
-        await self._call("claimed", conversation_id, agent, SUMMARY_TTL)
+    async def claimed(self, conversation_id: str, agent: str, at: datetime) -> None:
+        """A claim made ``at`` reached Kafka: the conversation is the agent's (whoever it was
+        offered to), unless the agent went offline after claiming it, which returned it."""
+        await self._call("claimed", conversation_id, agent, SUMMARY_TTL, int(at.timestamp() * 1000))
 
     async def dropped(self, conversation_id: str) -> None:
         """Resolved or transferred: whoever held or was offered it is free of it."""

@@ -146,7 +146,7 @@ class FanOut:
             await self._assigner.dropped(conversation)
         else:
             if action.kind == "claim":
-                await self._assigner.claimed(conversation, action.agent)
+                await self._assigner.claimed(conversation, action.agent, action.at)
             queue = await self._conversations.queue_of(conversation)
         if queue is not None:
             await self._append(queue, "action", event, conversation)

@@ -92,7 +92,7 @@ end
 local function go_offline(agent, reason)
   local key = P_AGENT .. agent
   each_queue(agent, function(queue) redis.call('SREM', P_AGENTS .. queue, agent) end)
-  redis.call('HSET', key, 'status', 'offline', 'reason', reason)
+  redis.call('HSET', key, 'status', 'offline', 'reason', reason, 'offline_at', now)
   redis.call('HDEL', key, 'detached')
   local held = redis.call('HGETALL', P_ASSIGNED .. agent)
   for i = 1, #held, 2 do
@@ -177,21 +177,28 @@ elseif op == 'accept' or op == 'decline' then
     detail = o[1]
   end
 elseif op == 'claimed' then
-  -- conversation, agent, summary TTL (s): the agent claimed it (an accepted offer or not)
+  -- conversation, agent, summary TTL (s), time of the claim (ms): the agent claimed it (an
+  -- accepted offer or not). A claim made before the agent went offline reaches us after
+  -- going offline returned what it held: it stays returned, not assigned to someone away.
   local conv, agent = ARGV[A], ARGV[A + 1]
   local key = P_CONV .. conv
-  local c = redis.call('HMGET', key, 'assignee', 'offer', 'channel', 'status', 'queue')
-  if c[2] then
-    local to = redis.call('HGET', P_OFFER .. c[2], 'agent')
-    end_offer(c[2], to == agent and 'accepted' or 'withdrawn')
-  end
-  if c[1] and c[1] ~= agent then unassign(c[1], conv) end
-  redis.call('HSET', key, 'assignee', agent)
-  redis.call('EXPIRE', key, ARGV[A + 2])
-  if c[4] == 'open' then
-    redis.call('HSET', P_ASSIGNED .. agent, conv, (c[3] or '') .. '|')
-    redis.call('ZREM', P_WAITING .. c[5], conv)
-    wake_agent(agent)
+  local a = redis.call('HMGET', P_AGENT .. agent, 'status', 'offline_at')
+  if a[1] == 'offline' and tonumber(ARGV[A + 3]) < (tonumber(a[2]) or 0) then
+    requeue(conv)
+  else
+    local c = redis.call('HMGET', key, 'assignee', 'offer', 'channel', 'status', 'queue')
+    if c[2] then
+      local to = redis.call('HGET', P_OFFER .. c[2], 'agent')
+      end_offer(c[2], to == agent and 'accepted' or 'withdrawn')
+    end
+    if c[1] and c[1] ~= agent then unassign(c[1], conv) end
+    redis.call('HSET', key, 'assignee', agent)
+    redis.call('EXPIRE', key, ARGV[A + 2])
+    if c[4] == 'open' then
+      redis.call('HSET', P_ASSIGNED .. agent, conv, (c[3] or '') .. '|')
+      redis.call('ZREM', P_WAITING .. c[5], conv)
+      wake_agent(agent)
+    end
   end
 elseif op == 'dropped' then
   -- conversation: resolved or transferred, so nobody here holds it any more

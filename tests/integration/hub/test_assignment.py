@@ -162,6 +162,49 @@ async def test_an_agent_going_offline_returns_its_conversations(make_hub: MakeHu
     await _returned_to_the_queue(hub, offline)
 
 
+async def test_a_claim_read_after_its_agent_went_offline_leaves_the_conversation_returned(
+    make_hub: MakeHub,
+) -> None:
+    """Ada claims and goes offline before the fan-out reads her claim from Kafka (a lagging
+    consumer, or the claim redelivered): the conversation stays returned and bo is offered it,
+    instead of it being assigned to ada again while she is away."""
+    hub = await make_hub(hub_offer_seconds=LONG)
+    routed = await hub.open_conversation()
+    await hub.sla(routed, "started", minutes=3)
+    await waiting_with_deadlines(hub, 1)
+    topics = hub.isolation.topics
+    async with collect(hub.settings.kafka_bootstrap_servers, topics.agent_actions) as seen:
+        ada = hub.client(QUEUE)
+        await ada.connect()
+        await ada.presence("online", {"sms": 2})
+        await _accept_all(ada, 1)
+        await wait_until(lambda: len(seen.events) == 1, message="ada's claim")
+        assert (await ada.presence("offline"))["status"] == "offline"
+        await ada.close()
+    [claim] = seen.of_type(AgentAction)
+    assert isinstance(claim.data, AgentAction)
+    await hub.publish(topics.agent_actions, routed.thread_key, claim.data, event_id=claim.id)
+    note = AgentAction(
+        action_id="after-the-claim",
+        kind="note",
+        conversation_id=routed.conversation_id,
+        agent="ada",
+        text="read after the claim",
+        at=claim.data.at,
+    )
+    await hub.publish(topics.agent_actions, routed.thread_key, note)
+    entries = hub.keys.hub_transcript_entries(routed.conversation_id)
+
+    async def claim_read_again() -> bool:  # the note follows it on the same partition
+        return any(b"read after the claim" in v for v in (await hub.redis.hvals(entries)))
+
+    await wait_until_async(claim_read_again, message="the fan-out past the repeated claim")
+    async with hub.client(QUEUE, agent="bo") as bo:
+        await bo.presence("online", {"sms": 5})
+        offer = await offered(bo)
+    assert offer["conversation"]["conversation_id"] == routed.conversation_id
+
+
 async def test_a_socket_gone_past_the_grace_period_returns_its_conversations(
     make_hub: MakeHub,
 ) -> None:
