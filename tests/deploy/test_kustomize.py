@@ -19,7 +19,8 @@ from tests.deploy.manifests import K8S, REPO, of_kind, render
 def test_routing_config_copies_match_the_originals() -> None:
     """The ConfigMap is generated from copies (kustomize reads nothing outside the base)."""
     copies = K8S / "base" / "config"
-    for relative in ("store.yaml", "examples/customer-service.csv", "examples/store-messages.csv"):
+    examples = sorted(p.name for p in (REPO / "config" / "examples").glob("*.csv"))
+    for relative in ("store.yaml", *(f"examples/{name}" for name in examples)):
         original = (REPO / "config" / relative).read_bytes()
         assert (copies / relative).read_bytes() == original, (
             f"deploy/k8s/base/config/{relative} differs from config/{relative}: "
