@@ -15,6 +15,7 @@ from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
+from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.redis_client import open_redis
 from libs.common.settings import Settings
 from libs.common.topics import Topics
@@ -147,6 +148,17 @@ def redis_url(request: pytest.FixtureRequest, stack: DevStack, redis_deployment:
         cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
         return cluster.url
     return stack.redis.url
+
+
+@pytest.fixture
+async def producer(stack: DevStack) -> AsyncIterator[EventProducer]:
+    """A started producer on the session's broker (a test announces nothing through it)."""
+    kafka = create_producer(
+        Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers), client_id="test"
+    )
+    await kafka.start()
+    yield EventProducer(kafka)
+    await kafka.stop()
 
 
 @pytest.fixture

@@ -7,17 +7,16 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
 from libs.common.events import AgentAction, Event, InvalidEvent, event_id
 from libs.common.kafka.consumer import Consumed, ConsumerLoop, ConsumerPolicy, create_consumer
-from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
+from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.settings import Settings
 from tests.support.harness import Isolation
 from tests.support.kafka import collect, wait_until
@@ -36,16 +35,6 @@ def action(n: int, key: str) -> Event:
     return Event(
         id=event_id("test", str(n)), source="/test", subject=key, time=datetime.now(UTC), data=data
     )
-
-
-@pytest.fixture
-async def producer(stack: DevStack) -> AsyncIterator[EventProducer]:
-    kafka = create_producer(
-        Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers), client_id="test"
-    )
-    await kafka.start()
-    yield EventProducer(kafka)
-    await kafka.stop()
 
 
 def make_loop(

@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
-import pytest
 from redis.asyncio import Redis
 
 from libs.common.events import AgentAction
 from libs.common.kafka.consumer import Consumed, ConsumerLoop, ConsumerPolicy, create_consumer
 from libs.common.kafka.nudge import Nudger, channel, listen
-from libs.common.kafka.producer import EventProducer, Outgoing, create_producer
+from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.settings import Settings
 from tests.integration.test_consumer_loop import action
 from tests.support.harness import Isolation
@@ -23,16 +22,6 @@ from tooling.devstack import DevStack
 
 NEVER = 3600.0
 """An idle poll no test lives to see: only a nudge can make these consumers fetch."""
-
-
-@pytest.fixture
-async def kafka_producer(stack: DevStack) -> AsyncIterator[EventProducer]:
-    kafka = create_producer(
-        Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers), client_id="test"
-    )
-    await kafka.start()
-    yield EventProducer(kafka)
-    await kafka.stop()
 
 
 def dozing_loop(
@@ -78,7 +67,7 @@ async def running_until_dozing(loop: ConsumerLoop) -> asyncio.Task[None]:
 
 
 async def test_a_publish_is_announced_on_its_topics_channel(
-    isolation: Isolation, kafka_producer: EventProducer, redis: Redis
+    isolation: Isolation, producer: EventProducer, redis: Redis
 ) -> None:
     topic = isolation.topics.agent_actions
     heard = asyncio.Event()
@@ -90,8 +79,8 @@ async def test_a_publish_is_announced_on_its_topics_channel(
     listener = asyncio.create_task(listen(redis, isolation.key_prefix, [topic], nudged))
     try:
         await asyncio.wait_for(subscribed.wait(), 20)  # (re)subscribing nudges once
-        producer = EventProducer(kafka_producer.kafka, Nudger(redis, isolation.key_prefix))
-        await producer.publish([Outgoing(topic, "k", action(1, "k"))])
+        nudging = EventProducer(producer.kafka, Nudger(redis, isolation.key_prefix))
+        await nudging.publish([Outgoing(topic, "k", action(1, "k"))])
         await asyncio.wait_for(heard.wait(), 20)
     finally:
         listener.cancel()
@@ -122,15 +111,15 @@ async def test_other_topics_nudges_do_not_wake_a_listener(
 
 
 async def test_a_nudge_makes_a_dozing_consumer_fetch(
-    stack: DevStack, isolation: Isolation, kafka_producer: EventProducer, redis: Redis
+    stack: DevStack, isolation: Isolation, producer: EventProducer, redis: Redis
 ) -> None:
     seen: list[str] = []
-    loop = dozing_loop(stack, isolation, kafka_producer, redis, seen, idle_poll=NEVER)
+    loop = dozing_loop(stack, isolation, producer, redis, seen, idle_poll=NEVER)
     task = await running_until_dozing(loop)
     try:
-        producer = EventProducer(kafka_producer.kafka, Nudger(redis, isolation.key_prefix))
+        nudging = EventProducer(producer.kafka, Nudger(redis, isolation.key_prefix))
         key = "conv-1"
-        await producer.publish([Outgoing(isolation.topics.agent_actions, key, action(7, key))])
+        await nudging.publish([Outgoing(isolation.topics.agent_actions, key, action(7, key))])
         await wait_until(lambda: seen == ["7"], message="the nudged record handled", timeout=60)
         await wait_until(lambda: loop.dozing, message="dozing again after the record")
     finally:
@@ -139,16 +128,14 @@ async def test_a_nudge_makes_a_dozing_consumer_fetch(
 
 
 async def test_without_a_nudge_the_idle_poll_finds_the_record(
-    stack: DevStack, isolation: Isolation, kafka_producer: EventProducer, redis: Redis
+    stack: DevStack, isolation: Isolation, producer: EventProducer, redis: Redis
 ) -> None:
     seen: list[str] = []
-    loop = dozing_loop(stack, isolation, kafka_producer, redis, seen, idle_poll=0.5)
+    loop = dozing_loop(stack, isolation, producer, redis, seen, idle_poll=0.5)
     task = await running_until_dozing(loop)
     try:
         key = "conv-2"  # published without a Nudger: the nudge that was lost
-        await kafka_producer.publish(
-            [Outgoing(isolation.topics.agent_actions, key, action(8, key))]
-        )
+        await producer.publish([Outgoing(isolation.topics.agent_actions, key, action(8, key))])
         await wait_until(lambda: seen == ["8"], message="the record found by the idle poll")
     finally:
         loop.stop()
