@@ -1,0 +1,61 @@
+"""The cluster client under a slot-map reload: commands in flight when redis-py closes every
+connection (what it does on CLUSTERDOWN during a failover) are retried or fail as a lost
+connection, never as the ``AttributeError`` that made ingest answer SMTP 500 in a failover."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from redis.exceptions import ConnectionError, RedisError
+
+from libs.common.redis_client import close_redis, get_many, open_redis
+from libs.common.settings import Settings
+from tooling.devstack import LocalRedisCluster
+
+WRITERS = 50
+WRITES_EACH = 100
+RELOADS = 20
+
+
+async def test_commands_in_flight_through_slot_map_reloads_fail_only_as_lost_connections(
+    redis_cluster: LocalRedisCluster,
+) -> None:
+    redis = await open_redis(Settings(redis_url=redis_cluster.url))
+    failures: list[BaseException] = []
+    written: list[str] = []
+    writers_done = asyncio.Event()
+
+    async def writer(number: int) -> None:
+        for index in range(WRITES_EACH):
+            key = f"reload-test:{number}:{index}"
+            try:
+                await redis.set(key, b"1")
+            except Exception as exc:  # every failure is collected and judged below
+                failures.append(exc)
+            else:
+                written.append(key)
+
+    async def reloader() -> None:
+        for _ in range(RELOADS):
+            answered = len(written) + len(failures)
+            await redis.aclose()  # the cluster client's own reaction to CLUSTERDOWN
+            while len(written) + len(failures) < answered + WRITERS:  # commands in between
+                if writers_done.is_set():
+                    return
+                await asyncio.sleep(0)
+
+    async def writers() -> None:
+        await asyncio.gather(*(writer(number) for number in range(WRITERS)))
+        writers_done.set()
+
+    try:
+        await asyncio.gather(writers(), reloader())
+        assert [exc for exc in failures if not isinstance(exc, ConnectionError)] == []
+        assert len(written) + len(failures) == WRITERS * WRITES_EACH
+        stored = await get_many(redis, written)
+        assert stored == [b"1"] * len(written)
+    finally:
+        with contextlib.suppress(RedisError):
+            await redis.delete(*written)
+        await close_redis(redis)
