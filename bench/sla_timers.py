@@ -10,7 +10,13 @@ the lag of each event is its Kafka timestamp minus its due time. The ceilings, m
 same run on the same Redis and broker: raw pipelined ``ZADD`` and ``ZPOPMIN``, raw aiokafka
 produce (acks=all) of records the size of an SLA event.
 
-    python -m bench.sla_timers [--timers 1000000] [--rate 5000] [--seconds 20]
+The whole measurement runs on one Redis node and then on a local Redis Cluster of three
+primaries with a replica each (``--redis both``, the default), on the same broker in the same
+run: memory is summed over the cluster's primaries (each replica holds a copy on top), and the
+worker is the same single process, its partitions' timers spread over the primaries by their
+``{sla:<partition>}`` tags.
+
+    python -m bench.sla_timers [--timers 1000000] [--rate 5000] [--seconds 20] [--redis both]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -30,18 +37,21 @@ import yaml
 from opentelemetry import trace
 from opentelemetry.context import Context
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from bench.harness import bench_stack, cpu_seconds, fill_raw, read_records, report, running_service
 from libs.common.config import load_config
 from libs.common.events import ConversationRouted, CustomerIdentity, RoutingExplanation
 from libs.common.keys import Keys
+from libs.common.redis_client import close_redis, open_redis
+from libs.common.settings import Settings
 from libs.common.topics import PARTITIONS, Topics
 from libs.common.tracing import attached
 from services.sla.clocks import BUCKETS, ClockStore
 from services.sla.lifecycle import new_clock, stage_clock
 from services.sla.runtime import SlaRuntime
 from services.sla.timers import TimerStore
-from tooling.devstack import create_topics
+from tooling.devstack import DevStack, LocalRedisCluster, create_topics
 from tooling.simulate.summary import percentile
 
 POINTS_PER_CLOCK = 2  # a warning and a breach
@@ -186,98 +196,131 @@ async def lags(
     return found, len(stamps) / max((max(stamps) - min(stamps)) / 1000, 1e-3)
 
 
-async def run(total_timers: int, rate: int, seconds: int) -> dict[str, Any]:
+async def used_memory(redis: Redis) -> int:
+    """Bytes Redis holds: the node's, or the sum over a cluster's primaries (each replica holds
+    a copy of its primary's on top)."""
+    if isinstance(redis, RedisCluster):
+        per_node = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(info["used_memory"]) for info in per_node.values())
+    return int((await redis.info("memory"))["used_memory"])
+
+
+async def measure(
+    stack: DevStack, workdir: Path, redis_url: str, total_timers: int, rate: int, seconds: int
+) -> dict[str, Any]:
+    """The whole measurement on the Redis at ``redis_url`` (its own prefix, topics and worker)."""
+    redis = await open_redis(Settings(redis_url=redis_url))
+    try:
+        bootstrap = stack.broker.bootstrap_servers
+        prefix = f"b{uuid.uuid4().hex[:6]}."
+        topics = Topics.with_prefix(prefix)
+        await create_topics(bootstrap, [*topics.all(), f"{prefix}ceiling"])
+        keys = Keys(prefix)
+        config = workdir / f"sla-{prefix}yaml"
+        config.write_text(yaml.safe_dump(configuration(seconds)))
+        runtime = SlaRuntime.build(load_config(config), config)
+
+        results: dict[str, Any] = {**await redis_ceilings(redis)}
+        ceiling = await fill_raw(bootstrap, f"{prefix}ceiling", CEILING_RECORDS, 700)
+        results["produce_per_second"] = ceiling.per_second
+
+        soon_clocks = rate * (seconds // 2)
+        due_points = soon_clocks * POINTS_PER_CLOCK
+        later_clocks = (total_timers - due_points) // POINTS_PER_CLOCK
+        base = await used_memory(redis)
+        now = datetime.now(UTC)
+        fill_rate = await fill_clocks(redis, keys, runtime, "later", [now] * later_clocks)
+        # the "soon" clocks start at ``rate`` a second for half the window: their warnings
+        # fall due in its first half, their breaches in the second, ``rate`` points a second
+        first_due = datetime.now(UTC) + timedelta(seconds=START_BUDGET)
+        half = timedelta(seconds=seconds // 2)
+        starts = [first_due - half + n * timedelta(seconds=1 / rate) for n in range(soon_clocks)]
+        await fill_clocks(redis, keys, runtime, "soon", starts)
+        used = await used_memory(redis) - base
+        sizes = await memory_of(redis, keys)
+        clocks = later_clocks + soon_clocks
+        timers = clocks * POINTS_PER_CLOCK
+        results.update(
+            open_timers=timers,
+            open_clocks=clocks,
+            fill_clocks_per_second=fill_rate,
+            fill_timers_per_second=fill_rate * POINTS_PER_CLOCK,
+            fill_ratio_to_zadd=fill_rate * POINTS_PER_CLOCK / results["zadd_per_second"],
+            redis_used_memory_bytes=used,
+            redis_bytes_per_open_timer=used / timers,
+            redis_bytes_per_open_clock=used / clocks,
+            memory_usage_bytes_per_open_timer={k: v / timers for k, v in sizes.items()},
+        )
+
+        async with running_service(
+            stack,
+            "sla",
+            prefix,
+            workdir / f"sla-{prefix}log",
+            ready_timeout=60,
+            environment={"SWITCHBOARD_CONFIG": str(config), "REDIS_URL": redis_url},
+        ) as sla:
+            assert sla.process is not None
+            worker = psutil.Process(sla.process.pid)
+            await asyncio.sleep(2.0)  # let the consumer's assignment settle
+            idle = min(IDLE_SECONDS, (first_due - datetime.now(UTC)).total_seconds() - 2.0)
+            if idle <= 1.0:
+                raise RuntimeError("the worker started too late to be measured idle")
+            before = cpu_seconds(worker)
+            await asyncio.sleep(idle)
+            results["idle_seconds"] = idle
+            results["idle_cpu_percent_of_a_core"] = 100 * (cpu_seconds(worker) - before) / idle
+            before = cpu_seconds(worker)
+            found, emitted_rate = await lags(
+                bootstrap, topics.sla_events, due_points, timeout=START_BUDGET + seconds + 120
+            )
+            firing = (datetime.now(UTC) - first_due).total_seconds()
+            results["firing_cpu_percent_of_a_core"] = (
+                100 * (cpu_seconds(worker) - before) / max(firing, 1.0)
+            )
+        results.update(
+            due_rate_per_second=rate,
+            due_events=len(found),
+            emitted_per_second=emitted_rate,
+            emitted_ratio_to_produce=emitted_rate / results["produce_per_second"],
+            lag_ms={
+                "p50": statistics.median(found),
+                "p99": percentile(found, 0.99),
+                "max": max(found),
+            },
+        )
+        results["targets"] = {
+            "lag_p99_under_250ms": results["lag_ms"]["p99"] < 250,
+            "under_200_bytes_per_open_timer": results["redis_bytes_per_open_timer"] < 200,
+        }
+        await redis.flushall()  # free the node (or the cluster) for the next deployment
+        return results
+    finally:
+        await close_redis(redis)
+
+
+async def run(total_timers: int, rate: int, seconds: int, deployments: list[str]) -> dict[str, Any]:
+    """Each deployment in turn on one broker: the dev stack's Redis node, then a local
+    three-primary cluster (six ``redis-server`` processes, as in the tests)."""
+    results: dict[str, Any] = {}
     async with bench_stack("sla") as (stack, workdir):
-        redis = Redis.from_url(stack.redis.url)
-        try:
-            bootstrap = stack.broker.bootstrap_servers
-            prefix = f"b{uuid.uuid4().hex[:6]}."
-            topics = Topics.with_prefix(prefix)
-            await create_topics(bootstrap, [*topics.all(), f"{prefix}ceiling"])
-            keys = Keys(prefix)
-            config = workdir / "sla.yaml"
-            config.write_text(yaml.safe_dump(configuration(seconds)))
-            runtime = SlaRuntime.build(load_config(config), config)
-
-            results: dict[str, Any] = {**await redis_ceilings(redis)}
-            ceiling = await fill_raw(bootstrap, f"{prefix}ceiling", CEILING_RECORDS, 700)
-            results["produce_per_second"] = ceiling.per_second
-
-            soon_clocks = rate * (seconds // 2)
-            due_points = soon_clocks * POINTS_PER_CLOCK
-            later_clocks = (total_timers - due_points) // POINTS_PER_CLOCK
-            base = (await redis.info("memory"))["used_memory"]
-            now = datetime.now(UTC)
-            fill_rate = await fill_clocks(redis, keys, runtime, "later", [now] * later_clocks)
-            # the "soon" clocks start at ``rate`` a second for half the window: their warnings
-            # fall due in its first half, their breaches in the second, ``rate`` points a second
-            first_due = datetime.now(UTC) + timedelta(seconds=START_BUDGET)
-            half = timedelta(seconds=seconds // 2)
-            starts = [
-                first_due - half + n * timedelta(seconds=1 / rate) for n in range(soon_clocks)
-            ]
-            await fill_clocks(redis, keys, runtime, "soon", starts)
-            used = (await redis.info("memory"))["used_memory"] - base
-            sizes = await memory_of(redis, keys)
-            clocks = later_clocks + soon_clocks
-            timers = clocks * POINTS_PER_CLOCK
-            results.update(
-                open_timers=timers,
-                open_clocks=clocks,
-                fill_clocks_per_second=fill_rate,
-                fill_timers_per_second=fill_rate * POINTS_PER_CLOCK,
-                fill_ratio_to_zadd=fill_rate * POINTS_PER_CLOCK / results["zadd_per_second"],
-                redis_used_memory_bytes=used,
-                redis_bytes_per_open_timer=used / timers,
-                redis_bytes_per_open_clock=used / clocks,
-                memory_usage_bytes_per_open_timer={k: v / timers for k, v in sizes.items()},
-            )
-
-            async with running_service(
-                stack,
-                "sla",
-                prefix,
-                workdir / "sla.log",
-                ready_timeout=60,
-                environment={"SWITCHBOARD_CONFIG": str(config)},
-            ) as sla:
-                assert sla.process is not None
-                worker = psutil.Process(sla.process.pid)
-                await asyncio.sleep(2.0)  # let the consumer's assignment settle
-                idle = min(IDLE_SECONDS, (first_due - datetime.now(UTC)).total_seconds() - 2.0)
-                if idle <= 1.0:
-                    raise RuntimeError("the worker started too late to be measured idle")
-                before = cpu_seconds(worker)
-                await asyncio.sleep(idle)
-                results["idle_seconds"] = idle
-                results["idle_cpu_percent_of_a_core"] = 100 * (cpu_seconds(worker) - before) / idle
-                before = cpu_seconds(worker)
-                found, emitted_rate = await lags(
-                    bootstrap, topics.sla_events, due_points, timeout=START_BUDGET + seconds + 120
+        for deployment in deployments:
+            if deployment == "node":
+                results["node"] = await measure(
+                    stack, workdir, stack.redis.url, total_timers, rate, seconds
                 )
-                firing = (datetime.now(UTC) - first_due).total_seconds()
-                results["firing_cpu_percent_of_a_core"] = (
-                    100 * (cpu_seconds(worker) - before) / max(firing, 1.0)
+                continue
+            cluster = LocalRedisCluster(directory=workdir / "cluster")
+            await cluster.start()
+            try:
+                results["cluster"] = await measure(
+                    stack, workdir, cluster.url, total_timers, rate, seconds
                 )
-            results.update(
-                due_rate_per_second=rate,
-                due_events=len(found),
-                emitted_per_second=emitted_rate,
-                emitted_ratio_to_produce=emitted_rate / results["produce_per_second"],
-                lag_ms={
-                    "p50": statistics.median(found),
-                    "p99": percentile(found, 0.99),
-                    "max": max(found),
-                },
-            )
-            results["targets"] = {
-                "lag_p99_under_250ms": results["lag_ms"]["p99"] < 250,
-                "under_200_bytes_per_open_timer": results["redis_bytes_per_open_timer"] < 200,
-            }
-            rounded: dict[str, Any] = _rounded(results)
-            return rounded
-        finally:
-            await redis.aclose()
+                results["cluster"]["primaries"] = LocalRedisCluster.PRIMARIES
+            finally:
+                cluster.stop()
+    rounded: dict[str, Any] = _rounded(results)
+    return rounded
 
 
 def _rounded(value: Any) -> Any:
@@ -293,8 +336,15 @@ def main() -> None:
     parser.add_argument("--timers", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument(
+        "--redis",
+        choices=("node", "cluster", "both"),
+        default="both",
+        help="one Redis node, a local three-primary cluster, or both in turn (default)",
+    )
     args = parser.parse_args()
-    report("sla_timers", asyncio.run(run(args.timers, args.rate, args.seconds)))
+    deployments = ["node", "cluster"] if args.redis == "both" else [args.redis]
+    report("sla_timers", asyncio.run(run(args.timers, args.rate, args.seconds, deployments)))
 
 
 if __name__ == "__main__":
