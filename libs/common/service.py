@@ -31,6 +31,7 @@ from libs.common.kafka.consumer import (
     ConsumerPolicy,
     Handler,
     PartitionsCallback,
+    Prepare,
     create_consumer,
 )
 from libs.common.kafka.nudge import Nudger
@@ -122,6 +123,7 @@ def add_consumer(
     group_id: str,
     topics: Callable[[Topics], Sequence[str]],
     handler: Callable[[web.Application], Handler],
+    prepare: Callable[[web.Application], Prepare] | None = None,
     on_assigned: Callable[[web.Application], PartitionsCallback] | None = None,
     on_revoked: Callable[[web.Application], PartitionsCallback] | None = None,
 ) -> web.AppKey[ConsumerLoop]:
@@ -141,6 +143,7 @@ def add_consumer(
             consumer=create_consumer(settings, policy),
             policy=policy,
             handler=handler(app),
+            prepare=prepare(app) if prepare else None,
             producer=app[PRODUCER],
             redis=app[REDIS],
             key_prefix=settings.switchboard_key_prefix,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from libs.common.config import LiveConfig
-from libs.common.kafka.consumer import Handler
+from libs.common.kafka.consumer import Handler, Prepare
 from libs.common.keys import Keys
 from libs.common.redis_client import ScriptBatcher
 from libs.common.service import (
@@ -48,11 +48,19 @@ def _handler(app: web.Application) -> Handler:
     return app[ROUTER].handle
 
 
+def _prepare(app: web.Application) -> Prepare:
+    return app[ROUTER].prepare
+
+
 def build(settings: Settings) -> web.Application:
     app = create_app(settings, "router")
     add_live_config(app, LIVE_CONFIG, RouterRuntime.build)
     app.cleanup_ctx.append(_router_ctx)
     add_consumer(
-        app, group_id=GROUP_ID, topics=lambda t: [t.inbound, t.agent_actions], handler=_handler
+        app,
+        group_id=GROUP_ID,
+        topics=lambda t: [t.inbound, t.agent_actions],
+        handler=_handler,
+        prepare=_prepare,
     )
     return app

@@ -12,7 +12,7 @@ classified as before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -80,11 +80,42 @@ class ClassifiersByLanguage:
 
     def classify(self, text: str, language: str | None) -> Classification:
         """The issue type of a message written in ``language`` (None: not known)."""
+        classifier = self._for(language)
+        if classifier is None:
+            return _no_examples(language)
+        return classifier.classify(text)
+
+    def classify_many(self, messages: Sequence[tuple[str, str | None]]) -> list[Classification]:
+        """The issue type of each (text, language), each classifier taking its messages in one
+        call; every one comes out exactly as ``classify`` gives it."""
+        groups: dict[str | None, list[int]] = {}
+        for n, (_, language) in enumerate(messages):
+            groups.setdefault(self._group(language), []).append(n)
+        classified: dict[int, Classification] = {}
+        for group, positions in groups.items():
+            classifier = self._for(group)
+            texts = [messages[n][0] for n in positions]
+            results = (
+                classifier.classify_many(texts)
+                if classifier is not None
+                else [_no_examples(group)] * len(texts)
+            )
+            classified.update(zip(positions, results, strict=True))
+        return [classified[n] for n in range(len(messages))]
+
+    def _group(self, language: str | None) -> str | None:
+        """None for the messages the main classifier takes, else their language."""
         if language is None or self.languages is None or language in self.languages:
-            return self.main.classify(text)
-        few_shot = self.few_shot.get(language)
-        if few_shot is not None:
-            return few_shot.classify(text)
-        return Classification(
-            UNKNOWN, 0.0, "none", f"written in {language}: no examples in it", None, None
-        )
+            return None
+        return language
+
+    def _for(self, language: str | None) -> IssueClassifier | None:
+        """The classifier of a message in ``language``; None when no examples are in it."""
+        group = self._group(language)
+        return self.main if group is None else self.few_shot.get(group)
+
+
+def _no_examples(language: str | None) -> Classification:
+    return Classification(
+        UNKNOWN, 0.0, "none", f"written in {language}: no examples in it", None, None
+    )

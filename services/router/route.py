@@ -7,6 +7,8 @@ itself (the received time, not the wall clock), so a redelivery yields the same 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from libs.common import metrics
@@ -33,6 +35,7 @@ from services.router.conversation_state import ConversationRecords, Conversation
 from services.router.customer_profiles import CustomerStore, Profile, tier_for
 from services.router.incidents import IncidentDetector, IncidentVerdict, incident_key
 from services.router.issue_types import Classification
+from services.router.prepared import ClassifiedText, Prepared, PreparedClassifications
 from services.router.rules import Decision, MessageFacts
 from services.router.runtime import RouterRuntime
 
@@ -47,10 +50,24 @@ class Verdict:
     decision: Decision
 
 
-def decide(runtime: RouterRuntime, message: MessageReceived, tier: str | None) -> Verdict:
-    """Classify and apply the rules; pure, so replay can run it under another configuration."""
-    text = f"{message.subject or ''}\n{message.text}"
-    classification = runtime.by_language.classify(text, message.language)
+def classified_text(message: MessageReceived) -> ClassifiedText:
+    """What the issue-type classifier reads of a message: subject and text, and the language."""
+    return f"{message.subject or ''}\n{message.text}", message.language
+
+
+def decide(
+    runtime: RouterRuntime,
+    message: MessageReceived,
+    tier: str | None,
+    classification: Classification | None = None,
+) -> Verdict:
+    """Classify and apply the rules; pure, so replay can run it under another configuration.
+
+    ``classification`` is the message's, when its batch was classified together under this
+    ``runtime`` already (it is the same as what classifying it here gives)."""
+    text, language = classified_text(message)
+    if classification is None:
+        classification = runtime.by_language.classify(text, language)
     facts = MessageFacts(
         channel=message.channel,
         issue_type=classification.issue_type,
@@ -91,6 +108,29 @@ class Router:
         self._customers = customers
         self._incidents = incidents
         self._topics = topics
+        self._prepared = PreparedClassifications()
+
+    async def prepare(self, batch: Sequence[Consumed]) -> None:
+        """Classify the inbound messages of a fetched batch in one call and keep the results
+        for :meth:`handle` (the consumer loop's ``prepare`` hook)."""
+        runtime = self._live.current
+        texts = [
+            (consumed.event.id, classified_text(consumed.event.data))
+            for consumed in batch
+            if isinstance(consumed.event.data, MessageReceived)
+        ]
+        if not texts:
+            return
+        started = time.perf_counter()
+        classifications = runtime.by_language.classify_many([text for _, text in texts])
+        each = (time.perf_counter() - started) / len(texts)
+        self._prepared.keep(
+            runtime,
+            (
+                (event_id, Prepared(text, classification, each))
+                for (event_id, text), classification in zip(texts, classifications, strict=True)
+            ),
+        )
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
         data = consumed.event.data
@@ -111,8 +151,13 @@ class Router:
         profile = await self._customers.identify(
             message.customer, now=message.received_at, tier=configured_tier
         )
-        with metrics.routing_seconds.time():
-            verdict = decide(runtime, message, profile.tier if profile else configured_tier)
+        started = time.perf_counter()
+        prepared = self._prepared.take(runtime, consumed.event.id, classified_text(message))
+        tier = profile.tier if profile else configured_tier
+        verdict = decide(runtime, message, tier, prepared.classification if prepared else None)
+        metrics.routing_seconds.observe(
+            time.perf_counter() - started + (prepared.seconds if prepared else 0.0)
+        )
         decision, classification = verdict.decision, verdict.classification
         notes = list(decision.notes)
         queue_if_new = decision.queue

@@ -1,6 +1,8 @@
 """The one consumer loop every service runs: consume -> decode -> handle -> produce -> commit.
 
-Delivery mechanics live here once; a service supplies only ``handle(record) -> [Outgoing]``.
+Delivery mechanics live here once; a service supplies only ``handle(record) -> [Outgoing]``,
+and optionally ``prepare(batch)`` (:data:`Prepare`) to do ahead, once for the records one fetch
+returned for a partition, work that ``handle`` would otherwise do record by record.
 
 - At least once on the wire: a record's offset is committed only after the handler finished
   and Kafka acknowledged every event it produced (acks=all); commits are the highest
@@ -22,6 +24,11 @@ Delivery mechanics live here once; a service supplies only ``handle(record) -> [
   fetch is sent, until a producer's nudge on one of its topics or ``idle_poll`` wakes it.
 - Stalls: a partition with records in flight whose position has not advanced for
   ``stall_seconds`` is reported by :meth:`ConsumerLoop.stalled` (readiness) and a metric.
+- Batches: records are decoded as they are fetched; ``prepare`` then sees the decoded records
+  of one partition's fetch in offset order before any of them is handled. It is advisory: a
+  failure is logged and the records are handled as if it had not run, so it never loses or
+  dead-letters a record (one that fails to decode is not in the batch; its own handling
+  dead-letters it).
 - Shutdown (``stop()``, wired to SIGTERM): stop fetching, finish in-flight work up to
   ``drain_timeout``, commit, leave the group. aiokafka calls no revoke listener on ``stop()``,
   so the final commit is explicit.
@@ -46,6 +53,7 @@ from opentelemetry.semconv._incubating.attributes.cloudevents_attributes import 
     CLOUDEVENTS_EVENT_TYPE,
 )
 from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
+    MESSAGING_BATCH_MESSAGE_COUNT,
     MESSAGING_CONSUMER_GROUP_NAME,
     MESSAGING_DESTINATION_PARTITION_ID,
     MESSAGING_KAFKA_MESSAGE_KEY,
@@ -64,7 +72,16 @@ from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
 from libs.common.settings import Settings
-from libs.common.tracing import PROCESS, SEND, attached, extract, mark_failed, messaging_span
+from libs.common.tracing import (
+    PROCESS,
+    SEND,
+    attached,
+    extract,
+    mark_failed,
+    messaging_span,
+    span_links,
+    traceparent_of,
+)
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("switchboard.kafka")
@@ -108,6 +125,11 @@ class Consumed:
 
 
 Handler = Callable[[Consumed], Awaitable[Sequence[Outgoing]]]
+Prepare = Callable[[Sequence[Consumed]], Awaitable[None]]
+"""A handler's look at the records one fetch returned for a partition (decoded, in offset
+order), before any of them is handled: to do once for the batch what ``handle`` would do for
+each record (classify many texts in one call) and keep it for ``handle``. Advisory: ``handle``
+must still work without it, since a failing ``prepare`` is only logged."""
 PartitionsCallback = Callable[[frozenset[TopicPartition]], Awaitable[None]]
 
 
@@ -227,6 +249,7 @@ class ConsumerLoop:
         producer: EventProducer,
         redis: Redis,
         key_prefix: str,
+        prepare: Prepare | None = None,
         on_assigned: PartitionsCallback | None = None,
         on_revoked: PartitionsCallback | None = None,
         clock: Callable[[], float],
@@ -236,6 +259,7 @@ class ConsumerLoop:
         self._policy = policy
         self._retry_backoff = Backoff(policy.retry_backoff, policy.retry_backoff_max)
         self._handler = handler
+        self._prepare = prepare
         self._producer = producer
         self._redis = redis
         self._keys = Keys(key_prefix)
@@ -292,8 +316,13 @@ class ConsumerLoop:
                     state = self._partitions.get(tp)
                     if state is None:
                         continue  # revoked while the fetch was in flight: the new owner reads it
-                    for record in records:
-                        self._schedule(tp, state, record)
+                    decoded = [(record, self._decode(record)) for record in records]
+                    if self._prepare is not None:
+                        await self._prepare_batch(tp, decoded, self._prepare)
+                        if self._partitions.get(tp) is not state:
+                            continue  # revoked while preparing: the new owner reads them
+                    for record, consumed in decoded:
+                        self._schedule(tp, state, record, consumed)
                     if state.offsets.in_flight >= self._policy.max_in_flight and not state.paused:
                         self._consumer.pause(tp)
                         state.paused = True
@@ -364,12 +393,69 @@ class ConsumerLoop:
 
     # --- scheduling -------------------------------------------------------------------------
 
-    def _schedule(self, tp: TopicPartition, state: _Partition, record: ConsumerRecord) -> None:
+    def _decode(self, record: ConsumerRecord) -> Consumed | InvalidEvent:
+        """The record as a handler sees it, or why it cannot be handled (dead-lettered when
+        its turn comes)."""
+        try:
+            _check_size(record, self._policy.max_record_bytes)
+            event = decode(record.value, list(record.headers or ()))
+        except InvalidEvent as exc:
+            return exc
+        return Consumed(
+            event=event,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=(record.key or b"").decode("utf-8", "replace"),
+        )
+
+    async def _prepare_batch(
+        self,
+        tp: TopicPartition,
+        decoded: Sequence[tuple[ConsumerRecord, Consumed | InvalidEvent]],
+        prepare: Prepare,
+    ) -> None:
+        """Run ``prepare`` on the decoded records, in a span linked to each record's trace; a
+        failure is logged, and the records are handled as if it had not run."""
+        batch = [consumed for _, consumed in decoded if isinstance(consumed, Consumed)]
+        if not batch:
+            return
+        attributes: dict[str, AttributeValue] = {
+            MESSAGING_DESTINATION_PARTITION_ID: str(tp.partition),
+            MESSAGING_CONSUMER_GROUP_NAME: self._policy.group_id,
+            MESSAGING_BATCH_MESSAGE_COUNT: len(batch),
+        }
+        with _tracer.start_as_current_span(
+            f"prepare {tp.topic}", kind=trace.SpanKind.CONSUMER, attributes=attributes
+        ) as span:
+            if span.is_recording():  # links cost a parse per record: only when kept
+                parents = (traceparent_of(list(record.headers or ())) for record, _ in decoded)
+                for link in span_links(parents):
+                    span.add_link(link.context)
+            try:
+                await prepare(batch)
+            except Exception as exc:
+                mark_failed(span, "prepare failed; records handled one by one", exc)
+                log.warning(
+                    "preparing a batch failed; its records are handled one by one",
+                    error=repr(exc),
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    records=len(batch),
+                )
+
+    def _schedule(
+        self,
+        tp: TopicPartition,
+        state: _Partition,
+        record: ConsumerRecord,
+        consumed: Consumed | InvalidEvent,
+    ) -> None:
         if not state.offsets.in_flight:
             state.progressed_at = self._clock()  # an idle partition has not been stalling
         state.offsets.take(record.offset)
         previous = state.key_tails.get(record.key)
-        task = asyncio.create_task(self._run_after(previous, record))
+        task = asyncio.create_task(self._run_after(previous, record, consumed))
         state.tasks.add(task)
         state.key_tails[record.key] = task
         task.add_done_callback(lambda t: self._finished(tp, state, record, t))
@@ -402,14 +488,19 @@ class ConsumerLoop:
                 else:
                     self._consumer.resume(tp)
 
-    async def _run_after(self, previous: asyncio.Task[None] | None, record: ConsumerRecord) -> None:
+    async def _run_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        record: ConsumerRecord,
+        consumed: Consumed | InvalidEvent,
+    ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # same key: keep offset order, whatever it returned
-        await self._process(record)
+        await self._process(record, consumed)
 
     # --- one record -------------------------------------------------------------------------
 
-    async def _process(self, record: ConsumerRecord) -> None:
+    async def _process(self, record: ConsumerRecord, consumed: Consumed | InvalidEvent) -> None:
         started = time.perf_counter()
         headers = list(record.headers or ())
         topic = record.topic
@@ -424,21 +515,11 @@ class ConsumerLoop:
             attached(extract(headers)),
             messaging_span(_tracer, PROCESS, topic, attributes) as span,
         ):
-            try:
-                _check_size(record, self._policy.max_record_bytes)
-                event = decode(record.value, headers)
-            except InvalidEvent as exc:
-                await self._deadletter(record, exc, attempts=1)
+            if isinstance(consumed, InvalidEvent):
+                await self._deadletter(record, consumed, attempts=1)
                 return
-            span.set_attribute(MESSAGING_MESSAGE_ID, event.id)
-            span.set_attribute(CLOUDEVENTS_EVENT_TYPE, event.type)
-            consumed = Consumed(
-                event=event,
-                topic=topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=(record.key or b"").decode("utf-8", "replace"),
-            )
+            span.set_attribute(MESSAGING_MESSAGE_ID, consumed.event.id)
+            span.set_attribute(CLOUDEVENTS_EVENT_TYPE, consumed.event.type)
             await self._handle_with_retries(record, consumed)
         metrics.record_processing_seconds.labels(self._policy.group_id, topic).observe(
             time.perf_counter() - started

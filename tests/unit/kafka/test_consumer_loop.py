@@ -31,6 +31,7 @@ from libs.common.kafka.consumer import (
     ConsumerLoop,
     ConsumerPolicy,
     Handler,
+    Prepare,
 )
 from libs.common.kafka.producer import EventProducer, Outgoing
 from tests.support.kafka import wait_until
@@ -213,6 +214,7 @@ def make_loop(
     *,
     group: str = "g",
     clock: Clock | None = None,
+    prepare: Prepare | None = None,
     **policy: Any,
 ) -> ConsumerLoop:
     defaults: dict[str, Any] = {"retry_backoff": 0.001, "retry_backoff_max": 0.002}
@@ -222,6 +224,7 @@ def make_loop(
             group_id=group, topics=(TOPIC,), deadletter_topic=DLQ, **(defaults | policy)
         ),
         handler=handler,
+        prepare=prepare,
         producer=EventProducer(producer),
         redis=cast(Redis, FakeRedis()),
         key_prefix="t:",
