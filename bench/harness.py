@@ -26,6 +26,7 @@ from typing import Any
 
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from libs.common.events import Event, encode
@@ -160,6 +161,25 @@ async def output_rate(bootstrap: str, topic: str, expected: int, timeout: float)
     record's timestamps (set by the producer that wrote them)."""
     stamps = [r.timestamp for r in await read_records(bootstrap, topic, expected, timeout)]
     return Rate(records=len(stamps) - 1, seconds=(max(stamps) - min(stamps)) / 1000)
+
+
+async def wait_for_group(bootstrap: str, group: str, members: int, timeout: float) -> None:
+    """Wait until ``group`` is stable with ``members`` members: processes started together
+    then share the partitions from the first record on."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            (described,) = await admin.describe_consumer_groups([group])
+            (_, _, state, _, _, found) = described.groups[0]
+            if state == "Stable" and len(found) == members:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"group {group}: {state} with {len(found)} of {members}")
+            await asyncio.sleep(0.2)  # the broker's group state has no change notification
+    finally:
+        await admin.close()
 
 
 async def relay(bootstrap: str, source: str, target: str, count: int) -> None:

@@ -1,9 +1,12 @@
-"""Router throughput on one process, next to a raw aiokafka consume -> produce passthrough.
+"""Router throughput, next to a raw aiokafka consume -> produce passthrough.
 
-Both read the same pre-filled inbound topic on the same broker in the same run. The router
-runs as its own process (``python -m services.router``) with a configuration of 200 issue
-types and 100 rules, once with phrases and patterns only and once with the example-based
-model in the path (27 of the types learn from the shipped customer-service examples).
+The passthrough reads a pre-filled inbound topic; each router variant then starts as its own
+process(es) (``python -m services.router``), joins its consumer group, and routes an inbound
+topic filled once the group is stable, on the same broker in the same run. The configuration
+has 200 issue types and 100 rules. Variants: phrases and patterns only; with the example-based
+model in the path (27 of the types learn from the shipped customer-service examples); the same
+with two router processes sharing the 8 partitions; and the same on a local Redis Cluster of
+three primaries (a replica each) instead of the dev stack's Redis node.
 
     python -m bench.router_throughput [--messages 20000]
 """
@@ -12,20 +15,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import random
 import shutil
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.harness import bench_stack, fill, output_rate, relay, report, running_service
+from bench.harness import (
+    bench_stack,
+    fill,
+    output_rate,
+    relay,
+    report,
+    running_service,
+    wait_for_group,
+)
 from libs.common.events import Channel, CustomerIdentity, Event, MessageReceived, event_id
 from libs.common.topics import Topics
-from tooling.devstack import create_topics
+from services.router.app import GROUP_ID as ROUTER_GROUP
+from tooling.devstack import DevStack, LocalRedisCluster, create_topics
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "config" / "examples" / "customer-service.csv"
@@ -147,6 +161,50 @@ def messages(count: int) -> list[tuple[str, Event]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    with_model: bool
+    processes: int
+    redis: str  # "node" (the dev stack's) or "cluster" (three primaries, a replica each)
+
+
+VARIANTS = (
+    Variant("without_model", with_model=False, processes=1, redis="node"),
+    Variant("with_model", with_model=True, processes=1, redis="node"),
+    Variant("with_model_two_processes", with_model=True, processes=2, redis="node"),
+    Variant("with_model_on_cluster", with_model=True, processes=1, redis="cluster"),
+)
+
+
+async def route(
+    stack: DevStack, workdir: Path, prefix: str, variant: Variant, redis_url: str, count: int
+) -> float:
+    """Routed messages per second: the variant's routers start, join their group and settle
+    before the inbound topic fills, so every process routes from the first message on."""
+    topics = Topics.with_prefix(prefix)
+    await create_topics(stack.broker.bootstrap_servers, topics.all())
+    config = workdir / f"{variant.name}.yaml"
+    config.write_text(yaml.safe_dump(configuration(variant.with_model)))
+    async with contextlib.AsyncExitStack() as routers:
+        for number in range(variant.processes):
+            await routers.enter_async_context(
+                running_service(
+                    stack,
+                    "router",
+                    prefix,
+                    workdir / f"{variant.name}-{number}.log",
+                    ready_timeout=120,
+                    environment={"SWITCHBOARD_CONFIG": str(config), "REDIS_URL": redis_url},
+                )
+            )
+        bootstrap = stack.broker.bootstrap_servers
+        await wait_for_group(bootstrap, ROUTER_GROUP, variant.processes, timeout=60)
+        await fill(bootstrap, topics.inbound, messages(count))
+        rate = await output_rate(bootstrap, topics.routed, count, 900)
+    return rate.per_second
+
+
 async def run(count: int) -> dict[str, Any]:
     async with bench_stack("router") as (stack, workdir):
         bootstrap = stack.broker.bootstrap_servers
@@ -165,24 +223,25 @@ async def run(count: int) -> dict[str, Any]:
 
         (workdir / "examples").mkdir()
         shutil.copy(EXAMPLES, workdir / "examples" / EXAMPLES.name)
-        for variant, with_model in (("without_model", False), ("with_model", True)):
-            variant_prefix = f"{prefix}{variant}."
-            variant_topics = Topics.with_prefix(variant_prefix)
-            await create_topics(bootstrap, variant_topics.all())
-            await fill(bootstrap, variant_topics.inbound, messages(count))
-            config = workdir / f"{variant}.yaml"
-            config.write_text(yaml.safe_dump(configuration(with_model)))
-            async with running_service(
-                stack,
-                "router",
-                variant_prefix,
-                workdir / f"{variant}.log",
-                ready_timeout=120,
-                environment={"SWITCHBOARD_CONFIG": str(config)},
-            ):
-                rate = await output_rate(bootstrap, variant_topics.routed, count, 900)
-            results[f"router_{variant}_per_second"] = round(rate.per_second)
-            results[f"router_{variant}_ratio"] = round(rate.per_second / ceiling.per_second, 3)
+        cluster = LocalRedisCluster(directory=workdir / "cluster")
+        await cluster.start()
+        try:
+            for variant in VARIANTS:
+                redis_url = cluster.url if variant.redis == "cluster" else stack.redis.url
+                per_second = await route(
+                    stack, workdir, f"{prefix}{variant.name}.", variant, redis_url, count
+                )
+                results[f"router_{variant.name}_per_second"] = round(per_second)
+                results[f"router_{variant.name}_ratio"] = round(per_second / ceiling.per_second, 3)
+        finally:
+            cluster.stop()
+        one = results["router_with_model_per_second"]
+        results["two_processes_to_one"] = round(
+            results["router_with_model_two_processes_per_second"] / one, 2
+        )
+        results["cluster_to_node"] = round(
+            results["router_with_model_on_cluster_per_second"] / one, 2
+        )
         return results
 
 
