@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import cache
+from types import TracebackType
 
 from aiohttp.typedefs import Middleware
 from opentelemetry import context as otel_context
@@ -57,7 +58,8 @@ class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
 
 class _HeaderSetter(Setter[Headers]):
     def set(self, carrier: Headers, key: str, value: str) -> None:
-        carrier[:] = [(k, v) for k, v in carrier if k != key]
+        if any(k == key for k, _ in carrier):  # rarely: rebuilt only to drop an old value
+            carrier[:] = [(k, v) for k, v in carrier if k != key]
         carrier.append((key, value.encode("latin-1")))
 
 
@@ -148,14 +150,56 @@ def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
 def span_links(traceparents: Iterable[str | None]) -> list[trace.Link]:
     """Links to the spans stored beside delayed work: a batch that serves several traces (SLA
     timers claimed together) is its own span, linked to each trace it joins."""
+    return links_to(context_from_traceparent(t) for t in dict.fromkeys(traceparents))
+
+
+def links_to(contexts: Iterable[otel_context.Context]) -> list[trace.Link]:
+    """Links to the spans of ``contexts`` (already rebuilt), skipping those without one."""
     links = []
-    for traceparent in dict.fromkeys(traceparents):
-        span_context = trace.get_current_span(
-            context_from_traceparent(traceparent)
-        ).get_span_context()
+    for ctx in contexts:
+        span_context = trace.get_current_span(ctx).get_span_context()
         if span_context.is_valid:
             links.append(trace.Link(span_context))
     return links
+
+
+class _Active(AbstractContextManager[trace.Span]):
+    """``trace.use_span(span, end_on_exit=True)`` without its generator machinery, which cost
+    as much as the span itself where every event has its own: the span is current inside the
+    block (on top of ``base``, else of the current context), an ``Exception`` leaving the
+    block is recorded on it with an error status, and it ends on exit."""
+
+    __slots__ = ("_base", "_span", "_token")
+
+    def __init__(self, span: trace.Span, base: otel_context.Context | None) -> None:
+        self._span = span
+        self._base = base
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span, self._base))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            otel_context.detach(self._token)
+            if isinstance(exc, Exception) and self._span.is_recording():
+                self._span.record_exception(exc)
+                self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._span.end()
+
+
+def active(
+    span: trace.Span, base: otel_context.Context | None = None
+) -> AbstractContextManager[trace.Span]:
+    """Make a started span current for a ``with`` block and end it there (as
+    ``tracer.start_as_current_span`` does); ``base`` is the context it is put on top of."""
+    return _Active(span, base)
 
 
 @contextmanager
@@ -192,6 +236,7 @@ def annotate(**attributes: str | int | float | bool | None) -> None:
 SEND = MessagingOperationTypeValues.SEND
 PROCESS = MessagingOperationTypeValues.PROCESS
 _MESSAGING_KINDS = {SEND: trace.SpanKind.PRODUCER, PROCESS: trace.SpanKind.CONSUMER}
+_KAFKA = MessagingSystemValues.KAFKA.value
 
 
 def messaging_span(
@@ -202,17 +247,18 @@ def messaging_span(
 ) -> AbstractContextManager[trace.Span]:
     """A Kafka span as the messaging conventions name it, ``{operation} {topic}`` (``send
     switchboard.messages.inbound``), with their common attributes and ``attributes``."""
-    return tracer.start_as_current_span(
+    span = tracer.start_span(
         f"{operation.value} {topic}",
         kind=_MESSAGING_KINDS[operation],
         attributes={
-            MESSAGING_SYSTEM: MessagingSystemValues.KAFKA.value,
+            MESSAGING_SYSTEM: _KAFKA,
             MESSAGING_OPERATION_TYPE: operation.value,
             MESSAGING_OPERATION_NAME: operation.value,
             MESSAGING_DESTINATION_NAME: topic,
             **attributes,
         },
     )
+    return _Active(span, None)
 
 
 def mark_failed(span: trace.Span, reason: str, error: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -91,9 +92,16 @@ class EventProducer:
         if not futures:
             return
         results = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        published: Counter[tuple[str, str]] = Counter()
+        failed: BaseException | None = None
         for (item, _), result in zip(futures, results, strict=True):
             if isinstance(result, BaseException):
-                raise result
-            metrics.events_published.labels(item.topic, item.event.type).inc()
+                failed = result
+                break
+            published[item.topic, item.event.type] += 1
+        for (topic, event_type), count in published.items():  # one update per series
+            metrics.events_published.labels(topic, event_type).inc(count)
+        if failed is not None:
+            raise failed
         if self._nudger is not None:
             self._nudger.published({item.topic for item, _ in futures})

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from redis.asyncio import Redis
 
 from libs.common.config import LiveConfig
@@ -16,6 +17,7 @@ from libs.common.events import ConversationRouted, OutboundCommand, event_id
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.keys import Keys
 from libs.common.settings import Settings
+from libs.common.tracing import attached
 from services.sla.clocks import ClockStore, ConversationLocks
 from services.sla.contacts import ContactStore
 from services.sla.lifecycle import ClockKeeper, survey_timer_of
@@ -26,6 +28,7 @@ from tests.integration.ingest.conftest import read_all
 from tests.integration.sla.conftest import PARTITION, Keeper, MakeKeeper, action, kinds, routed
 from tests.support.harness import FIXTURES, Isolation
 from tests.support.kafka import Collected, collect, wait_until, wait_until_async
+from tests.support.tracing import span_exporter
 from tooling.devstack import DevStack
 
 CONFIG = """
@@ -260,3 +263,47 @@ async def wait_for_timer_after(redis: Redis, keys: Keys, point: int) -> None:
         return due is not None and due > point
 
     await wait_until_async(fired, message="the point fired")
+
+
+async def test_a_fired_timer_continues_its_clock_trace_and_its_batch_links_to_that_trace(
+    make_worker: MakeWorker, stack: DevStack, isolation: Isolation
+) -> None:
+    exporter = span_exporter()
+    exporter.clear()
+    origin = trace.SpanContext(
+        trace_id=0x5B8AA5A2D2C872E8321CF37308D69DF2,
+        span_id=0x051581BF3CB55C13,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    worker = make_worker()
+    with attached(trace.set_span_in_context(trace.NonRecordingSpan(origin))):
+        await worker.keeper.feed(new_conversation("t1"))  # the clocks keep this trace
+    await worker.start()
+    topic = isolation.topics.outbound_commands
+    async with collect(stack.broker.bootstrap_servers, topic) as seen:
+        await wait_until(lambda: bool(commands(seen, "status_update")), message="status update")
+    spans = exporter.get_finished_spans()
+    [fire] = [s for s in spans if s.name == "sla timer fire"]
+    assert fire.parent == origin
+    assert fire.context is not None
+    assert fire.context.trace_id == origin.trace_id
+    assert dict(fire.attributes or {}) == {
+        "switchboard.conversation_id": "t1",
+        "switchboard.queue": "desk",
+        "switchboard.channel": "sms",
+        "switchboard.sla.metric": "resolution",
+        "switchboard.sla.kind": "status_update",
+    }
+    [send] = [s for s in spans if s.name == f"send {topic}"]
+    assert send.parent == fire.context
+    assert send.context is not None
+    [record] = seen.records
+    assert dict(record.headers)["traceparent"].decode() == (
+        f"00-{origin.trace_id:032x}-{send.context.span_id:016x}-01"
+    )
+    [batch] = [s for s in spans if s.name == "sla timers due"]
+    assert batch.parent is None  # a trace of its own, linked to the clock's
+    assert batch.context is not None
+    assert batch.context.trace_id != origin.trace_id
+    assert [link.context for link in batch.links] == [origin]
