@@ -20,6 +20,7 @@ import csv
 import random
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,6 +206,21 @@ async def route(
     return rate.per_second
 
 
+@contextlib.asynccontextmanager
+async def redis_for(variant: Variant, stack: DevStack, workdir: Path) -> AsyncIterator[str]:
+    """The variant's REDIS_URL: the dev stack's node, or a cluster started for the variant
+    alone and stopped after it, so no other variant's load runs beside its nodes."""
+    if variant.redis == "node":
+        yield stack.redis.url
+        return
+    cluster = LocalRedisCluster(directory=workdir / "cluster")
+    await cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
 async def run(count: int) -> dict[str, Any]:
     async with bench_stack("router") as (stack, workdir):
         bootstrap = stack.broker.bootstrap_servers
@@ -223,18 +239,13 @@ async def run(count: int) -> dict[str, Any]:
 
         (workdir / "examples").mkdir()
         shutil.copy(EXAMPLES, workdir / "examples" / EXAMPLES.name)
-        cluster = LocalRedisCluster(directory=workdir / "cluster")
-        await cluster.start()
-        try:
-            for variant in VARIANTS:
-                redis_url = cluster.url if variant.redis == "cluster" else stack.redis.url
+        for variant in VARIANTS:
+            async with redis_for(variant, stack, workdir) as redis_url:
                 per_second = await route(
                     stack, workdir, f"{prefix}{variant.name}.", variant, redis_url, count
                 )
-                results[f"router_{variant.name}_per_second"] = round(per_second)
-                results[f"router_{variant.name}_ratio"] = round(per_second / ceiling.per_second, 3)
-        finally:
-            cluster.stop()
+            results[f"router_{variant.name}_per_second"] = round(per_second)
+            results[f"router_{variant.name}_ratio"] = round(per_second / ceiling.per_second, 3)
         one = results["router_with_model_per_second"]
         results["two_processes_to_one"] = round(
             results["router_with_model_two_processes_per_second"] / one, 2
