@@ -409,21 +409,6 @@ class ConversationLocks:
         async with self._lock(conversation_id):
             yield
 
-    @asynccontextmanager
-    async def hold_all(self, conversation_ids: Iterable[str]) -> AsyncIterator[None]:
-        """Hold the locks of several conversations (a batch of timers), taken in sorted order
-        so that two holders of overlapping sets never wait on each other."""
-        held: list[asyncio.Lock] = []  # also keeps the weakly referenced locks alive
-        try:
-            for conversation_id in sorted(set(conversation_ids)):
-                lock = self._lock(conversation_id)
-                await lock.acquire()
-                held.append(lock)
-            yield
-        finally:
-            for lock in reversed(held):
-                lock.release()
-
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
         if lock is None:

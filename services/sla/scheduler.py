@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -29,11 +28,11 @@ from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
-from libs.common.tracing import active, context_from_traceparent, links_to
+from libs.common.tracing import attached, context_from_traceparent, span_links
 from services.sla import followups
 from services.sla.clocks import Clock, ClockStore, ConversationLocks
 from services.sla.contacts import Contact, ContactStore
-from services.sla.lifecycle import point_ms, sla_event
+from services.sla.lifecycle import next_point_ms, point_ms, sla_event
 from services.sla.runtime import SlaRuntime
 from services.sla.steps import SURVEY, Step
 from services.sla.timers import Claimed, TimerStore
@@ -55,7 +54,7 @@ class _Fired(NamedTuple):
     outgoing: Outgoing
 
 
-_DuePoints = tuple[Clock | None, list[tuple[Step, datetime]], int | None]
+_DuePoints = tuple[Clock | None, list[tuple[Step, datetime]]]
 
 
 def _follow_up(steps: list[tuple[Step, datetime]]) -> bool:
@@ -147,31 +146,15 @@ class TimerScheduler:
         while True:
             now_ms = point_ms(self._clock())
             due = [p for p, at in self._next_due.items() if at is not None and at <= now_ms]
+            for partition in due:
+                await self._fire(partition, now_ms)
             if due:
-                await self._fire_each(due, now_ms)
                 continue
             upcoming = [at for at in self._next_due.values() if at is not None]
             wait = (min(upcoming) - now_ms) / 1000 if upcoming else IDLE_WAIT
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(wait, IDLE_WAIT))
-
-    async def _fire_each(self, partitions: list[int], now_ms: int) -> None:
-        """Fire the due partitions side by side, one task each: while one waits for Kafka's
-        acknowledgements or for Redis, another builds its events. A partition's clocks and
-        timers are its own (a conversation's records all arrive on one partition), so the
-        tasks share no conversation lock, and each partition's events keep their order. The
-        first failure cancels the others (what they claimed stays claimed, for the republish
-        that follows) and is raised as it is."""
-        if len(partitions) == 1:
-            await self._fire(partitions[0], now_ms)
-            return
-        try:
-            async with asyncio.TaskGroup() as group:
-                for partition in partitions:
-                    group.create_task(self._fire(partition, now_ms))
-        except BaseExceptionGroup as failed:
-            raise failed.exceptions[0] from None
 
     async def _fire(self, partition: int, now_ms: int) -> None:
         claimed = await self._timers.claim_due(partition, now_ms, CLAIM_BATCH)
@@ -197,56 +180,50 @@ class TimerScheduler:
         """Publish the events of claimed timers in one batch, then release the claims (each
         timer goes back in at its clock's next point). The batch's conversations stay locked
         until then, so the keeper never changes a clock between its reading and its event."""
-        async with self._locks.hold_all(t.conversation_id for t, _ in claimed):
+        async with contextlib.AsyncExitStack() as held:
+            for conversation_id in sorted({t.conversation_id for t, _ in claimed}):
+                await held.enter_async_context(self._locks.hold(conversation_id))
             due = await self._due_points(partition, claimed)
             contacts = await self._contacts.get_many(
-                sorted({c.conversation_id for c, steps, _ in due if c and _follow_up(steps)})
+                sorted({c.conversation_id for c, steps in due if c and _follow_up(steps)})
             )
             fired: list[_Fired] = []
             following: list[int | None] = []
-            for (timer, _), (clock, steps, after) in zip(claimed, due, strict=True):
+            for (timer, due_ms), (clock, steps) in zip(claimed, due, strict=True):
                 if clock is None:
                     following.append(None)  # met, paused, recomputed or reopened meanwhile
                     continue
                 for step, at in steps:
                     fired += self._fire_step(clock, step, at, contacts.get(clock.conversation_id))
-                following.append(after if timer.metric != "survey" else None)
-            # each clock's trace context is rebuilt once, for the batch's link and its span
-            traces = {
-                traceparent: context_from_traceparent(traceparent)
-                for traceparent in dict.fromkeys(item.clock.traceparent for item in fired)
-            }
+                running = timer.metric != "survey"
+                following.append(next_point_ms(clock, due_ms) if running else None)
             with (
                 _tracer.start_as_current_span(
                     "sla timers due",
                     context=otel_context.Context(),  # its own trace, linked to each clock's
-                    links=links_to(traces.values()),
+                    links=span_links(item.clock.traceparent for item in fired),
                     attributes={
                         "switchboard.sla.partition": partition,
                         "switchboard.sla.events": len(fired),
                     },
                 ),
-                contextlib.closing(self._traced(fired, traces)) as traced,  # spans end here
+                contextlib.closing(self._traced(fired)) as traced,  # spans end in this task
             ):
                 await self._producer.publish(traced)
             await self._timers.release(
                 partition, zip((t for t, _ in claimed), following, strict=True)
             )
         now = self._clock()
-        counted: Counter[tuple[str, str, str]] = Counter()
         for item in fired:
             metrics.sla_timer_lag_seconds.observe(max((now - item.due).total_seconds(), 0.0))
-            counted[item.kind, item.clock.metric, item.clock.queue] += 1
-        for (kind, metric, queue), count in counted.items():  # one update per series
-            if kind in FOLLOW_UP_KINDS:
-                metrics.outbound_followups.labels(kind).inc(count)
+            if item.kind in FOLLOW_UP_KINDS:
+                metrics.outbound_followups.labels(item.kind).inc()
             else:
-                metrics.sla_events.labels(kind, metric, queue).inc(count)
+                metrics.sla_events.labels(item.kind, item.clock.metric, item.clock.queue).inc()
 
     async def _due_points(self, partition: int, claimed: list[Claimed]) -> list[_DuePoints]:
-        """For each timer claimed in ``partition``, its clock (None when the timer is stale),
-        the steps of that clock due at the claimed time and the due time (ms) of its next
-        point after them (None when it has none)."""
+        """For each timer claimed in ``partition``, its clock (None when the timer is stale)
+        and the steps of that clock due at the claimed time."""
         open_clocks = iter(
             await self._clocks.get_open_many(
                 partition,
@@ -262,22 +239,17 @@ class TimerScheduler:
                     or resolution.status != "met"
                     or resolution.generation != timer.generation
                 ):
-                    found.append((None, [], None))
+                    found.append((None, []))
                 else:
-                    found.append((resolution, [(SURVEY, _instant(due_ms))], None))
+                    found.append((resolution, [(SURVEY, _instant(due_ms))]))
                 continue
             clock = next(open_clocks)
             if clock is None or clock.generation != timer.generation or clock.status != "running":
-                found.append((None, [], None))
-                continue
-            points = [(step, at, point_ms(at)) for step, at in clock.points()]
-            found.append(
-                (
-                    clock,
-                    [(step, at) for step, at, ms in points if ms == due_ms],
-                    min((ms for _, _, ms in points if ms > due_ms), default=None),
+                found.append((None, []))
+            else:
+                found.append(
+                    (clock, [(s, at) for s, at in clock.points() if point_ms(at) == due_ms])
                 )
-            )
         return found
 
     def _fire_step(
@@ -313,22 +285,20 @@ class TimerScheduler:
     def _command(self, event: Event) -> Outgoing:
         return Outgoing(self._topics.outbound_commands, event.subject, event)
 
-    def _traced(
-        self, fired: list[_Fired], traces: dict[str | None, otel_context.Context]
-    ) -> Generator[Outgoing, None, None]:
+    def _traced(self, fired: list[_Fired]) -> Generator[Outgoing, None, None]:
         """Each event is published inside a span that continues the clock's start trace."""
         for clock, kind, _, outgoing in fired:
-            parent = traces[clock.traceparent]
-            span = _tracer.start_span(
-                "sla timer fire",
-                context=parent,
-                attributes={
-                    "switchboard.conversation_id": clock.conversation_id,
-                    "switchboard.queue": clock.queue,
-                    "switchboard.channel": clock.channel,
-                    "switchboard.sla.metric": clock.metric,
-                    "switchboard.sla.kind": kind,
-                },
-            )
-            with active(span, parent):
+            with (
+                attached(context_from_traceparent(clock.traceparent)),
+                _tracer.start_as_current_span(
+                    "sla timer fire",
+                    attributes={
+                        "switchboard.conversation_id": clock.conversation_id,
+                        "switchboard.queue": clock.queue,
+                        "switchboard.channel": clock.channel,
+                        "switchboard.sla.metric": clock.metric,
+                        "switchboard.sla.kind": kind,
+                    },
+                ),
+            ):
                 yield outgoing
