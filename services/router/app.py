@@ -9,7 +9,6 @@ from aiohttp import web
 from libs.common.config import LiveConfig
 from libs.common.kafka.consumer import Handler, Prepare
 from libs.common.keys import Keys
-from libs.common.redis_client import ScriptBatcher
 from libs.common.service import (
     REDIS,
     SETTINGS,
@@ -19,9 +18,6 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
-from services.router.conversation_state import ConversationRecords, ConversationStore
-from services.router.customer_profiles import CustomerStore
-from services.router.incidents import IncidentDetector
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
 
@@ -31,14 +27,10 @@ GROUP_ID = "switchboard-router"
 
 
 async def _router_ctx(app: web.Application) -> AsyncIterator[None]:
-    redis, keys = app[REDIS], Keys(app[SETTINGS].switchboard_key_prefix)
-    scripts = ScriptBatcher(redis)
-    app[ROUTER] = Router(
+    app[ROUTER] = Router.on_redis(
+        app[REDIS],
+        Keys(app[SETTINGS].switchboard_key_prefix),
         live=app[LIVE_CONFIG],
-        conversations=ConversationStore(redis, keys, scripts),
-        records=ConversationRecords(redis, keys),
-        customers=CustomerStore(redis, keys, scripts),
-        incidents=IncidentDetector(redis, keys, scripts),
         topics=app[TOPICS],
     )
     yield

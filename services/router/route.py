@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from redis.asyncio import Redis
+
 from libs.common import metrics
 from libs.common.config import LiveConfig
 from libs.common.events import (
@@ -27,6 +29,8 @@ from libs.common.events import (
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
+from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from libs.common.topics import Topics
 from libs.common.tracing import annotate
 from libs.domain.text import normalise_text
@@ -109,6 +113,28 @@ class Router:
         self._incidents = incidents
         self._topics = topics
         self._prepared = PreparedClassifications()
+
+    @classmethod
+    def on_redis(
+        cls,
+        redis: Redis,
+        keys: Keys,
+        *,
+        live: LiveConfig[RouterRuntime],
+        topics: Topics,
+        scripts: ScriptBatcher | None = None,
+    ) -> Router:
+        """A router whose stores share one Redis, key prefix and script batcher (so
+        concurrent records' scripts go out together)."""
+        batcher = ScriptBatcher(redis) if scripts is None else scripts
+        return cls(
+            live=live,
+            conversations=ConversationStore(redis, keys, batcher),
+            records=ConversationRecords(redis, keys),
+            customers=CustomerStore(redis, keys, batcher),
+            incidents=IncidentDetector(redis, keys, batcher),
+            topics=topics,
+        )
 
     async def prepare(self, batch: Sequence[Consumed]) -> None:
         """Classify the inbound messages of a fetched batch in one call and keep the results

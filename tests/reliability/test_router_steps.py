@@ -33,9 +33,6 @@ from libs.common.events import (
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
 from libs.common.redis_client import ScriptBatcher, as_text
-from services.router.conversation_state import ConversationRecords, ConversationStore
-from services.router.customer_profiles import CustomerStore
-from services.router.incidents import IncidentDetector
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
 from tests.support.harness import Isolation
@@ -217,14 +214,12 @@ async def test_a_crash_after_any_step_and_the_redelivery_end_as_one_run(
         """The scenario on a fresh prefix; with ``crash_at``, its last message crashes before
         that call (counted from the start of the message) and is delivered again."""
         keys = Keys(f"{isolation.key_prefix}{crash_at}:")
-        scripts = CountedScripts(redis, counter)
-        router = Router(
+        router = Router.on_redis(
+            redis,
+            keys,
             live=live,
-            conversations=ConversationStore(redis, keys, scripts),
-            records=ConversationRecords(redis, keys),
-            customers=CustomerStore(redis, keys, scripts),
-            incidents=IncidentDetector(redis, keys, scripts),
             topics=isolation.topics,
+            scripts=CountedScripts(redis, counter),
         )
         await scenario.earlier(router)
         counter.calls, counter.crash_at = 0, crash_at

@@ -15,12 +15,8 @@ from libs.common.config import LiveConfig
 from libs.common.events import ConversationRouted
 from libs.common.kafka.producer import Outgoing
 from libs.common.keys import Keys
-from libs.common.redis_client import ScriptBatcher
 from libs.common.topics import Topics
 from services.router.classify_eval import read_labelled_csv
-from services.router.conversation_state import ConversationRecords, ConversationStore
-from services.router.customer_profiles import CustomerStore
-from services.router.incidents import IncidentDetector
 from services.router.issue_types import Classification, IssueClassifier
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
@@ -39,15 +35,7 @@ def store() -> LiveConfig[RouterRuntime]:
 
 
 def router(live: LiveConfig[RouterRuntime], redis: Redis, prefix: str, topics: Topics) -> Router:
-    keys, scripts = Keys(prefix), ScriptBatcher(redis)
-    return Router(
-        live=live,
-        conversations=ConversationStore(redis, keys, scripts),
-        records=ConversationRecords(redis, keys),
-        customers=CustomerStore(redis, keys, scripts),
-        incidents=IncidentDetector(redis, keys, scripts),
-        topics=topics,
-    )
+    return Router.on_redis(redis, Keys(prefix), live=live, topics=topics)
 
 
 def events(outputs: Sequence[Sequence[Outgoing]]) -> list[tuple[str, str, object]]:

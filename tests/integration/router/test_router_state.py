@@ -25,9 +25,7 @@ from libs.common.events import (
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
 from libs.common.redis_client import ScriptBatcher
-from services.router.conversation_state import ConversationRecords, ConversationStore
 from services.router.customer_profiles import CustomerStore
-from services.router.incidents import IncidentDetector
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
 from tests.support.harness import Isolation
@@ -47,16 +45,7 @@ def live() -> LiveConfig[RouterRuntime]:
 
 @pytest.fixture
 def router(live: LiveConfig[RouterRuntime], redis: Redis, isolation: Isolation) -> Router:
-    keys = Keys(isolation.key_prefix)
-    scripts = ScriptBatcher(redis)
-    return Router(
-        live=live,
-        conversations=ConversationStore(redis, keys, scripts),
-        records=ConversationRecords(redis, keys),
-        customers=CustomerStore(redis, keys, scripts),
-        incidents=IncidentDetector(redis, keys, scripts),
-        topics=isolation.topics,
-    )
+    return Router.on_redis(redis, Keys(isolation.key_prefix), live=live, topics=isolation.topics)
 
 
 def consumed(data: EventData, subject: str, event_id_: str | None = None) -> Consumed:

@@ -22,10 +22,6 @@ from libs.common.events import (
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
-from libs.common.redis_client import ScriptBatcher
-from services.router.conversation_state import ConversationRecords, ConversationStore
-from services.router.customer_profiles import CustomerStore
-from services.router.incidents import IncidentDetector
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
 from tests.support.harness import Isolation
@@ -37,14 +33,10 @@ THREAD = "sms:+15005550006:+14155550177"
 
 @pytest.fixture
 def router(redis: Redis, isolation: Isolation) -> Router:
-    keys = Keys(isolation.key_prefix)
-    scripts = ScriptBatcher(redis)
-    return Router(
+    return Router.on_redis(
+        redis,
+        Keys(isolation.key_prefix),
         live=LiveConfig(CONFIG, RouterRuntime.build),
-        conversations=ConversationStore(redis, keys, scripts),
-        records=ConversationRecords(redis, keys),
-        customers=CustomerStore(redis, keys, scripts),
-        incidents=IncidentDetector(redis, keys, scripts),
         topics=isolation.topics,
     )
 
