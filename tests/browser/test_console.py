@@ -57,7 +57,6 @@ CONFIG = {
 }
 
 
-@pytest.mark.timeout(300)
 async def test_a_visitors_chat_reaches_the_console_and_the_agents_reply_reaches_the_widget(
     chromium: Path, console_stack: StartConsoleStack, tmp_path: Path
 ) -> None:

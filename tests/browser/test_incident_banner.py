@@ -47,7 +47,6 @@ CONFIG = {
 }
 
 
-@pytest.mark.timeout(300)
 async def test_an_incident_is_a_banner_whose_answer_reaches_every_linked_customer(
     chromium: Path, console_stack: StartConsoleStack
 ) -> None:

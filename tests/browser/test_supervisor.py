@@ -47,7 +47,6 @@ NO_VALUE = "\u2013"
 RESPONSE_TIMES = re.compile(r"^chat \d+:\d\d / \d+:\d\d$")
 
 
-@pytest.mark.timeout(300)
 async def test_the_supervisors_figures_follow_answers_and_breaches(
     chromium: Path, console_stack: StartConsoleStack, tmp_path: Path
 ) -> None:

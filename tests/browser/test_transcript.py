@@ -48,7 +48,6 @@ CONFIG = {
 }
 
 
-@pytest.mark.timeout(300)
 async def test_the_console_shows_the_whole_conversation_after_a_reload(
     chromium: Path, console_stack: StartConsoleStack, tmp_path: Path
 ) -> None:

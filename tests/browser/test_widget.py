@@ -27,7 +27,6 @@ pytestmark = pytest.mark.e2e
 KEY = "browser-chat-session-key-0123456789abcdef"
 
 
-@pytest.mark.timeout(300)
 async def test_visitor_chats_in_the_demo_page_and_sees_the_ack_and_an_agent_reply(
     chromium: Path,
     stack: DevStack,

@@ -17,7 +17,7 @@ import pytest
 
 from tooling.devstack import free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.e2e
 UP_TIMEOUT = 90.0
 
 

@@ -20,7 +20,6 @@ pytestmark = pytest.mark.e2e
 CHANNELS = {"sms", "whatsapp", "email", "chat", "social"}
 
 
-@pytest.mark.timeout(300)
 async def test_simulated_traffic_is_routed_and_answered_on_every_channel(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     process = await asyncio.create_subprocess_exec(

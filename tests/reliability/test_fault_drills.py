@@ -51,6 +51,7 @@ from libs.contracts.agent_access import AgentTokens
 from services.ingest.chat import SESSION_PATH
 from services.ingest.chat import WS_PATH as CHAT_WS_PATH
 from tests.support.audit import Audit, Findings, Ledger, TopicLog, topic_log
+from tests.support.deadline import patience
 from tests.support.harness import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, Isolation, Launch, TwilioFake
 from tests.support.kafka import wait_until
 from tests.support.mail import SmtpClient
@@ -61,7 +62,7 @@ from tooling.sandbox.smtp import smtp_sandbox
 from tooling.sandbox.twilio import sms_webhook_form
 from tooling.simulate.customers import Customers, Endpoints
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(patience(200))]
 
 RATE: Final = 12.0
 """New customer messages per second, SMS, email and chat in turn."""

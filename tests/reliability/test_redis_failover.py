@@ -50,7 +50,7 @@ from tests.support.harness import Isolation, Launch, TwilioFake
 from tests.support.kafka import wait_until_async
 from tooling.devstack import DevStack, LocalRedisCluster
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.e2e
 
 FAILOVER_TIMEOUT: Final = 30.0
 """The node timeout is 2 s; the election follows within a second or two."""

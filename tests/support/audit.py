@@ -41,6 +41,7 @@ from libs.common.events import (
     event_id,
 )
 from libs.common.topics import Topics
+from tests.support.deadline import patience
 
 FINAL_RECEIPTS = frozenset({"sent", "delivered", "failed", "dead-lettered", "suppressed"})
 CUT_OFF = "unknown"
@@ -137,7 +138,7 @@ async def settle(predicate: Callable[[], bool], timeout: float) -> bool:
     """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False): the audit
     reports what is still missing instead of failing on the first condition."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + patience(timeout)
     while not predicate():
         if loop.time() > deadline:
             return False

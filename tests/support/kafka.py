@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from libs.common.events import Event, EventData, decode
+from tests.support.deadline import patience
 
 D = TypeVar("D", bound=EventData)
 
@@ -36,24 +37,33 @@ async def wait_until(
     message: str | Callable[[], str] = "condition",
 ) -> None:
     """Poll a condition until it holds; fail with ``message`` (a callable: what it says at
-    that moment) after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    that moment) after ``patience(timeout)`` seconds."""
+    loop = asyncio.get_running_loop()
+    started, timeout = loop.time(), patience(timeout)
     while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
+        if loop.time() - started > timeout:
             said = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout}s waiting for {said}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(_poll_interval(loop.time() - started))
 
 
 async def wait_until_async(
     predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, message: str = "condition"
 ) -> None:
     """:func:`wait_until` for a condition that has to ask something (Redis, a socket)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    loop = asyncio.get_running_loop()
+    started, timeout = loop.time(), patience(timeout)
     while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
+        if loop.time() - started > timeout:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(_poll_interval(loop.time() - started))
+
+
+def _poll_interval(waited: float) -> float:
+    """20 ms at first, then a tenth of the time waited so far (at most half a second): a long
+    wait on a condition that scans thousands of events must not take the CPU from the
+    services it waits for."""
+    return min(0.5, max(0.02, waited / 10))
 
 
 @contextlib.asynccontextmanager

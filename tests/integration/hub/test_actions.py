@@ -12,13 +12,14 @@ from libs.common.events import AgentAction, OutboundCommand
 from services.hub.actions import action_id, command_id
 from services.hub.protocol import CLOSE_TOO_BIG
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, until_closed
+from tests.support.deadline import patience
 from tests.support.kafka import collect, wait_until
 from tooling.hubclient import ActionFailed, HubClient
 
 
 async def next_event(client: HubClient, kind: str) -> dict[str, Any]:
     while True:
-        message = await client.next(timeout=20)
+        message = await client.next(timeout=patience(20))
         if message["type"] == "event" and message["kind"] == kind:
             return message
 
@@ -27,7 +28,7 @@ async def known(client: HubClient, conversation_id: str) -> None:
     """Until the hub knows the conversation: its routed event, or a snapshot that has it (when
     the conversation was routed before the subscription)."""
     while True:
-        message = await client.next(timeout=20)
+        message = await client.next(timeout=patience(20))
         if message["type"] == "snapshot":
             ids = {c["conversation_id"] for c in message["conversations"]}
         elif message["type"] == "event" and message["kind"] == "routed":

@@ -15,6 +15,7 @@ import pytest
 from libs.common.events import AgentAction, ConversationRouted, Requirements
 from services.hub.open_conversations import NO_DEADLINE, OpenConversations
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
+from tests.support.deadline import patience
 from tests.support.kafka import collect, wait_until, wait_until_async
 from tooling.hubclient import ActionFailed, HubClient
 
@@ -40,7 +41,7 @@ async def waiting_with_deadlines(hub: Hub, count: int) -> None:
 
 
 async def offered(client: HubClient) -> dict[str, Any]:
-    return await client.next_of("offer", timeout=20)
+    return await client.next_of("offer", timeout=patience(20))
 
 
 async def test_capacity_is_respected_per_channel(make_hub: MakeHub) -> None:
@@ -89,7 +90,7 @@ async def test_an_offer_that_expires_goes_to_the_next_agent(make_hub: MakeHub) -
         moved = await offered(bo)  # ada ignores it; it expires and moves on
         assert moved["conversation"]["conversation_id"] == routed.conversation_id
         assert moved["offer_id"] != first["offer_id"]
-        revoked = await ada.next_of("offer_revoked", timeout=20)
+        revoked = await ada.next_of("offer_revoked", timeout=patience(20))
         assert (revoked["offer_id"], revoked["reason"]) == (first["offer_id"], "expired")
         with pytest.raises(ActionFailed) as late:
             await ada.accept(first["offer_id"])
@@ -222,7 +223,7 @@ async def test_an_agent_ignoring_offers_is_set_offline(make_hub: MakeHub) -> Non
         await ada.presence("online", {"sms": 1})
         await hub.open_conversation()
         await offered(ada)
-        told = await ada.next_of("presence", timeout=20)
+        told = await ada.next_of("presence", timeout=patience(20))
         assert (told["status"], told["reason"]) == ("offline", "unresponsive")
 
 

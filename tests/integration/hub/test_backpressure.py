@@ -18,6 +18,7 @@ from libs.contracts.agent_access import WS_PATH
 from services.hub.protocol import CLOSE_SLOW_CONSUMER
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, MakeHub, until_closed
+from tests.support.deadline import patience
 from tests.support.kafka import wait_until
 from tooling.hubclient import HubClient
 
@@ -52,7 +53,7 @@ async def test_a_slow_consumer_is_cut_off_while_a_fast_one_gets_every_event(
         received: list[str] = []
 
         async def read_fast() -> None:
-            async for event in fast.events(timeout=60):
+            async for event in fast.events(timeout=patience(60)):
                 received.append(event["id"])
 
         reader = asyncio.create_task(read_fast())
@@ -121,6 +122,6 @@ async def test_a_slow_consumer_is_cut_off_while_a_fast_one_gets_every_event(
 
 async def _event(client: HubClient) -> dict[str, Any]:
     while True:
-        message = await client.next(timeout=30)
+        message = await client.next(timeout=patience(30))
         if message["type"] == "event":
             return message

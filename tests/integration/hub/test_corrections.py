@@ -11,6 +11,7 @@ import pytest
 
 from libs.common.events import AgentAction
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
+from tests.support.deadline import patience
 from tests.support.harness import FIXTURES
 from tests.support.hub import next_event
 from tests.support.kafka import collect, wait_until
@@ -28,7 +29,7 @@ async def hub(make_hub: MakeHub) -> Hub:
 async def known(client: HubClient, conversation_id: str) -> dict[str, Any]:
     """The conversation's summary, once the hub knows it (its routed event)."""
     while True:
-        message = await client.next(timeout=20)
+        message = await client.next(timeout=patience(20))
         if message["type"] == "event" and message.get("conversation_id") == conversation_id:
             return message
 

@@ -10,6 +10,7 @@ from libs.common.events import IncidentDetected, OutboundReceipt
 from libs.contracts.chat_mailbox import entry_order
 from services.hub.streams import QueueStreams
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
+from tests.support.deadline import patience
 from tests.support.kafka import wait_until_async
 from tooling.hubclient import HubClient
 
@@ -17,7 +18,7 @@ from tooling.hubclient import HubClient
 async def next_of(client: HubClient, kind: str) -> dict[str, Any]:
     """The next frame of ``kind``, skipping others."""
     while True:
-        message = await client.next(timeout=20)
+        message = await client.next(timeout=patience(20))
         if message["type"] == kind:
             return message
 

@@ -13,6 +13,7 @@ from libs.common.events import SurveyAnswered
 from libs.contracts.agent_access import WS_PATH
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
+from tests.support.deadline import patience
 from tests.support.kafka import wait_until_async
 from tests.support.metrics import scraped_values
 from tooling.hubclient import ActionFailed, HubClient
@@ -91,7 +92,7 @@ async def pushed_when(client: HubClient, ready: Any) -> dict[str, Any]:
     """The queue's figures from the first frame the hub pushed (no ``id``) for which
     ``ready(figures)`` holds; the client never asks."""
     while True:
-        frame = await client.next_of("figures", timeout=30.0)
+        frame = await client.next_of("figures", timeout=patience(30.0))
         assert frame["id"] is None, "only pushed figures arrive: this client asked for none"
         found: dict[str, Any] = frame["queues"][0]
         if ready(found):

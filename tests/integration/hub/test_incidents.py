@@ -20,6 +20,7 @@ from libs.common.events import (
 )
 from services.hub.incidents import status_update_id
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub
+from tests.support.deadline import patience
 from tests.support.kafka import collect, wait_until
 from tooling.hubclient import ActionFailed, HubClient
 
@@ -56,7 +57,7 @@ async def until_incident(client: HubClient, incident_id: str, conversations: int
     seen: set[str] = set()
     detected_seen = False
     while not (detected_seen and len(seen) >= conversations):
-        message = await client.next(timeout=20)
+        message = await client.next(timeout=patience(20))
         if message["type"] != "event":
             continue
         data = message["data"]
@@ -68,7 +69,7 @@ async def until_incident(client: HubClient, incident_id: str, conversations: int
 async def resolve(client: HubClient, routed: ConversationRouted) -> None:
     """Resolve a conversation and wait until the fan-out applied it (its ``action`` event)."""
     ack = await client.act("resolve", routed.conversation_id)
-    async for message in client.events(timeout=20):
+    async for message in client.events(timeout=patience(20)):
         if message["kind"] == "action" and message["event_id"] == ack["action_id"]:
             return
 
@@ -91,7 +92,7 @@ async def test_a_console_that_connects_later_sees_the_open_incident(hub: Hub) ->
 
     async with hub.client(QUEUE, OTHER) as later:
         await later.subscribe([QUEUE])
-        snapshot = await later.next_of("snapshot", timeout=20)
+        snapshot = await later.next_of("snapshot", timeout=patience(20))
     shown = incidents_of(snapshot)[incident_id]
     assert shown["issue_type"] == "payment_issue"
     assert shown["customers"] == 20
@@ -121,7 +122,7 @@ async def test_answering_an_incident_sends_one_status_update_per_open_linked_con
 
         async with hub.client(QUEUE, agent="bo") as client:  # bo's token has no OTHER
             await client.subscribe([QUEUE])
-            await client.next_of("snapshot", timeout=20)
+            await client.next_of("snapshot", timeout=patience(20))
             ack = await client.answer_incident(incident_id, client_id="all-1")
             assert (ack["incident_id"], ack["answered"], ack["already_answered"]) == (
                 incident_id,

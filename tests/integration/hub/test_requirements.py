@@ -17,6 +17,7 @@ from libs.common.events import Requirements
 from libs.contracts.agent_access import WS_PATH
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub, ManualClock
+from tests.support.deadline import patience
 from tests.support.kafka import wait_until_async
 from tooling.hubclient import ActionFailed, HubClient
 
@@ -60,11 +61,11 @@ async def test_a_spanish_message_is_offered_only_to_the_spanish_speaker(
             spanish = await hub.open_conversation(
                 text="mi paquete no ha llegado", requires=Requirements(language="es")
             )
-            offer = await bo.next_of("offer", timeout=20)
+            offer = await bo.next_of("offer", timeout=patience(20))
             assert offer["conversation"]["conversation_id"] == spanish.conversation_id
             assert offer["conversation"]["requires"] == {"skills": [], "language": "es"}
         english = await hub.open_conversation(requires=Requirements(language="en"))
-        offer = await ada.next_of("offer", timeout=20)
+        offer = await ada.next_of("offer", timeout=patience(20))
         assert offer["conversation"]["conversation_id"] == english.conversation_id
         held: Any = await hub.redis.hkeys(hub.keys.hub_assigned("ada"))
         assert [h.decode() for h in held] == [english.conversation_id]
@@ -90,7 +91,7 @@ async def test_with_only_a_non_matching_agent_the_offer_waits_for_the_ladder(
 
         clock.advance(timedelta(minutes=2, seconds=40))  # 4m50s: not yet
         sentinel = await hub.open_conversation(text="where is my parcel")
-        first = await ada.next_of("offer", timeout=20)
+        first = await ada.next_of("offer", timeout=patience(20))
         # The pass that offered the sentinel (at 4m50s, with room for more) left the other.
         assert first["conversation"]["conversation_id"] == sentinel.conversation_id
         left: Any = await hub.redis.zrange(hub.keys.hub_waiting(QUEUE), 0, -1)
@@ -98,7 +99,7 @@ async def test_with_only_a_non_matching_agent_the_offer_waits_for_the_ladder(
 
         clock.advance(timedelta(seconds=20))  # 5m10s: step 2, anyone in the queue
         await ada.presence("online", {"sms": 5})
-        relaxed = await ada.next_of("offer", timeout=20)
+        relaxed = await ada.next_of("offer", timeout=patience(20))
         assert relaxed["conversation"]["conversation_id"] == waiting.conversation_id
         assert relaxed["conversation"]["ladder_step"] == 2
 
@@ -148,7 +149,7 @@ async def test_each_ladder_step_is_an_event_of_the_queue_and_pushes_the_figures(
         assert not await hub.redis.hkeys(hub.keys.hub_assigned("ada"))  # not offered yet
 
         async def step_pushed() -> bool:
-            pushed = await sam.next_of("figures", timeout=20)
+            pushed = await sam.next_of("figures", timeout=patience(20))
             assert pushed["id"] is None  # pushed, not asked for
             [queue] = pushed["queues"]
             unmet = [(u["conversation_id"], u["ladder_step"]) for u in queue["unmet"]]
@@ -170,7 +171,7 @@ async def test_each_ladder_step_is_an_event_of_the_queue_and_pushes_the_figures(
 
 
 async def next_event(client: HubClient, kind: str) -> dict[str, Any]:
-    while (frame := await client.next_of("event", timeout=20))["kind"] != kind:
+    while (frame := await client.next_of("event", timeout=patience(20)))["kind"] != kind:
         pass
     return frame
 
@@ -187,7 +188,7 @@ async def test_a_first_response_warning_offers_to_anyone_online(make_hub: MakeHu
         waiting = await hub.open_conversation(requires=SPANISH_PAYMENTS)
         await unmet_step(sam, waiting.conversation_id, 0)
         await hub.sla(waiting, "warning", minutes=1)
-        offer = await ada.next_of("offer", timeout=20)
+        offer = await ada.next_of("offer", timeout=patience(20))
         assert offer["conversation"]["conversation_id"] == waiting.conversation_id
         assert offer["conversation"]["ladder_step"] == 3
         page = await ada.transcript(waiting.conversation_id)
@@ -208,7 +209,7 @@ async def test_presence_narrows_what_the_token_grants_and_no_further(make_hub: M
         assert [v.decode() for v in agent] == ["payments", "en"]
         spanish = await hub.open_conversation(requires=Requirements(language="es"))
         english = await hub.open_conversation(requires=Requirements(language="en"))
-        offer = await ada.next_of("offer", timeout=20)
+        offer = await ada.next_of("offer", timeout=patience(20))
         assert offer["conversation"]["conversation_id"] == english.conversation_id
         await unmet_step(sam, spanish.conversation_id, 0)  # nobody online speaks Spanish now
         held: Any = await hub.redis.hkeys(hub.keys.hub_assigned("ada"))
@@ -232,5 +233,5 @@ async def test_conversations_nobody_can_take_do_not_hold_back_the_ones_behind(
         await wait_until_async(all_waiting, message="the Spanish conversations waiting")
         last = "f" * 32  # after every other id among conversations with no running clock
         english = await hub.open_conversation(conversation_id=last)
-        offer = await ada.next_of("offer", timeout=20)
+        offer = await ada.next_of("offer", timeout=patience(20))
         assert offer["conversation"]["conversation_id"] == english.conversation_id

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from libs.contracts.agent_access import WS_PATH, AgentTokens
+from tests.support.deadline import patience
 from tests.support.harness import AUTH_TOKEN, OUR_NUMBER, Launch, TwilioFake
 from tests.support.kafka import wait_until
 from tests.support.webhooks import encode_form, sign_twilio
@@ -39,7 +40,7 @@ async def next_event(
             return message
     while True:
         try:
-            message = await client.next(timeout=60)
+            message = await client.next(timeout=patience(60))
         except TimeoutError:
             seen = [(m["kind"], m["data"].get("kind")) for m in backlog]
             raise AssertionError(f"no {event_kind} event with {data}; saw {seen}") from None

@@ -28,7 +28,7 @@ async def entries_of(client: HubClient, conversation_id: str, count: int) -> lis
         page = await client.transcript(conversation_id)
         return len(page["entries"]) >= count
 
-    await wait_until_async(enough, timeout=60, message=f"{count} transcript entries")
+    await wait_until_async(enough, message=f"{count} transcript entries")
     entries: list[dict[str, Any]] = page["entries"]
     return entries
 

@@ -19,6 +19,7 @@ from libs.common.events import Event, decode
 from libs.common.keys import Keys
 from libs.common.settings import Settings
 from services.ingest.app import build
+from tests.support.deadline import patience
 from tests.support.harness import AUTH_TOKEN, Isolation
 from tooling.devstack import DevStack, free_port
 
@@ -80,7 +81,7 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[Ev
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         events: list[Event] = []
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + patience(timeout)
         for partition in partitions:
             while await consumer.position(partition) < ends[partition]:
                 assert asyncio.get_running_loop().time() < deadline, f"reading {topic} timed out"

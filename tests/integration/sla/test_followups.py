@@ -23,7 +23,7 @@ from services.sla.contacts import ContactStore
 from services.sla.lifecycle import ClockKeeper, survey_timer_of
 from services.sla.runtime import SlaRuntime
 from services.sla.scheduler import TimerScheduler
-from services.sla.timers import TimerStore
+from services.sla.timers import TimerId, TimerStore
 from tests.integration.ingest.conftest import read_all
 from tests.integration.sla.conftest import PARTITION, Keeper, MakeKeeper, action, kinds, routed
 from tests.support.harness import FIXTURES, Isolation
@@ -170,7 +170,8 @@ async def test_no_status_update_after_an_agent_reply_since_the_clock_started(
     assert clock is not None
     [(_, update_at)] = clock.updates
     await worker.start()
-    await wait_for_timer_after(redis, keys, point_ms(update_at))  # fired, now at the breach
+    timer = TimerId("u2", "resolution", clock.generation)
+    await wait_for_timer_after(redis, keys, timer, point_ms(update_at))  # fired, now at the breach
     published = await read_all(stack.broker.bootstrap_servers, isolation.topics.outbound_commands)
     assert published == []
 
@@ -185,10 +186,11 @@ async def test_a_worker_that_dies_before_releasing_republishes_the_same_command(
     assert clock is not None
     [(_, update_at)] = clock.updates
     await first.start()
-    await wait_for_timer_after(redis, keys, point_ms(update_at))
+    timer = TimerId("u3", "resolution", clock.generation)
+    await wait_for_timer_after(redis, keys, timer, point_ms(update_at))
     await first.stop()
     # As if it died between Kafka's ack and the release: the claim is still there.
-    member = f"u3|r{clock.generation}"
+    member = timer.encode()
     await redis.zrem(keys.sla_due(PARTITION), member)
     await redis.hset(keys.sla_claimed(PARTITION), member, point_ms(update_at))
     second = make_worker()
@@ -253,14 +255,16 @@ def point_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-async def wait_for_timer_after(redis: Redis, keys: Keys, point: int) -> None:
-    """Until the partition's timer is scheduled after ``point`` (ms): the scheduler fired that
-    point, published its outputs and put the timer back at the clock's next point."""
-    timers = TimerStore(redis, keys)
+async def wait_for_timer_after(redis: Redis, keys: Keys, timer: TimerId, point: int) -> None:
+    """Until ``timer`` is back in the partition's schedule after ``point`` (ms): the scheduler
+    claimed it, published that point's outputs and released it at the clock's next point.
+
+    A claimed timer is out of the schedule until its release, so the partition's earliest due
+    time alone would already say "fired" while the publish is still under way."""
 
     async def fired() -> bool:
-        due = await timers.next_due_ms(PARTITION)
-        return due is not None and due > point
+        score = await redis.zscore(keys.sla_due(PARTITION), timer.encode())
+        return score is not None and score > point
 
     await wait_until_async(fired, message="the point fired")
 
