@@ -303,7 +303,8 @@ class ConsumerLoop:
 
     async def run(self) -> None:
         self._consumer.subscribe(list(self._policy.topics), listener=_Listener(self))
-        await self._consumer.start()
+        if not await self._joined():
+            return
         self.running = True
         nudges = self._listen_for_nudges() if self._policy.nudged else None
         try:
@@ -343,6 +344,28 @@ class ConsumerLoop:
             finally:
                 await self._consumer.stop()
         self._raise_failure()
+
+    async def _joined(self) -> bool:
+        """Start the consumer (join the group), or stop it if :meth:`stop` comes first.
+
+        Joining waits for the group's rebalance, which lasts until every member has rejoined
+        (on the embedded broker a member that leaves mid-rebalance can leave the join retrying
+        for good); a service told to stop while joining leaves instead of waiting it out.
+        """
+        starting = asyncio.ensure_future(self._consumer.start())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+        if starting.cancelled():
+            await self._consumer.stop()
+            return False
+        starting.result()
+        return True
 
     # --- dozing between nudges ---------------------------------------------------------------
 

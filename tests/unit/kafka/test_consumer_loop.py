@@ -79,6 +79,9 @@ class FakeConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         self.listener: ConsumerRebalanceListener = None
         self._arrived = asyncio.Event()
+        self.joinable = asyncio.Event()
+        self.joinable.set()
+        self.stopped = False
 
     def add(self, *records: ConsumerRecord) -> None:
         for r in records:
@@ -93,6 +96,7 @@ class FakeConsumer:
         self.listener = listener
 
     async def start(self) -> None:
+        await self.joinable.wait()
         await self.listener.on_partitions_assigned(set(self.partitions))
 
     async def getmany(
@@ -125,7 +129,7 @@ class FakeConsumer:
         return None
 
     async def stop(self) -> None:
-        pass
+        self.stopped = True
 
 
 @dataclass(frozen=True)
@@ -371,6 +375,19 @@ async def test_shutdown_commits_the_highest_contiguous_finished_offset() -> None
         loop.stop()
         await task
     assert consumer.commits == [{P0: 2, P1: 5}]
+
+
+async def test_a_stop_while_the_group_join_hangs_leaves_without_waiting_for_it() -> None:
+    consumer, producer = FakeConsumer(P0), FakeKafkaProducer()
+    consumer.joinable.clear()  # the rebalance never completes
+    loop = make_loop(consumer, producer, stuck_at(P0, 0)[0])
+    task = asyncio.create_task(loop.run())
+    await wait_until(lambda: consumer.listener is not None, timeout=SETTLE, message="subscribed")
+    loop.stop()
+    await asyncio.wait_for(task, SETTLE)
+    assert consumer.stopped
+    assert not loop.running
+    assert consumer.commits == []
 
 
 async def test_an_infrastructure_error_is_retried_past_max_attempts_and_never_dead_lettered() -> (
