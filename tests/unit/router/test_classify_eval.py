@@ -36,6 +36,7 @@ STORE_CONFIG = ROOT / "config" / "store.yaml"
 REALISTIC_CSV = ROOT / "tests" / "data" / "realistic-messages.csv"
 DEV_CSV = ROOT / "tests" / "data" / "dev-messages.csv"
 PAIRS_CSV = ROOT / "tests" / "data" / "pairs-messages.csv"
+FRESH_CSV = ROOT / "tests" / "data" / "fresh-messages.csv"
 INTENTS = ("cancel_order", "get_refund", "payment_issue", "recover_password", "track_order")
 CHANNELS = {"sms", "email", "chat", "social"}
 REPORT_FIELDS = {
@@ -222,7 +223,8 @@ def _hand_written(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("path", "least", "least_per_type"), [(REALISTIC_CSV, 400, 12), (DEV_CSV, 400, 15)]
+    ("path", "least", "least_per_type"),
+    [(REALISTIC_CSV, 400, 12), (DEV_CSV, 400, 15), (FRESH_CSV, 400, 15)],
 )
 def test_a_hand_written_set_covers_every_type_and_channel(
     path: Path, least: int, least_per_type: int
@@ -259,7 +261,7 @@ def test_the_realistic_set_holds_the_messages_quoted_in_issue_18() -> None:
     )
 
 
-@pytest.mark.parametrize("path", [REALISTIC_CSV, DEV_CSV, PAIRS_CSV])
+@pytest.mark.parametrize("path", [REALISTIC_CSV, DEV_CSV, PAIRS_CSV, FRESH_CSV])
 def test_a_hand_written_set_never_overlaps_the_training_examples(path: Path) -> None:
     def folded(text: str) -> str:
         return " ".join(text.casefold().split())

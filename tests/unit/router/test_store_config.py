@@ -33,6 +33,9 @@ def runtime() -> RouterRuntime:
         ("chrgd 2x", "payment_issue"),
         ("took the money 2x", "payment_issue"),
         ("card keeps getting declined", "payment_issue"),
+        ("chargd twise for one order", "payment_issue"),
+        # The typo-tolerant "charged twice" pattern must not take other verbs ending in -d.
+        ("I checked twice and my parcel is still not here", "track_order"),
     ],
 )
 def test_real_wording_gets_the_right_type(
