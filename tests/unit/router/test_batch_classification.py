@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.config import load_config
 from services.router.classify_eval import read_labelled_csv
 from services.router.issue_types import Classification, IssueClassifier, IssueTypeSpec
 from services.router.prepared import Prepared, PreparedClassifications
 from services.router.runtime import RouterRuntime
 
 ROOT = Path(__file__).parents[3]
-STORE = ROOT / "config" / "store.yaml"
 EXAMPLES = ROOT / "config" / "examples" / "customer-service.csv"
 ODD = [
     "",
@@ -34,11 +32,6 @@ ODD = [
     "cancelmy order plz",
     "Subject line only\n",
 ]
-
-
-@pytest.fixture(scope="module")
-def store() -> RouterRuntime:
-    return RouterRuntime.build(load_config(STORE), STORE)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from libs.common.config import Config, load_config
+from libs.common.config import Config
 from libs.common.events import CustomerIdentity, MessageReceived
 from services.router.issue_types import UNKNOWN, IssueClassifier
 from services.router.languages import ClassifiersByLanguage
@@ -97,11 +97,6 @@ def test_examples_in_a_covered_language_or_of_an_unknown_type_are_refused() -> N
         _build(_config(["en"], {"en": SPANISH}))
     with pytest.raises(ValueError, match=r"examples_by_language\.es: no issue type 'refund'"):
         _build(_config(["en"], {"es": {**SPANISH, "refund": ["quiero mi dinero", "reembolso"]}}))
-
-
-@pytest.fixture(scope="module")
-def store() -> RouterRuntime:
-    return RouterRuntime.build(load_config(STORE), STORE)
 
 
 def _message(text: str, language: str | None, channel: Any = "sms") -> MessageReceived:

@@ -5,13 +5,12 @@ is refused."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
 
-from libs.common.config import Config, load_config
+from libs.common.config import Config
 from libs.common.events import CustomerIdentity, MessageReceived, Requirements
 from services.router.route import decide
 from services.router.rules import MessageFacts, RoutingTable
@@ -94,14 +93,6 @@ def test_a_rule_requires_skills_and_the_detected_language(
 def test_a_ladder_must_climb(relax: list[dict[str, Any]]) -> None:
     with pytest.raises(pydantic.ValidationError):
         Config.model_validate({"queues": {"q": {"relax": relax}}, "rules": []})
-
-
-STORE = Path(__file__).parents[3] / "config" / "store.yaml"
-
-
-@pytest.fixture(scope="module")
-def store() -> RouterRuntime:
-    return RouterRuntime.build(load_config(STORE), STORE)
 
 
 @pytest.mark.parametrize(

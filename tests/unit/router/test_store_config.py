@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from libs.common.config import load_config
 from services.router.runtime import RouterRuntime
-
-CONFIG = Path(__file__).parents[3] / "config" / "store.yaml"
-
-
-@pytest.fixture(scope="module")
-def runtime() -> RouterRuntime:
-    return RouterRuntime.build(load_config(CONFIG), CONFIG)
 
 
 @pytest.mark.parametrize(
@@ -38,10 +28,8 @@ def runtime() -> RouterRuntime:
         ("I checked twice and my parcel is still not here", "track_order"),
     ],
 )
-def test_real_wording_gets_the_right_type(
-    runtime: RouterRuntime, text: str, issue_type: str
-) -> None:
-    assert runtime.classifier.classify(text).issue_type == issue_type
+def test_real_wording_gets_the_right_type(store: RouterRuntime, text: str, issue_type: str) -> None:
+    assert store.classifier.classify(text).issue_type == issue_type
 
 
 @pytest.mark.parametrize(
@@ -52,14 +40,14 @@ def test_real_wording_gets_the_right_type(
         "注文した商品がまだ届きません。",
     ],
 )
-def test_languages_the_examples_do_not_cover_are_unknown(runtime: RouterRuntime, text: str) -> None:
-    result = runtime.classifier.classify(text)
+def test_languages_the_examples_do_not_cover_are_unknown(store: RouterRuntime, text: str) -> None:
+    result = store.classifier.classify(text)
     assert result.issue_type == "unknown"
-    assert result.confidence < runtime.config.classifier.threshold
+    assert result.confidence < store.config.classifier.threshold
 
 
-def test_deep_impact_types_are_the_urgent_ones(runtime: RouterRuntime) -> None:
-    types = runtime.config.issue_types
+def test_deep_impact_types_are_the_urgent_ones(store: RouterRuntime) -> None:
+    types = store.config.issue_types
     assert {name for name, spec in types.items() if spec.impact == "deep"} >= {
         "payment_issue",
         "recover_password",
