@@ -32,12 +32,14 @@ lint: install
 	$(BIN)/mypy
 
 # Each xdist worker starts its own broker and Redis (the session fixture); tests isolate by
-# topic and key prefix within a worker. Tests are handed out one at a time in collection order
-# (longest first, tests/conftest.py): by default xdist's first hand-out gives each worker a
-# quarter of its share as one consecutive block, which put every process-level test on one
-# worker (10 min instead of 6). The slowest ten are printed so a regression shows.
+# topic and key prefix within a worker. Test modules are handed out whole, one at a time, in
+# collection order (longest first, tests/conftest.py): by default xdist's first hand-out gives
+# each worker a quarter of its share as one consecutive block, which put every process-level
+# test on one worker (10 min instead of 6), and handing out single tests builds a module's
+# fixtures again on every worker that runs one of its tests. The slowest ten are printed so a
+# regression shows.
 PYTEST_WORKERS ?= 4
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --maxschedchunk 1 --durations=10
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=10
 
 pytest: install system-deps
 	$(PYTEST)

@@ -55,8 +55,8 @@ first."""
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the long tests first (process-level folders and ``slow`` marks): xdist hands out
-    tests in collection order (one at a time: ``--maxschedchunk 1`` in the Makefile), and a
-    90-second drill handed out last would run alone while the other workers sit idle."""
+    modules in collection order (``--dist loadscope --no-loadscope-reorder`` in the Makefile),
+    and a 90-second drill handed out last would run alone while the other workers sit idle."""
 
     def rank(item: pytest.Item) -> int:
         for position, folder in enumerate(PROCESS_LEVEL):

@@ -350,12 +350,16 @@ class ConsumerLoop:
 
         Joining waits for the group's rebalance, which lasts until every member has rejoined
         (on the embedded broker a member that leaves mid-rebalance can leave the join retrying
-        for good); a service told to stop while joining leaves instead of waiting it out.
+        for good); a service told to stop while joining leaves instead of waiting it out. It
+        gives the start the drain timeout first: the start also connects to the brokers, and a
+        connection cut off half-made is never closed.
         """
         starting = asyncio.ensure_future(self._consumer.start())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                await asyncio.wait((starting,), timeout=self._policy.drain_timeout)
         finally:
             stopping.cancel()
             if not starting.done():

@@ -380,7 +380,7 @@ async def test_shutdown_commits_the_highest_contiguous_finished_offset() -> None
 async def test_a_stop_while_the_group_join_hangs_leaves_without_waiting_for_it() -> None:
     consumer, producer = FakeConsumer(P0), FakeKafkaProducer()
     consumer.joinable.clear()  # the rebalance never completes
-    loop = make_loop(consumer, producer, stuck_at(P0, 0)[0])
+    loop = make_loop(consumer, producer, stuck_at(P0, 0)[0], drain_timeout=0.05)
     task = asyncio.create_task(loop.run())
     await wait_until(lambda: consumer.listener is not None, timeout=SETTLE, message="subscribed")
     loop.stop()
