@@ -42,11 +42,6 @@ from typing import Any, Final, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 import re2
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import FeatureUnion
-from sklearn.svm import LinearSVC
 
 from libs.domain.text import (
     MAX_INPUT_CHARS,
@@ -370,6 +365,8 @@ def _grouped_folds(
 ) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
     """Stratified cross-validation folds that never split a group: the (label, group) keys are
     dealt into folds by their label, and each text follows its key."""
+    from sklearn.model_selection import StratifiedKFold  # lazily: see ExampleModel.fit
+
     names = list(dict.fromkeys(keys))
     dealt = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
         np.zeros(len(names)), [label for label, _ in names]
@@ -425,8 +422,14 @@ class ExampleModel:
         """Fit on normalised ``texts``; at least two labels, each with two or more groups.
 
         Texts of one group (an example, its repeats and its noisy copy) fall into the same
-        calibration fold.
+        calibration fold. scikit-learn is imported here, not with the module: importing it
+        costs about a second of CPU, and a configuration without examples never fits a model.
         """
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import FeatureUnion
+        from sklearn.svm import LinearSVC
+
         keys = list(zip(labels, groups, strict=True))
         counts: dict[str, int] = {}
         for label, _ in set(keys):
