@@ -62,11 +62,35 @@ def _from_embedded_extra(need: str) -> Iterator[None]:
         ) from error
 
 
+_PORTS = random.Random()  # its own generator: tests that seed the global one share no ports
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux's default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody listens on right now, below the ephemeral range.
+
+    A port from ``bind(0)`` lies in the ephemeral range, which every outgoing connection draws
+    its local port from too, so between this check and the server's own bind a client socket
+    can take it (a fault drill's ingest failed with EADDRINUSE that way). Ports below the range
+    are only ever taken by listeners.
+    """
+    floor = _ephemeral_floor()
+    for _ in range(100):
+        port = _PORTS.randrange(10_000, floor) if floor > 10_000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise DevStackError("no free loopback port below the ephemeral range after 100 tries")
 
 
 async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -416,7 +440,7 @@ def _cluster_node_port() -> int:
     """A free loopback port whose cluster-bus port (the port + 10000: Redis 6, which the
     shifted-clock runs use, cannot be given another) is free too."""
     while True:
-        port = random.randrange(20_000, 30_000)
+        port = _PORTS.randrange(20_000, 30_000)
         with contextlib.ExitStack() as held:
             try:
                 for candidate in (port, port + CLUSTER_BUS_OFFSET):
