@@ -19,6 +19,7 @@ from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.redis_client import open_redis
 from libs.common.settings import Settings
 from libs.common.topics import Topics
+from services.router.model_cache import ModelCache
 from tests.support import slots
 from tests.support.harness import (
     ACCOUNT_SID,
@@ -199,6 +200,18 @@ async def twilio(serve_app: ServeApp) -> TwilioFake:
 async def otlp(serve_app: ServeApp) -> OtlpFake:
     receiver = OtlpReceiver()
     return OtlpFake(receiver, await serve_app(receiver.app()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def models(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[ModelCache]:
+    """Fitted issue-type models for the whole run, in one directory that every test worker and
+    every service the tests start (``SWITCHBOARD_MODEL_CACHE``) shares: a set of examples is
+    fitted once per run, not once per process (the sample's costs about 11 s of CPU)."""
+    base = tmp_path_factory.getbasetemp()
+    directory = (base if worker_id == "master" else base.parent) / "models"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SWITCHBOARD_MODEL_CACHE", str(directory))
+        yield ModelCache(directory)
 
 
 @pytest.fixture

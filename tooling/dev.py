@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -72,6 +73,10 @@ SMS_WEBHOOK_PATH = "/v1/sms/twilio"
 T = TypeVar("T")
 FEED_MEMORY = 10_000
 """Conversations and commands the live feed remembers, to name references in later lines."""
+
+DEV_MODEL_CACHE = Path.home() / ".cache" / "switchboard" / "models"
+"""Where the dev router keeps fitted issue-type models (unless ``SWITCHBOARD_MODEL_CACHE`` says
+otherwise): a second ``make run`` on the same examples loads the model instead of fitting it."""
 
 RedisKind = Literal["node", "cluster"]
 """What ``switchboard dev --redis`` starts: one Redis, or a local Redis Cluster."""
@@ -133,6 +138,9 @@ async def dev_system(
                 **stack.environment(),
                 "SWITCHBOARD_ENV": "dev",  # the published development secrets below
                 "SWITCHBOARD_CONFIG": str(config.resolve()),
+                "SWITCHBOARD_MODEL_CACHE": os.environ.get(
+                    "SWITCHBOARD_MODEL_CACHE", str(DEV_MODEL_CACHE)
+                ),
                 "SWITCHBOARD_PUBLIC_URL": public_url,
                 "SWITCHBOARD_SMTP_PORT": str(smtp_port),
                 "TWILIO_ACCOUNT_SID": DEV_ACCOUNT_SID,

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     switchboard_config: Path = Field(
         default=Path("config/store.yaml"), description="Routing, SLA and template YAML."
     )
+    switchboard_model_cache: Path | None = Field(
+        default=None,
+        description="Router: directory (private to the service) where fitted issue-type models "
+        "are kept, so a restart on the same examples loads the model instead of fitting it.",
+    )
     switchboard_topic_prefix: str = Field(
         default="switchboard.", description="Prefix of every Kafka topic name."
     )

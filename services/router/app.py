@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from libs.common.service import (
     create_app,
 )
 from libs.common.settings import Settings
+from services.router.model_cache import ModelCache
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
 
@@ -46,7 +48,8 @@ def _prepare(app: web.Application) -> Prepare:
 
 def build(settings: Settings) -> web.Application:
     app = create_app(settings, "router")
-    add_live_config(app, LIVE_CONFIG, RouterRuntime.build)
+    models = ModelCache(settings.switchboard_model_cache)
+    add_live_config(app, LIVE_CONFIG, partial(RouterRuntime.build, models=models))
     app.cleanup_ctx.append(_router_ctx)
     add_consumer(
         app,

@@ -56,7 +56,7 @@ from services.router.issue_types import (
     IssueTypeSpec,
     normalise_text,
 )
-from services.router.runtime import issue_type_spec
+from services.router.runtime import issue_type_specs
 
 __all__ = [
     "FLAG_NAMES",
@@ -204,10 +204,7 @@ def read_config(path: Path) -> tuple[tuple[IssueTypeSpec, ...], ClassifierSettin
     """The issue types of a configuration file, examples files included, and the classifier
     settings (threshold, seed) the router builds them with."""
     config = load_config(path)
-    specs = tuple(
-        issue_type_spec(name, spec, path.parent) for name, spec in config.issue_types.items()
-    )
-    return specs, config.classifier
+    return tuple(issue_type_specs(config, path.parent)), config.classifier
 
 
 def hold_out(

@@ -37,7 +37,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,9 @@ from libs.domain.text import (
     re2_options,
 )
 from services.router.wording import message_core, noisy_variants
+
+if TYPE_CHECKING:
+    from services.router.model_cache import ModelCache
 
 __all__ = [
     "IMPACTS",
@@ -415,6 +418,11 @@ class ExampleModel:
             for deletion in _single_deletions(term)
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as the fitted scikit-learn objects; the lean scoring path is rebuilt from
+        them (``services.router.model_cache`` keeps fitted models on disk)."""
+        return (_restored_model, (self._features, self._calibrated, self.cv_folds))
+
     @classmethod
     def fit(
         cls, texts: Sequence[str], labels: Sequence[str], groups: Sequence[str], *, seed: int
@@ -561,6 +569,10 @@ class ExampleModel:
         return evidence
 
 
+def _restored_model(features: Any, calibrated: Any, cv_folds: int) -> ExampleModel:
+    return ExampleModel(features, calibrated, cv_folds=cv_folds)
+
+
 class IssueClassifier:
     """Decides the issue type of a message. Immutable once built; safe to share across tasks.
 
@@ -594,6 +606,7 @@ class IssueClassifier:
         threshold: float = 0.5,
         seed: int = 0,
         full_coverage: float = 0.6,
+        models: ModelCache | None = None,
     ) -> IssueClassifier:
         """Compile the rules and fit the model from the specs' examples.
 
@@ -601,7 +614,8 @@ class IssueClassifier:
         probability when at least ``full_coverage`` of the message's words are known to the
         examples, and loses it in proportion below that. ``seed`` makes the build
         deterministic. The model needs two or more types with examples, each with at least
-        two; with fewer, only phrases and patterns decide. Raises ``ValueError`` naming the type
+        two; with fewer, only phrases and patterns decide. ``models`` keeps fitted models for
+        the next build on the same examples. Raises ``ValueError`` naming the type
         for a bad spec (duplicate name, invalid pattern, a single example).
         """
         if not 0.0 <= threshold <= 1.0:
@@ -636,7 +650,8 @@ class IssueClassifier:
             texts.extend(text[:MAX_MODEL_CHARS] for text in normalised)
             labels.extend([spec.name] * len(normalised))
         model_types = len(set(labels))
-        model = ExampleModel.fit(texts, labels, groups, seed=seed) if model_types >= 2 else None
+        fit = models.fitted if models is not None else ExampleModel.fit
+        model = fit(texts, labels, groups, seed=seed) if model_types >= 2 else None
         phrases, patterns = matcher.counts
         stats = BuildStats(
             seconds=time.perf_counter() - started,

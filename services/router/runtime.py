@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.common.config import Config, IssueTypeConfig, build_calendars
+from libs.common.config import Config, build_calendars
 from libs.common.logs import get_logger
 from libs.domain.calendar import BusinessCalendar
 from services.router.issue_types import IssueClassifier, IssueTypeSpec
 from services.router.languages import ClassifiersByLanguage
+from services.router.model_cache import ModelCache
 from services.router.rules import RoutingTable
 
 log = get_logger(__name__)
@@ -28,14 +30,16 @@ class RouterRuntime:
     language when the classifier's languages do not include it."""
 
     @classmethod
-    def build(cls, config: Config, path: Path) -> RouterRuntime:
+    def build(
+        cls, config: Config, path: Path, *, models: ModelCache | None = None
+    ) -> RouterRuntime:
+        """Everything the router needs from ``config`` (loaded from ``path``); ``models`` keeps
+        the fitted issue-type model for the next build on the same examples."""
         started = time.perf_counter()
         calendars = build_calendars(config)
-        specs = [
-            issue_type_spec(name, spec, path.parent) for name, spec in config.issue_types.items()
-        ]
+        specs = issue_type_specs(config, path.parent)
         classifier = IssueClassifier.build(
-            specs, threshold=config.classifier.threshold, seed=config.classifier.seed
+            specs, threshold=config.classifier.threshold, seed=config.classifier.seed, models=models
         )
         log.info(
             "router configuration built",
@@ -55,24 +59,38 @@ class RouterRuntime:
         )
 
 
-def issue_type_spec(name: str, spec: IssueTypeConfig, base_dir: Path) -> IssueTypeSpec:
-    """An issue type with its inline examples plus those of its examples file.
+def issue_type_specs(config: Config, base_dir: Path) -> list[IssueTypeSpec]:
+    """Every configured issue type with its inline examples plus those of its examples files.
 
     An examples file is a CSV with ``utterance`` and ``intent`` columns (the shipped
-    customer-service sample's shape); the rows whose intent is this type's name are used.
-    ``examples_file`` names one file or a list of them.
+    customer-service sample's shape); the rows whose intent is the type's name are used.
+    ``examples_file`` names one file or a list of them; each file is read once, however many
+    types name it.
     """
-    examples = list(spec.examples)
-    for examples_file in spec.examples_files:
-        with open(base_dir / examples_file, encoding="utf-8-sig", newline="") as handle:
-            examples += [
-                row["utterance"] for row in csv.DictReader(handle) if row["intent"] == name
-            ]
-    return IssueTypeSpec(
-        name=name,
-        impact=spec.impact,
-        priority=spec.priority,
-        phrases=tuple(spec.phrases),
-        patterns=tuple(spec.patterns),
-        examples=tuple(examples),
-    )
+    examples_by_file: dict[str, dict[str, list[str]]] = {}
+
+    def from_file(examples_file: str, name: str) -> list[str]:
+        if examples_file not in examples_by_file:
+            by_intent: dict[str, list[str]] = {}
+            with open(base_dir / examples_file, encoding="utf-8-sig", newline="") as handle:
+                for row in csv.DictReader(handle):
+                    by_intent.setdefault(row["intent"], []).append(row["utterance"])
+            examples_by_file[examples_file] = by_intent
+        return examples_by_file[examples_file].get(name, [])
+
+    return [
+        IssueTypeSpec(
+            name=name,
+            impact=spec.impact,
+            priority=spec.priority,
+            phrases=tuple(spec.phrases),
+            patterns=tuple(spec.patterns),
+            examples=tuple(
+                itertools.chain(
+                    spec.examples,
+                    *(from_file(examples_file, name) for examples_file in spec.examples_files),
+                )
+            ),
+        )
+        for name, spec in config.issue_types.items()
+    ]

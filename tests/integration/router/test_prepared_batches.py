@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from libs.common.keys import Keys
 from libs.common.topics import Topics
 from services.router.classify_eval import read_labelled_csv
 from services.router.issue_types import Classification, IssueClassifier
+from services.router.model_cache import ModelCache
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
 from tests.integration.router.test_router_state import consumed, sms
@@ -29,9 +31,9 @@ EXAMPLES = ROOT / "config" / "examples" / "customer-service.csv"
 
 
 @pytest.fixture(scope="module")
-def store() -> LiveConfig[RouterRuntime]:
+def store(models: ModelCache) -> LiveConfig[RouterRuntime]:
     """The sample configuration: the example-trained model decides most texts."""
-    return LiveConfig(STORE, RouterRuntime.build)
+    return LiveConfig(STORE, partial(RouterRuntime.build, models=models))
 
 
 def router(live: LiveConfig[RouterRuntime], redis: Redis, prefix: str, topics: Topics) -> Router:

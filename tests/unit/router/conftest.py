@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from libs.common.config import load_config
+from services.router.model_cache import ModelCache
 from services.router.runtime import RouterRuntime
 
 STORE = Path(__file__).parents[3] / "config" / "store.yaml"
 
 
 @pytest.fixture(scope="session")
-def store() -> RouterRuntime:
-    """Built once per test process: fitting its example model takes seconds of CPU, and the
-    tests only read it."""
-    return RouterRuntime.build(load_config(STORE), STORE)
+def store(models: ModelCache) -> RouterRuntime:
+    """Built once per test process (the tests only read it), on the run's fitted models."""
+    return RouterRuntime.build(load_config(STORE), STORE, models=models)

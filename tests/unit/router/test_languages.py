@@ -15,7 +15,7 @@ from libs.common.events import CustomerIdentity, MessageReceived
 from services.router.issue_types import UNKNOWN, IssueClassifier
 from services.router.languages import ClassifiersByLanguage
 from services.router.route import decide
-from services.router.runtime import RouterRuntime, issue_type_spec
+from services.router.runtime import RouterRuntime, issue_type_specs
 
 STORE = Path(__file__).parents[3] / "config" / "store.yaml"
 ENGLISH = {
@@ -51,8 +51,9 @@ def _config(languages: list[str] | None, few_shot: dict[str, dict[str, list[str]
 
 
 def _build(config: Config) -> ClassifiersByLanguage:
-    specs = [issue_type_spec(name, spec, STORE.parent) for name, spec in config.issue_types.items()]
-    return ClassifiersByLanguage.build(config, IssueClassifier.build(specs))
+    return ClassifiersByLanguage.build(
+        config, IssueClassifier.build(issue_type_specs(config, STORE.parent))
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,139 @@
+"""Fitted example models kept by what they were fitted on, so that the same examples are fitted
+once.
+
+Fitting the sample configuration's model takes about 11 s of CPU (11,000 examples, their noisy
+copies, an SVM per calibration fold), and a router fits it at every start and every reload.
+The fit is a pure function of its texts, labels, groups and seed, of the code that fits it
+and of the libraries' versions, so a model fitted on the same inputs is the same model.
+``ModelCache`` keeps:
+
+- in memory, the last model fitted, so that a reload which changes rules, queues or business
+  hours (but not the examples) swaps in at once;
+- optionally on disk (``SWITCHBOARD_MODEL_CACHE``), every model by the SHA-256 of its inputs, so
+  that a restarted router, or several routers sharing the directory, fit a set of examples once.
+  A file lock per key makes a second process wait for the first one's fit instead of repeating
+  it. Files are pickles, and a pickle runs code when it is loaded: the directory must be the
+  service's own, and one that other users can write to, or that another user owns, is refused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import pickle
+import stat
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from libs.common.logs import get_logger
+from services.router import issue_types
+from services.router.issue_types import ExampleModel
+
+log = get_logger(__name__)
+
+# Part of every key: a change to what is pickled, or to how, gives new file names.
+_FORMAT: Final = "switchboard-example-model-1"
+_FITTING_CODE: Final = Path(issue_types.__file__).read_bytes()
+
+
+def fit_key(texts: Sequence[str], labels: Sequence[str], groups: Sequence[str], seed: int) -> str:
+    """The hex SHA-256 naming a fit: its inputs, the source of the module that fits it (any edit
+    there may change the model) and the versions of the libraries whose objects are pickled."""
+    import sklearn  # lazily, like the fit itself: a configuration without examples needs neither
+
+    digest = hashlib.sha256()
+    for part in (_FORMAT, sklearn.__version__, np.__version__, str(seed)):
+        digest.update(part.encode())
+        digest.update(b"\x1e")
+    digest.update(_FITTING_CODE)
+    for text, label, group in zip(texts, labels, groups, strict=True):
+        for field in (text, label, group):
+            digest.update(field.encode())
+            digest.update(b"\x1f")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+class UnsafeCacheDirectory(ValueError):
+    """The cache directory could hold a file somebody else wrote."""
+
+
+class ModelCache:
+    """Fitted ``ExampleModel``s by ``fit_key``: the last one in memory, all of them in
+    ``directory`` when one is given. Safe to share between threads (a reload builds off the
+    event loop)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        if directory is not None:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_private(directory)
+        self._directory = directory
+        self._lock = threading.Lock()
+        self._last: tuple[str, ExampleModel] | None = None
+
+    def fitted(
+        self, texts: Sequence[str], labels: Sequence[str], groups: Sequence[str], *, seed: int
+    ) -> ExampleModel:
+        """The model ``ExampleModel.fit`` gives for these arguments, fitted only if no copy is
+        kept."""
+        key = fit_key(texts, labels, groups, seed)
+        with self._lock:
+            if self._last is not None and self._last[0] == key:
+                return self._last[1]
+            model = (
+                self._from_directory(self._directory, key, texts, labels, groups, seed)
+                if self._directory is not None
+                else ExampleModel.fit(texts, labels, groups, seed=seed)
+            )
+            self._last = (key, model)
+            return model
+
+    @staticmethod
+    def _from_directory(
+        directory: Path,
+        key: str,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        groups: Sequence[str],
+        seed: int,
+    ) -> ExampleModel:
+        path = directory / f"{key}.pickle"
+        with open(directory / f"{key}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another process fitting the same key: wait for it
+            if path.exists():
+                with open(path, "rb") as handle:  # a private directory: see _check_private
+                    model: ExampleModel = pickle.load(handle)
+                log.info("example model loaded from the cache", path=str(path))
+                return model
+            model = ExampleModel.fit(texts, labels, groups, seed=seed)
+            # Written whole under another name, then renamed: a crash leaves no half file.
+            handle_fd, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
+            try:
+                with os.fdopen(handle_fd, "wb") as handle:
+                    pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(temporary, path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+            log.info("example model fitted and cached", path=str(path))
+            return model
+
+
+def _check_private(directory: Path) -> None:
+    """Refuse a directory another user owns or may write to: its files are unpickled."""
+    status = directory.stat()
+    if status.st_uid != os.getuid():
+        raise UnsafeCacheDirectory(
+            f"model cache {directory} belongs to user {status.st_uid}, not to this process's"
+        )
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeCacheDirectory(
+            f"model cache {directory} is writable by other users (mode "
+            f"{stat.S_IMODE(status.st_mode):o}); make it 700"
+        )
