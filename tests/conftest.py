@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import uuid
@@ -203,12 +204,14 @@ async def otlp(serve_app: ServeApp) -> OtlpFake:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def models(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[ModelCache]:
+def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelCache]:
     """Fitted issue-type models for the whole run, in one directory that every test worker and
     every service the tests start (``SWITCHBOARD_MODEL_CACHE``) shares: a set of examples is
     fitted once per run, not once per process (the sample's costs about 11 s of CPU)."""
     base = tmp_path_factory.getbasetemp()
-    directory = (base if worker_id == "master" else base.parent) / "models"
+    # An xdist worker's base is a folder of the run's; without xdist it is the run's own.
+    run = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    directory = run / "models"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SWITCHBOARD_MODEL_CACHE", str(directory))
         yield ModelCache(directory)
