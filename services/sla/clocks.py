@@ -348,7 +348,7 @@ class ClockStore:
         if clock.partition not in self._entered:
             await self._redis.sadd(self._keys.sla_partitions(), clock.partition)
             self._entered.add(clock.partition)
-        await queue_script(
+        queue_script(
             pipe,
             self._put,
             [
