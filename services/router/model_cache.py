@@ -9,8 +9,9 @@ and of the libraries' versions, so a model fitted on the same inputs is the same
 
 - in memory, the last model fitted, so that a reload which changes rules, queues or business
   hours (but not the examples) swaps in at once;
-- optionally on disk (``SWITCHBOARD_MODEL_CACHE``), every model by the SHA-256 of its inputs, so
-  that a restarted router, or several routers sharing the directory, fit a set of examples once.
+- optionally on disk (``SWITCHBOARD_MODEL_CACHE``), the last few models by the SHA-256 of their
+  inputs, so that a restarted router, or several routers sharing the directory, fit a set of
+  examples once.
   A file lock per key makes a second process wait for the first one's fit instead of repeating
   it. Files are pickles, and a pickle runs code when it is loaded: the directory must be the
   service's own, and one that other users can write to, or that another user owns, is refused.
@@ -18,6 +19,7 @@ and of the libraries' versions, so a model fitted on the same inputs is the same
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -40,6 +42,9 @@ log = get_logger(__name__)
 # Part of every key: a change to what is pickled, or to how, gives new file names.
 _FORMAT: Final = "switchboard-example-model-1"
 _FITTING_CODE: Final = Path(issue_types.__file__).read_bytes()
+KEPT: Final = 4
+"""Models a directory keeps (the sample's is 14 MB): the current examples, and a few earlier
+sets to go back to."""
 
 
 def fit_key(texts: Sequence[str], labels: Sequence[str], groups: Sequence[str], seed: int) -> str:
@@ -65,7 +70,7 @@ class UnsafeCacheDirectory(ValueError):
 
 
 class ModelCache:
-    """Fitted ``ExampleModel``s by ``fit_key``: the last one in memory, all of them in
+    """Fitted ``ExampleModel``s by ``fit_key``: the last one in memory, the last ``KEPT`` in
     ``directory`` when one is given. Safe to share between threads (a reload builds off the
     event loop)."""
 
@@ -106,9 +111,13 @@ class ModelCache:
         path = directory / f"{key}.pickle"
         with open(directory / f"{key}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another process fitting the same key: wait for it
-            if path.exists():
+            try:
                 with open(path, "rb") as handle:  # a private directory: see _check_private
                     model: ExampleModel = pickle.load(handle)
+            except FileNotFoundError:
+                pass
+            else:
+                os.utime(path)  # the newest files are the ones kept
                 log.info("example model loaded from the cache", path=str(path))
                 return model
             model = ExampleModel.fit(texts, labels, groups, seed=seed)
@@ -122,7 +131,19 @@ class ModelCache:
                 Path(temporary).unlink(missing_ok=True)
                 raise
             log.info("example model fitted and cached", path=str(path))
-            return model
+        _prune(directory)
+        return model
+
+
+def _prune(directory: Path) -> None:
+    """Delete all but the ``KEPT`` models written or loaded last: each is megabytes, and
+    every edit of the examples writes another."""
+    used: list[tuple[float, Path]] = []
+    for path in directory.glob("*.pickle"):
+        with contextlib.suppress(FileNotFoundError):  # pruned by another process meanwhile
+            used.append((path.stat().st_mtime, path))
+    for _, stale in sorted(used, reverse=True)[KEPT:]:
+        stale.unlink(missing_ok=True)
 
 
 def _check_private(directory: Path) -> None:

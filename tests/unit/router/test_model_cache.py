@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from services.router.issue_types import ExampleModel, IssueClassifier, IssueTypeSpec
-from services.router.model_cache import ModelCache, UnsafeCacheDirectory, fit_key
+from services.router.model_cache import KEPT, ModelCache, UnsafeCacheDirectory, fit_key
 from tests.support.kafka import wait_until
 
 SPECS = (
@@ -86,6 +86,21 @@ def test_other_examples_or_another_seed_fit_again(tmp_path: Path, fits: list[int
     IssueClassifier.build(more, models=models)
     assert len(fits) == 3
     assert [path.suffix for path in tmp_path.iterdir()].count(".pickle") == 3
+
+
+def test_the_directory_keeps_the_models_used_last(tmp_path: Path, fits: list[int]) -> None:
+    models = ModelCache(tmp_path)
+    for seed in range(KEPT + 2):
+        IssueClassifier.build(SPECS, models=models, seed=seed)
+    assert len(list(tmp_path.glob("*.pickle"))) == KEPT
+    # Seed 2 is loaded again (from the directory, by another cache), so it outlives 3.
+    IssueClassifier.build(SPECS, models=ModelCache(tmp_path), seed=2)
+    IssueClassifier.build(SPECS, models=models, seed=KEPT + 2)
+    assert len(fits) == KEPT + 3
+    IssueClassifier.build(SPECS, models=ModelCache(tmp_path), seed=2)
+    assert len(fits) == KEPT + 3
+    IssueClassifier.build(SPECS, models=ModelCache(tmp_path), seed=3)
+    assert len(fits) == KEPT + 4
 
 
 def test_the_key_names_every_input() -> None:
