@@ -34,11 +34,13 @@ from tests.support.harness import (
 )
 from tests.support.otlp import OtlpReceiver
 from tooling.devstack import (
+    FREE_PORTS_VARIABLE,
     DevStack,
     LocalRedisCluster,
     ServiceProcess,
     create_topics,
     free_port,
+    free_port_range,
 )
 from tooling.sandbox.twilio import TwilioSandbox
 
@@ -201,6 +203,23 @@ async def twilio(serve_app: ServeApp) -> TwilioFake:
 async def otlp(serve_app: ServeApp) -> OtlpFake:
     receiver = OtlpReceiver()
     return OtlpFake(receiver, await serve_app(receiver.app()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_ports() -> Iterator[None]:
+    """Each xdist worker (and what it starts) picks free ports from its own part of the range:
+    two workers picking the same port before either binds it failed a service's start with
+    EADDRINUSE."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        yield
+        return
+    low, high = free_port_range()
+    share = (high - low) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    start = low + int(worker.removeprefix("gw")) * share
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FREE_PORTS_VARIABLE, f"{start}-{start + share}")
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

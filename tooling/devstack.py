@@ -73,6 +73,12 @@ def _ephemeral_floor() -> int:
         return 32768
 
 
+FREE_PORTS_VARIABLE = "SWITCHBOARD_FREE_PORTS"
+"""``low-high``: where ``free_port`` picks (default: 10000 up to the ephemeral range). Processes
+that start servers side by side (the test workers) each take their own part, so two of them
+never pick the same port between one's check and its server's bind."""
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now, below the ephemeral range.
 
@@ -81,16 +87,25 @@ def free_port() -> int:
     can take it (a fault drill's ingest failed with EADDRINUSE that way). Ports below the range
     are only ever taken by listeners.
     """
-    floor = _ephemeral_floor()
+    low, high = free_port_range()
     for _ in range(100):
-        port = _PORTS.randrange(10_000, floor) if floor > 10_000 else 0
+        port = _PORTS.randrange(low, high)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return int(sock.getsockname()[1])
-    raise DevStackError("no free loopback port below the ephemeral range after 100 tries")
+    raise DevStackError(f"no free loopback port in {low}-{high} after 100 tries")
+
+
+def free_port_range() -> tuple[int, int]:
+    """The ports ``free_port`` picks from, ``SWITCHBOARD_FREE_PORTS`` or the default."""
+    given = os.environ.get(FREE_PORTS_VARIABLE)
+    if given:
+        low, _, high = given.partition("-")
+        return int(low), int(high)
+    return 10_000, max(_ephemeral_floor(), 10_001)
 
 
 async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
