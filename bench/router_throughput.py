@@ -38,7 +38,7 @@ from bench.harness import (
     wait_for_group,
 )
 from libs.common.events import Channel, CustomerIdentity, Event, MessageReceived, event_id
-from libs.common.topics import Topics
+from libs.common.topics import Topics, consumer_group
 from services.router.app import GROUP_ID as ROUTER_GROUP
 from tooling.devstack import DevStack, LocalRedisCluster, create_topics
 
@@ -200,7 +200,8 @@ async def route(
                 )
             )
         bootstrap = stack.broker.bootstrap_servers
-        await wait_for_group(bootstrap, ROUTER_GROUP, variant.processes, timeout=60)
+        group = consumer_group(ROUTER_GROUP, prefix)
+        await wait_for_group(bootstrap, group, variant.processes, timeout=60)
         await fill(bootstrap, topics.inbound, messages(count))
         rate = await output_rate(bootstrap, topics.routed, count, 900)
     return rate.per_second

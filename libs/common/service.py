@@ -39,7 +39,7 @@ from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.logs import get_logger, setup_logging
 from libs.common.redis_client import close_redis, open_redis
 from libs.common.settings import Settings, SettingsError, load_settings
-from libs.common.topics import Topics
+from libs.common.topics import Topics, consumer_group
 from libs.common.tracing import http_server_middleware, setup_tracing
 
 log = get_logger(__name__)
@@ -128,14 +128,15 @@ def add_consumer(
     on_revoked: Callable[[web.Application], PartitionsCallback] | None = None,
 ) -> web.AppKey[ConsumerLoop]:
     """Run the consumer loop for the app's lifetime; it starts after, and stops before, the
-    resources it uses. Returns the key under which the loop is stored."""
+    resources it uses. ``group_id`` is the default deployment's name for the group (see
+    ``consumer_group``). Returns the key under which the loop is stored."""
     key = web.AppKey(f"consumer:{group_id}", ConsumerLoop)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         policy = ConsumerPolicy.from_settings(
             settings,
-            group_id=group_id,
+            group_id=consumer_group(group_id, settings.switchboard_topic_prefix),
             topics=topics(app[TOPICS]),
             deadletter_topic=app[TOPICS].deadletter,
         )

@@ -1,4 +1,4 @@
-"""Kafka topic names: one place, so a prefix change reaches every service."""
+"""Kafka topic and consumer group names: one place, so a prefix change reaches every service."""
 
 from __future__ import annotations
 
@@ -17,6 +17,23 @@ from libs.common.events import (
     SurveyAnswered,
 )
 
+DEFAULT_PREFIX = "switchboard."
+
+
+def consumer_group(group: str, topic_prefix: str) -> str:
+    """``group``, named as the default deployment names it (``switchboard-router``), as the
+    deployment with ``topic_prefix`` names it: the prefix's stem in place of ``switchboard``.
+
+    A group's members rebalance together whatever topics each of them reads, so two deployments
+    (or two tests) that share a broker and differ by topic prefix must not share a group: one
+    stopping or joining would stall the other's partitions. The default prefix keeps the names
+    (and the KEDA triggers that name them) as they were."""
+    default_stem = DEFAULT_PREFIX.rstrip(".")
+    service = group.removeprefix(f"{default_stem}-")
+    if service == group:
+        raise ValueError(f"consumer group {group!r} does not start with {default_stem}-")
+    return f"{topic_prefix.rstrip('.-_') or default_stem}-{service}"
+
 
 @dataclass(frozen=True, slots=True)
 class Topics:
@@ -31,7 +48,7 @@ class Topics:
     deadletter: str
 
     @classmethod
-    def with_prefix(cls, prefix: str = "switchboard.") -> Topics:
+    def with_prefix(cls, prefix: str = DEFAULT_PREFIX) -> Topics:
         return cls(
             inbound=f"{prefix}messages.inbound",
             routed=f"{prefix}conversations.routed",
