@@ -11,9 +11,9 @@ and of the libraries' versions, so a model fitted on the same inputs is the same
   hours (but not the examples) swaps in at once;
 - optionally on disk (``SWITCHBOARD_MODEL_CACHE``), the last few models by the SHA-256 of their
   inputs, so that a restarted router, or several routers sharing the directory, fit a set of
-  examples once.
-  A file lock per key makes a second process wait for the first one's fit instead of repeating
-  it. Files are pickles, and a pickle runs code when it is loaded: the directory must be the
+  examples once. A file lock per key makes a second process wait for the first one's fit
+  instead of repeating it; a file that cannot be read is fitted and written again. Files are
+  pickles, and a pickle runs code when it is loaded: the directory must be the
   service's own, and one that other users can write to, or that another user owns, is refused.
 """
 
@@ -116,6 +116,10 @@ class ModelCache:
                     model: ExampleModel = pickle.load(handle)
             except FileNotFoundError:
                 pass
+            except Exception as exc:  # a cache never stops a start: fit, and write it anew
+                log.warning(
+                    "cached example model unreadable; fitting", path=str(path), error=repr(exc)
+                )
             else:
                 os.utime(path)  # the newest files are the ones kept
                 log.info("example model loaded from the cache", path=str(path))

@@ -103,6 +103,17 @@ def test_the_directory_keeps_the_models_used_last(tmp_path: Path, fits: list[int
     assert len(fits) == KEPT + 4
 
 
+def test_an_unreadable_file_is_fitted_and_written_again(tmp_path: Path, fits: list[int]) -> None:
+    fresh = IssueClassifier.build(SPECS, models=ModelCache(tmp_path))
+    (cached,) = tmp_path.glob("*.pickle")
+    cached.write_bytes(b"not a pickle")
+    again = IssueClassifier.build(SPECS, models=ModelCache(tmp_path))
+    assert len(fits) == 2
+    assert probabilities(again) == probabilities(fresh)
+    IssueClassifier.build(SPECS, models=ModelCache(tmp_path))
+    assert len(fits) == 2  # the file written again is read
+
+
 def test_the_key_names_every_input() -> None:
     texts, labels, groups = ["a b", "c d"], ["x", "y"], ["a b", "c d"]
     key = fit_key(texts, labels, groups, 0)
