@@ -27,7 +27,7 @@ import pickle
 import stat
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -88,55 +88,48 @@ class ModelCache:
         """The model ``ExampleModel.fit`` gives for these arguments, fitted only if no copy is
         kept."""
         key = fit_key(texts, labels, groups, seed)
+
+        def fit() -> ExampleModel:
+            return ExampleModel.fit(texts, labels, groups, seed=seed)
+
         with self._lock:
             if self._last is not None and self._last[0] == key:
                 return self._last[1]
-            model = (
-                self._from_directory(self._directory, key, texts, labels, groups, seed)
-                if self._directory is not None
-                else ExampleModel.fit(texts, labels, groups, seed=seed)
-            )
+            directory = self._directory
+            model = _from_directory(directory, key, fit) if directory is not None else fit()
             self._last = (key, model)
             return model
 
-    @staticmethod
-    def _from_directory(
-        directory: Path,
-        key: str,
-        texts: Sequence[str],
-        labels: Sequence[str],
-        groups: Sequence[str],
-        seed: int,
-    ) -> ExampleModel:
-        path = directory / f"{key}.pickle"
-        with open(directory / f"{key}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # another process fitting the same key: wait for it
-            try:
-                with open(path, "rb") as handle:  # a private directory: see _check_private
-                    model: ExampleModel = pickle.load(handle)
-            except FileNotFoundError:
-                pass
-            except Exception as exc:  # a cache never stops a start: fit, and write it anew
-                log.warning(
-                    "cached example model unreadable; fitting", path=str(path), error=repr(exc)
-                )
-            else:
-                os.utime(path)  # the newest files are the ones kept
-                log.info("example model loaded from the cache", path=str(path))
-                return model
-            model = ExampleModel.fit(texts, labels, groups, seed=seed)
-            # Written whole under another name, then renamed: a crash leaves no half file.
-            handle_fd, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
-            try:
-                with os.fdopen(handle_fd, "wb") as handle:
-                    pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(temporary, path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-            log.info("example model fitted and cached", path=str(path))
-        _prune(directory)
-        return model
+
+def _from_directory(directory: Path, key: str, fit: Callable[[], ExampleModel]) -> ExampleModel:
+    """The model stored under ``key``, or ``fit()`` stored there, one process at a time."""
+    path = directory / f"{key}.pickle"
+    with open(directory / f"{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process fitting the same key: wait for it
+        try:
+            with open(path, "rb") as handle:  # a private directory: see _check_private
+                model: ExampleModel = pickle.load(handle)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:  # a cache never stops a start: fit, and write it anew
+            log.warning("cached example model unreadable; fitting", path=str(path), error=repr(exc))
+        else:
+            os.utime(path)  # the newest files are the ones kept
+            log.info("example model loaded from the cache", path=str(path))
+            return model
+        model = fit()
+        # Written whole under another name, then renamed: a crash leaves no half file.
+        handle_fd, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
+        try:
+            with os.fdopen(handle_fd, "wb") as handle:
+                pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        log.info("example model fitted and cached", path=str(path))
+    _prune(directory)
+    return model
 
 
 def _prune(directory: Path) -> None:

@@ -67,17 +67,10 @@ def issue_type_specs(config: Config, base_dir: Path) -> list[IssueTypeSpec]:
     ``examples_file`` names one file or a list of them; each file is read once, however many
     types name it.
     """
-    examples_by_file: dict[str, dict[str, list[str]]] = {}
-
-    def from_file(examples_file: str, name: str) -> list[str]:
-        if examples_file not in examples_by_file:
-            by_intent: dict[str, list[str]] = {}
-            with open(base_dir / examples_file, encoding="utf-8-sig", newline="") as handle:
-                for row in csv.DictReader(handle):
-                    by_intent.setdefault(row["intent"], []).append(row["utterance"])
-            examples_by_file[examples_file] = by_intent
-        return examples_by_file[examples_file].get(name, [])
-
+    named = {f for spec in config.issue_types.values() for f in spec.examples_files}
+    by_file = {
+        examples_file: _examples_by_intent(base_dir / examples_file) for examples_file in named
+    }
     return [
         IssueTypeSpec(
             name=name,
@@ -88,9 +81,21 @@ def issue_type_specs(config: Config, base_dir: Path) -> list[IssueTypeSpec]:
             examples=tuple(
                 itertools.chain(
                     spec.examples,
-                    *(from_file(examples_file, name) for examples_file in spec.examples_files),
+                    *(
+                        by_file[examples_file].get(name, ())
+                        for examples_file in spec.examples_files
+                    ),
                 )
             ),
         )
         for name, spec in config.issue_types.items()
     ]
+
+
+def _examples_by_intent(path: Path) -> dict[str, list[str]]:
+    """An examples file's utterances by their intent."""
+    by_intent: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for row in csv.DictReader(handle):
+            by_intent.setdefault(row["intent"], []).append(row["utterance"])
+    return by_intent
