@@ -121,7 +121,7 @@
   function blank(id, queue) {
     return { id: id, queue: queue, reference: null, channel: null, customer: null,
              assignee: null, lastText: null, lastAt: null, deadlines: {}, clocks: {},
-             messages: [], status: "open" };
+             messages: [], receipts: {}, status: "open" };
   }
 
   function fromSnapshot(row, queue, previous) {
@@ -148,6 +148,7 @@
     }
     if (previous) {
       c.messages = previous.messages;
+      c.receipts = previous.receipts;
       for (var m in previous.clocks) if (!(m in c.clocks)) c.clocks[m] = previous.clocks[m];
     } else if (row.last_text) {
       c.messages.push({ who: "customer", text: row.last_text, at: row.last_at, from: c.customer,
@@ -333,12 +334,12 @@
         else keepEarly(id, data);
         break;
       case "receipt":
-        if (c) c.messages.forEach(function (m) {
-          if (!m.commandId || m.commandId !== data.command_id) return;
-          // A reply that did not reach the customer says so: its clock keeps running.
-          m.notSent = data.status !== "sent" && data.status !== "delivered";
-          m.status = m.notSent ? "not sent: " + (data.error || data.status) : data.status;
-        });
+        if (c) {
+          c.receipts[data.command_id] = data;  // for a reply whose ack is still on its way
+          c.messages.forEach(function (m) {
+            if (m.commandId && m.commandId === data.command_id) applyReceipt(m, data);
+          });
+        }
         break;
       case "delivery":  // the provider's later word on a sent message: WhatsApp's "read"
         if (c) c.delivery = { status: data.status, at: data.at };
@@ -391,6 +392,7 @@
       case "note":
         var mine = c.messages.filter(function (m) { return m.actionId === data.action_id; })[0];
         if (mine) break;  // our own, already shown when sent
+        if (claimInFlight(c, data)) break;  // our own, its event ahead of its ack
         addMessage(c, { who: data.kind === "reply" ? "agent" : "note", text: data.text,
           agent: data.agent, at: data.at, actionId: data.action_id, eventId: frame.event_id });
         break;
@@ -404,6 +406,27 @@
         delete queue.conversations[c.id];
         break;
     }
+  }
+
+  /* The hub acknowledges an action after Kafka took it, so the action's own event can arrive
+     first: the oldest unacknowledged reply or note of this agent with the same text is it. */
+  function claimInFlight(c, data) {
+    if (data.agent !== agent) return false;
+    for (var id in pending) {
+      var entry = pending[id], frame = entry.frame;
+      if (entry.message && !entry.message.actionId && frame.conversation_id === c.id &&
+          frame.kind === data.kind && frame.text === data.text) {
+        entry.message.actionId = data.action_id;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /* A reply that did not reach the customer says so: its clock keeps running. */
+  function applyReceipt(m, data) {
+    m.notSent = data.status !== "sent" && data.status !== "delivered";
+    m.status = m.notSent ? "not sent: " + (data.error || data.status) : data.status;
   }
 
   function addMessage(c, message) {
@@ -422,6 +445,9 @@
       entry.message.actionId = frame.action_id;
       entry.message.commandId = frame.command_id;
       entry.message.status = "queued";
+      var c = find(entry.frame.conversation_id);
+      var receipt = c && frame.command_id && c.receipts[frame.command_id];
+      if (receipt) applyReceipt(entry.message, receipt);
     }
     render();
   }
