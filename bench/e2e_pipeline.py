@@ -12,8 +12,10 @@ sandbox); one agent follows every queue over the hub's websocket.
    whatever the answers do): p50/p99/p99.9 from starting the webhook request to the agent
    receiving the routed event, and the same split by hop (below); CPU (share of one core, and
    CPU milliseconds per message) and peak RSS of every service, the broker and Redis.
-3. The ceiling, in the same run on the same broker: raw aiokafka produce -> consume ->
-   produce -> consume (two hops, like ingest -> router -> hub), records of the same size.
+3. The ceilings, in the same run on the same broker: raw aiokafka produce -> consume ->
+   produce -> consume in one process (two hops, like ingest -> router -> hub), records of the
+   same size; and the pipeline's whole Kafka traffic with every service a raw relay process
+   (:mod:`bench.pipeline_skeleton`), the most this design can carry on this machine.
 
 The hops, from timestamps on the way (all wall clocks of this one machine, in ms):
 ``accept`` is the webhook request as the sender sees it (start to ingest's 200, which ingest
@@ -52,6 +54,7 @@ import psutil
 from aiokafka import AIOKafkaConsumer
 
 from bench.harness import cpu_seconds, fill_raw, output_rate, relay, report
+from bench.pipeline_skeleton import skeleton_rate
 from libs.common.config import load_config
 from libs.common.events import ConversationRouted, InvalidEvent, MessageReceived, decode
 from libs.common.topics import Topics
@@ -413,6 +416,10 @@ async def run(saturation: int, seconds: float, with_ceiling: bool) -> dict[str, 
             chain = await ceiling(system.stack.broker.bootstrap_servers, 20_000)
             results["ceiling_two_hop_per_second"] = round(chain)
             results["ratio"] = round(sustained / chain, 4)
+            progress("ceiling: the pipeline's Kafka traffic, every service a raw relay process")
+            skeleton = await skeleton_rate(system.stack.broker.bootstrap_servers, 20_000)
+            results["ceiling_skeleton_per_second"] = round(skeleton)
+            results["ratio_to_skeleton"] = round(sustained / skeleton, 4)
         return results
 
 
