@@ -56,6 +56,9 @@ def make_loop(
         retry_backoff=0.01,
         retry_backoff_max=0.05,
         commit_interval=0.2,
+        # The embedded broker holds a first join for half the session: 5 s at the default.
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=600,
     )
     settings = Settings(kafka_bootstrap_servers=stack.broker.bootstrap_servers)
     return ConsumerLoop(

@@ -46,6 +46,9 @@ def dozing_loop(
         nudged=True,
         idle_poll=idle_poll,
         awake_linger=0.05,
+        # The embedded broker holds a first join for half the session: 5 s at the default.
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=600,
     )
     return ConsumerLoop(
         consumer=create_consumer(
