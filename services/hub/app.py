@@ -19,7 +19,7 @@ from libs.common.clock import Clock, system_clock
 from libs.common.config import Config, LiveConfig
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
-from libs.common.redis_client import open_redis
+from libs.common.redis_client import ScriptBatcher, open_redis
 from libs.common.service import (
     CLOCK,
     PRODUCER,
@@ -83,10 +83,13 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings, redis = app[SETTINGS], app[REDIS]
         keys = Keys(settings.switchboard_key_prefix)
-        conversations = OpenConversations(redis, keys)
-        streams = _streams(settings, redis, keys)
+        # The fan-out's concurrent handlers share one batcher: their script calls in the same
+        # moment go to Redis as one pipeline.
+        scripts = ScriptBatcher(redis)
+        conversations = OpenConversations(redis, keys, scripts=scripts)
+        streams = _streams(settings, redis, keys, scripts)
         live = app[QUEUES]
-        transcripts = Transcripts(redis, keys)
+        transcripts = Transcripts(redis, keys, scripts=scripts)
         assigner = app[ASSIGNER] = Assigner(
             redis,
             keys,
@@ -152,12 +155,15 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
     return ctx
 
 
-def _streams(settings: Settings, redis: Redis, keys: Keys) -> QueueStreams:
+def _streams(
+    settings: Settings, redis: Redis, keys: Keys, scripts: ScriptBatcher | None = None
+) -> QueueStreams:
     return QueueStreams(
         redis,
         keys,
         maxlen=settings.hub_stream_maxlen,
         max_age=settings.hub_stream_max_age,
+        scripts=scripts,
     )
 
 

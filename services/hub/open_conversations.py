@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import ConversationRouted, CustomerIdentity, Requirements, reply_address
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text, load_script
+from libs.common.redis_client import ScriptBatcher, as_text, load_script
 
 SUMMARY_TTL: Final = 30 * DAY
 NO_DEADLINE: Final = 2**52
@@ -56,15 +56,17 @@ def _ms(at: datetime) -> int:
 
 
 class OpenConversations:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, scripts: ScriptBatcher | None = None) -> None:
         self._redis = redis
         self._keys = keys
+        self._scripts = ScriptBatcher(redis) if scripts is None else scripts
         self._track = redis.register_script(load_script("services.hub", "track_conversation.lua"))
 
     async def _call(self, op: str, conversation_id: str, *args: str | int) -> str:
-        previous = await self._track(
-            keys=[self._keys.hub_conversation(conversation_id)],
-            args=[
+        previous = await self._scripts.call(
+            self._track,
+            [self._keys.hub_conversation(conversation_id)],
+            [
                 op,
                 self._keys.hub_open(""),
                 SUMMARY_TTL,
@@ -129,7 +131,7 @@ class OpenConversations:
             self._keys.conversation(conversation_id),
             self._keys.hub_conversation(conversation_id),
         ):
-            queue = await self._redis.hget(key, "queue")
+            queue = await self._scripts.command("HGET", key, "queue")
             if queue is not None:
                 return as_text(queue)
         return None

@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 
 from libs.common.clock import Clock, system_clock
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text, load_script
+from libs.common.redis_client import ScriptBatcher, as_text, load_script
 from libs.contracts.chat_mailbox import START, entry_order
 
 FIELD: Final = b"e"
@@ -37,12 +37,14 @@ class QueueStreams:
         maxlen: int,
         max_age: float,
         clock: Clock = system_clock,
+        scripts: ScriptBatcher | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._maxlen = maxlen
         self._max_age = max_age
         self._clock = clock
+        self._scripts = ScriptBatcher(redis) if scripts is None else scripts
         self._append = redis.register_script(load_script("services.hub", "stream_append.lua"))
 
     def key(self, queue: str) -> str:
@@ -51,13 +53,10 @@ class QueueStreams:
     async def append(self, queue: str, dedupe_id: str, payload: bytes) -> str:
         """Append once per ``dedupe_id``; returns the entry id (the same one on a repeat)."""
         min_id = int((self._clock().timestamp() - self._max_age) * 1000)
-        entry = await self._append(
-            keys=[
-                self.key(queue),
-                self._keys.hub_seen(dedupe_id, queue),
-                self._keys.hub_trimmed(queue),
-            ],
-            args=[
+        entry = await self._scripts.call(
+            self._append,
+            [self.key(queue), self._keys.hub_seen(dedupe_id, queue), self._keys.hub_trimmed(queue)],
+            [
                 payload,
                 self._maxlen,
                 max(1, self._maxlen // 10),

@@ -29,7 +29,7 @@ from libs.common.events import (
     SlaEvent,
 )
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import ScriptBatcher, as_text, load_script
 
 TRANSCRIPT_TTL: Final = 30 * DAY
 MAX_ENTRIES: Final = 1000
@@ -186,41 +186,55 @@ _decode = msgspec.json.Decoder(Entry).decode
 
 
 class Transcripts:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        scripts: ScriptBatcher | None = None,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self._max_entries = max_entries
+        self._scripts = ScriptBatcher(redis) if scripts is None else scripts
+        self._record = redis.register_script(load_script("services.hub", "record_entry.lua"))
 
     async def record(
-        self, conversation_id: str, entry: Entry, *, authoritative: bool = True
+        self,
+        conversation_id: str,
+        entry: Entry,
+        *,
+        authoritative: bool = True,
+        delivery: str | None = None,
     ) -> None:
-        """Write an entry; one that is not ``authoritative`` (an outbound message seen only
-        through its receipt) never replaces what an agent's action wrote."""
-        order = self._keys.hub_transcript(conversation_id)
-        entries = self._keys.hub_transcript_entries(conversation_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(order, {entry.id: _ms(entry.at)}, nx=not authoritative)
-            if authoritative:
-                pipe.hset(entries, entry.id, _encode(entry))
-            else:
-                pipe.hsetnx(entries, entry.id, _encode(entry))
-            pipe.zcard(order)
-            pipe.expire(order, TRANSCRIPT_TTL)
-            pipe.expire(entries, TRANSCRIPT_TTL)
-            *_, count, _, _ = await pipe.execute()
-        if count > MAX_ENTRIES:
-            dropped: Any = await self._redis.zpopmin(order, count - MAX_ENTRIES)
-            fields = [as_text(member) for member, _ in dropped]
-            if fields:
-                await self._redis.hdel(entries, *fields, *(DELIVERY + f for f in fields))
+        """Write an entry (one script call, batched with the other handlers'); one that is not
+        ``authoritative`` (an outbound message seen only through its receipt) never replaces
+        what an agent's action wrote. ``delivery`` sets the message's delivery state."""
+        await self._scripts.call(
+            self._record,
+            [
+                self._keys.hub_transcript(conversation_id),
+                self._keys.hub_transcript_entries(conversation_id),
+            ],
+            [
+                entry.id,
+                _ms(entry.at),
+                _encode(entry),
+                int(authoritative),
+                TRANSCRIPT_TTL,
+                self._max_entries,
+                DELIVERY,
+                delivery or "",
+            ],
+        )
 
     async def delivered(self, conversation_id: str, event: Event, receipt: OutboundReceipt) -> None:
         """A receipt: the message's delivery state, and the message itself when no agent
         action wrote it (acknowledgements, status updates, surveys)."""
-        entry = sent(event, receipt)
-        await self._redis.hset(
-            self._keys.hub_transcript_entries(conversation_id), DELIVERY + entry.id, receipt.status
+        await self.record(
+            conversation_id, sent(event, receipt), authoritative=False, delivery=receipt.status
         )
-        await self.record(conversation_id, entry, authoritative=False)
 
     async def message_text(self, conversation_id: str, message_id: str) -> str | None:
         """A customer message as the router classified it (subject, then text), while the

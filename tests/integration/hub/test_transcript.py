@@ -4,15 +4,20 @@ pages to the agents of the conversation's queue, and still there for a new hub p
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
+from redis.asyncio import Redis
 
 from libs.common.clock import system_clock
 from libs.common.events import OutboundReceipt
+from libs.common.keys import Keys
+from libs.common.redis_client import as_text
+from services.hub.transcript import Entry, Transcripts
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub, MakeHub
+from tests.support.harness import Isolation
 from tests.support.kafka import wait_until_async
 from tooling.hubclient import ActionFailed, HubClient
 
@@ -160,3 +165,30 @@ async def test_only_agents_of_the_conversations_queue_read_its_transcript(hub: H
         with pytest.raises(ActionFailed) as failed:
             await client.transcript(routed.conversation_id, limit=1000)
         assert failed.value.code == "invalid_frame"
+
+
+async def test_an_entry_is_written_once_with_its_delivery_state_and_the_oldest_are_dropped(
+    redis: Redis, isolation: Isolation
+) -> None:
+    keys = Keys(isolation.key_prefix)
+    transcripts = Transcripts(redis, keys, max_entries=3)
+    conversation, start = "conv-cap", datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    at = [start + timedelta(seconds=n) for n in range(5)]
+    reply = Entry(id="out:c0", kind="outbound", at=at[0], text="by the agent", agent="ada")
+    await transcripts.record(conversation, reply)
+    # The receipt's copy of the same message never replaces the agent's, but sets its state.
+    copy = Entry(id="out:c0", kind="outbound", at=at[0], text="from the receipt")
+    await transcripts.record(conversation, copy, authoritative=False, delivery="sent")
+    entries, more = await transcripts.page(conversation, None, 10)
+    assert [(e["text"], e["agent"], e["delivery"]) for e in entries] == [
+        ("by the agent", "ada", "sent")
+    ]
+    assert not more
+    for n in range(1, 5):  # four more: the reply and the first note are the oldest two
+        note = Entry(id=f"note:{n}", kind="note", at=at[n], text=f"note {n}", agent="ada")
+        await transcripts.record(conversation, note, delivery="sent" if n == 1 else None)
+    entries, more = await transcripts.page(conversation, None, 10)
+    assert [e["id"] for e in entries] == ["note:2", "note:3", "note:4"]
+    stored = await redis.hkeys(keys.hub_transcript_entries(conversation))
+    assert sorted(as_text(field) for field in stored) == ["note:2", "note:3", "note:4"]
+    assert await redis.ttl(keys.hub_transcript(conversation)) > 0
