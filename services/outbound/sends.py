@@ -16,7 +16,7 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import ScriptBatcher, as_text, load_script
 
 SEND_TTL = 7 * DAY
 SendState = Literal[
@@ -45,12 +45,17 @@ class SendRecord:
 
 
 class SendRecords:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        self._redis = redis
+    """A send's record, read and written through a :class:`ScriptBatcher`: the calls of the
+    records in flight at the same moment go to Redis as one pipeline."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, scripts: ScriptBatcher | None = None) -> None:
         self._keys = keys
+        self._scripts = ScriptBatcher(redis) if scripts is None else scripts
+        self._begin = redis.register_script(load_script("services.outbound", "begin_send.lua"))
+        self._finish = redis.register_script(load_script("services.outbound", "finish_send.lua"))
 
     async def get(self, command_id: str) -> SendRecord | None:
-        raw = await self._redis.hgetall(self._keys.outbound_send(command_id))
+        raw = await self._scripts.command("HGETALL", self._keys.outbound_send(command_id))
         if not raw:
             return None
         fields = {as_text(k): as_text(v) for k, v in raw.items()}
@@ -65,12 +70,7 @@ class SendRecords:
     async def begin(self, command_id: str) -> int:
         """Mark the command in flight and count the attempt; returns the attempt number."""
         key = self._keys.outbound_send(command_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "state", "in_flight")
-            pipe.hincrby(key, "attempts", 1)
-            pipe.expire(key, SEND_TTL)
-            _, attempts, _ = await pipe.execute()
-        return int(attempts)
+        return int(await self._scripts.call(self._begin, [key], [SEND_TTL]))
 
     async def finish(
         self,
@@ -82,18 +82,8 @@ class SendRecords:
         text: str | None = None,
     ) -> None:
         key = self._keys.outbound_send(command_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "state": state,
-                    "provider_id": provider_message_id or "",
-                    "error": error or "",
-                    "text": text or "",
-                },
-            )
-            pipe.expire(key, SEND_TTL)  # records that never began (suppressed) expire too
-            await pipe.execute()
+        args = [state, provider_message_id or "", error or "", text or "", SEND_TTL]
+        await self._scripts.call(self._finish, [key], args)
 
 
 def _state(value: str) -> SendState:
