@@ -34,6 +34,7 @@ from libs.common.events import Channel, Event, MessageReceived, SurveyAnswered
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
+from libs.common.redis_client import ScriptBatcher
 from libs.contracts.surveys import (
     SCORE_REPLY_CHANNELS,
     PendingSurveys,
@@ -82,7 +83,8 @@ class Acceptor:
     ) -> None:
         self._producer = producer
         self._clock = clock
-        self._redis = redis
+        # Concurrent requests' marker commands in the same moment go as one pipeline.
+        self._markers = ScriptBatcher(redis)
         self._keys = keys
         self._topic = topic
         self._timeout = timeout
@@ -177,13 +179,13 @@ class Acceptor:
             )
         except (KafkaError, TimeoutError) as exc:
             log.warning("publish failed; provider will retry", error=repr(exc), event_id=event.id)
-            await self._redis.delete(marker)
+            await self._markers.command("DEL", marker)
             raise Unavailable(f"kafka: {type(exc).__name__}") from exc
         except BaseException:
-            await self._redis.delete(marker)
+            await self._markers.command("DEL", marker)
             raise
         try:
-            await self._redis.set(marker, b"done", ex=7 * DAY)
+            await self._markers.command("SET", marker, b"done", "EX", 7 * DAY)
         except RedisError as exc:
             # On Kafka, but unmarked: the provider's retry publishes the same id again, which
             # consumers drop. Better than an error the provider cannot tell from a loss.
@@ -202,8 +204,10 @@ class Acceptor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         try:
-            while not await self._redis.set(marker, b"pending", nx=True, ex=PENDING_TTL):
-                state = await self._redis.get(marker)
+            while not await self._markers.command(
+                "SET", marker, b"pending", "NX", "EX", PENDING_TTL
+            ):
+                state = await self._markers.command("GET", marker)
                 if state == b"done":
                     return Acceptance.DUPLICATE
                 if state is None:
