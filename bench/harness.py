@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -210,6 +211,28 @@ async def relay(bootstrap: str, source: str, target: str, count: int) -> None:
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+READY = "ready"
+"""What a bench's helper process prints once it can be measured against (:func:`ready_process`)."""
+
+
+def say_ready() -> None:
+    print(READY, flush=True)
+
+
+async def ready_process(module: str, *args: str) -> asyncio.subprocess.Process:
+    """``python -m module args`` (a bench's own helper: a relay, a provider's sandbox), its
+    stdout piped, once it said it is ready (:func:`say_ready`); killed if it says otherwise."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    if (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip() != READY:
+        process.kill()
+        await process.wait()
+        raise RuntimeError(f"python -m {module} {' '.join(args)} did not start")
+    return process
 
 
 def _tail(log: Path) -> str:

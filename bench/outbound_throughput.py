@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,18 +32,20 @@ from bench.harness import (
     fill,
     fill_raw,
     output_rate,
+    ready_process,
     relay,
     report,
     running_service,
+    say_ready,
 )
 from libs.common.events import Event, OutboundCommand, event_id
 from libs.common.topics import Topics
+from tooling.dev import DEV_ACCOUNT_SID as ACCOUNT_SID
+from tooling.dev import DEV_NUMBER as OUR_NUMBER
 from tooling.devstack import create_topics, free_port
 from tooling.sandbox.twilio import API_VERSION, TwilioSandbox
 
 ROOT = Path(__file__).parents[1]
-ACCOUNT_SID: Final = "AC" + "0" * 32
-OUR_NUMBER: Final = "+15005550006"
 AUTH_TOKEN: Final = "bench-twilio-auth-token-0123456789"
 TARGET_PER_SECOND: Final = 2_000
 CONCURRENCY: Final = 64
@@ -81,17 +82,7 @@ def commands(count: int) -> list[tuple[str, Event]]:
 async def sandbox_process() -> tuple[asyncio.subprocess.Process, str]:
     """The Twilio sandbox in a process of its own, once it listens; and its URL."""
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.outbound_throughput",
-        "--sandbox",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    if (await asyncio.wait_for(process.stdout.readline(), 60)).strip() != b"ready":
-        raise RuntimeError("the Twilio sandbox did not start")
+    process = await ready_process("bench.outbound_throughput", "--sandbox", str(port))
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -99,7 +90,7 @@ async def serve_sandbox(port: int) -> None:
     runner = web.AppRunner(TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN).app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("ready", flush=True)
+    say_ready()
     await asyncio.Event().wait()
 
 

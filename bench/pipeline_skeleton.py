@@ -24,7 +24,7 @@ from typing import Final
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.harness import fill_raw
+from bench.harness import fill_raw, ready_process, say_ready
 from libs.common.kafka.producer import create_producer
 from libs.common.settings import Settings
 from tooling.devstack import create_topics
@@ -54,7 +54,7 @@ async def relay(role: str, bootstrap: str, prefix: str, count: int) -> None:
     producer = create_producer(Settings(kafka_bootstrap_servers=bootstrap), client_id=role)
     await consumer.start()
     await producer.start()
-    print("ready", flush=True)
+    say_ready()
     seen: Counter[str] = Counter()
     try:
         while any(seen[topic] < count for topic in wiring):
@@ -80,24 +80,12 @@ async def skeleton_rate(bootstrap: str, count: int) -> float:
     read; the relays run as processes beside whatever else runs on the machine."""
     prefix = f"skeleton-{uuid.uuid4().hex[:6]}."
     await create_topics(bootstrap, [prefix + topic for topic in TOPICS])
-    relays = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.pipeline_skeleton",
-            role,
-            bootstrap,
-            prefix,
-            str(count),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for role in ROLES
-    ]
+    relays: list[asyncio.subprocess.Process] = []
     try:
-        for process in relays:
-            assert process.stdout is not None
-            if (await process.stdout.readline()).strip() != b"ready":
-                raise RuntimeError("a skeleton relay did not start")
+        for role in ROLES:
+            relays.append(
+                await ready_process("bench.pipeline_skeleton", role, bootstrap, prefix, str(count))
+            )
         started = time.time()
         await fill_raw(bootstrap, prefix + "inbound", count, RECORD_BYTES)
         hub = relays[list(ROLES).index("hub")]
