@@ -442,9 +442,9 @@ class ClockKeeper:
                 for clock in clocks
             ]
             await pipe.execute()
-        for clock, due in zip(clocks, dues, strict=True):
-            if due is not None:
-                self._on_scheduled(clock.partition, due)
+        self._wake(
+            [(c.partition, due) for c, due in zip(clocks, dues, strict=True) if due is not None]
+        )
         return [self._emit(clock, Step(StepKind.STARTED), at) for clock in clocks]
 
     async def _meet(self, clock: Clock, at: datetime) -> list[Outgoing]:
@@ -585,9 +585,7 @@ class ClockKeeper:
                 )
             await pipe.execute()
         if wake:
-            for at in (due, survey_at):
-                if at is not None:
-                    self._on_scheduled(clock.partition, at)
+            self._wake([(clock.partition, at) for at in (due, survey_at) if at is not None])
         return due
 
     def _emit(self, clock: Clock, step: Step, at: datetime, note: str | None = None) -> Outgoing:
