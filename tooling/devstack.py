@@ -127,6 +127,23 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: fl
         return
 
 
+async def wait_until_replica(port: int, timeout: float) -> None:
+    """Until the server on ``port`` replicates a primary with the link up: a replica that has
+    not synced yet can neither be promoted nor acknowledge a ``WAIT``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    client = Redis(host="127.0.0.1", port=port, decode_responses=True)
+    try:
+        while True:
+            info = await client.info("replication")
+            if info.get("role") == "slave" and info.get("master_link_status") == "up":
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise DevStackError(f"127.0.0.1:{port} is no replica after {timeout}s")
+            await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()
+
+
 async def wait_ready(
     url: str, name: str, timeout: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -379,21 +396,6 @@ class LocalRedisCluster:
             return None
         return None
 
-    async def wait_until_replica(self, node: RedisServer, timeout: float) -> None:
-        """Until ``node`` replicates a primary with the link up (a restarted old primary)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        client = Redis(host="127.0.0.1", port=node.port, decode_responses=True)
-        try:
-            while True:
-                info = await client.info("replication")
-                if info.get("role") == "slave" and info.get("master_link_status") == "up":
-                    return
-                if asyncio.get_running_loop().time() > deadline:
-                    raise DevStackError(f"127.0.0.1:{node.port} is no replica after {timeout}s")
-                await asyncio.sleep(0.1)
-        finally:
-            await client.aclose()
-
     @staticmethod
     async def _says_ok(client: Redis) -> bool:
         info = await client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
@@ -441,6 +443,24 @@ class LocalRedisSentinel:
             stdin=subprocess.DEVNULL,
         )
         await wait_for_port(self.port, self.process, START_TIMEOUT)
+        await wait_until_replica(self.replica.port, START_TIMEOUT)
+        await self._wait_until_watched(START_TIMEOUT)
+
+    async def _wait_until_watched(self, timeout: float) -> None:
+        """Until Sentinel lists the replica as healthy: Sentinel finds replicas in the primary's
+        INFO, and a primary killed before that has nobody to fail over to."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        client = Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+        try:
+            while True:
+                replicas = await client.sentinel_slaves(self.SERVICE)
+                if any(r["is_slave"] and not r["is_disconnected"] for r in replicas):
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise DevStackError(f"Sentinel watches no replica after {timeout}s")
+                await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
 
     def stop(self) -> None:
         _stop(self.process)

@@ -48,7 +48,7 @@ from tests.reliability.test_fault_drills import SERVICES, drill_under_load
 from tests.support.audit import Findings
 from tests.support.harness import Isolation, Launch, TwilioFake
 from tests.support.kafka import wait_until_async
-from tooling.devstack import DevStack, LocalRedisCluster
+from tooling.devstack import DevStack, LocalRedisCluster, wait_until_replica
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +118,7 @@ async def test_a_primary_killed_under_load_fails_over_and_loses_nothing(
             await cluster.wait_until_serving(FAILOVER_TIMEOUT)
             await under_load()
             await victim.start()  # same port and nodes.conf: it rejoins as a replica
-            await cluster.wait_until_replica(victim, FAILOVER_TIMEOUT)
+            await wait_until_replica(victim.port, FAILOVER_TIMEOUT)
             await under_load()
             after = await audited("primary SIGKILLed, replica promoted, old primary back")
         finally:
