@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,21 +127,30 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: fl
         return
 
 
-async def wait_until_replica(port: int, timeout: float) -> None:
-    """Until the server on ``port`` replicates a primary with the link up: a replica that has
-    not synced yet can neither be promoted nor acknowledge a ``WAIT``."""
+async def _wait_for_redis(
+    port: int, holds: Callable[[Redis], Awaitable[bool]], timeout: float, failure: str
+) -> None:
+    """Ask the Redis server (or Sentinel) on ``port`` until ``holds`` says yes."""
     deadline = asyncio.get_running_loop().time() + timeout
     client = Redis(host="127.0.0.1", port=port, decode_responses=True)
     try:
-        while True:
-            info = await client.info("replication")
-            if info.get("role") == "slave" and info.get("master_link_status") == "up":
-                return
+        while not await holds(client):
             if asyncio.get_running_loop().time() > deadline:
-                raise DevStackError(f"127.0.0.1:{port} is no replica after {timeout}s")
+                raise DevStackError(f"{failure} after {timeout}s")
             await asyncio.sleep(0.1)
     finally:
         await client.aclose()
+
+
+async def _replicating(client: Redis) -> bool:
+    info = await client.info("replication")
+    return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
+
+
+async def wait_until_replica(port: int, timeout: float) -> None:
+    """Until the server on ``port`` replicates a primary with the link up: a replica that has
+    not synced yet can neither be promoted nor acknowledge a ``WAIT``."""
+    await _wait_for_redis(port, _replicating, timeout, f"127.0.0.1:{port} is no replica")
 
 
 async def wait_ready(
@@ -444,23 +453,13 @@ class LocalRedisSentinel:
         )
         await wait_for_port(self.port, self.process, START_TIMEOUT)
         await wait_until_replica(self.replica.port, START_TIMEOUT)
-        await self._wait_until_watched(START_TIMEOUT)
+        # Sentinel finds replicas in the primary's INFO: a primary killed before that has
+        # nobody to fail over to.
+        await _wait_for_redis(self.port, self._watches_replica, START_TIMEOUT, "no replica watched")
 
-    async def _wait_until_watched(self, timeout: float) -> None:
-        """Until Sentinel lists the replica as healthy: Sentinel finds replicas in the primary's
-        INFO, and a primary killed before that has nobody to fail over to."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        client = Redis(host="127.0.0.1", port=self.port, decode_responses=True)
-        try:
-            while True:
-                replicas = await client.sentinel_slaves(self.SERVICE)
-                if any(r["is_slave"] and not r["is_disconnected"] for r in replicas):
-                    return
-                if asyncio.get_running_loop().time() > deadline:
-                    raise DevStackError(f"Sentinel watches no replica after {timeout}s")
-                await asyncio.sleep(0.1)
-        finally:
-            await client.aclose()
+    async def _watches_replica(self, sentinel: Redis) -> bool:
+        replicas = await sentinel.sentinel_slaves(self.SERVICE)
+        return any(r["is_slave"] and not r["is_disconnected"] for r in replicas)
 
     def stop(self) -> None:
         _stop(self.process)
