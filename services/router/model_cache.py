@@ -27,6 +27,7 @@ import pickle
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
@@ -114,7 +115,7 @@ def _from_directory(directory: Path, key: str, fit: Callable[[], ExampleModel]) 
         except Exception as exc:  # a cache never stops a start: fit, and write it anew
             log.warning("cached example model unreadable; fitting", path=str(path), error=repr(exc))
         else:
-            os.utime(path)  # the newest files are the ones kept
+            _mark_used(path)
             log.info("example model loaded from the cache", path=str(path))
             return model
         model = fit()
@@ -127,18 +128,28 @@ def _from_directory(directory: Path, key: str, fit: Callable[[], ExampleModel]) 
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        _mark_used(path)
         log.info("example model fitted and cached", path=str(path))
     _prune(directory)
     return model
 
 
+def _mark_used(path: Path) -> None:
+    """Stamp the file as used now, by this process's clock, to the nanosecond. The kernel's
+    own stamp on a write ticks every few milliseconds (files used in one tick tie), and under
+    libfaketime it disagreed with the shifted stamp ``utime`` gave a loaded file: at -400 days
+    ``make test-clock`` pruned the model just loaded instead of the oldest."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
+
+
 def _prune(directory: Path) -> None:
     """Delete all but the ``KEPT`` models written or loaded last: each is megabytes, and
     every edit of the examples writes another."""
-    used: list[tuple[float, Path]] = []
+    used: list[tuple[int, Path]] = []
     for path in directory.glob("*.pickle"):
         with contextlib.suppress(FileNotFoundError):  # pruned by another process meanwhile
-            used.append((path.stat().st_mtime, path))
+            used.append((path.stat().st_mtime_ns, path))
     for _, stale in sorted(used, reverse=True)[KEPT:]:
         stale.unlink(missing_ok=True)
 
