@@ -218,7 +218,12 @@ def add_background(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         if not ended_before and not task.cancelled() and task.exception() is not None:
-            log.error("background task failed while stopping", task=name, error=_ending(task))
+            log.error(
+                "background task failed while stopping",
+                task=name,
+                error=_ending(task),
+                exc_info=task.exception(),
+            )
 
     app.cleanup_ctx.append(ctx)
 
@@ -264,7 +269,12 @@ async def serve(app: web.Application, host: str, port: int) -> int:
     failed = [t for t in app[BACKGROUND] if t.done()]
     waiter.cancel()
     for task in failed:
-        log.error("background task failed", task=task.get_name(), error=_ending(task))
+        log.error(  # with the traceback: a failure that stops a service must be diagnosable
+            "background task failed",
+            task=task.get_name(),
+            error=_ending(task),
+            exc_info=None if task.cancelled() else task.exception(),
+        )
     await runner.cleanup()
     log.info("service stopped")
     return 1 if failed else 0
