@@ -488,20 +488,14 @@ class ClockKeeper:
     async def _start_new(
         self, changes: _Changes, routed: ConversationRouted, partition: int, at: datetime
     ) -> list[Outgoing]:
-        """A new conversation's clocks (first response and resolution). A redelivered record
-        finds them stored, and perhaps met or paused since: it says ``started`` again (the same
-        events) but leaves them as they are, where writing them afresh would restart a clock
-        already met and fire its warning and breach after the answer."""
+        """A new conversation's clocks (first response and resolution)."""
         runtime = self._live.current
-        stored = await self._load(partition, routed.conversation_id)
         out: list[Outgoing] = []
         for metric in NEW_CONVERSATION_METRICS:
             clock = new_clock(runtime, routed, partition, metric, at, 1)
-            if clock is None:
-                continue
-            if metric not in stored:
+            if clock is not None:
                 await self._save(changes, clock, replaces=None)
-            out.append(self._emit(clock, Step(StepKind.STARTED), at))
+                out.append(self._emit(clock, Step(StepKind.STARTED), at))
         return out
 
     async def _meet(self, changes: _Changes, clock: Clock, at: datetime) -> list[Outgoing]:

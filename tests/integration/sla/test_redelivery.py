@@ -59,19 +59,3 @@ async def test_a_redelivered_input_publishes_what_the_lost_delivery_did_not(
     keeper.unreachable = False
     assert sorted(kinds(await keeper.deliver(consumed))) == expected
     assert {m: await keeper.clock("c", m) for m in metrics} != before
-
-
-async def test_a_redelivered_new_conversation_leaves_its_answered_clock_met(keeper: Keeper) -> None:
-    """The consumer's offset can lag what was applied (it is committed every few seconds), so
-    a restarted worker reads a conversation's first record again after its answer."""
-    opened = record(routed("c", START))
-    first = await keeper.deliver(opened)
-    await keeper.reply("c", START + timedelta(minutes=5))
-    timers = await keeper.timers.size(3)
-
-    again = await keeper.deliver(opened)
-    assert [(e.metric, e.kind) for e in again] == [(e.metric, e.kind) for e in first]
-    answered = await keeper.clock("c", "first_response")
-    assert answered is not None
-    assert answered.status == "met"
-    assert await keeper.timers.size(3) == timers
