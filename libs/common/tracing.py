@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import cache
-from itertools import islice
 from types import TracebackType
 
 from aiohttp.typedefs import Middleware
@@ -27,7 +26,7 @@ from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
@@ -150,10 +149,8 @@ def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
 
 def span_links(traceparents: Iterable[str | None]) -> list[trace.Link]:
     """Links to the spans stored beside delayed work: a batch that serves several traces (SLA
-    timers claimed together) is its own span, linked to each trace it joins, up to the SDK's
-    link limit (the SDK drops the rest, so they are not parsed)."""
-    distinct = islice(dict.fromkeys(traceparents), SpanLimits().max_links)
-    return links_to(context_from_traceparent(t) for t in distinct)
+    timers claimed together) is its own span, linked to each trace it joins."""
+    return links_to(context_from_traceparent(t) for t in dict.fromkeys(traceparents))
 
 
 def links_to(contexts: Iterable[otel_context.Context]) -> list[trace.Link]:

@@ -33,7 +33,7 @@ import base64
 import weakref
 import zlib
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -412,18 +412,11 @@ class ConversationLocks:
     @asynccontextmanager
     async def hold_all(self, conversation_ids: Iterable[str]) -> AsyncIterator[None]:
         """Hold several conversations' locks, taken in sorted order: whoever holds more than
-        one takes them in that order, so two holders never wait for each other. Acquired
-        directly, not through :meth:`hold`: the scheduler takes a thousand at a time."""
-        taken: list[asyncio.Lock] = []
-        try:
+        one takes them in that order, so two holders never wait for each other."""
+        async with AsyncExitStack() as held:
             for conversation_id in sorted(set(conversation_ids)):
-                lock = self._lock(conversation_id)
-                await lock.acquire()
-                taken.append(lock)
+                await held.enter_async_context(self.hold(conversation_id))
             yield
-        finally:
-            for lock in reversed(taken):
-                lock.release()
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
