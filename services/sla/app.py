@@ -67,7 +67,6 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         locks=locks,
         topics=app[TOPICS],
         on_scheduled=scheduler.scheduled,
-        publish=app[PRODUCER].publish,
     )
     yield
 
@@ -97,7 +96,9 @@ async def _recompute_on_reload(app: web.Application) -> None:
         if current is reference:
             continue
         try:
-            await app[KEEPER].reconfigure(reference, app[SCHEDULER].partitions, app[CLOCK])
+            batches = app[KEEPER].reconfigure(reference, app[SCHEDULER].partitions, app[CLOCK])
+            async for batch in batches:
+                await app[PRODUCER].publish(batch)
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("recomputing clocks after a reload failed; retrying", error=repr(exc))
             continue
