@@ -30,8 +30,8 @@ returned for a partition, work that ``handle`` would otherwise do record by reco
   dead-letters a record (one that fails to decode is not in the batch; its own handling
   dead-letters it).
 - Shutdown (``stop()``, wired to SIGTERM): stop fetching, finish in-flight work up to
-  ``drain_timeout``, commit, leave the group. aiokafka calls no revoke listener on ``stop()``,
-  so the final commit is explicit.
+  ``drain_timeout``, commit and leave the group within ``leave_timeout``. aiokafka calls no
+  revoke listener on ``stop()``, so the final commit is explicit.
 """
 
 from __future__ import annotations
@@ -144,6 +144,11 @@ class ConsumerPolicy:
     max_attempts: int = 5
     commit_interval: float = 1.0
     drain_timeout: float = 20.0
+    leave_timeout: float = 5.0
+    """Longest the final commit and the group leave may take together. aiokafka's ``stop()``
+    first waits for its coordination task, which in a rebalance waits for the other members (on
+    the embedded broker, sometimes for good); a service still leaving when its pod's grace
+    period ends is killed."""
     retry_backoff: float = 0.1
     retry_backoff_max: float = 5.0
     breaker_window: int = 200
@@ -339,11 +344,24 @@ class ConsumerLoop:
             if nudges is not None:
                 nudges.cancel()
             await self._drain(set(self._partitions))
-            try:
-                await self._commit(force=True)
-            finally:
-                await self._consumer.stop()
+            await self._leave()
         self._raise_failure()
+
+    async def _leave(self) -> None:
+        """Commit what finished and leave the group, within ``leave_timeout``: past it, what
+        was not committed is read again by the partitions' next owner."""
+        try:
+            async with asyncio.timeout(self._policy.leave_timeout):
+                try:
+                    await self._commit(force=True)
+                finally:
+                    await self._consumer.stop()
+        except TimeoutError:
+            log.warning(
+                "leaving the consumer group timed out; the group expires the member",
+                group=self._policy.group_id,
+                seconds=self._policy.leave_timeout,
+            )
 
     async def _joined(self) -> bool:
         """Start the consumer (join the group), or stop it if :meth:`stop` comes first.

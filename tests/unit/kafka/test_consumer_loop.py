@@ -82,6 +82,8 @@ class FakeConsumer:
         self.joinable = asyncio.Event()
         self.joinable.set()
         self.stopped = False
+        self.leavable = asyncio.Event()
+        self.leavable.set()
 
     def add(self, *records: ConsumerRecord) -> None:
         for r in records:
@@ -130,6 +132,7 @@ class FakeConsumer:
 
     async def stop(self) -> None:
         self.stopped = True
+        await self.leavable.wait()
 
 
 @dataclass(frozen=True)
@@ -388,6 +391,20 @@ async def test_a_stop_while_the_group_join_hangs_leaves_without_waiting_for_it()
     assert consumer.stopped
     assert not loop.running
     assert consumer.commits == []
+
+
+async def test_a_group_leave_that_hangs_is_given_up_after_the_commit() -> None:
+    handle, finished = stuck_at(P0, 2)
+    consumer, producer = FakeConsumer(P0), FakeKafkaProducer()
+    consumer.add(*(record(P0, n, f"k{n}") for n in range(3)))
+    consumer.leavable.clear()  # the coordinator never lets go (a rebalance that never ends)
+    loop = make_loop(consumer, producer, handle, drain_timeout=0.05, leave_timeout=0.2)
+    async with running(loop) as task:
+        await wait_until(lambda: len(finished) == 2, timeout=SETTLE, message="two records")
+        loop.stop()
+        await asyncio.wait_for(task, SETTLE)
+    assert consumer.stopped
+    assert consumer.commits == [{P0: 2}]
 
 
 async def test_an_infrastructure_error_is_retried_past_max_attempts_and_never_dead_lettered() -> (
