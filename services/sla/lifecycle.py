@@ -427,7 +427,12 @@ class ClockKeeper:
         self, routed: ConversationRouted, partition: int, at: datetime
     ) -> list[Outgoing]:
         """A new conversation's clocks (first response and resolution), stored with their
-        timers in one transaction: one round trip instead of one per clock."""
+        timers in one transaction: one round trip instead of one per clock.
+
+        A record read again (a restarted worker reads from its last commit, which lags what it
+        applied) finds the clocks stored and perhaps met or paused since: it says ``started``
+        again (the same events) and leaves them as they are, where writing them afresh would
+        restart a clock already answered and fire its warnings and breach after the answer."""
         runtime = self._live.current
         clocks = [
             clock
@@ -436,15 +441,17 @@ class ClockKeeper:
         ]
         if not clocks:
             return []
-        async with self._clocks.transaction() as pipe:
-            dues = [
-                await stage_clock(pipe, self._clocks, self._timers, clock, replaces=None)
-                for clock in clocks
-            ]
-            await pipe.execute()
-        self._wake(
-            [(c.partition, due) for c, due in zip(clocks, dues, strict=True) if due is not None]
-        )
+        stored = await self._load(partition, routed.conversation_id)
+        if fresh := [clock for clock in clocks if clock.metric not in stored]:
+            async with self._clocks.transaction() as pipe:
+                dues = [
+                    await stage_clock(pipe, self._clocks, self._timers, clock, replaces=None)
+                    for clock in fresh
+                ]
+                await pipe.execute()
+            self._wake(
+                [(c.partition, due) for c, due in zip(fresh, dues, strict=True) if due is not None]
+            )
         return [self._emit(clock, Step(StepKind.STARTED), at) for clock in clocks]
 
     async def _meet(self, clock: Clock, at: datetime) -> list[Outgoing]:

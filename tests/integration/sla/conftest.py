@@ -64,17 +64,11 @@ class Keeper:
     ) -> list[SlaEvent]:
         """Hand the keeper one event stamped ``at`` (a receipt's instant is its event time), as
         a record of ``partition``."""
-        number = next(_numbers)
-        event = Event(
-            id=event_id("sla-test", str(number)),
-            source="/test",
-            subject=subject,
-            time=at or datetime.now(LA),
-            data=data,
-        )
-        outputs: Sequence[Outgoing] = await self.keeper.handle(
-            Consumed(event=event, topic="t", partition=partition, offset=number, key=subject)
-        )
+        return await self.deliver(record(data, subject, at, partition))
+
+    async def deliver(self, consumed: Consumed) -> list[SlaEvent]:
+        """Hand the keeper a record (again, for a redelivery)."""
+        outputs: Sequence[Outgoing] = await self.keeper.handle(consumed)
         return [o.event.data for o in outputs if isinstance(o.event.data, SlaEvent)]
 
     async def clock(self, conversation: str, metric: SlaMetric) -> Clock | None:
@@ -122,6 +116,24 @@ def make_keeper(redis: Redis, isolation: Isolation) -> MakeKeeper:
 @pytest.fixture
 def keeper(make_keeper: MakeKeeper) -> Keeper:
     return make_keeper(CONFIG)
+
+
+def record(
+    data: EventData,
+    subject: str = "t",
+    at: datetime | None = None,
+    partition: int = PARTITION,
+) -> Consumed:
+    """One event stamped ``at`` as a record of ``partition``."""
+    number = next(_numbers)
+    event = Event(
+        id=event_id("sla-test", str(number)),
+        source="/test",
+        subject=subject,
+        time=at or datetime.now(LA),
+        data=data,
+    )
+    return Consumed(event=event, topic="t", partition=partition, offset=number, key=subject)
 
 
 def routed(

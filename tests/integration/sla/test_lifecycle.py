@@ -18,6 +18,7 @@ from tests.integration.sla.conftest import (
     action,
     kinds,
     receipt,
+    record,
     routed,
 )
 
@@ -148,6 +149,25 @@ async def test_redelivered_input_gives_the_same_event_ids(keeper: Keeper) -> Non
     again = [o.event.id for o in await keeper.keeper.handle(consumed)]
     assert first == again
     assert await keeper.timers.size(3) == 1  # re-adding the same timer changes nothing
+
+
+async def test_a_first_record_read_again_after_the_answer_leaves_the_clock_met(
+    keeper: Keeper,
+) -> None:
+    """A restarted worker reads again the records since its last commit (every few seconds), so
+    a conversation's first record can come back after its answer."""
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=LA)
+    first = record(routed("c10", start), at=start)
+    started = await keeper.deliver(first)
+    await keeper.reply("c10", start + timedelta(minutes=5))
+    timers = await keeper.timers.size(3)
+
+    again = await keeper.deliver(first)
+    assert kinds(again) == kinds(started)  # said again
+    answered = await keeper.clock("c10", "first_response")
+    assert answered is not None
+    assert answered.status == "met"
+    assert await keeper.timers.size(3) == timers  # no timer to warn or breach it again
 
 
 async def test_clocks_live_with_their_partition_and_the_next_owner_finds_them(
