@@ -273,7 +273,9 @@ async def launch(tmp_path: Path, serve_app: ServeApp) -> AsyncIterator[Launch]:
         processes = []
         for name in names:
             port = int(env["SWITCHBOARD_INGEST_PORT"]) if name == "ingest" else free_port()
-            process = ServiceProcess(name, env, port=port, log_path=tmp_path / f"{name}.log")
+            process = ServiceProcess(
+                name, env, port=port, log_path=tmp_path / f"{name}.log", preloaded=True
+            )
             process.start()
             processes.append(process)
             started.append(process)
