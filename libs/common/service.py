@@ -288,12 +288,12 @@ def run(service: str, build: Callable[[Settings], web.Application]) -> None:
         print(f"switchboard {service}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(service, settings.log_level)
-    provider = setup_tracing(service)
+    telemetry = setup_tracing(service)
     try:
         app = build(settings)
         code = asyncio.run(
             serve(app, settings.switchboard_http_host, settings.switchboard_http_port)
         )
     finally:
-        provider.shutdown()
+        telemetry.shutdown()
     raise SystemExit(code)

@@ -11,6 +11,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from functools import cache
 from types import TracebackType
 
@@ -67,8 +68,25 @@ _getter = _HeaderGetter()
 _setter = _HeaderSetter()
 
 
-def setup_tracing(service: str) -> TracerProvider:
-    """Install the global tracer provider for this process.
+@dataclass(frozen=True)
+class Telemetry:
+    """The providers :func:`setup_tracing` installed. The service's run loop shuts them down
+    itself rather than leaving it to ``atexit``, so what they still hold is exported however
+    the process ends (multiprocessing ends the processes it forks with ``os._exit``, which runs
+    no ``atexit`` handler)."""
+
+    tracer: TracerProvider
+    meter: MeterProvider | None = None
+
+    def shutdown(self) -> None:
+        self.tracer.shutdown()
+        if self.meter is not None:
+            self.meter.shutdown()
+
+
+def setup_tracing(service: str) -> Telemetry:
+    """Install the global tracer provider (and, when exporting, the meter provider) for this
+    process.
 
     Without an exporter nothing would ever read the spans, so unless ``OTEL_TRACES_SAMPLER``
     says otherwise they are not recorded: ids are still created and carried in Kafka headers
@@ -86,23 +104,26 @@ def setup_tracing(service: str) -> TracerProvider:
         provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
     else:
         provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+    meter = None
     if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         if os.environ.get("OTEL_METRICS_EXPORTER", "otlp") != "none":
-            _export_meters(resource)
+            meter = _export_meters(resource)
     trace.set_tracer_provider(provider)
-    return provider
+    return Telemetry(provider, meter)
 
 
-def _export_meters(resource: Resource) -> None:
+def _export_meters(resource: Resource) -> MeterProvider:
     """Send the OpenTelemetry metrics (the HTTP instrumentation's request durations and active
     requests) over OTLP beside the spans; Switchboard's own metrics stay on ``/metrics``."""
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     reader = PeriodicExportingMetricReader(OTLPMetricExporter())  # OTEL_METRIC_EXPORT_INTERVAL
-    otel_metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+    meter = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
+    otel_metrics.set_meter_provider(meter)
+    return meter
 
 
 @cache
