@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,6 +68,11 @@ def _from_embedded_extra(need: str) -> Iterator[None]:
 
 
 _PORTS = random.Random()  # its own generator: tests that seed the global one share no ports
+_HANDED_OUT: deque[int] = deque(maxlen=512)
+"""Ports ``free_port`` gave out lately. A port is free until its server binds it, which may be
+seconds later (a service binds after its start-up), so without this a second caller could get
+the same port meanwhile: a router once bound the port picked for ingest, answered ingest's
+readiness probe, and the test's webhook got the router's 404."""
 
 
 def _ephemeral_floor() -> int:
@@ -94,12 +100,15 @@ def free_port() -> int:
     low, high = free_port_range()
     for _ in range(100):
         port = _PORTS.randrange(low, high)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return int(sock.getsockname()[1])
+        _HANDED_OUT.append(port)
+        return port
     raise DevStackError(f"no free loopback port in {low}-{high} after 100 tries")
 
 

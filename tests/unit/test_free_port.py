@@ -43,3 +43,12 @@ def test_without_a_part_the_whole_range_below_the_ephemeral_one(
     ports = {free_port() for _ in range(50)}
     assert all(10_000 <= port < _ephemeral_floor() for port in ports)
     assert max(ports) - min(ports) > 1_000  # spread, not one worker's part
+
+
+def test_a_port_handed_out_but_not_yet_bound_is_not_handed_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A service binds its port seconds after it was picked; meanwhile nobody else gets it."""
+    monkeypatch.setenv(FREE_PORTS_VARIABLE, "13000-13020")
+    picked = [free_port() for _ in range(10)]
+    assert len(set(picked)) == 10
