@@ -582,13 +582,15 @@ class ConsumerLoop:
                 return
             except INFRASTRUCTURE_ERRORS as exc:
                 infra_failures += 1
-                log.warning(
-                    "infrastructure unavailable, retrying", error=repr(exc), topic=record.topic
-                )
-                await self._backoff(infra_failures)
+                await self._wait_out(exc, record, infra_failures)
                 continue
             except Exception as exc:
-                attempt = await self._count_attempt(record)
+                try:
+                    attempt = await self._count_attempt(record)
+                except INFRASTRUCTURE_ERRORS as counting:  # the attempts are counted in Redis
+                    infra_failures += 1
+                    await self._wait_out(counting, record, infra_failures)
+                    continue
                 if attempt >= self._policy.max_attempts:
                     await self._deadletter(record, exc, attempts=attempt)
                     return
@@ -604,6 +606,12 @@ class ConsumerLoop:
                 continue
             self._record_outcome(ok=True, topic=record.topic)
             return
+
+    async def _wait_out(self, exc: BaseException, record: ConsumerRecord, failures: int) -> None:
+        """An infrastructure error is waited out and the record tried again; it never counts
+        against the record, and never ends the loop."""
+        log.warning("infrastructure unavailable, retrying", error=repr(exc), topic=record.topic)
+        await self._backoff(failures)
 
     async def _backoff(self, attempt: int) -> None:
         try:

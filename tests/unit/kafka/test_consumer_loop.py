@@ -172,18 +172,21 @@ class FakeKafkaProducer:
 
 
 class FakeRedis:
-    """The attempt counter's transaction (INCR, EXPIRE) over a dict."""
+    """The attempt counter's transaction (INCR, EXPIRE) over a dict; each of the first
+    ``unreachable`` transactions fails as it does while Redis is gone."""
 
-    def __init__(self) -> None:
+    def __init__(self, unreachable: int = 0) -> None:
         self.counts: Counter[str] = Counter()
+        self.unreachable = unreachable
 
     def pipeline(self, transaction: bool = True) -> FakePipeline:
-        return FakePipeline(self.counts)
+        return FakePipeline(self)
 
 
 class FakePipeline:
-    def __init__(self, counts: Counter[str]) -> None:
-        self._counts = counts
+    def __init__(self, redis: FakeRedis) -> None:
+        self._redis = redis
+        self._counts = redis.counts
         self._incremented: list[str] = []
 
     async def __aenter__(self) -> FakePipeline:
@@ -199,6 +202,9 @@ class FakePipeline:
         pass
 
     async def execute(self) -> list[Any]:
+        if self._redis.unreachable:
+            self._redis.unreachable -= 1
+            raise redis.exceptions.ConnectionError("redis gone")
         for key in self._incremented:
             self._counts[key] += 1
         return [self._counts[key] for key in self._incremented] + [True]
@@ -222,6 +228,7 @@ def make_loop(
     group: str = "g",
     clock: Clock | None = None,
     prepare: Prepare | None = None,
+    redis_fake: FakeRedis | None = None,
     **policy: Any,
 ) -> ConsumerLoop:
     defaults: dict[str, Any] = {"retry_backoff": 0.001, "retry_backoff_max": 0.002}
@@ -233,7 +240,7 @@ def make_loop(
         handler=handler,
         prepare=prepare,
         producer=EventProducer(producer),
-        redis=cast(Redis, FakeRedis()),
+        redis=cast(Redis, redis_fake or FakeRedis()),
         key_prefix="t:",
         clock=clock or Clock(),
     )
@@ -430,6 +437,31 @@ async def test_an_infrastructure_error_is_retried_past_max_attempts_and_never_de
     task.result()
     assert producer.to(DLQ) == []
     assert consumer.commits == [{P0: 1}]
+
+
+async def test_a_failure_whose_attempt_cannot_be_counted_is_waited_out_not_fatal() -> None:
+    """The attempts are counted in Redis: Redis gone while a record fails is an infrastructure
+    error like any other, and the loop goes on."""
+    failed: list[int] = []
+    handled: list[int] = []
+
+    async def fails_once(consumed: Consumed) -> Sequence[Outgoing]:
+        if not failed:
+            failed.append(consumed.offset)
+            raise ValueError("a bug, or a state the handler did not expect")
+        handled.append(consumed.offset)
+        return []
+
+    consumer, producer = FakeConsumer(P0), FakeKafkaProducer()
+    consumer.add(record(P0, 0, "k"))
+    loop = make_loop(consumer, producer, fails_once, redis_fake=FakeRedis(unreachable=2))
+    async with running(loop) as task:
+        await wait_until(
+            lambda: handled == [0] or task.done(), timeout=SETTLE, message="the record handled"
+        )
+        assert not task.done()  # the loop runs on
+    task.result()
+    assert producer.to(DLQ) == []
 
 
 # --- size errors and stalls ---------------------------------------------------------------
