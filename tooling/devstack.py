@@ -339,6 +339,7 @@ class RedisServer:
 
 
 CLUSTER_BUS_OFFSET = 10_000
+NODE_PORT_TRIES = 3
 CLUSTER_NODE_TIMEOUT_MS = 2000
 """How long a cluster node may be unreachable before its replica takes over (Redis's default
 is 15 s; a dev cluster on loopback can tell a dead node much sooner)."""
@@ -369,21 +370,11 @@ class LocalRedisCluster:
 
     async def start(self) -> None:
         cli = self.redis_cli()
-        for number in range(self.PRIMARIES * 2):
-            directory = self.directory / f"node-{number}"
-            directory.mkdir(parents=True, exist_ok=True)
-            options = (
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(directory / "nodes.conf"),
-                "--cluster-node-timeout",
-                str(CLUSTER_NODE_TIMEOUT_MS),
+        self.nodes = list(
+            await asyncio.gather(
+                *(self._start_node(self.directory / f"node-{n}") for n in range(self.PRIMARIES * 2))
             )
-            self.nodes.append(
-                RedisServer(port=_cluster_node_port(), directory=directory, options=options)
-            )
-        await asyncio.gather(*(node.start() for node in self.nodes))
+        )
         create = await asyncio.create_subprocess_exec(
             cli,
             "--cluster",
@@ -403,6 +394,25 @@ class LocalRedisCluster:
         if create.returncode != 0:
             raise DevStackError(f"redis-cli --cluster create failed: {said.decode()[-2000:]}")
         await self.wait_until_serving(START_TIMEOUT)
+
+    @staticmethod
+    async def _start_node(directory: Path) -> RedisServer:
+        """A node on a port of its own. Its port and bus port were free when picked, but
+        either can be taken before the node binds it (the bus port lies in the range outgoing
+        connections draw from), so a node that exits at start is tried again on another."""
+        options = _cluster_node_options(directory)
+        for _ in range(NODE_PORT_TRIES - 1):
+            node = RedisServer(port=_cluster_node_port(), directory=directory, options=options)
+            try:
+                await node.start()
+            except DevStackError:
+                node.stop()
+                _cluster_node_options(directory)  # afresh: the old one names the first port
+                continue
+            return node
+        node = RedisServer(port=_cluster_node_port(), directory=directory, options=options)
+        await node.start()
+        return node
 
     async def wait_until_serving(self, timeout: float) -> None:
         """Until every running node says the cluster is ``ok`` (every slot has a primary)."""
@@ -503,6 +513,22 @@ class LocalRedisSentinel:
                 server.stop()
                 shutil.rmtree(server.directory, ignore_errors=True)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _cluster_node_options(directory: Path) -> tuple[str, ...]:
+    """The options of a cluster node kept in ``directory``, which starts with no cluster
+    configuration (``nodes.conf``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "nodes.conf"
+    config.unlink(missing_ok=True)
+    return (
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        str(config),
+        "--cluster-node-timeout",
+        str(CLUSTER_NODE_TIMEOUT_MS),
+    )
 
 
 def _cluster_node_port() -> int:

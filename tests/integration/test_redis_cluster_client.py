@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
+import pytest
 from redis.exceptions import ConnectionError, RedisError
 
 from libs.common.redis_client import close_redis, get_many, open_redis
 from libs.common.settings import Settings
+from tooling import devstack
 from tooling.devstack import LocalRedisCluster
 
 WRITERS = 50
@@ -59,3 +62,25 @@ async def test_commands_in_flight_through_slot_map_reloads_fail_only_as_lost_con
         with contextlib.suppress(RedisError):
             await redis.delete(*written)
         await close_redis(redis)
+
+
+async def test_a_node_whose_port_is_taken_before_it_binds_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pick = devstack._cluster_node_port
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", pick()))  # bound, not listening: the node cannot bind it
+    ports = iter([taken.getsockname()[1]])
+    monkeypatch.setattr(devstack, "_cluster_node_port", lambda: next(ports, None) or pick())
+    cluster = LocalRedisCluster()
+    try:
+        await cluster.start()
+        assert taken.getsockname()[1] not in {node.port for node in cluster.nodes}
+        redis = await open_redis(Settings(redis_url=cluster.url))
+        try:
+            assert await redis.set("k", b"v")
+        finally:
+            await close_redis(redis)
+    finally:
+        cluster.stop()
+        taken.close()
