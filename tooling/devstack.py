@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 from redis.exceptions import BusyLoadingError, RedisError
 
+from libs.common.service import run
 from libs.common.topics import PARTITIONS, Topics
 
 START_TIMEOUT = 30.0
@@ -400,19 +401,18 @@ class LocalRedisCluster:
         """A node on a port of its own. Its port and bus port were free when picked, but
         either can be taken before the node binds it (the bus port lies in the range outgoing
         connections draw from), so a node that exits at start is tried again on another."""
-        options = _cluster_node_options(directory)
-        for _ in range(NODE_PORT_TRIES - 1):
+        tries = NODE_PORT_TRIES
+        while True:
+            options = _cluster_node_options(directory)  # afresh: an old one names its port
             node = RedisServer(port=_cluster_node_port(), directory=directory, options=options)
             try:
                 await node.start()
+                return node
             except DevStackError:
                 node.stop()
-                _cluster_node_options(directory)  # afresh: the old one names the first port
-                continue
-            return node
-        node = RedisServer(port=_cluster_node_port(), directory=directory, options=options)
-        await node.start()
-        return node
+                tries -= 1
+                if not tries:
+                    raise
 
     async def wait_until_serving(self, timeout: float) -> None:
         """Until every running node says the cluster is ``ok`` (every slot has a primary)."""
@@ -642,8 +642,6 @@ def _serve_forked(name: str, environment: dict[str, str], log_path: str) -> None
     os.dup2(log, 2)
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    from libs.common.service import run
-
     run(name, importlib.import_module(f"services.{name}.app").build)
 
 
