@@ -70,10 +70,10 @@ def _from_embedded_extra(need: str) -> Iterator[None]:
 
 _PORTS = random.Random()  # its own generator: tests that seed the global one share no ports
 _HANDED_OUT: deque[int] = deque(maxlen=512)
-"""Ports ``free_port`` gave out lately. A port is free until its server binds it, which may be
-seconds later (a service binds after its start-up), so without this a second caller could get
-the same port meanwhile: a router once bound the port picked for ingest, answered ingest's
-readiness probe, and the test's webhook got the router's 404."""
+"""Ports ``free_port`` and ``_cluster_node_port`` gave out lately. A port is free until its
+server binds it, which may be seconds later (a service binds after its start-up), so without
+this a second caller could get the same port meanwhile: a router once bound the port picked for
+ingest, answered ingest's readiness probe, and the test's webhook got the router's 404."""
 
 
 def _ephemeral_floor() -> int:
@@ -536,6 +536,8 @@ def _cluster_node_port() -> int:
     shifted-clock runs use, cannot be given another) is free too."""
     while True:
         port = _PORTS.randrange(20_000, 30_000)
+        if port in _HANDED_OUT:
+            continue
         with contextlib.ExitStack() as held:
             try:
                 for candidate in (port, port + CLUSTER_BUS_OFFSET):
@@ -543,6 +545,7 @@ def _cluster_node_port() -> int:
                     sock.bind(("127.0.0.1", candidate))
             except OSError:
                 continue
+        _HANDED_OUT.append(port)
         return port
 
 
@@ -640,6 +643,8 @@ def _serve_forked(name: str, environment: dict[str, str], log_path: str) -> None
     os.dup2(stdin, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    os.close(stdin)
+    os.close(log)
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     run(name, importlib.import_module(f"services.{name}.app").build)

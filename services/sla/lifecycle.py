@@ -427,7 +427,7 @@ class ClockKeeper:
         self, routed: ConversationRouted, partition: int, at: datetime
     ) -> list[Outgoing]:
         """A new conversation's clocks (first response and resolution), stored with their
-        timers in one transaction: one round trip instead of one per clock.
+        timers in one transaction, after one read of what is stored already.
 
         A record read again (a restarted worker reads from its last commit, which lags what it
         applied) finds the clocks stored and perhaps met or paused since: it says ``started``
@@ -441,7 +441,9 @@ class ClockKeeper:
         ]
         if not clocks:
             return []
-        stored = await self._load(partition, routed.conversation_id)
+        stored = await self._clocks.get_all(
+            partition, routed.conversation_id, NEW_CONVERSATION_METRICS
+        )
         if fresh := [clock for clock in clocks if clock.metric not in stored]:
             async with self._clocks.transaction() as pipe:
                 dues = [

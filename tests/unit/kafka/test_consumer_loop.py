@@ -186,7 +186,6 @@ class FakeRedis:
 class FakePipeline:
     def __init__(self, redis: FakeRedis) -> None:
         self._redis = redis
-        self._counts = redis.counts
         self._incremented: list[str] = []
 
     async def __aenter__(self) -> FakePipeline:
@@ -205,9 +204,10 @@ class FakePipeline:
         if self._redis.unreachable:
             self._redis.unreachable -= 1
             raise redis.exceptions.ConnectionError("redis gone")
+        counts = self._redis.counts
         for key in self._incremented:
-            self._counts[key] += 1
-        return [self._counts[key] for key in self._incremented] + [True]
+            counts[key] += 1
+        return [counts[key] for key in self._incremented] + [True]
 
 
 class Clock:
