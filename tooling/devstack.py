@@ -395,6 +395,20 @@ class LocalRedisCluster:
         if create.returncode != 0:
             raise DevStackError(f"redis-cli --cluster create failed: {said.decode()[-2000:]}")
         await self.wait_until_serving(START_TIMEOUT)
+        await self._wait_until_replicas_synced(START_TIMEOUT)
+
+    async def _wait_until_replicas_synced(self, timeout: float) -> None:
+        """Until every replica's link to its primary is up: a replica that has not synced yet
+        cannot be promoted, so a drill that kills its primary on a busy machine would wait for a
+        failover that never comes."""
+        for node in self.nodes:
+            client = Redis(host="127.0.0.1", port=node.port, decode_responses=True)
+            try:
+                role = (await client.info("replication")).get("role")
+            finally:
+                await client.aclose()
+            if role == "slave":
+                await wait_until_replica(node.port, timeout)
 
     @staticmethod
     async def _start_node(directory: Path) -> RedisServer:
