@@ -28,7 +28,13 @@ from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import (
+    AbstractStrategy,
+    ClusterNode,
+    ClusterPipeline,
+    RedisCluster,
+    TransactionStrategy,
+)
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, RedisClusterException, RedisError
@@ -153,6 +159,45 @@ async def close_redis(redis: Redis) -> None:
     if isinstance(pool, SentinelConnectionPool):
         for sentinel in pool.sentinel_manager.sentinels:
             await sentinel.aclose()
+
+
+class _StagedOnCallerLoop(TransactionStrategy):
+    """A cluster MULTI/EXEC whose commands are staged on the caller's event loop.
+
+    redis-py 8.1 stages each command of a cluster transaction in a new thread running its own
+    event loop, to look up the command's slot there, and reloads the slot map there first if a
+    failed command (another task's, during a failover) asked for a reload. The reloaded
+    client's connections then belong to a loop that closes at once: every later command of
+    the process fails with "attached to a different loop" or "Event loop is closed" (the SLA
+    worker that stalled after a primary was killed). Here a command's slot comes from its keys
+    alone, and a pending reload runs in :meth:`execute`, on the caller's loop. The queued
+    commands, MULTI/EXEC, redirections and retries stay redis-py's."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> ClusterPipeline:
+        keys = args[3 : 3 + int(args[2])] if str(args[0]).upper() == "EVAL" else args[1:2]
+        if not keys:
+            raise RedisClusterException(f"{args[0]} names no key: no slot to run it in")
+        self._pipeline_slots.update(self._pipe.cluster_client.keyslot(key) for key in keys)
+        return AbstractStrategy.execute_command(self, *args, **kwargs)
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        await self._pipe.cluster_client.initialize()  # only when a reload is due
+        return await super().execute(raise_on_error, allow_redirections)
+
+
+class _ClusterTransaction(ClusterPipeline):
+    def __init__(self, client: RedisCluster) -> None:
+        super().__init__(client, transaction=True)
+        self._execution_strategy = _StagedOnCallerLoop(self)
+
+
+def transaction(redis: Redis) -> Pipeline:
+    """A MULTI/EXEC pipeline (every key in one slot on a cluster); use it instead of
+    ``redis.pipeline(transaction=True)``, which on a cluster stages off the caller's loop
+    (see :class:`_StagedOnCallerLoop`)."""
+    if isinstance(redis, RedisCluster):
+        return cast(Pipeline, _ClusterTransaction(redis))
+    return redis.pipeline(transaction=True)
 
 
 def queue_script(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:

@@ -20,6 +20,7 @@ from typing import Final
 from redis.asyncio import Redis
 
 from libs.common.keys import DAY, Keys
+from libs.common.redis_client import transaction
 
 PREFIX: Final = "whatsapp:"
 INBOUND_TTL: Final = 2 * DAY
@@ -53,7 +54,7 @@ async def record_inbound(
     """The customer wrote at ``at``: the window runs from here, unless a later message already
     moved it (``ZADD GT``: a late redelivery of an old message never shortens it)."""
     key = keys.whatsapp_inbound(our_number, customer_number)
-    async with redis.pipeline(transaction=True) as pipe:
+    async with transaction(redis) as pipe:
         pipe.zadd(key, {_MEMBER: int(at.timestamp() * 1000)}, gt=True)
         pipe.expire(key, INBOUND_TTL)
         await pipe.execute()

@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import SlaEvent, SlaMetric, SurveyAnswered
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text
+from libs.common.redis_client import as_text, transaction
 from libs.domain.nps import NpsTally
 from services.hub.open_conversations import OpenConversations
 
@@ -80,7 +80,7 @@ class Figures:
 
     async def _write(self, queue: str, at: datetime, field: str, value: str) -> None:
         key = self._keys.hub_figures(queue, day_of(at))
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with transaction(self._redis) as pipe:
             pipe.hset(key, field, value)
             pipe.expire(key, TTL)
             await pipe.execute()

@@ -33,7 +33,7 @@ from libs.common.events import AgentAction, Event, IncidentDetected, OutboundCom
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
-from libs.common.redis_client import as_text, get_many
+from libs.common.redis_client import as_text, get_many, transaction
 from libs.common.topics import Topics
 from libs.contracts.agent_access import AgentClaims
 from services.hub import protocol
@@ -71,7 +71,7 @@ class Incidents:
     async def detected(self, incident: IncidentDetected, queue: str) -> None:
         """The router detected ``incident``; ``queue`` is where its first conversation is."""
         key = self._keys.hub_incident(incident.incident_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with transaction(self._redis) as pipe:
             pipe.hset(
                 key,
                 mapping={
@@ -92,7 +92,7 @@ class Incidents:
     ) -> None:
         """A message of ``conversation_id`` (in ``queue``, received ``at``) is part of it."""
         key = self._keys.hub_incident_linked(incident_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with transaction(self._redis) as pipe:
             pipe.sadd(key, conversation_id)
             pipe.expire(key, KEEP)
             self._list(pipe, queue, incident_id, at)

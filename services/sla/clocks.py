@@ -43,7 +43,7 @@ from redis.asyncio.client import Pipeline
 
 from libs.common.events import Channel, SlaMetric
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import load_script, queue_script
+from libs.common.redis_client import load_script, queue_script, transaction
 from libs.domain.calendar import BusinessCalendar
 from libs.domain.deadlines import due_after, explain_paused, explain_window
 from services.sla.steps import BREACH, Step, StepKind
@@ -286,7 +286,7 @@ class ClockStore:
     def transaction(self) -> Pipeline:
         """A MULTI/EXEC pipeline on the store's Redis, to stage one partition's clocks and
         timers together (their keys share the partition's slot)."""
-        return self._redis.pipeline(transaction=True)
+        return transaction(self._redis)
 
     async def get(self, partition: int, conversation_id: str, metric: SlaMetric) -> Clock | None:
         return (await self.get_all(partition, conversation_id, (metric,))).get(metric)

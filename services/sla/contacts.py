@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import Channel, ConversationRouted, reply_address
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import as_text, load_script
+from libs.common.redis_client import as_text, load_script, transaction
 
 CONTACT_TTL = 30 * DAY
 
@@ -54,7 +54,7 @@ class ContactStore:
         if recipient is None:
             return
         key = self._keys.sla_contact(routed.conversation_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with transaction(self._redis) as pipe:
             pipe.hset(
                 key,
                 mapping={

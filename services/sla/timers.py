@@ -26,7 +26,7 @@ from redis.asyncio.client import Pipeline
 
 from libs.common.events import SlaMetric
 from libs.common.keys import Keys
-from libs.common.redis_client import load_script
+from libs.common.redis_client import load_script, transaction
 from services.sla.clocks import METRIC_CODES
 
 TimerKind = SlaMetric | Literal["survey"]
@@ -88,7 +88,7 @@ class TimerStore:
         pairs = list(done)
         if not pairs:
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with transaction(self._redis) as pipe:
             pipe.hdel(self._keys.sla_claimed(partition), *(t.encode() for t, _ in pairs))
             following = {t.encode(): due for t, due in pairs if due is not None}
             if following:

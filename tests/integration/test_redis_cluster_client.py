@@ -1,6 +1,7 @@
 """The cluster client under a slot-map reload: commands in flight when redis-py closes every
 connection (what it does on CLUSTERDOWN during a failover) are retried or fail as a lost
-connection, never as the ``AttributeError`` that made ingest answer SMTP 500 in a failover."""
+connection, never as the ``AttributeError`` that made ingest answer SMTP 500 in a failover;
+a transaction staged while a reload is due leaves the client working."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import contextlib
 import socket
 
 import pytest
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import ConnectionError, CrossSlotTransactionError, RedisError
 
-from libs.common.redis_client import close_redis, get_many, open_redis
+from libs.common.redis_client import close_redis, get_many, open_redis, transaction
 from libs.common.settings import Settings
 from tooling import devstack
 from tooling.devstack import LocalRedisCluster
@@ -61,6 +62,42 @@ async def test_commands_in_flight_through_slot_map_reloads_fail_only_as_lost_con
     finally:
         with contextlib.suppress(RedisError):
             await redis.delete(*written)
+        await close_redis(redis)
+
+
+async def test_a_transaction_staged_while_a_reload_is_due_leaves_the_client_working(
+    redis_cluster: LocalRedisCluster,
+) -> None:
+    redis = await open_redis(Settings(redis_url=redis_cluster.url))
+    keys = [f"{{staged-{n}}}:value" for n in range(12)]  # slots on every primary
+    try:
+        async with transaction(redis) as pipe:
+            await redis.aclose()  # another task's failed command asks for a reload meanwhile
+            pipe.set("{staged-0}:value", b"1")
+            pipe.eval("return redis.call('INCR', KEYS[1])", 1, "{staged-0}:count")
+            assert await pipe.execute() == [True, 1]
+        for key in keys:  # the reloaded client's connections work on this loop
+            await redis.set(key, b"2")
+        assert await get_many(redis, keys) == [b"2"] * len(keys)
+    finally:
+        with contextlib.suppress(RedisError):
+            for key in [*keys, "{staged-0}:count"]:
+                await redis.delete(key)
+        await close_redis(redis)
+
+
+async def test_a_transaction_over_two_slots_is_refused_before_anything_is_sent(
+    redis_cluster: LocalRedisCluster,
+) -> None:
+    redis = await open_redis(Settings(redis_url=redis_cluster.url))
+    try:
+        async with transaction(redis) as pipe:
+            pipe.set("{one}:value", b"1")
+            pipe.set("{two}:value", b"1")
+            with pytest.raises(CrossSlotTransactionError):
+                await pipe.execute()
+        assert await get_many(redis, ["{one}:value", "{two}:value"]) == [None, None]
+    finally:
         await close_redis(redis)
 
 

@@ -71,6 +71,7 @@ from libs.common.kafka.offsets import PartitionOffsets
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
 from libs.common.logs import get_logger
+from libs.common.redis_client import transaction
 from libs.common.settings import Settings
 from libs.common.tracing import (
     PROCESS,
@@ -625,7 +626,7 @@ class ConsumerLoop:
         key = self._keys.attempts(
             self._policy.group_id, record.topic, record.partition, record.offset
         )
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with transaction(self._redis) as pipe:
             pipe.incr(key)
             pipe.expire(key, DAY)
             count, _ = await pipe.execute()

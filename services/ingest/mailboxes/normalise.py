@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import Attachment, CustomerIdentity, MessageReceived, event_id
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import get_many
+from libs.common.redis_client import get_many, transaction
 from libs.contracts.sent_mail import SentMail
 from services.ingest.mail import ParsedEmail, parse_email
 
@@ -131,7 +131,7 @@ class ThreadIndex:
         await self._redis.set(
             self._keys.email_thread(own_id), message.thread_key, nx=True, ex=THREAD_TTL
         )
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with transaction(self._redis) as pipe:
             if addresses:
                 pipe.sadd(participants, *sorted(addresses))
             pipe.expire(participants, THREAD_TTL)
