@@ -67,6 +67,7 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         locks=locks,
         topics=app[TOPICS],
         on_scheduled=scheduler.scheduled,
+        publish=app[PRODUCER].publish,
     )
     yield
 
@@ -96,9 +97,7 @@ async def _recompute_on_reload(app: web.Application) -> None:
         if current is reference:
             continue
         try:
-            batches = app[KEEPER].reconfigure(reference, app[SCHEDULER].partitions, app[CLOCK])
-            async for batch in batches:
-                await app[PRODUCER].publish(batch)
+            await app[KEEPER].reconfigure(reference, app[SCHEDULER].partitions, app[CLOCK])
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("recomputing clocks after a reload failed; retrying", error=repr(exc))
             continue

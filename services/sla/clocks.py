@@ -33,7 +33,7 @@ import base64
 import weakref
 import zlib
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -407,6 +407,15 @@ class ConversationLocks:
     @asynccontextmanager
     async def hold(self, conversation_id: str) -> AsyncIterator[None]:
         async with self._lock(conversation_id):
+            yield
+
+    @asynccontextmanager
+    async def hold_all(self, conversation_ids: Iterable[str]) -> AsyncIterator[None]:
+        """Hold several conversations' locks, taken in sorted order: whoever holds more than
+        one takes them in that order, so two holders never wait for each other."""
+        async with AsyncExitStack() as held:
+            for conversation_id in sorted(set(conversation_ids)):
+                await held.enter_async_context(self.hold(conversation_id))
             yield
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:

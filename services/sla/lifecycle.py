@@ -28,13 +28,17 @@ them is kept from routed conversations and agents' replies (:mod:`services.sla.c
 
 Every output id derives from the clock (conversation, metric, generation) and the step, and
 every instant comes from the input event, so a redelivered input re-emits the same events and
-re-adds the same timers. A clock met after its deadline, before its breach timer fired, still
-records the breach (with the id the timer would have used).
+re-adds the same timers. That holds only if the redelivery finds the clocks as the first
+delivery did, so an input's events are published before its clock writes, which follow in one
+transaction once Kafka acknowledged them (:meth:`ClockKeeper._apply`). A clock met after its
+deadline, before its breach timer fired, still records the breach (with the id the timer
+would have used).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import msgspec
@@ -72,6 +76,8 @@ SOURCE = "/sla"
 RECOMPUTE_BATCH = 500
 TimersScheduled = Callable[[int, int], None]
 """Tells the scheduler that a partition got a timer due at some time (ms)."""
+Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
+"""Sends events to Kafka and returns once every one was acknowledged."""
 
 ALL_METRICS: tuple[SlaMetric, ...] = ("first_response", "next_response", "resolution")
 RESPONSE_METRICS: tuple[SlaMetric, ...] = ("first_response", "next_response")
@@ -210,6 +216,14 @@ async def stage_clock(
     return due
 
 
+@dataclass
+class _Changes:
+    """The clock writes of one input, staged on one transaction, and the timers they add."""
+
+    pipe: Pipeline
+    woken: list[tuple[int, int]] = field(default_factory=list)
+
+
 class ClockKeeper:
     """Consumes routed conversations and agent actions and keeps the clocks."""
 
@@ -223,6 +237,7 @@ class ClockKeeper:
         locks: ConversationLocks,
         topics: Topics,
         on_scheduled: TimersScheduled,
+        publish: Publish,
     ) -> None:
         self._live = live
         self._clocks = clocks
@@ -231,19 +246,27 @@ class ClockKeeper:
         self._locks = locks
         self._topics = topics
         self._on_scheduled = on_scheduled
+        self._publish = publish
 
     async def handle(self, consumed: Consumed) -> list[Outgoing]:
+        """Apply one input. Its events are published here (see :meth:`_apply`), so nothing is
+        left for the consumer loop to publish."""
         data = consumed.event.data
         if isinstance(data, ConversationRouted | AgentAction):
             annotate(conversation_id=data.conversation_id)
         if isinstance(data, ConversationRouted):
             annotate(channel=data.channel, queue=data.queue, rule=data.explanation.rule)
-            async with self._locks.hold(data.conversation_id):
-                return await self._routed(consumed, data)
-        if isinstance(data, AgentAction):
-            async with self._locks.hold(data.conversation_id):
-                return await self._action(data, consumed.partition)
-        if isinstance(data, OutboundReceipt) and data.kind == "agent_reply":
+            routed = data
+            await self._apply(
+                [routed.conversation_id], lambda changes: self._routed(changes, consumed, routed)
+            )
+        elif isinstance(data, AgentAction):
+            action = data
+            await self._apply(
+                [action.conversation_id],
+                lambda changes: self._action(changes, action, consumed.partition),
+            )
+        elif isinstance(data, OutboundReceipt) and data.kind == "agent_reply":
             annotate(conversation_id=data.conversation_id)
             if data.status not in REACHED:
                 log.info(
@@ -254,25 +277,49 @@ class ClockKeeper:
                     error=data.error,
                 )
                 return []
-            async with self._locks.hold(data.conversation_id):
-                clocks = await self._load(consumed.partition, data.conversation_id)
-                return await self._meet_response(clocks, consumed.event.time)
+            receipt = data
+
+            async def answered(changes: _Changes) -> list[Outgoing]:
+                clocks = await self._load(consumed.partition, receipt.conversation_id)
+                return await self._meet_response(changes, clocks, consumed.event.time)
+
+            await self._apply([receipt.conversation_id], answered)
         return []
+
+    async def _apply(
+        self,
+        conversation_ids: Iterable[str],
+        transition: Callable[[_Changes], Awaitable[list[Outgoing]]],
+    ) -> None:
+        """Run ``transition`` under the conversations' locks, publish its events, then write
+        its clocks in one transaction. A worker that dies between the two leaves the clocks as
+        the input found them, so its redelivery publishes the same events again (same ids).
+        Writing first would lose them: the redelivery would find its clock already met (or
+        paused, or restarted) and have nothing to say."""
+        async with self._locks.hold_all(conversation_ids), self._clocks.transaction() as pipe:
+            changes = _Changes(pipe)
+            events = await transition(changes)
+            await self._publish(events)
+            await pipe.execute()
+        self._wake(changes.woken)
 
     # --- inputs -----------------------------------------------------------------------------
 
-    async def _routed(self, consumed: Consumed, routed: ConversationRouted) -> list[Outgoing]:
+    async def _routed(
+        self, changes: _Changes, consumed: Consumed, routed: ConversationRouted
+    ) -> list[Outgoing]:
         at = routed.received_at
         out: list[Outgoing] = []
         if self._follows_up(routed.sla_policy, routed.channel):
             await self._contacts.record_routed(routed)
         if routed.is_new:
-            return out + await self._start_new(routed, consumed.partition, at)
+            return out + await self._start_new(changes, routed, consumed.partition, at)
         clocks = await self._load(consumed.partition, routed.conversation_id)
         resolution = clocks.get("resolution")
         if routed.reopened:
             if resolution is not None:
                 out += await self._start(
+                    changes,
                     routed,
                     consumed.partition,
                     "resolution",
@@ -282,7 +329,7 @@ class ClockKeeper:
                     policy=resolution.policy,
                 )
         elif resolution is not None and resolution.status == "paused":
-            out += await self._resume(resolution, at)
+            out += await self._resume(changes, resolution, at)
         first, following = clocks.get("first_response"), clocks.get("next_response")
         answered = first is not None and first.status == "met"
         waiting = following is not None and following.status == "running"
@@ -291,6 +338,7 @@ class ClockKeeper:
             own = first or resolution
             policy, note = self._next_response_policy(routed, own.policy if own else None)
             out += await self._start(
+                changes,
                 routed,
                 consumed.partition,
                 "next_response",
@@ -320,48 +368,59 @@ class ClockKeeper:
 
     async def reconfigure(
         self, previous: SlaRuntime, partitions: frozenset[int], now: Callable[[], datetime]
-    ) -> AsyncIterator[list[Outgoing]]:
+    ) -> None:
         """Recompute the open clocks of ``partitions`` after the configuration changed from
-        ``previous``: those whose policy or calendar changed get a new generation (timers moved
-        in the same transaction) and a ``recomputed`` event, yielded in batches to publish.
-        Already breached clocks are left alone; a clock whose deadline comes out the same (it
-        was recomputed already, or the change did not touch it) gets nothing.
+        ``previous``: those whose policy or calendar changed get a new generation (their timers
+        moved with them) and a ``recomputed`` event. Already breached clocks are left alone; a
+        clock whose deadline comes out the same (it was recomputed already, or the change did
+        not touch it) gets nothing.
 
-        Each clock is recomputed at ``now()`` read under its conversation's lock, not at one
-        instant for the whole pass: the pass takes time, and a timer the scheduler fired
-        meanwhile (under the same lock) is then behind that instant, so a clock it breached
-        stays breached and no ``recomputed`` event is dated before an event already out."""
+        The pass goes in batches of one partition's clocks, each applied as an input is (its
+        events published, then its clocks written), so a pass cut short leaves the rest to the
+        next pass and never a clock recomputed without its event. A batch is recomputed at
+        ``now()`` read once its conversations are locked, not at one instant for the whole
+        pass: the pass takes time, and a timer the scheduler fired meanwhile (under the same
+        lock) is then behind that instant, so a clock it breached stays breached and no
+        ``recomputed`` event is dated before an event already out."""
         runtime = self._live.current
-        out: list[Outgoing] = []
-        woken: list[tuple[int, int]] = []
+        batch: list[Clock] = []
         async for stored in self._clocks.open_clocks():
             if stored.partition not in partitions:
                 continue
             if not runtime.affects(previous, stored.policy, stored.metric, stored.queue):
                 continue
-            async with self._locks.hold(stored.conversation_id):
-                at = now()
+            if batch and (stored.partition != batch[0].partition or len(batch) >= RECOMPUTE_BATCH):
+                await self._recompute_batch(batch, previous, now)
+                batch = []
+            batch.append(stored)
+        if batch:
+            await self._recompute_batch(batch, previous, now)
+
+    async def _recompute_batch(
+        self, batch: list[Clock], previous: SlaRuntime, now: Callable[[], datetime]
+    ) -> None:
+        async def recompute(changes: _Changes) -> list[Outgoing]:
+            at = now()
+            out: list[Outgoing] = []
+            for stored in batch:
                 clock = await self._clocks.get_open(
                     stored.partition, stored.conversation_id, stored.metric
                 )
                 if clock is not None and not _breached(clock, at):
-                    out += await self._recompute_changed(clock, at, previous, woken)
-            if len(out) >= RECOMPUTE_BATCH:
-                yield out
-                out = []
-                self._wake(woken)
-        if out:
-            yield out
-            self._wake(woken)
+                    out += await self._recompute_changed(changes, clock, at, previous)
+            return out
+
+        await self._apply([c.conversation_id for c in batch], recompute)
 
     def _wake(self, woken: list[tuple[int, int]]) -> None:
-        """Tell the scheduler of timers moved by a batch once its events are published, so a
-        ``recomputed`` event goes out before anything fired at the new deadline."""
+        """Tell the scheduler of timers written once their events are out, so a ``started``
+        or ``recomputed`` event goes out before anything fired at its new points."""
         for partition, due in woken:
             self._on_scheduled(partition, due)
-        woken.clear()
 
-    async def _action(self, action: AgentAction, partition: int) -> list[Outgoing]:
+    async def _action(
+        self, changes: _Changes, action: AgentAction, partition: int
+    ) -> list[Outgoing]:
         clocks = await self._load(partition, action.conversation_id)
         at = action.at
         match action.kind:
@@ -370,43 +429,46 @@ class ClockKeeper:
                     await self._contacts.record_reply(action.conversation_id, at)
                 return []
             case "reached":
-                return await self._meet_response(clocks, at)
+                return await self._meet_response(changes, clocks, at)
             case "resolve":
                 out: list[Outgoing] = []
                 for clock in clocks.values():
                     if clock.status not in ("running", "paused"):
                         continue
                     if clock.metric == "resolution":
-                        out += await self._meet(clock, at)
+                        out += await self._meet(changes, clock, at)
                     else:
-                        out += await self._finish(clock, "cancelled", at)
+                        out += await self._finish(changes, clock, "cancelled", at)
                 return out
             case "waiting":
                 resolution = clocks.get("resolution")
                 if resolution is not None and resolution.status == "running":
-                    return await self._pause(resolution, at)
+                    return await self._pause(changes, resolution, at)
                 return []
             case "transfer" if action.queue is not None:
                 out = []
                 for clock in clocks.values():
                     if clock.status in ("running", "paused") and clock.queue != action.queue:
-                        out += await self._transfer(clock, action.queue, at)
+                        out += await self._transfer(changes, clock, action.queue, at)
                 return out
             case _:
                 return []
 
-    async def _meet_response(self, clocks: dict[SlaMetric, Clock], at: datetime) -> list[Outgoing]:
+    async def _meet_response(
+        self, changes: _Changes, clocks: dict[SlaMetric, Clock], at: datetime
+    ) -> list[Outgoing]:
         """Meet the running response clock (first response, else next response), if any."""
         for metric in RESPONSE_METRICS:
             clock = clocks.get(metric)
             if clock is not None and clock.status == "running":
-                return await self._meet(clock, at)
+                return await self._meet(changes, clock, at)
         return []
 
     # --- transitions ------------------------------------------------------------------------
 
     async def _start(
         self,
+        changes: _Changes,
         routed: ConversationRouted,
         partition: int,
         metric: SlaMetric,
@@ -420,14 +482,14 @@ class ClockKeeper:
         clock = new_clock(self._live.current, routed, partition, metric, at, generation, policy)
         if clock is None:
             return []
-        await self._save(clock, replaces=replaces)
+        await self._save(changes, clock, replaces=replaces)
         return [self._emit(clock, Step(StepKind.STARTED), at, note)]
 
     async def _start_new(
-        self, routed: ConversationRouted, partition: int, at: datetime
+        self, changes: _Changes, routed: ConversationRouted, partition: int, at: datetime
     ) -> list[Outgoing]:
-        """A new conversation's clocks (first response and resolution), stored with their
-        timers in one transaction, after one read of what is stored already.
+        """A new conversation's clocks (first response and resolution), staged after one read
+        of what is stored already.
 
         A record read again (a restarted worker reads from its last commit, which lags what it
         applied) finds the clocks stored and perhaps met or paused since: it says ``started``
@@ -444,19 +506,12 @@ class ClockKeeper:
         stored = await self._clocks.get_all(
             partition, routed.conversation_id, NEW_CONVERSATION_METRICS
         )
-        if fresh := [clock for clock in clocks if clock.metric not in stored]:
-            async with self._clocks.transaction() as pipe:
-                dues = [
-                    await stage_clock(pipe, self._clocks, self._timers, clock, replaces=None)
-                    for clock in fresh
-                ]
-                await pipe.execute()
-            self._wake(
-                [(c.partition, due) for c, due in zip(fresh, dues, strict=True) if due is not None]
-            )
+        for clock in clocks:
+            if clock.metric not in stored:
+                await self._save(changes, clock, replaces=None)
         return [self._emit(clock, Step(StepKind.STARTED), at) for clock in clocks]
 
-    async def _meet(self, clock: Clock, at: datetime) -> list[Outgoing]:
+    async def _meet(self, changes: _Changes, clock: Clock, at: datetime) -> list[Outgoing]:
         # Warnings that fell due before the answer but whose timer has not fired yet (the
         # worker was down or behind and read the answer first): recorded now, under the ids
         # the timer would have used, so a due point is never skipped. A paused clock spent
@@ -475,14 +530,21 @@ class ClockKeeper:
         metrics.sla_response_seconds.labels(
             clock.metric, clock.queue, clock.channel, clock.policy
         ).observe(clock.spent(at, calendar).total_seconds())
-        return out + await self._finish(clock, "met", at, survey_at=self._survey_due(clock, at))
+        survey_at = self._survey_due(clock, at)
+        return out + await self._finish(changes, clock, "met", at, survey_at=survey_at)
 
     async def _finish(
-        self, clock: Clock, kind: SlaEventKind, at: datetime, *, survey_at: int | None = None
+        self,
+        changes: _Changes,
+        clock: Clock,
+        kind: SlaEventKind,
+        at: datetime,
+        *,
+        survey_at: int | None = None,
     ) -> list[Outgoing]:
         status = "met" if kind == "met" else "cancelled"
         finished = msgspec.structs.replace(_counted(clock, at, self._live.current), status=status)
-        await self._save(finished, replaces=clock, survey_at=survey_at)
+        await self._save(changes, finished, replaces=clock, survey_at=survey_at)
         # Reported as it stood when it was met: a clock met while paused reports the time it
         # used before the pause, not a deadline that stopped meaning anything at the pause.
         return [self._emit(clock, Step(StepKind(kind)), at)]
@@ -505,26 +567,28 @@ class ClockKeeper:
             return None
         return point_ms(at + surveys.after)
 
-    async def _pause(self, clock: Clock, at: datetime) -> list[Outgoing]:
+    async def _pause(self, changes: _Changes, clock: Clock, at: datetime) -> list[Outgoing]:
         paused = msgspec.structs.replace(
             _counted(clock, at, self._live.current), status="paused", segment_start=at
         )
-        await self._save(paused, replaces=clock)
+        await self._save(changes, paused, replaces=clock)
         return [self._emit(paused, Step(StepKind.PAUSED), at)]
 
-    async def _resume(self, clock: Clock, at: datetime) -> list[Outgoing]:
+    async def _resume(self, changes: _Changes, clock: Clock, at: datetime) -> list[Outgoing]:
         resumed = self._recompute(clock, at, queue=clock.queue, status="running")
-        await self._save(resumed, replaces=clock)
+        await self._save(changes, resumed, replaces=clock)
         return [self._emit(resumed, Step(StepKind.RESUMED), at)]
 
-    async def _transfer(self, clock: Clock, queue: str, at: datetime) -> list[Outgoing]:
+    async def _transfer(
+        self, changes: _Changes, clock: Clock, queue: str, at: datetime
+    ) -> list[Outgoing]:
         counted = _counted(clock, at, self._live.current)
         moved = self._recompute(counted, at, queue=queue, status=clock.status)
-        await self._save(moved, replaces=clock)
+        await self._save(changes, moved, replaces=clock)
         return [self._emit(moved, Step(StepKind.RECOMPUTED), at)]
 
     async def _recompute_changed(
-        self, clock: Clock, at: datetime, previous: SlaRuntime, woken: list[tuple[int, int]]
+        self, changes: _Changes, clock: Clock, at: datetime, previous: SlaRuntime
     ) -> list[Outgoing]:
         """Recompute with the current configuration, counting the time spent so far with the
         previous one; nothing when the deadline and warnings come out as they are."""
@@ -542,9 +606,7 @@ class ClockKeeper:
         )
         if _schedule_of(changed, at) == _schedule_of(clock, at):
             return []
-        due = await self._save(changed, replaces=clock, wake=False)
-        if due is not None:
-            woken.append((changed.partition, due))
+        await self._save(changes, changed, replaces=clock)
         return [self._emit(changed, Step(StepKind.RECOMPUTED), at)]
 
     def _recompute(self, clock: Clock, at: datetime, *, queue: str, status: ClockStatus) -> Clock:
@@ -577,25 +639,20 @@ class ClockKeeper:
 
     async def _save(
         self,
+        changes: _Changes,
         clock: Clock,
         *,
         replaces: Clock | None,
-        wake: bool = True,
         survey_at: int | None = None,
-    ) -> int | None:
-        """Store the clock and move its timer (and add the survey timer due at ``survey_at``)
-        in one transaction, then (unless told not to) wake the scheduler; returns the clock
-        timer's due time (ms)."""
-        async with self._clocks.transaction() as pipe:
-            due = await stage_clock(pipe, self._clocks, self._timers, clock, replaces=replaces)
-            if survey_at is not None:
-                self._timers.stage_schedule(
-                    pipe, clock.partition, survey_timer_of(clock), survey_at
-                )
-            await pipe.execute()
-        if wake:
-            self._wake([(clock.partition, at) for at in (due, survey_at) if at is not None])
-        return due
+    ) -> None:
+        """Stage storing the clock and moving its timer (and adding the survey timer due at
+        ``survey_at``); the scheduler hears of the timers once they are written."""
+        due = await stage_clock(changes.pipe, self._clocks, self._timers, clock, replaces=replaces)
+        if survey_at is not None:
+            self._timers.stage_schedule(
+                changes.pipe, clock.partition, survey_timer_of(clock), survey_at
+            )
+        changes.woken += [(clock.partition, at) for at in (due, survey_at) if at is not None]
 
     def _emit(self, clock: Clock, step: Step, at: datetime, note: str | None = None) -> Outgoing:
         calendar = self._live.current.calendar(clock.calendar)

@@ -180,9 +180,7 @@ class TimerScheduler:
         """Publish the events of claimed timers in one batch, then release the claims (each
         timer goes back in at its clock's next point). The batch's conversations stay locked
         until then, so the keeper never changes a clock between its reading and its event."""
-        async with contextlib.AsyncExitStack() as held:
-            for conversation_id in sorted({t.conversation_id for t, _ in claimed}):
-                await held.enter_async_context(self._locks.hold(conversation_id))
+        async with self._locks.hold_all(t.conversation_id for t, _ in claimed):
             due = await self._due_points(partition, claimed)
             contacts = await self._contacts.get_many(
                 sorted({c.conversation_id for c, steps in due if c and _follow_up(steps)})

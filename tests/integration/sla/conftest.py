@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from redis.asyncio import Redis
 
 from libs.common.config import LiveConfig
@@ -30,9 +31,10 @@ from libs.common.events import (
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.keys import Keys
+from libs.common.topics import Topics
 from services.sla.clocks import Clock, ClockStore, ConversationLocks
 from services.sla.contacts import ContactStore
-from services.sla.lifecycle import ClockKeeper
+from services.sla.lifecycle import ClockKeeper, TimersScheduled
 from services.sla.runtime import SlaRuntime
 from services.sla.timers import TimerStore
 from tests.support.harness import Isolation
@@ -45,15 +47,42 @@ _numbers = itertools.count()
 
 
 class Keeper:
+    """A ClockKeeper fed by hand. What it publishes is kept here instead of going to Kafka;
+    while ``unreachable`` is set, publishing fails as it does when the broker is gone."""
+
     def __init__(
         self,
-        keeper: ClockKeeper,
+        *,
+        live: LiveConfig[SlaRuntime],
         clocks: ClockStore,
         timers: TimerStore,
-        live: LiveConfig[SlaRuntime],
+        contacts: ContactStore,
+        locks: ConversationLocks,
+        topics: Topics,
+        on_scheduled: TimersScheduled | None = None,
     ) -> None:
-        self.keeper, self.clocks, self.timers, self.live = keeper, clocks, timers, live
+        self.clocks, self.timers, self.live = clocks, timers, live
         self.scheduled: list[tuple[int, int]] = []
+        self.published: list[Outgoing] = []
+        self.unreachable = False
+        self.keeper = ClockKeeper(
+            live=live,
+            clocks=clocks,
+            timers=timers,
+            contacts=contacts,
+            locks=locks,
+            topics=topics,
+            on_scheduled=on_scheduled or self._note_scheduled,
+            publish=self._publish,
+        )
+
+    def _note_scheduled(self, partition: int, due: int) -> None:
+        self.scheduled.append((partition, due))
+
+    async def _publish(self, events: Sequence[Outgoing]) -> None:
+        if self.unreachable:
+            raise KafkaConnectionError("the broker is unreachable")
+        self.published += events
 
     async def feed(
         self,
@@ -63,13 +92,23 @@ class Keeper:
         partition: int = PARTITION,
     ) -> list[SlaEvent]:
         """Hand the keeper one event stamped ``at`` (a receipt's instant is its event time), as
-        a record of ``partition``."""
+        a record of ``partition``; returns the SLA events it published."""
         return await self.deliver(record(data, subject, at, partition))
 
+    async def reconfigure(
+        self, previous: SlaRuntime, partitions: frozenset[int], now: Callable[[], datetime]
+    ) -> list[Event]:
+        """Recompute after a reload; returns the events the pass published."""
+        before = len(self.published)
+        await self.keeper.reconfigure(previous, partitions, now)
+        return [o.event for o in self.published[before:]]
+
     async def deliver(self, consumed: Consumed) -> list[SlaEvent]:
-        """Hand the keeper a record (again, for a redelivery)."""
-        outputs: Sequence[Outgoing] = await self.keeper.handle(consumed)
-        return [o.event.data for o in outputs if isinstance(o.event.data, SlaEvent)]
+        """Hand the keeper a record (again, for a redelivery); returns what it published."""
+        before = len(self.published)
+        await self.keeper.handle(consumed)
+        fresh = self.published[before:]
+        return [o.event.data for o in fresh if isinstance(o.event.data, SlaEvent)]
 
     async def clock(self, conversation: str, metric: SlaMetric) -> Clock | None:
         """The conversation's stored clock of ``metric``, open or closed."""
@@ -92,23 +131,14 @@ def make_keeper(redis: Redis, isolation: Isolation) -> MakeKeeper:
 
     def make(config: Path) -> Keeper:
         keys = Keys(isolation.key_prefix)
-        clocks, timers = ClockStore(redis, keys), TimerStore(redis, keys)
-        live = LiveConfig(config, SlaRuntime.build)
-        wrapper = Keeper(
-            ClockKeeper(
-                live=live,
-                clocks=clocks,
-                timers=timers,
-                contacts=ContactStore(redis, keys),
-                locks=ConversationLocks(),
-                topics=isolation.topics,
-                on_scheduled=lambda partition, due: wrapper.scheduled.append((partition, due)),
-            ),
-            clocks,
-            timers,
-            live,
+        return Keeper(
+            live=LiveConfig(config, SlaRuntime.build),
+            clocks=ClockStore(redis, keys),
+            timers=TimerStore(redis, keys),
+            contacts=ContactStore(redis, keys),
+            locks=ConversationLocks(),
+            topics=isolation.topics,
         )
-        return wrapper
 
     return make
 

@@ -20,7 +20,7 @@ from libs.common.settings import Settings
 from libs.common.tracing import attached
 from services.sla.clocks import ClockStore, ConversationLocks
 from services.sla.contacts import ContactStore
-from services.sla.lifecycle import ClockKeeper, survey_timer_of
+from services.sla.lifecycle import survey_timer_of
 from services.sla.runtime import SlaRuntime
 from services.sla.scheduler import TimerScheduler
 from services.sla.timers import TimerId, TimerStore
@@ -103,7 +103,7 @@ async def make_worker(
             producer=producer,
             topics=isolation.topics,
         )
-        keeper = ClockKeeper(
+        keeper = Keeper(
             live=live,
             clocks=clocks,
             timers=timers,
@@ -112,7 +112,7 @@ async def make_worker(
             topics=isolation.topics,
             on_scheduled=scheduler.scheduled,
         )
-        worker = Worker(Keeper(keeper, clocks, timers, live), scheduler, producer)
+        worker = Worker(keeper, scheduler, producer)
         workers.append(worker)
         return worker
 

@@ -306,11 +306,7 @@ async def test_a_reload_while_paused_changes_the_window_not_the_time_used(
     assert await keeper.live.reload_if_changed()
     reloaded_at = MONDAY + 3 * M
     events = [
-        o.event.data
-        async for batch in keeper.keeper.reconfigure(
-            previous, frozenset({3}), fixed_clock(reloaded_at)
-        )
-        for o in batch
+        e.data for e in await keeper.reconfigure(previous, frozenset({3}), fixed_clock(reloaded_at))
     ]
     [recomputed] = [e for e in events if isinstance(e, SlaEvent) and e.metric == "resolution"]
     assert recomputed.kind == "recomputed"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from libs.common.clock import fixed_clock
 from libs.common.events import Event, SlaEvent, event_id
@@ -50,11 +51,7 @@ async def test_a_longer_window_moves_open_clocks_and_leaves_breached_ones(
     # 30 minutes, warned when 5 minutes are used: already past for "warned" (9 minutes used)
     with_plain(tmp_path, "{within: 30m, business_hours: false, warn_before: [25m]}   # longer")
     assert await keeper.live.reload_if_changed()
-    events = [
-        o.event
-        async for batch in keeper.keeper.reconfigure(previous, frozenset({3}), fixed_clock(now))
-        for o in batch
-    ]
+    events = await keeper.reconfigure(previous, frozenset({3}), fixed_clock(now))
 
     by_conversation = {e.data.conversation_id: e for e in events if isinstance(e.data, SlaEvent)}
     assert set(by_conversation) == {"fresh", "warned"}  # "late" has breached: it stays so
@@ -83,8 +80,34 @@ async def test_a_longer_window_moves_open_clocks_and_leaves_breached_ones(
     assert late.deadline == now - timedelta(minutes=1)
 
     # recomputing again against the same change finds nothing left to do
-    again = [b async for b in keeper.keeper.reconfigure(previous, frozenset({3}), fixed_clock(now))]
-    assert again == []
+    assert await keeper.reconfigure(previous, frozenset({3}), fixed_clock(now)) == []
+
+
+async def test_a_pass_whose_events_kafka_did_not_take_leaves_its_clocks_to_the_next(
+    make_keeper: MakeKeeper, tmp_path: Path
+) -> None:
+    """The clocks are written after their ``recomputed`` events are out: a pass cut short by
+    the broker (or a crash) changes nothing, and the next pass recomputes them."""
+    keeper = make_keeper(with_plain(tmp_path, "{within: 10m, business_hours: false}"))
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    await keeper.feed(routed("cut", now - timedelta(minutes=1), policy="plain"))
+    previous = keeper.live.current
+    with_plain(tmp_path, "{within: 30m, business_hours: false}")
+    assert await keeper.live.reload_if_changed()
+
+    keeper.unreachable = True
+    with pytest.raises(KafkaConnectionError):
+        await keeper.reconfigure(previous, frozenset({3}), fixed_clock(now))
+    clock = await keeper.clock("cut", "first_response")
+    assert clock is not None
+    assert (clock.generation, clock.deadline) == (1, now + timedelta(minutes=9))
+
+    keeper.unreachable = False
+    [event] = await keeper.reconfigure(previous, frozenset({3}), fixed_clock(now))
+    assert event.id == step_id("cut", 2, "recomputed")
+    clock = await keeper.clock("cut", "first_response")
+    assert clock is not None
+    assert (clock.generation, clock.deadline) == (2, now + timedelta(minutes=29))
 
 
 async def test_a_clock_that_breached_while_the_pass_was_under_way_stays_breached(
@@ -109,8 +132,7 @@ async def test_a_clock_that_breached_while_the_pass_was_under_way_stays_breached
             yield clock
 
     monkeypatch.setattr(keeper.clocks, "open_clocks", slow_scan)
-    passed = [b async for b in keeper.keeper.reconfigure(previous, frozenset({3}), lambda: wall[0])]
-    assert passed == []
+    assert await keeper.reconfigure(previous, frozenset({3}), lambda: wall[0]) == []
     due = await keeper.clock("due", "first_response")
     assert due is not None
     assert (due.generation, due.deadline) == (1, started + timedelta(minutes=10))
@@ -125,9 +147,7 @@ async def test_clocks_of_partitions_owned_elsewhere_are_left_to_their_owner(
     previous = keeper.live.current
     with_plain(tmp_path, "{within: 20m, business_hours: false}")
     assert await keeper.live.reload_if_changed()
-    assert [
-        b async for b in keeper.keeper.reconfigure(previous, frozenset({0, 1}), fixed_clock(now))
-    ] == []
+    assert await keeper.reconfigure(previous, frozenset({0, 1}), fixed_clock(now)) == []
 
 
 async def test_the_service_recomputes_on_reload_and_fires_at_the_new_deadline(
