@@ -174,7 +174,8 @@ class _StagedOnCallerLoop(TransactionStrategy):
     commands, MULTI/EXEC, redirections and retries stay redis-py's."""
 
     def execute_command(self, *args: Any, **kwargs: Any) -> ClusterPipeline:
-        keys = args[3 : 3 + int(args[2])] if str(args[0]).upper() == "EVAL" else args[1:2]
+        scripted = str(args[0]).upper() in ("EVAL", "EVALSHA")
+        keys = args[3 : 3 + int(args[2])] if scripted else args[1:2]
         if not keys:
             raise RedisClusterException(f"{args[0]} names no key: no slot to run it in")
         self._pipeline_slots.update(self._pipe.cluster_client.keyslot(key) for key in keys)
