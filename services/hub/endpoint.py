@@ -59,7 +59,7 @@ class HubEndpoint:
             await ws.close(code=code, message=exc.reason.encode()[:120])
             return ws
         limit_send_buffer(request, limits.socket_send_buffer)
-        session = AgentSession(ws, claims, self._services)
+        session = AgentSession(ws, claims, self._services, request.transport)
         self._sessions.add(session)
         self._idle.clear()
         metrics.hub_connections.inc()

@@ -15,6 +15,7 @@ from typing import Final, Protocol
 
 from redis.exceptions import RedisError
 
+from libs.common import metrics
 from libs.common.backoff import Backoff
 from libs.common.logs import get_logger
 from libs.common.pubsub import raise_if_cancelled
@@ -27,8 +28,9 @@ READ_BACKOFF: Final = Backoff(base=0.2, cap=5.0)
 
 
 class Follower(Protocol):
-    def on_entry(self, queue: str, entry_id: str, frame: str) -> None:
-        """A new entry of ``queue`` as its ``event`` frame; must not block."""
+    async def on_entry(self, queue: str, entry_id: str, frame: str) -> bool:
+        """A new entry of ``queue`` as its ``event`` frame; must not wait on the peer. Whether
+        it was sent or queued."""
         ...
 
 
@@ -62,8 +64,10 @@ class QueueFeed:
             for entry_id, payload in entries:
                 position = entry_id
                 frame = protocol.event(self.queue, entry_id, payload)  # once for every socket
+                sent = 0
                 for follower in list(self.followers):
-                    follower.on_entry(self.queue, entry_id, frame)
+                    sent += await follower.on_entry(self.queue, entry_id, frame)
+                metrics.hub_events_sent.inc(sent)
 
 
 class Feeds:

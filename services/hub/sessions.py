@@ -7,9 +7,13 @@ client's resume id; live entries that arrive meanwhile are held and released aft
 catch-up, skipping what the catch-up already sent. So a client gets every entry after its
 resume id once, in stream order, whatever races between the feed and the catch-up.
 
-Everything the socket sends goes through ``outbox`` (bounded); live entries and replies are
-put without waiting, and a full buffer closes the socket with ``CLOSE_SLOW_CONSUMER``. Only
-the catch-up waits for room (it is this socket's own task), up to ``catch_up_timeout``.
+What the socket sends goes through ``outbox`` (bounded) and its writer task; live entries and
+replies are put without waiting, and a full buffer closes the socket with
+``CLOSE_SLOW_CONSUMER``. Only the catch-up waits for room (it is this socket's own task), up to
+``catch_up_timeout``. A live entry skips the outbox when nothing waits in it or is being
+written and the socket's transport holds nothing unsent: the feed writes it itself, which then
+completes without waiting on the peer (see :data:`DIRECT_FRAME_MAX`) and saves the writer's
+wake-up per socket and entry.
 
 Once the agent reports presence, the socket keeps the agent's presence lease alive, and shows
 the agent's offers as Redis has them whenever the inbox says they changed
@@ -55,6 +59,10 @@ from services.hub.transcript import Transcripts
 
 log = get_logger(__name__)
 CLOSE_TIMEOUT: Final = 5.0
+DIRECT_FRAME_MAX: Final = 8 * 1024
+"""Characters of a live entry the feed may write itself: at most 32 KiB of UTF-8, so a write
+into an empty transport stays below asyncio's 64 KiB high-water mark and aiohttp never waits
+to drain it (a feed must not wait on one slow peer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +109,16 @@ class Services:
 
 
 class AgentSession:
-    def __init__(self, ws: web.WebSocketResponse, claims: AgentClaims, services: Services) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        claims: AgentClaims,
+        services: Services,
+        transport: asyncio.BaseTransport | None,
+    ) -> None:
         self._ws = ws
+        self._transport = transport if isinstance(transport, asyncio.WriteTransport) else None
+        self._writing = False  # the writer task is sending a frame from the outbox
         self._claims = claims
         self._services = services
         self._limits = services.limits
@@ -432,25 +448,50 @@ class AgentSession:
             if len(entries) < self._limits.catch_up_batch:
                 break
         held, cursor.held, cursor.live = cursor.held, [], True
+        sent = 0
         for entry_id, frame in held:
-            self.on_entry(queue, entry_id, frame)
+            sent += await self.on_entry(queue, entry_id, frame)
+        metrics.hub_events_sent.inc(sent)
 
-    def on_entry(self, queue: str, entry_id: str, frame: str) -> None:
+    async def on_entry(self, queue: str, entry_id: str, frame: str) -> bool:
+        """Send or queue a new entry of ``queue``; whether it was sent or queued (the caller
+        counts those once per entry rather than once per socket)."""
         cursor = self._cursors.get(queue)
         if cursor is None:
-            return
+            return False
         if not cursor.live:
             if len(cursor.held) >= self._limits.send_buffer:
                 self._slow()
-                return
+                return False
             cursor.held.append((entry_id, frame))
-            return
+            return False
         if entry_order(entry_id) <= entry_order(cursor.position):
-            return  # the catch-up sent it already
+            return False  # the catch-up sent it already
         cursor.position = entry_id
-        self._push(frame)
-        metrics.hub_events_sent.inc()
         self._figures_changed.set()  # only a supervisor's socket reads it
+        if self._can_write_now(frame):
+            try:
+                await self._ws.send_str(frame)
+            except ConnectionError:
+                self.request_close(protocol.CLOSE_GOING_AWAY, "write failed")
+            except Exception as exc:  # on the feed's task: the queue's other sockets go on
+                log.error("hub socket write failed", agent=self.agent, error=repr(exc))
+                self.request_close(protocol.CLOSE_INTERNAL_ERROR, "internal error")
+        else:
+            self._push(frame)
+        return True
+
+    def _can_write_now(self, frame: str) -> bool:
+        """Whether ``frame`` can be written at once, in order and without waiting."""
+        transport = self._transport
+        return (
+            transport is not None
+            and not self._writing
+            and self._outbox.empty()
+            and len(frame) <= DIRECT_FRAME_MAX
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() == 0
+        )
 
     def _push(self, frame: str) -> None:
         try:
@@ -469,7 +510,10 @@ class AgentSession:
     async def _write(self) -> None:
         try:
             while True:
-                await self._ws.send_str(await self._outbox.get())
+                frame = await self._outbox.get()
+                self._writing = True
+                await self._ws.send_str(frame)
+                self._writing = False
         except ConnectionError:
             self.request_close(protocol.CLOSE_GOING_AWAY, "write failed")
 
