@@ -18,6 +18,7 @@ from typing import Final, Literal
 from redis.asyncio import Redis
 
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 
 Keyword = Literal["opt-out", "opt-in", "help"]
 
@@ -58,6 +59,7 @@ async def record(
         await redis.delete(key)
 
 
-async def is_opted_out(redis: Redis, keys: Keys, our: str, customer: str) -> bool:
-    """Whether ``customer`` texted an opt-out keyword to ``our`` number and not opted back in."""
-    return bool(await redis.exists(keys.sms_optout(our, customer)))
+async def is_opted_out(commands: ScriptBatcher, keys: Keys, our: str, customer: str) -> bool:
+    """Whether ``customer`` texted an opt-out keyword to ``our`` number and not opted back in
+    (asked through a batcher: outbound asks before every send, many sends at a time)."""
+    return bool(await commands.command("EXISTS", keys.sms_optout(our, customer)))

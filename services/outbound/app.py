@@ -11,6 +11,7 @@ from libs.common.config import LiveConfig
 from libs.common.events import OutboundCommand
 from libs.common.kafka.consumer import Handler
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from libs.common.service import (
     CLOCK,
     REDIS,
@@ -76,17 +77,18 @@ async def _parts_ctx(app: web.Application) -> AsyncIterator[None]:
         x = XReplies(user_token=settings.x_user_access_token, base_url=settings.x_api_base_url)
         senders["social"] = x
     redis, keys = app[REDIS], Keys(settings.switchboard_key_prefix)
+    scripts = ScriptBatcher(redis)  # a send's record and opt-out check, with the others'
 
     async def sms_opted_out(command: OutboundCommand) -> bool:
         our = command.sender or settings.twilio_from_number
         if command.channel == "whatsapp":
             our = whatsapp.optout_address(our)
-        return await is_opted_out(redis, keys, our, command.recipient)
+        return await is_opted_out(scripts, keys, our, command.recipient)
 
     app[DELIVERER] = Deliverer(
         live=app[LIVE_CONFIG],
         senders=senders,
-        sends=SendRecords(app[REDIS], Keys(settings.switchboard_key_prefix)),
+        sends=SendRecords(redis, keys, scripts=scripts),
         topics=app[TOPICS],
         sms_opted_out=sms_opted_out,
         surveys=SurveyPreparer(

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from libs.common.events import DeliveryReport, MessageReceived, event_id
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from libs.contracts.optout import classify, is_opted_out
 from services.ingest.app import build
 from services.ingest.sms import signature_valid
@@ -110,18 +111,18 @@ async def test_stop_opts_out_start_opts_back_in_and_a_late_retry_changes_nothing
     ingest: str,
     http: aiohttp.ClientSession,
 ) -> None:
-    keys = Keys(isolation.key_prefix)
+    keys, optouts = Keys(isolation.key_prefix), ScriptBatcher(redis)
     path = "/v1/sms/twilio"
     stop = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body=" Stop! ")
     start = sms_webhook_form(sender=CUSTOMER, recipient=OUR_NUMBER, body="START")
     async with collect(stack.broker.bootstrap_servers, isolation.topics.inbound) as seen:
-        assert not await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)
+        assert not await is_opted_out(optouts, keys, OUR_NUMBER, CUSTOMER)
         assert await post(http, ingest, path, stop) == 200
-        assert await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)
+        assert await is_opted_out(optouts, keys, OUR_NUMBER, CUSTOMER)
         assert await post(http, ingest, path, start) == 200
-        assert not await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)
+        assert not await is_opted_out(optouts, keys, OUR_NUMBER, CUSTOMER)
         assert await post(http, ingest, path, stop) == 200  # Twilio retrying the old STOP
-        assert not await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)
+        assert not await is_opted_out(optouts, keys, OUR_NUMBER, CUSTOMER)
         await wait_until(lambda: len(seen.events) >= 2, message="both keyword messages")
 
     messages = {m.provider_message_id: m for m in seen.data_of(MessageReceived)}
@@ -150,7 +151,7 @@ async def test_help_is_marked_and_a_sentence_with_stop_is_a_message(
     messages = {m.provider_message_id: m for m in seen.data_of(MessageReceived)}
     assert messages[help_form["MessageSid"]].automated == "help"
     assert messages[sentence["MessageSid"]].automated is None
-    assert not await is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)
+    assert not await is_opted_out(ScriptBatcher(redis), keys, OUR_NUMBER, CUSTOMER)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from libs.common.clock import fixed_clock
 from libs.common.events import DeliveryReport, MessageReceived
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from libs.common.service import CLOCK
 from libs.contracts import optout, whatsapp
 from services.ingest.app import build
@@ -119,6 +120,6 @@ async def test_read_receipts_name_the_conversation_and_stop_is_whatsapp_only(
     assert (report.channel, report.status, report.conversation_id) == ("whatsapp", "read", "conv-7")
 
     assert await post(http, ingest, PATH, form("STOP", "SM" + "5" * 32)) == 200
-    ours = whatsapp.optout_address(OUR_NUMBER)
-    assert await optout.is_opted_out(redis, keys, ours, CUSTOMER)
-    assert not await optout.is_opted_out(redis, keys, OUR_NUMBER, CUSTOMER)  # SMS still open
+    ours, optouts = whatsapp.optout_address(OUR_NUMBER), ScriptBatcher(redis)
+    assert await optout.is_opted_out(optouts, keys, ours, CUSTOMER)
+    assert not await optout.is_opted_out(optouts, keys, OUR_NUMBER, CUSTOMER)  # SMS still open

@@ -14,6 +14,7 @@ from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.kafka.producer import Outgoing
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from libs.contracts import optout
 from services.outbound.acknowledgements import AcknowledgementLimits
 from services.outbound.deliver import Deliverer
@@ -47,8 +48,10 @@ def make_deliverer(deliverer_parts: DelivererParts) -> MakeDeliverer:
         async def sleep(seconds: float) -> None:
             slept.append(seconds)
 
+        optouts = ScriptBatcher(redis)
+
         async def opted_out(command: OutboundCommand) -> bool:
-            return await optout.is_opted_out(redis, keys, OUR_NUMBER, command.recipient)
+            return await optout.is_opted_out(optouts, keys, OUR_NUMBER, command.recipient)
 
         deliverer = deliverer_parts.deliverer(
             {"sms": deliverer_parts.twilio_sms()},

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from libs.common.events import Event, OutboundCommand, OutboundReceipt, event_id
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
+from libs.common.redis_client import ScriptBatcher
 from libs.contracts import optout, whatsapp
 from services.outbound.deliver import Deliverer
 from services.outbound.senders.base import OutgoingMessage
@@ -65,9 +66,11 @@ def make(deliverer_parts: DelivererParts, clocks: Clocks) -> Make:
     async def build() -> tuple[Deliverer, TwilioWhatsApp]:
         sender = TwilioWhatsApp(deliverer_parts.twilio_sms())
 
+        optouts = ScriptBatcher(redis)
+
         async def opted_out(command: OutboundCommand) -> bool:
             ours = whatsapp.optout_address(command.sender or OUR_NUMBER)
-            return await optout.is_opted_out(redis, keys, ours, command.recipient)
+            return await optout.is_opted_out(optouts, keys, ours, command.recipient)
 
         deliverer = deliverer_parts.deliverer(
             {"whatsapp": sender},
