@@ -399,6 +399,9 @@ def main() -> None:
         help="one Redis node, a local three-primary cluster, or both in turn (default)",
     )
     args = parser.parse_args()
+    due = args.rate * (args.seconds // 2) * POINTS_PER_CLOCK
+    if args.timers <= due:
+        parser.error(f"--timers must exceed the {due:,} points falling due (rate x seconds)")
     deployments = ["node", "cluster"] if args.redis == "both" else [args.redis]
     report(
         "sla_timers",
