@@ -169,9 +169,10 @@ class _StagedOnCallerLoop(TransactionStrategy):
     failed command (another task's, during a failover) asked for a reload. The reloaded
     client's connections then belong to a loop that closes at once: every later command of
     the process fails with "attached to a different loop" or "Event loop is closed" (the SLA
-    worker that stalled after a primary was killed). Here a command's slot comes from its keys
-    alone, and a pending reload runs in :meth:`execute`, on the caller's loop. The queued
-    commands, MULTI/EXEC, redirections and retries stay redis-py's."""
+    worker that stalled after a primary was killed). Here a command's slot comes from its first
+    key (a script's: its declared keys), with no I/O, and a pending reload runs in
+    :meth:`execute`, on the caller's loop. The queued commands, MULTI/EXEC, redirections and
+    retries stay redis-py's."""
 
     def execute_command(self, *args: Any, **kwargs: Any) -> ClusterPipeline:
         scripted = str(args[0]).upper() in ("EVAL", "EVALSHA")
@@ -187,6 +188,8 @@ class _StagedOnCallerLoop(TransactionStrategy):
 
 
 class _ClusterTransaction(ClusterPipeline):
+    """redis-py's cluster pipeline in transaction mode, staging as above."""
+
     def __init__(self, client: RedisCluster) -> None:
         super().__init__(client, transaction=True)
         self._execution_strategy = _StagedOnCallerLoop(self)
