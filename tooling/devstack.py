@@ -100,17 +100,27 @@ def free_port() -> int:
     """
     low, high = free_port_range()
     for _ in range(100):
-        port = _PORTS.randrange(low, high)
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.append(port)
-        return port
+        if (port := _hand_out_port(low, high)) is not None:
+            return port
     raise DevStackError(f"no free loopback port in {low}-{high} after 100 tries")
+
+
+def _hand_out_port(low: int, high: int, offsets: tuple[int, ...] = (0,)) -> int | None:
+    """A random port in ``low``-``high`` not handed out lately whose ``port + offset`` for
+    every offset binds on loopback right now, remembered as handed out; ``None`` if the pick
+    fails (the caller picks again)."""
+    port = _PORTS.randrange(low, high)
+    if port in _HANDED_OUT:
+        return None
+    with contextlib.ExitStack() as held:
+        try:
+            for offset in offsets:
+                sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind(("127.0.0.1", port + offset))
+        except OSError:
+            return None
+    _HANDED_OUT.append(port)
+    return port
 
 
 def free_port_range() -> tuple[int, int]:
@@ -549,18 +559,8 @@ def _cluster_node_port() -> int:
     """A free loopback port whose cluster-bus port (the port + 10000: Redis 6, which the
     shifted-clock runs use, cannot be given another) is free too."""
     while True:
-        port = _PORTS.randrange(20_000, 30_000)
-        if port in _HANDED_OUT:
-            continue
-        with contextlib.ExitStack() as held:
-            try:
-                for candidate in (port, port + CLUSTER_BUS_OFFSET):
-                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-        _HANDED_OUT.append(port)
-        return port
+        if (port := _hand_out_port(20_000, 30_000, (0, CLUSTER_BUS_OFFSET))) is not None:
+            return port
 
 
 def _serving(cluster_nodes: dict[str, Any], slot: int) -> str | None:
