@@ -23,7 +23,9 @@ from services.router.classify_eval import (
     specs_from_labelled_rows,
 )
 from services.router.issue_types import (
+    _TOKEN,
     MAX_INPUT_CHARS,
+    SPLIT_VIEWS_CONFIDENCE,
     UNKNOWN,
     IssueClassifier,
     IssueTypeSpec,
@@ -243,6 +245,43 @@ def test_sloppy_english_still_finds_its_type(
 
     assert (result.issue_type, result.matched_by) == (expected, "model")
     assert full.threshold <= result.confidence <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pasword resset", "recover_password"),  # no word n-gram known: the characters alone
+        ("cancellled ordr", "cancel_order"),  # the words and the characters favour other types
+    ],
+)
+def test_an_answer_its_views_split_on_keeps_its_type_but_is_not_confident(
+    full: IssueClassifier, text: str, expected: str
+) -> None:
+    model = full.model
+    assert model is not None
+    normalised = normalise_text(text)
+    probabilities, _, split = model.scores_many([(normalised, _TOKEN.findall(normalised))])
+    assert split[0]
+    assert probabilities[0].max() > 0.9
+
+    result = full.classify(text)
+
+    assert (result.issue_type, result.matched_by) == (expected, "model")
+    assert result.confidence == SPLIT_VIEWS_CONFIDENCE
+
+
+def test_an_answer_its_views_agree_on_keeps_its_probability(full: IssueClassifier) -> None:
+    model = full.model
+    assert model is not None
+    normalised = normalise_text("i want to cancel my order")
+    probabilities, _, split = model.scores_many([(normalised, _TOKEN.findall(normalised))])
+
+    result = full.classify("i want to cancel my order")
+
+    assert not split[0]
+    assert result.issue_type == "cancel_order"
+    assert result.confidence == pytest.approx(probabilities[0].max())
+    assert result.confidence > 0.9
 
 
 def test_the_lean_path_gives_the_pipelines_probabilities(
