@@ -50,7 +50,8 @@ so that a crash after any step and the message's redelivery end where an uninter
 
 - placing a message (``services/router/conversation_state.py``): read the thread's seen marker and
   conversation; reopen or touch that conversation, or claim a reference for the conversation whose
-  id derives from the message's event id and create it (both create-once); then map the thread
+  id derives from the message's event id, take ownership of its number (a number another
+  conversation owns is claimed again) and create it (all create-once); then map the thread
   and write the seen marker in one script; then note the conversation in the customer's profile
   (repeatable, done on every delivery). A message with a marker has its conversation, and every
   step before the marker arrives at the same conversation and reference when repeated.
@@ -97,6 +98,9 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
 - ``conv:seq:{seq}`` - router - integer, source of reference numbers - none
 - ``conv:seq:{seq}:<conversation_id>`` - router - the sequence number claimed for that conversation
   - 7 days
+- ``conv:number:<number>`` - router - the conversation that owns a reference number, written
+  after its claim and in another slot than the sequence, so a failover that loses increments of
+  the sequence cannot hand the number out twice - 7 days
 - ``customer:id:<kind>:<value>`` - router - customer id owning an email/phone/social id - none
 - ``customer:{u:<id>}`` - router - hash: name, tier, identities, first/last seen, merged_into -
   none
@@ -283,6 +287,9 @@ class Keys:
 
     def conversation_reference(self, conversation_id: str) -> str:
         return f"{self.conversation_sequence()}:{conversation_id}"
+
+    def reference_owner(self, number: int) -> str:
+        return f"{self.prefix}conv:number:{number}"
 
     def customer_identity(self, kind: str, value: str) -> str:
         return f"{self.prefix}customer:id:{kind}:{value}"

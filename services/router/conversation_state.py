@@ -16,8 +16,11 @@ from redis.asyncio import Redis
 
 from libs.common.events import SurveyKind, event_id
 from libs.common.keys import DAY, Keys
+from libs.common.logs import get_logger
 from libs.common.redis_client import ScriptBatcher, as_text, load_script
 from libs.domain.references import reference_for
+
+log = get_logger(__name__)
 
 SEEN_TTL = 7 * DAY
 """How long a message's outcome and a conversation's reference claim are kept: redeliveries
@@ -103,14 +106,7 @@ class ConversationStore:
                 state, sequence, queue = as_text(touched[0]), touched[1], touched[2]
             else:
                 conversation_id, state = event_id(inbound_event_id, "conversation"), "new"
-                number = await self._scripts.call(
-                    self._claim_reference,
-                    keys=[
-                        self._keys.conversation_sequence(),
-                        self._keys.conversation_reference(conversation_id),
-                    ],
-                    args=[SEEN_TTL],
-                )
+                number = await self._reference_number(conversation_id)
                 sequence, queue = await self._scripts.call(
                     self._create,
                     keys=[self._keys.conversation(conversation_id)],
@@ -136,6 +132,41 @@ class ConversationStore:
             queue=as_text(queue),
             state=state,
         )
+
+    async def _reference_number(self, conversation_id: str) -> int:
+        """The conversation's sequence number: claimed once, then owned once.
+
+        The sequence and its claims share one slot, so a failover that loses the primary's
+        latest writes before its replica has them can set the sequence back, and the next claim
+        would repeat a number already given out. The owner marker lives in another slot: a
+        number it gives to another conversation is claimed again, the next one along."""
+        taken: int | str = ""
+        while True:
+            number = int(
+                await self._scripts.call(
+                    self._claim_reference,
+                    keys=[
+                        self._keys.conversation_sequence(),
+                        self._keys.conversation_reference(conversation_id),
+                    ],
+                    args=[SEEN_TTL, taken],
+                )
+            )
+            owner_key = self._keys.reference_owner(number)
+            if await self._scripts.command("SET", owner_key, conversation_id, "NX", "EX", SEEN_TTL):
+                return number
+            owner = await self._scripts.command("GET", owner_key)
+            if owner is None:  # expired in between: the claim gives the same number again
+                continue
+            if as_text(owner) == conversation_id:  # a repeat
+                return number
+            log.warning(
+                "reference number already given out: the sequence lost increments",
+                number=number,
+                owner=as_text(owner),
+                conversation_id=conversation_id,
+            )
+            taken = number
 
 
 @dataclass(frozen=True, slots=True)

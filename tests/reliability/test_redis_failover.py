@@ -15,9 +15,11 @@ the old primary acknowledged but had not yet sent to its replica is gone after t
 - Placement (its steps in ``services/router/conversation_state.py``): a lost seen marker or
   thread mapping makes a redelivered message be placed again. Conversation ids are derived from
   the inbound event id, so the same message lands in the same conversation (with the reference
-  claimed for it, unless the claim was lost too); a lost increment of the reference sequence
-  can hand a later conversation a reference already shown to a customer: not absorbed (the
-  audit would name a duplicate reference).
+  claimed for it, unless the claim was lost too). A lost increment of the reference sequence
+  would hand a later conversation a number already shown to a customer; each number's owner
+  is written after its claim in another slot (``conv:number:<n>``), so the later conversation
+  finds the number owned and claims the next (``test_router_state.py`` sets the sequence
+  back). Not absorbed: an owner marker that lived on the same primary and was lost with it.
 - Idempotency markers (ingest's accepted marker, outbound's send record, the hub's action
   marker): a lost marker lets a retried webhook, command or action through once more. The ids
   are deterministic (the provider's id, the command id), so consumers dedupe the repeat; a

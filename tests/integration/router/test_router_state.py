@@ -105,6 +105,28 @@ async def test_a_redelivered_message_gets_the_same_conversation_and_ids(router: 
     assert [type(o.event.data) for o in first] == [ConversationRouted, OutboundCommand]
 
 
+async def test_a_sequence_set_back_by_a_failover_gives_no_reference_out_twice(
+    router: Router, redis: Redis, isolation: Isolation
+) -> None:
+    keys = Keys(isolation.key_prefix)
+    first = routed(await route(router, sms("charged twice", "+14155550111")))
+    # What a failover can lose: the old primary of {seq} acknowledged the claim's INCR and SET,
+    # and the replica promoted in its place never had them.
+    await redis.decr(keys.conversation_sequence())
+    await redis.delete(keys.conversation_reference(first.conversation_id))
+
+    second = routed(await route(router, sms("charged twice", "+14155550112")))
+    third = routed(await route(router, sms("charged twice", "+14155550113")))
+    follow_up = routed(await route(router, sms("any news?", "+14155550111")))
+
+    assert second.is_new
+    assert len({first.reference, second.reference, third.reference}) == 3
+    assert (follow_up.conversation_id, follow_up.reference) == (
+        first.conversation_id,
+        first.reference,
+    )
+
+
 async def test_reopen_within_the_window_and_a_new_conversation_after_it(
     router: Router, live: LiveConfig[RouterRuntime]
 ) -> None:
