@@ -23,8 +23,8 @@ from libs.domain.references import reference_for
 log = get_logger(__name__)
 
 SEEN_TTL = 7 * DAY
-"""How long a message's outcome and a conversation's reference claim are kept: redeliveries
-come sooner."""
+"""How long a message's outcome, a conversation's reference claim and its number's owner are
+kept: redeliveries come sooner."""
 HISTORY_LIMIT = 50
 """Conversations kept in a customer's contact history."""
 
