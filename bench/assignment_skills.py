@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from bench.harness import bench_stack, report
 from libs.common.clock import system_clock
+from libs.common.config.schema import DEFAULT_ASSIGNMENT_GROUP
 from libs.common.events import (
     ConversationRouted,
     CustomerIdentity,
@@ -42,6 +43,7 @@ from libs.common.events import (
 from libs.common.keys import Keys
 from libs.contracts.agent_access import AgentClaims
 from services.hub.assignment import Assigner, AssignmentPolicy
+from services.hub.groups import AssignmentGroups
 from services.hub.ladder import Ladder, LadderStep
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
@@ -108,9 +110,9 @@ async def fill(
             skills=skills,
             languages=languages,
         )
-        await assigner.presence(claims, "online", {"sms": 1000})
+        await assigner.presence(DEFAULT_ASSIGNMENT_GROUP, claims, "online", {"sms": 1000})
     for _ in range(waiting):
-        await conversations.opened(routed(queue, requires()))
+        await conversations.opened(routed(queue, requires()), DEFAULT_ASSIGNMENT_GROUP)
 
 
 def summary(seconds: list[float]) -> dict[str, float]:
@@ -127,7 +129,7 @@ async def measure(agents: int, waiting: int, decisions: int) -> dict[str, Any]:
     async with bench_stack("assignment_skills") as (stack, _workdir):
         redis = Redis.from_url(stack.redis.url)
         keys = Keys(f"bench-{uuid.uuid4().hex[:8]}:")
-        conversations = OpenConversations(redis, keys)
+        conversations = OpenConversations(redis, keys, AssignmentGroups(dict))  # one group
         # Long offers and presence leases: nothing expires while the decisions are measured.
         policy = AssignmentPolicy(offer_seconds=3600.0, misses=1000, grace=3600.0, batch=1)
         assigner = Assigner(
@@ -164,7 +166,7 @@ async def measure(agents: int, waiting: int, decisions: int) -> dict[str, Any]:
                 made = await assigner.pass_now(queue)
                 times[queue].append(time.perf_counter() - began)
                 offers[queue] += len(made)
-        unmet = await redis.zcard(keys.hub_unmet("skills"))
+        unmet = await redis.zcard(keys.hub_unmet(DEFAULT_ASSIGNMENT_GROUP, "skills"))
         memory: Any = await redis.info("memory")
         await redis.aclose()
     plain, skills = summary(times["plain"]), summary(times["skills"])

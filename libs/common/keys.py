@@ -35,14 +35,14 @@ tag, and keys used alone carry none (they spread over every slot). The tags:
   partition's slot) and the reader sums those listed in the untagged ``sla:partitions``. This
   layout replaced one ``{sla}`` slot for all of it: clocks written under ``{sla}`` are not read
   (the README's upgrade note).
-- ``{hub}`` - push assignment: the hub's conversation summaries, open and waiting sets, agents,
-  claims, offers and the round-robin sequence; and the hub's incidents, which are listed per queue
-  with their linked conversations intersected with the queue's open set. ``assign.lua`` and
-  ``track_conversation.lua`` join key prefixes with ids found inside the script (an agent's queues,
-  a queue's agents), so they can only run where all of them share one slot. Pinned.
-
-Pinned groups live in one slot, so on one primary of a cluster: correct on a cluster, but not
-spread over it: the hub's assignment joins agents and queues inside its scripts.
+- ``{hub:<group>}`` - one assignment group's push assignment (a queue's ``assignment_group``:
+  queues and the agents who take their offers, like a TaskRouter workspace): its conversation
+  summaries, open and waiting sets, agents, claims, offers and round-robin sequence, and the
+  conversations linked to each incident, listed per queue and intersected with the queue's open
+  set. ``assign.lua`` and ``track_conversation.lua`` join key prefixes with ids found inside the
+  script (an agent's queues, a queue's agents), so everything one assignment decision reads
+  shares the group's slot. An agent takes offers in one group (its queues must all be in it), so
+  groups spread over a cluster's primaries; one group is one slot.
 
 Operations that span entities are sequences of single-slot steps, each safe to repeat, ordered
 so that a crash after any step and the message's redelivery end where an uninterrupted run does
@@ -55,6 +55,12 @@ so that a crash after any step and the message's redelivery end where an uninter
   and write the seen marker in one script; then note the conversation in the customer's profile
   (repeatable, done on every delivery). A message with a marker has its conversation, and every
   step before the marker arrives at the same conversation and reference when repeated.
+- moving a conversation to another assignment group (a transfer to a queue of another group, or
+  a message routed to a queue of another group; ``services/hub/open_conversations.py``): withdraw
+  its offer or assignment in the old group; copy its summary into the new group (and enter its
+  new queue's sets there); remove it from the old group; then point ``hub:group`` at the new one.
+  Repeated after a crash, the pointer still names the old group and each step does again what it
+  did (``tests/integration/hub/test_groups.py`` crashes it after every step).
 - identifying a customer (``services/router/customer_profiles.py``): read the identity indexes
   (untagged: each is read and written alone) and follow ``merged_into``; fold every other profile
   into the oldest (copy what it lacks, then mark the other merged: repeated, the copy changes
@@ -141,16 +147,18 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
   redelivery appends nothing) - ``HUB_STREAM_MAX_AGE`` + 1 day
 - ``hub:trimmed:{q:<queue>}`` - hub fan-out - id of the newest entry trimmed from the queue's stream
   (a resume id older than it must resync) - none
-- ``hub:{hub}:open:<queue>`` - hub fan-out - zset: open conversation id -> earliest SLA deadline
-  (ms; 2**52 when no clock runs) - none
-- ``hub:{hub}:conv:<conversation_id>`` - hub fan-out - hash: queue, reference, channel, customer,
-  ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply address,
-  ``deadline:<metric>`` (ms), ``window_closes`` (ms: the end of a WhatsApp conversation's
+- ``hub:{hub:<group>}:open:<queue>`` - hub fan-out - zset: open conversation id -> earliest SLA
+  deadline (ms; 2**52 when no clock runs) - none
+- ``hub:group:{c:<conversation_id>}`` - hub fan-out - the assignment group whose keys hold the
+  conversation's summary (set before the summary is first written there) - 30 days after the
+  latest routed message
+- ``hub:{hub:<group>}:conv:<conversation_id>`` - hub fan-out - hash: queue, reference, channel,
+  customer, ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply
+  address, ``deadline:<metric>`` (ms), ``window_closes`` (ms: the end of a WhatsApp conversation's
   customer-service window), ``req_skills`` and ``req_language`` (what an agent must have to be
-  offered it), ``waiting_from`` (ms: when its relaxation ladder started), ``step`` (the ladder
-  step it is on), ``issue_type`` (the router's for the latest message, or an agent's change) and
-  ``message_id`` (that message's event id, which a correction names) - 30 days after the last
-  change
+  offered it), ``waiting_from`` (ms: when its relaxation ladder started), ``step`` (the ladder step
+  it is on), ``issue_type`` (the router's for the latest message, or an agent's change) and
+  ``message_id`` (that message's event id, which a correction names) - 30 days after the last change
 - ``hub:transcript:{c:<conversation_id>}`` - hub fan-out - zset: transcript entry id (``in:``,
   ``out:``, ``note:``, ``action:``, ``sla:`` and the event's, command's or action's id) -> its time
   (ms); the newest 1,000 - 30 days after the last change
@@ -159,35 +167,38 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
   ``delivery:<entry id>`` -> the outbound message's receipt status - 30 days after the last change
 - ``hub:action:<action_id>`` - hub - ``pending``/``done`` of an agent action's publish - 30 s / 7
   days
-- ``hub:{hub}:incident:<incident_id>`` - hub fan-out - hash: ``key``, ``issue_type``, ``customers``,
+- ``hub:incident:<incident_id>`` - hub fan-out - hash: ``key``, ``issue_type``, ``customers``,
   ``window_seconds``, ``detected_at`` (ms), ``queue`` of an incident the router detected - 30 days
-- ``hub:{hub}:incident:<incident_id>:linked`` - hub fan-out - set of the conversations whose
-  messages the router linked to the incident - 30 days after the latest link
-- ``hub:{hub}:incidents:<queue>`` - hub fan-out - zset: incident with a linked conversation (or its
-  first one) in the queue -> time (ms) of the latest; older than 30 days dropped - none
-- ``hub:{hub}:waiting:<queue>`` - hub fan-out and assigner - zset: open conversations of the queue
-  neither assigned nor offered -> the same score as ``hub:open`` - none
-- ``hub:{hub}:agent:<agent>`` - hub assigner - hash: presence ``status``, ``reason``, ``queues``
-  (space-separated), ``cap:<channel>``, ``alive_until`` (ms; refreshed while a socket is open),
-  ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer),
-  ``skills`` and ``languages`` (space-separated: what it answers), ``offline_at`` (ms: a
-  claim made before it, arriving late from Kafka, does not reassign what going offline
-  returned) - 7 days after the latest presence
-- ``hub:{hub}:agents:<queue>`` - hub assigner - set of agents online or away in the queue - none
-- ``hub:{hub}:assigned:<agent>`` - hub assigner - hash: conversation id -> ``<channel>|<offer id>``
-  (offered) or ``<channel>|`` (assigned); what counts against the agent's capacity - none
-- ``hub:{hub}:offer:<offer_id>`` - hub assigner - hash: conversation, agent, queue, channel, expires
-  (ms), state (offered, accepted, declined, expired, withdrawn), seq (order made) - 1 day
-- ``hub:{hub}:offers:<queue>`` - hub assigner - zset: outstanding offer id -> expiry (ms) - none
-- ``hub:{hub}:unmet:<queue>`` - hub assigner - zset: waiting conversations whose requirements
-  (at their ladder step) no agent online in the queue meets -> when they started waiting (ms);
-  rewritten by every assignment pass - none
-- ``hub:{hub}:relaxed:<queue>`` - hub assigner - hash: ``<conversation_id> <step>`` -> when the
-  conversation took that relaxation ladder step (ms); a pass adds it, and removes it once the
+- ``hub:{hub:<group>}:incident:<incident_id>:linked`` - hub fan-out - set of the group's
+  conversations whose messages the router linked to the incident - 30 days after the latest link
+- ``hub:{hub:<group>}:incidents:<queue>`` - hub fan-out - zset: incident with a linked conversation
+  (or its first one) in the queue -> time (ms) of the latest; older than 30 days dropped - none
+- ``hub:{hub:<group>}:waiting:<queue>`` - hub fan-out and assigner - zset: open conversations of the
+  queue neither assigned nor offered -> the same score as ``hub:open`` - none
+- ``hub:{hub:<group>}:agent:<agent>`` - hub assigner - hash: presence ``status``, ``reason``,
+  ``queues`` (space-separated), ``cap:<channel>``, ``alive_until`` (ms; refreshed while a socket is
+  open), ``detached``, ``misses`` (offers ignored in a row), ``rr`` (sequence of the latest offer),
+  ``skills`` and ``languages`` (space-separated: what it answers), ``offline_at`` (ms: a claim made
+  before it, arriving late from Kafka, does not reassign what going offline returned) - 7 days after
+  the latest presence
+- ``hub:{hub:<group>}:agents:<queue>`` - hub assigner - set of agents online or away in the queue -
+  none
+- ``hub:{hub:<group>}:assigned:<agent>`` - hub assigner - hash: conversation id ->
+  ``<channel>|<offer id>`` (offered) or ``<channel>|`` (assigned); what counts against the agent's
+  capacity - none
+- ``hub:{hub:<group>}:offer:<offer_id>`` - hub assigner - hash: conversation, agent, queue, channel,
+  expires (ms), state (offered, accepted, declined, expired, withdrawn), seq (order made) - 1 day
+- ``hub:{hub:<group>}:offers:<queue>`` - hub assigner - zset: outstanding offer id -> expiry (ms) -
+  none
+- ``hub:{hub:<group>}:unmet:<queue>`` - hub assigner - zset: waiting conversations whose
+  requirements (at their ladder step) no agent online in the queue meets -> when they started
+  waiting (ms); rewritten by every assignment pass - none
+- ``hub:{hub:<group>}:relaxed:<queue>`` - hub assigner - hash: ``<conversation_id> <step>`` -> when
+  the conversation took that relaxation ladder step (ms); a pass adds it, and removes it once the
   step is in the transcript and on the queue's stream - none
-- ``hub:{hub}:rr`` - hub assigner - integer, orders offers for round robin - none
-- ``hub:{hub}:declined:<conversation_id>`` - hub assigner - set of agents who declined or let an
-  offer of the conversation expire (not offered it again meanwhile) - 10 offer timeouts
+- ``hub:{hub:<group>}:rr`` - hub assigner - integer, orders offers for round robin - none
+- ``hub:{hub:<group>}:declined:<conversation_id>`` - hub assigner - set of agents who declined or
+  let an offer of the conversation expire (not offered it again meanwhile) - 10 offer timeouts
 - ``hub:notify:<agent>`` - hub assigner publishes, every hub replica pattern-subscribes - pub/sub
   channel (not a key): the agent's offers or presence changed
 - ``hub:figures:<queue>:<day>`` - hub fan-out - hash of one queue's UTC day (``YYYY-MM-DD``, the SLA
@@ -205,8 +216,6 @@ DAY = 86_400
 
 SEQUENCE = "{seq}"
 """Hash tag of the reference sequence and its claims (one counter: see the module text)."""
-HUB = "{hub}"
-"""Hash tag of the hub's assignment keys (one slot: see the module text)."""
 
 
 def _tag(kind: str, *parts: str) -> str:
@@ -356,11 +365,14 @@ class Keys:
     def hub_trimmed(self, queue: str) -> str:
         return f"{self.prefix}hub:trimmed:{_tag('q', queue)}"
 
-    def hub_open(self, queue: str) -> str:
-        return f"{self.prefix}hub:{HUB}:open:{queue}"
+    def hub_open(self, group: str, queue: str) -> str:
+        return f"{self._hub(group)}:open:{queue}"
 
-    def hub_conversation(self, conversation_id: str) -> str:
-        return f"{self.prefix}hub:{HUB}:conv:{conversation_id}"
+    def hub_conversation(self, group: str, conversation_id: str) -> str:
+        return f"{self._hub(group)}:conv:{conversation_id}"
+
+    def hub_group_of(self, conversation_id: str) -> str:
+        return f"{self.prefix}hub:group:{_tag('c', conversation_id)}"
 
     def hub_figures(self, queue: str, day: str) -> str:
         return f"{self.prefix}hub:figures:{queue}:{day}"
@@ -375,43 +387,47 @@ class Keys:
         return f"{self.prefix}hub:action:{action_id}"
 
     def hub_incident(self, incident_id: str) -> str:
-        return f"{self.prefix}hub:{HUB}:incident:{incident_id}"
+        return f"{self.prefix}hub:incident:{incident_id}"
 
-    def hub_incident_linked(self, incident_id: str) -> str:
-        return f"{self.hub_incident(incident_id)}:linked"
+    def hub_incident_linked(self, group: str, incident_id: str) -> str:
+        return f"{self._hub(group)}:incident:{incident_id}:linked"
 
-    def hub_incidents(self, queue: str) -> str:
-        return f"{self.prefix}hub:{HUB}:incidents:{queue}"
+    def hub_incidents(self, group: str, queue: str) -> str:
+        return f"{self._hub(group)}:incidents:{queue}"
 
-    def hub_waiting(self, queue: str) -> str:
-        return f"{self.prefix}hub:{HUB}:waiting:{queue}"
+    def hub_waiting(self, group: str, queue: str) -> str:
+        return f"{self._hub(group)}:waiting:{queue}"
 
-    def hub_agent(self, agent: str) -> str:
-        return f"{self.prefix}hub:{HUB}:agent:{agent}"
+    def hub_agent(self, group: str, agent: str) -> str:
+        return f"{self._hub(group)}:agent:{agent}"
 
-    def hub_agents(self, queue: str) -> str:
-        return f"{self.prefix}hub:{HUB}:agents:{queue}"
+    def hub_agents(self, group: str, queue: str) -> str:
+        return f"{self._hub(group)}:agents:{queue}"
 
-    def hub_assigned(self, agent: str) -> str:
-        return f"{self.prefix}hub:{HUB}:assigned:{agent}"
+    def hub_assigned(self, group: str, agent: str) -> str:
+        return f"{self._hub(group)}:assigned:{agent}"
 
-    def hub_offer(self, offer_id: str) -> str:
-        return f"{self.prefix}hub:{HUB}:offer:{offer_id}"
+    def hub_offer(self, group: str, offer_id: str) -> str:
+        return f"{self._hub(group)}:offer:{offer_id}"
 
-    def hub_offers(self, queue: str) -> str:
-        return f"{self.prefix}hub:{HUB}:offers:{queue}"
+    def hub_offers(self, group: str, queue: str) -> str:
+        return f"{self._hub(group)}:offers:{queue}"
 
-    def hub_unmet(self, queue: str) -> str:
-        return f"{self.prefix}hub:{HUB}:unmet:{queue}"
+    def hub_unmet(self, group: str, queue: str) -> str:
+        return f"{self._hub(group)}:unmet:{queue}"
 
-    def hub_relaxed(self, queue: str) -> str:
-        return f"{self.prefix}hub:{HUB}:relaxed:{queue}"
+    def hub_relaxed(self, group: str, queue: str) -> str:
+        return f"{self._hub(group)}:relaxed:{queue}"
 
-    def hub_offer_sequence(self) -> str:
-        return f"{self.prefix}hub:{HUB}:rr"
+    def hub_offer_sequence(self, group: str) -> str:
+        return f"{self._hub(group)}:rr"
 
-    def hub_declined(self, conversation_id: str) -> str:
-        return f"{self.prefix}hub:{HUB}:declined:{conversation_id}"
+    def hub_declined(self, group: str, conversation_id: str) -> str:
+        return f"{self._hub(group)}:declined:{conversation_id}"
+
+    def _hub(self, group: str) -> str:
+        """The start of an assignment group's keys, its hash tag included."""
+        return f"{self.prefix}hub:{_tag('hub', group)}"
 
     def hub_notify(self, agent: str) -> str:
         return f"{self.prefix}hub:notify:{agent}"

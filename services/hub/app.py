@@ -43,6 +43,7 @@ from services.hub.fanout import FanOut
 from services.hub.feeds import Feeds
 from services.hub.figure_gauges import FigureGauges
 from services.hub.figures import Figures
+from services.hub.groups import AssignmentGroups
 from services.hub.incidents import IncidentAnswers, Incidents, status_update_channels
 from services.hub.ladder import Ladder
 from services.hub.open_conversations import OpenConversations
@@ -86,9 +87,10 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
         # The fan-out's concurrent handlers share one batcher: their script calls in the same
         # moment go to Redis as one pipeline.
         scripts = ScriptBatcher(redis)
-        conversations = OpenConversations(redis, keys, scripts=scripts)
-        streams = _streams(settings, redis, keys, scripts)
         live = app[QUEUES]
+        groups = AssignmentGroups(lambda: live.config.queues)
+        conversations = OpenConversations(redis, keys, groups, scripts=scripts)
+        streams = _streams(settings, redis, keys, scripts)
         transcripts = Transcripts(redis, keys, scripts=scripts)
         assigner = app[ASSIGNER] = Assigner(
             redis,
@@ -103,7 +105,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
         )
         figures = Figures(redis, keys, conversations)
         app[GAUGES] = FigureGauges(figures, lambda: live.current, app[CLOCK])
-        incidents = Incidents(redis, keys)
+        incidents = Incidents(redis, keys, groups)
         app[FANOUT] = FanOut(streams, conversations, assigner, transcripts, figures, incidents)
         # Blocking reads get their own connections, apart from the request path's pool.
         feed_redis = await open_redis(settings)
@@ -126,7 +128,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
             streams=streams,
             feeds=feeds,
             conversations=conversations,
-            customers=CustomerViews(redis, keys),
+            customers=CustomerViews(redis, keys, conversations),
             transcripts=transcripts,
             figures=figures,
             actions=actions,
@@ -143,6 +145,7 @@ def _hub_ctx(limits: Limits) -> Callable[[web.Application], AsyncIterator[None]]
                 clock=app[CLOCK],
             ),
             assigner=assigner,
+            groups=groups,
             inbox=inbox,
             limits=limits,
             clock=app[CLOCK],

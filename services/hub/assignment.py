@@ -2,11 +2,12 @@
 queue's most urgent unassigned conversation to an available agent with free capacity.
 
 All assignment state lives in Redis (keys ``hub:agent``, ``hub:agents``, ``hub:assigned``,
-``hub:offer``, ``hub:offers``, ``hub:waiting``, ``hub:declined``; see :mod:`libs.common.keys`)
-and every change is one call of one Lua script, so hub replicas behind a plain load balancer
-cooperate without a leader: an assignment pass over a queue is atomic, and two replicas running
-it at once can never offer the same conversation twice. Every replica runs one task per queue
-that makes a pass when something changed here (a conversation fanned out, a presence, an
+``hub:offer``, ``hub:offers``, ``hub:waiting``, ``hub:declined``; see :mod:`libs.common.keys`),
+in the slot of the queue's assignment group (:mod:`services.hub.groups`; an agent's queues are
+all in one), and every change is one call of one Lua script, so hub replicas behind a plain load
+balancer cooperate without a leader: an assignment pass over a queue is atomic, and two replicas
+running it at once can never offer the same conversation twice. Every replica runs one task per
+queue that makes a pass when something changed here (a conversation fanned out, a presence, an
 accept, a decline, a resolution) and otherwise sleeps until the queue's next deadline (the
 earliest offer expiry or presence lease of a detached agent), at most ``offer_seconds``: so
 offers expire on time even when the replica that made them is gone.
@@ -187,19 +188,8 @@ class Assigner:
         self._streams = streams
         self._ladder = ladder
         self._clock = clock
+        self._groups = conversations.groups
         self._script = redis.register_script(load_script("services.hub", "assign.lua"))
-        self._prefixes = (
-            keys.hub_agent(""),
-            keys.hub_agents(""),
-            keys.hub_assigned(""),
-            keys.hub_offer(""),
-            keys.hub_offers(""),
-            keys.hub_waiting(""),
-            keys.hub_conversation(""),
-            keys.hub_open(""),
-            keys.hub_declined(""),
-            keys.hub_offer_sequence(),
-        )
         self._wakes: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._failure: asyncio.Future[None] | None = None
@@ -271,7 +261,9 @@ class Assigner:
 
     async def _pass(self, queue: str) -> _Outcome:
         policy, ladder = self._policy, self._ladder(queue)
+        group = self._groups.of_queue(queue)
         outcome = await self._call(
+            group,
             "pass",
             queue,
             int(policy.offer_seconds * 1000),
@@ -282,13 +274,13 @@ class Assigner:
             ladder.as_argument(),
             *(uuid.uuid4().hex for _ in range(policy.batch)),
             running=queue,
-            keys=[self._keys.hub_unmet(queue), self._keys.hub_relaxed(queue)],
+            keys=[self._keys.hub_unmet(group, queue), self._keys.hub_relaxed(group, queue)],
         )
         for taken in outcome.relaxed:
-            await self._tell(queue, ladder, taken)
+            await self._tell(group, queue, ladder, taken)
         return outcome
 
-    async def _tell(self, queue: str, ladder: Ladder, taken: StepTaken) -> None:
+    async def _tell(self, group: str, queue: str, ladder: Ladder, taken: StepTaken) -> None:
         """A ladder step into the conversation's transcript and onto the queue's stream (both
         keyed by the step, so telling again changes nothing), then off the untold ones."""
         step, text = taken.step, ladder.describe(taken.step)
@@ -304,7 +296,7 @@ class Assigner:
         )
         await self._streams.append(queue, taken.event_id, _encode(entry))
         told = await self._redis.hdel(
-            self._keys.hub_relaxed(queue), f"{taken.conversation_id} {step}"
+            self._keys.hub_relaxed(group, queue), f"{taken.conversation_id} {step}"
         )
         if told:  # counted once, by whichever pass told of it first
             metrics.hub_ladder_steps.labels(queue, str(step)).inc()
@@ -318,18 +310,21 @@ class Assigner:
 
     async def presence(
         self,
+        group: str,
         claims: AgentClaims,
         status: Status,
         capacity: Mapping[Channel, int],
         skills: frozenset[str] | None = None,
         languages: frozenset[str] | None = None,
     ) -> None:
-        """The agent's presence, capacity and what it answers now: ``skills`` and
-        ``languages`` narrow its token's (None: all of them; more is :class:`Rejected`)."""
+        """The agent's presence in its assignment ``group``, its capacity and what it answers
+        now: ``skills`` and ``languages`` narrow its token's (None: all of them; more is
+        :class:`Rejected`)."""
         held = _within(claims.skills, skills, "skills")
         spoken = _within(claims.languages, languages, "languages")
         pairs = [x for channel, count in sorted(capacity.items()) for x in (channel, count)]
         await self._call(
+            group,
             "presence",
             claims.agent,
             status,
@@ -340,29 +335,36 @@ class Assigner:
             *pairs,
         )
 
-    async def alive(self, agent: str, *, detached: bool = False) -> None:
+    async def alive(self, group: str, agent: str, *, detached: bool = False) -> None:
         """Extend the agent's presence lease (``detached``: its last socket here closed)."""
-        await self._call("alive", agent, self._lease_end(), "1" if detached else "")
+        await self._call(group, "alive", agent, self._lease_end(), "1" if detached else "")
 
-    async def accept(self, agent: str, offer_id: str) -> str:
+    async def accept(self, group: str, agent: str, offer_id: str) -> str:
         """Take an outstanding offer; returns its conversation (again on a repeat)."""
-        outcome = await self._call("accept", agent, offer_id, self._policy.declined_ms)
+        outcome = await self._call(group, "accept", agent, offer_id, self._policy.declined_ms)
         self._raise_unless_ok(outcome)
         return outcome.detail
 
-    async def decline(self, agent: str, offer_id: str) -> None:
+    async def decline(self, group: str, agent: str, offer_id: str) -> None:
         self._raise_unless_ok(
-            await self._call("decline", agent, offer_id, self._policy.declined_ms)
+            await self._call(group, "decline", agent, offer_id, self._policy.declined_ms)
         )
 
     async def claimed(self, conversation_id: str, agent: str, at: datetime) -> None:
         """A claim made ``at`` reached Kafka: the conversation is the agent's (whoever it was
         offered to), unless the agent went offline after claiming it, which returned it."""
-        await self._call("claimed", conversation_id, agent, SUMMARY_TTL, int(at.timestamp() * 1000))
+        group = await self._conversations.group_of(conversation_id)
+        if group is not None:  # else the hub has not seen it: nothing is offered or held
+            await self._call(
+                group, "claimed", conversation_id, agent, SUMMARY_TTL, int(at.timestamp() * 1000)
+            )
 
-    async def dropped(self, conversation_id: str) -> None:
-        """Resolved or transferred: whoever held or was offered it is free of it."""
-        await self._call("dropped", conversation_id)
+    async def dropped(self, conversation_id: str, group: str | None = None) -> None:
+        """Resolved or transferred: whoever held or was offered it (in ``group``, by default
+        the one holding it) is free of it."""
+        group = group or await self._conversations.group_of(conversation_id)
+        if group is not None:
+            await self._call(group, "dropped", conversation_id)
 
     @staticmethod
     def _raise_unless_ok(outcome: _Outcome) -> None:
@@ -375,11 +377,29 @@ class Assigner:
         return int((self._clock().timestamp() + self._policy.grace) * 1000)
 
     async def _call(
-        self, op: str, *args: str | int, running: str | None = None, keys: Sequence[str] = ()
+        self,
+        group: str,
+        op: str,
+        *args: str | int,
+        running: str | None = None,
+        keys: Sequence[str] = (),
     ) -> _Outcome:
+        k = self._keys
+        prefixes = (
+            k.hub_agent(group, ""),
+            k.hub_agents(group, ""),
+            k.hub_assigned(group, ""),
+            k.hub_offer(group, ""),
+            k.hub_offers(group, ""),
+            k.hub_waiting(group, ""),
+            k.hub_conversation(group, ""),
+            k.hub_open(group, ""),
+            k.hub_declined(group, ""),
+            k.hub_offer_sequence(group),
+        )
         reply: Any = await self._script(
-            keys=[self._keys.hub_offer_sequence(), *keys],  # the first routes to the {hub} slot
-            args=[op, int(self._clock().timestamp() * 1000), *self._prefixes, *args],
+            keys=[k.hub_offer_sequence(group), *keys],  # the first routes to the group's slot
+            args=[op, int(self._clock().timestamp() * 1000), *prefixes, *args],
         )
         (status, detail, made, agents, queues, next_ms, *counts, more, online, relaxed) = reply
         for outcome, count in zip(ENDED_STATES, counts, strict=True):
@@ -413,18 +433,18 @@ class Assigner:
 
     # --- reading ----------------------------------------------------------------------------
 
-    async def view(self, agent: str, shown: set[str]) -> AgentView:
+    async def view(self, group: str, agent: str, shown: set[str]) -> AgentView:
         """The agent's presence and outstanding offers; ``shown`` are offers its socket sent
         before, and ``ended`` says how those that are no longer outstanding ended."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self._keys.hub_agent(agent), ["status", "reason"])
-            pipe.hvals(self._keys.hub_assigned(agent))
+            pipe.hmget(self._keys.hub_agent(group, agent), ["status", "reason"])
+            pipe.hvals(self._keys.hub_assigned(group, agent))
             status, held = await pipe.execute()
         offer_ids = {as_text(v).partition("|")[2] for v in held} - {""}
         ids = sorted(offer_ids | shown)
         async with self._redis.pipeline(transaction=False) as pipe:
             for offer_id in ids:
-                pipe.hgetall(self._keys.hub_offer(offer_id))
+                pipe.hgetall(self._keys.hub_offer(group, offer_id))
             raws = await pipe.execute()
         records = {
             offer_id: {as_text(k): as_text(v) for k, v in raw.items()}

@@ -21,7 +21,7 @@ from libs.common.events import CustomerIdentity
 from libs.common.keys import Keys
 from libs.common.redis_client import as_text
 from libs.domain.references import reference_for
-from services.hub.open_conversations import identity_of
+from services.hub.open_conversations import OpenConversations, identity_of
 
 PROFILE_FIELDS: Final = ("name", "tier", "email", "phone", "social")
 MAX_MERGES: Final = 8
@@ -55,9 +55,10 @@ def _identity(identity: CustomerIdentity | None) -> dict[str, Any] | None:
 
 
 class CustomerViews:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, conversations: OpenConversations) -> None:
         self._redis = redis
         self._keys = keys
+        self._conversations = conversations
 
     async def view(self, conversation_id: str, allowed: frozenset[str]) -> dict[str, Any]:
         """The customer of a conversation in one of the ``allowed`` queues: profile and
@@ -67,9 +68,8 @@ class CustomerViews:
             raise UnknownConversation(conversation_id)
         if conversation.get("queue") not in allowed:
             raise OutsideQueues(conversation.get("queue"))
-        identity = _identity(
-            identity_of(await self._hash(self._keys.hub_conversation(conversation_id)))
-        )
+        [summary] = await self._conversations.summary_fields([conversation_id])
+        identity = _identity(identity_of(summary))
         customer_id = conversation.get("customer_id")
         if not customer_id:  # no verified identity (a chat visitor)
             return {"profile": None, "identity": identity, "history": []}
@@ -99,12 +99,11 @@ class CustomerViews:
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id in ids:
                 pipe.hgetall(self._keys.conversation(conversation_id))
-                pipe.hgetall(self._keys.hub_conversation(conversation_id))
             raws = await pipe.execute()
+        summaries = await self._conversations.summary_fields(ids)
         history = []
-        for i, conversation_id in enumerate(ids):
-            router = {as_text(k): as_text(v) for k, v in raws[2 * i].items()}
-            summary = {as_text(k): as_text(v) for k, v in raws[2 * i + 1].items()}
+        for conversation_id, raw, summary in zip(ids, raws, summaries, strict=True):
+            router = {as_text(k): as_text(v) for k, v in raw.items()}
             if not router:
                 continue
             queue = router.get("queue")

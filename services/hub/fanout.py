@@ -86,7 +86,8 @@ class FanOut:
         data = event.data
         if isinstance(data, ConversationRouted):
             await self._transcripts.record(data.conversation_id, transcript.inbound(data))
-            await self._conversations.opened(data)
+            group, _ = await self._settle(data.conversation_id, data.queue)
+            await self._conversations.opened(data, group)
             if data.incident_id is not None:
                 await self._incidents.linked(
                     data.incident_id, data.conversation_id, data.queue, data.received_at
@@ -96,7 +97,9 @@ class FanOut:
         elif isinstance(data, SlaEvent):
             due = data.deadline if data.kind in RUNNING else None
             await self._transcripts.record(data.conversation_id, transcript.clock(event, data))
-            await self._conversations.deadline(data.conversation_id, data.metric, due, data.kind)
+            await self._conversations.deadline(
+                data.conversation_id, data.queue, data.metric, due, data.kind
+            )
             await self._figures.clock(data, event.time)
             if data.metric == "first_response" and data.kind in ("warning", "breached"):
                 self._assigner.wake(data.queue)  # the floor of its relaxation ladder
@@ -132,7 +135,9 @@ class FanOut:
             await self._conversations.retyped(conversation, action.issue_type)
         if action.kind == "transfer" and action.queue is not None:
             await self._assigner.dropped(conversation)
-            left = await self._conversations.moved(conversation, action.queue)
+            group, relocated_from = await self._settle(conversation, action.queue)
+            left = await self._conversations.moved(conversation, action.queue, group)
+            left = relocated_from or left
             self._assigner.wake(action.queue)
             if left is not None and left != action.queue:
                 await self._append(left, "transferred_out", event, conversation)
@@ -150,6 +155,18 @@ class FanOut:
             queue = await self._conversations.queue_of(conversation)
         if queue is not None:
             await self._append(queue, "action", event, conversation)
+
+    async def _settle(self, conversation_id: str, queue: str) -> tuple[str, str | None]:
+        """The assignment group of ``queue``, where the conversation's summary is moved first
+        when another group holds it (its offer or assignment there withdrawn); and the queue
+        it left by that move."""
+        conversations = self._conversations
+        group = conversations.groups.of_queue(queue)
+        held = await conversations.locate(conversation_id, queue)
+        if held == group:
+            return group, None
+        await self._assigner.dropped(conversation_id, held)
+        return group, await conversations.relocate(conversation_id, held, group, queue)
 
     async def _append(
         self,

@@ -64,11 +64,10 @@ class Figures:
         """Count a ``met``, ``warning`` or ``breached`` event that happened at ``at``."""
         field = f"{event.metric}:{event.conversation_id}"
         if event.kind == "met":
-            channel = await self._redis.hget(
-                self._keys.hub_conversation(event.conversation_id), "channel"
-            )
+            [summary] = await self._conversations.summary_fields([event.conversation_id])
+            channel = summary.get("channel")
             seconds = max(0.0, (at - event.started_at).total_seconds())
-            value = f"{as_text(channel) if channel else 'unknown'}|{seconds:.3f}"
+            value = f"{channel or 'unknown'}|{seconds:.3f}"
             await self._write(event.queue, at, f"met:{field}", value)
         elif event.kind in ("warning", "breached"):
             prefix = "warned" if event.kind == "warning" else "breached"
@@ -122,7 +121,10 @@ class Figures:
     async def _unmet(self, queue: str) -> list[dict[str, Any]]:
         """Conversations waiting for a requirement nobody online meets (as the queue's latest
         assignment pass found), longest waiting first, with their ladder step."""
-        members: Any = await self._redis.zrange(self._keys.hub_unmet(queue), 0, MAX_UNMET - 1)
+        group = self._conversations.groups.of_queue(queue)
+        members: Any = await self._redis.zrange(
+            self._keys.hub_unmet(group, queue), 0, MAX_UNMET - 1
+        )
         summaries = await self._conversations.summaries([as_text(m) for m in members])
         return [
             {key: summary[key] for key in UNMET_FIELDS}
@@ -131,12 +133,13 @@ class Figures:
         ]
 
     async def _agents(self, queue: str) -> list[dict[str, Any]]:
-        members: Any = await self._redis.smembers(self._keys.hub_agents(queue))
+        group = self._conversations.groups.of_queue(queue)
+        members: Any = await self._redis.smembers(self._keys.hub_agents(group, queue))
         agents = sorted(as_text(m) for m in members)
         async with self._redis.pipeline(transaction=False) as pipe:
             for agent in agents:
-                pipe.hget(self._keys.hub_agent(agent), "status")
-                pipe.hlen(self._keys.hub_assigned(agent))
+                pipe.hget(self._keys.hub_agent(group, agent), "status")
+                pipe.hlen(self._keys.hub_assigned(group, agent))
             found = await pipe.execute()
         return [
             {"agent": agent, "status": as_text(status) if status else None, "load": int(load)}

@@ -38,6 +38,7 @@ from libs.common.topics import Topics
 from libs.contracts.agent_access import AgentClaims
 from services.hub import protocol
 from services.hub.actions import DONE_TTL, PENDING_TTL, SOURCE, Rejected
+from services.hub.groups import AssignmentGroups
 from services.hub.open_conversations import Conversation, OpenConversations
 
 log = get_logger(__name__)
@@ -64,12 +65,14 @@ def _ms(at: datetime) -> int:
 class Incidents:
     """What the fan-out records and snapshots list (keys: ``hub:incident*`` in keys.py)."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, groups: AssignmentGroups) -> None:
         self._redis = redis
         self._keys = keys
+        self._groups = groups
 
     async def detected(self, incident: IncidentDetected, queue: str) -> None:
-        """The router detected ``incident``; ``queue`` is where its first conversation is."""
+        """The router detected ``incident``; ``queue`` is where its first conversation is.
+        The record and the queue's list are in different slots: each write repeats harmlessly."""
         key = self._keys.hub_incident(incident.incident_id)
         async with transaction(self._redis) as pipe:
             pipe.hset(
@@ -84,6 +87,8 @@ class Incidents:
                 },
             )
             pipe.expire(key, KEEP)
+            await pipe.execute()
+        async with transaction(self._redis) as pipe:
             self._list(pipe, queue, incident.incident_id, incident.detected_at)
             await pipe.execute()
 
@@ -91,7 +96,7 @@ class Incidents:
         self, incident_id: str, conversation_id: str, queue: str, at: datetime
     ) -> None:
         """A message of ``conversation_id`` (in ``queue``, received ``at``) is part of it."""
-        key = self._keys.hub_incident_linked(incident_id)
+        key = self._keys.hub_incident_linked(self._groups.of_queue(queue), incident_id)
         async with transaction(self._redis) as pipe:
             pipe.sadd(key, conversation_id)
             pipe.expire(key, KEEP)
@@ -99,20 +104,26 @@ class Incidents:
             await pipe.execute()
 
     def _list(self, pipe: Pipeline, queue: str, incident_id: str, at: datetime) -> None:
-        listed = self._keys.hub_incidents(queue)
+        listed = self._keys.hub_incidents(self._groups.of_queue(queue), queue)
         pipe.zadd(listed, {incident_id: _ms(at)}, gt=True)
         pipe.zremrangebyscore(listed, "-inf", _ms(at) - KEEP * 1000)
 
     async def open_in(self, queue: str) -> list[dict[str, Any]]:
         """The queue's incidents that still have an open linked conversation in it, most
         recently active first, each with those conversations (soonest breach first)."""
-        newest: Any = await self._redis.zrevrange(self._keys.hub_incidents(queue), 0, LISTED - 1)
+        group = self._groups.of_queue(queue)
+        newest: Any = await self._redis.zrevrange(
+            self._keys.hub_incidents(group, queue), 0, LISTED - 1
+        )
         ids = [as_text(member) for member in newest]
         async with self._redis.pipeline(transaction=False) as pipe:
             for incident_id in ids:
                 pipe.hgetall(self._keys.hub_incident(incident_id))
                 pipe.zinter(
-                    [self._keys.hub_open(queue), self._keys.hub_incident_linked(incident_id)]
+                    [
+                        self._keys.hub_open(group, queue),
+                        self._keys.hub_incident_linked(group, incident_id),
+                    ]
                 )
             replies = await pipe.execute()
         listed = []
@@ -126,13 +137,18 @@ class Incidents:
     async def open_linked(self, incident_id: str, queues: frozenset[str]) -> list[str] | None:
         """The open conversations of ``queues`` linked to the incident (None: no such
         incident)."""
-        record = self._keys.hub_incident(incident_id)
-        linked = self._keys.hub_incident_linked(incident_id)
+        keys, groups = self._keys, self._groups
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(record, linked)
+            pipe.exists(keys.hub_incident(incident_id))
             for queue in sorted(queues):
-                pipe.zinter([self._keys.hub_open(queue), linked])
-            known, *per_queue = await pipe.execute()
+                group = groups.of_queue(queue)
+                pipe.exists(keys.hub_incident_linked(group, incident_id))
+                pipe.zinter(
+                    [keys.hub_open(group, queue), keys.hub_incident_linked(group, incident_id)]
+                )
+            recorded, *replies = await pipe.execute()
+        known = recorded or any(replies[::2])
+        per_queue = replies[1::2]
         if not known:
             return None
         return list(dict.fromkeys(as_text(member) for members in per_queue for member in members))

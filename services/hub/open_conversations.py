@@ -7,20 +7,30 @@ conversation in its queue, SLA events move its score to the earliest running dea
 resolve removes it, a transfer moves it. Every change is one Lua call, idempotent, so a
 redelivered record changes nothing. The router's ``conv:{id}`` hash stays the authority on
 where a conversation is now (it applies transfers); the hub only reads it.
+
+The summary and the sets live in the keys of the queue's assignment group
+(:mod:`services.hub.groups`), and ``hub:group:{c:<id>}`` names the group that holds a
+conversation. Moving it to another group (``relocate``) is a sequence of single-slot steps, each
+repeated as it was when a crash interrupts it: copy the summary into the new group, remove it
+from the old one, then point at the new one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from redis.asyncio import Redis
 
 from libs.common.events import ConversationRouted, CustomerIdentity, Requirements, reply_address
 from libs.common.keys import DAY, Keys
-from libs.common.redis_client import ScriptBatcher, as_text, load_script
+from libs.common.redis_client import ScriptBatcher, as_text, get_many, load_script
+
+if TYPE_CHECKING:
+    from services.hub.groups import AssignmentGroups
 
 SUMMARY_TTL: Final = 30 * DAY
 NO_DEADLINE: Final = 2**52
@@ -56,29 +66,82 @@ def _ms(at: datetime) -> int:
 
 
 class OpenConversations:
-    def __init__(self, redis: Redis, keys: Keys, *, scripts: ScriptBatcher | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        groups: AssignmentGroups,
+        *,
+        scripts: ScriptBatcher | None = None,
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self.groups = groups
         self._scripts = ScriptBatcher(redis) if scripts is None else scripts
         self._track = redis.register_script(load_script("services.hub", "track_conversation.lua"))
 
-    async def _call(self, op: str, conversation_id: str, *args: str | int) -> str:
+    async def _call(self, op: str, group: str, conversation_id: str, *args: str | int) -> str:
         previous = await self._scripts.call(
             self._track,
-            [self._keys.hub_conversation(conversation_id)],
+            [self._keys.hub_conversation(group, conversation_id)],
             [
                 op,
-                self._keys.hub_open(""),
+                self._keys.hub_open(group, ""),
                 SUMMARY_TTL,
                 NO_DEADLINE,
                 conversation_id,
-                self._keys.hub_waiting(""),
+                self._keys.hub_waiting(group, ""),
                 *args,
             ],
         )
         return as_text(previous)
 
-    async def opened(self, routed: ConversationRouted) -> None:
+    # --- where a conversation's summary is --------------------------------------------------
+
+    async def group_of(self, conversation_id: str) -> str | None:
+        """The assignment group holding the conversation (None: the hub has not seen it)."""
+        group = await self._scripts.command("GET", self._keys.hub_group_of(conversation_id))
+        return None if group is None else as_text(group)
+
+    async def locate(self, conversation_id: str, queue: str) -> str:
+        """The group holding the conversation, which a conversation not seen before gets from
+        ``queue`` (the queue its event names)."""
+        group = await self.group_of(conversation_id)
+        if group is None:
+            group = self.groups.of_queue(queue)
+            await self._point(conversation_id, group)
+        return group
+
+    async def _point(self, conversation_id: str, group: str) -> None:
+        await self._scripts.command(
+            "SET", self._keys.hub_group_of(conversation_id), group, "EX", SUMMARY_TTL
+        )
+
+    async def relocate(self, conversation_id: str, old: str, new: str, queue: str) -> str | None:
+        """Move the conversation's summary from group ``old`` to ``queue`` in group ``new``;
+        returns the queue it left (None when ``old`` no longer held it).
+
+        Its offer or assignment in ``old`` must already be withdrawn (the assigner's
+        ``dropped``). Each step is repeated as it was after a crash: while the pointer names
+        ``old`` the copy is made again from what ``old`` still holds (nothing, once removed)."""
+        raw: Any = await self._redis.hgetall(self._keys.hub_conversation(old, conversation_id))
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
+        left = fields.get("queue")
+        fields.pop("assignee", None)
+        fields.pop("offer", None)
+        if fields:
+            fields["queue"] = queue
+            await self._call(
+                "open", new, conversation_id, *(x for kv in fields.items() for x in kv)
+            )
+            await self._call("forget", old, conversation_id)
+        await self._point(conversation_id, new)
+        return left
+
+    # --- changes -------------------------------------------------------------------------------
+
+    async def opened(self, routed: ConversationRouted, group: str) -> None:
+        """A routed message, in ``group`` (the queue's: see the fan-out's ``settle``)."""
         customer = routed.customer
         fields: dict[str, str | int] = {
             "queue": routed.queue,
@@ -105,47 +168,61 @@ class OpenConversations:
         if routed.is_new or routed.reopened:  # its wait, and its relaxation ladder, start over
             fields["waiting_from"] = _ms(routed.received_at)
             fields["step"] = 0
-        await self._call("open", routed.conversation_id, *(x for kv in fields.items() for x in kv))
+        await asyncio.gather(  # one round trip: the pointer lives as long as the summary
+            self._call(
+                "open", group, routed.conversation_id, *(x for kv in fields.items() for x in kv)
+            ),
+            self._point(routed.conversation_id, group),
+        )
 
     async def deadline(
-        self, conversation_id: str, metric: str, due: datetime | None, kind: str
+        self, conversation_id: str, queue: str, metric: str, due: datetime | None, kind: str
     ) -> None:
-        """A clock changed (``kind``: its SLA event); ``due`` is its deadline while it runs."""
-        await self._call("deadline", conversation_id, metric, "" if due is None else _ms(due), kind)
+        """A clock changed (``kind``: its SLA event, which names ``queue``); ``due`` is its
+        deadline while it runs."""
+        group = await self.locate(conversation_id, queue)
+        await self._call(
+            "deadline", group, conversation_id, metric, "" if due is None else _ms(due), kind
+        )
 
     async def closed(self, conversation_id: str) -> str | None:
         """Resolved: out of its queue's open set; returns that queue."""
-        return await self._call("close", conversation_id) or None
+        group = await self.group_of(conversation_id)
+        if group is None:
+            return None
+        return await self._call("close", group, conversation_id) or None
 
-    async def moved(self, conversation_id: str, queue: str) -> str | None:
-        """Transferred to ``queue``; returns the queue it left (None when unknown)."""
-        return await self._call("move", conversation_id, queue) or None
+    async def moved(self, conversation_id: str, queue: str, group: str) -> str | None:
+        """Transferred to ``queue`` (in ``group``, where the summary already is); returns the
+        queue it left (None when unknown)."""
+        return await self._call("move", group, conversation_id, queue) or None
 
     async def retyped(self, conversation_id: str, issue_type: str) -> None:
         """An agent changed the conversation's issue type (a summary that expired stays gone)."""
-        await self._call("retype", conversation_id, issue_type)
+        group = await self.group_of(conversation_id)
+        if group is not None:
+            await self._call("retype", group, conversation_id, issue_type)
+
+    # --- reading -------------------------------------------------------------------------------
 
     async def queue_of(self, conversation_id: str) -> str | None:
         """The queue a conversation is in now (the router's record, else the hub's)."""
-        for key in (
-            self._keys.conversation(conversation_id),
-            self._keys.hub_conversation(conversation_id),
-        ):
-            queue = await self._scripts.command("HGET", key, "queue")
-            if queue is not None:
-                return as_text(queue)
-        return None
+        queue = await self._scripts.command(
+            "HGET", self._keys.conversation(conversation_id), "queue"
+        )
+        if queue is None and (group := await self.group_of(conversation_id)) is not None:
+            queue = await self._scripts.command(
+                "HGET", self._keys.hub_conversation(group, conversation_id), "queue"
+            )
+        return None if queue is None else as_text(queue)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         """The router's record joined with the hub's summary, or None when the router has none."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._keys.conversation(conversation_id))
-            pipe.hgetall(self._keys.hub_conversation(conversation_id))
-            router_raw, summary_raw = await pipe.execute()
+        router_raw: Any = await self._redis.hgetall(self._keys.conversation(conversation_id))
         if not router_raw:
             return None
         router = {as_text(k): as_text(v) for k, v in router_raw.items()}
-        summary = {as_text(k): as_text(v) for k, v in summary_raw.items()}
+        [summary] = await self.summary_fields([conversation_id])
         return Conversation(
             conversation_id=conversation_id,
             queue=router["queue"],
@@ -162,18 +239,30 @@ class OpenConversations:
 
     async def snapshot(self, queue: str, limit: int) -> list[dict[str, Any]]:
         """The open conversations of a queue, soonest breach first (at most ``limit``)."""
-        members: Any = await self._redis.zrange(self._keys.hub_open(queue), 0, limit - 1)
+        group = self.groups.of_queue(queue)
+        members: Any = await self._redis.zrange(self._keys.hub_open(group, queue), 0, limit - 1)
         return await self.summaries([as_text(member) for member in members])
 
     async def summaries(self, conversation_ids: list[str]) -> list[dict[str, Any]]:
         """The summaries of conversations, as snapshots and offers show them."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id in conversation_ids:
-                pipe.hgetall(self._keys.hub_conversation(conversation_id))
-            raws = await pipe.execute()
+        raws = await self.summary_fields(conversation_ids)
         return [
-            _summary(conversation_id, {as_text(k): as_text(v) for k, v in raw.items()})
-            for conversation_id, raw in zip(conversation_ids, raws, strict=True)
+            _summary(conversation_id, fields)
+            for conversation_id, fields in zip(conversation_ids, raws, strict=True)
+        ]
+
+    async def summary_fields(self, conversation_ids: list[str]) -> list[dict[str, str]]:
+        """Each conversation's summary fields, wherever its group is (empty: none)."""
+        pointers = [self._keys.hub_group_of(conversation) for conversation in conversation_ids]
+        groups = await get_many(self._redis, pointers)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id, group in zip(conversation_ids, groups, strict=True):
+                if group is not None:
+                    pipe.hgetall(self._keys.hub_conversation(as_text(group), conversation_id))
+            found = iter(await pipe.execute())
+        return [
+            {as_text(k): as_text(v) for k, v in next(found).items()} if group is not None else {}
+            for group in groups
         ]
 
 

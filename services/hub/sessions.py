@@ -52,6 +52,7 @@ from services.hub.assignment import Assigner
 from services.hub.customer_view import CustomerViews, OutsideQueues, UnknownConversation
 from services.hub.feeds import Feeds
 from services.hub.figures import Figures
+from services.hub.groups import AssignmentGroups
 from services.hub.incidents import IncidentAnswers, Incidents
 from services.hub.open_conversations import OpenConversations
 from services.hub.streams import QueueStreams
@@ -103,6 +104,7 @@ class Services:
     incidents: Incidents
     answers: IncidentAnswers
     assigner: Assigner
+    groups: AssignmentGroups
     inbox: AgentInbox
     limits: Limits
     clock: Clock
@@ -126,6 +128,7 @@ class AgentSession:
         self._cursors: dict[str, _Cursor] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._status: str | None = None  # the presence this socket last showed
+        self._assignment_group: str | None = None  # where its presence went
         self._shown: set[str] = set()  # offers this socket sent that may still be open
         self._notified = asyncio.Event()
         self._figures_changed = asyncio.Event()
@@ -317,7 +320,9 @@ class AgentSession:
         offer_id = None if isinstance(message, protocol.Presence) else message.offer_id
         try:
             if isinstance(message, protocol.Presence):
+                self._assignment_group = self._services.groups.of_agent(self._claims.queues)
                 await assigner.presence(
+                    self._assignment_group,
                     self._claims,
                     message.status,
                     message.capacity,
@@ -327,9 +332,9 @@ class AgentSession:
                 self._present(message.status)
                 return protocol.presence(message.status, None)
             if isinstance(message, protocol.Decline):
-                await assigner.decline(self.agent, message.offer_id)
+                await assigner.decline(self._group(), self.agent, message.offer_id)
                 return protocol.offer_ack(message.offer_id)
-            conversation = await assigner.accept(self.agent, message.offer_id)
+            conversation = await assigner.accept(self._group(), self.agent, message.offer_id)
         except Rejected as exc:
             return protocol.error(exc.code, exc.message, offer_id, retry=exc.retry)
         except RedisError as exc:
@@ -338,6 +343,13 @@ class AgentSession:
         # The offer id is the claim's client id: a repeated accept is the same claim.
         claim = protocol.Action(id=message.offer_id, kind="claim", conversation_id=conversation)
         return await self._services.actions.perform(self._claims, claim)
+
+    def _group(self) -> str:
+        """The agent's assignment group, as its presence here found it (:class:`Rejected`
+        when its queues span several): a reload does not move a live session's agent."""
+        if self._assignment_group is None:
+            return self._services.groups.of_agent(self._claims.queues)
+        return self._assignment_group
 
     def _present(self, status: str) -> None:
         first = self._status is None
@@ -358,7 +370,9 @@ class AgentSession:
             await self._notified.wait()
             self._notified.clear()
             try:
-                view = await self._services.assigner.view(self.agent, set(self._shown))
+                view = await self._services.assigner.view(
+                    self._group(), self.agent, set(self._shown)
+                )
                 raise_if_cancelled()
                 failures.succeeded()
             except RedisError as exc:
@@ -392,7 +406,7 @@ class AgentSession:
         while True:
             await asyncio.sleep(assigner.policy.grace / 3)
             try:
-                await assigner.alive(self.agent)
+                await assigner.alive(self._group(), self.agent)
                 raise_if_cancelled()
             except RedisError as exc:
                 raise_if_cancelled()
@@ -404,8 +418,10 @@ class AgentSession:
         if self._status == "offline":
             return
         try:
-            await asyncio.wait_for(self._services.assigner.alive(self.agent, detached=True), 2.0)
-        except (RedisError, TimeoutError) as exc:
+            await asyncio.wait_for(
+                self._services.assigner.alive(self._group(), self.agent, detached=True), 2.0
+            )
+        except (RedisError, TimeoutError, Rejected) as exc:
             log.warning("agent presence not detached", agent=self.agent, error=repr(exc))
 
     # --- queue -> client --------------------------------------------------------------------

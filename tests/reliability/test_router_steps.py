@@ -32,9 +32,10 @@ from libs.common.events import (
 )
 from libs.common.kafka.consumer import Consumed
 from libs.common.keys import Keys
-from libs.common.redis_client import ScriptBatcher, as_text
+from libs.common.redis_client import as_text
 from services.router.route import Router
 from services.router.runtime import RouterRuntime
+from tests.support.crashes import CallCounter, CountedScripts, Crash
 from tests.support.harness import Isolation
 
 pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
@@ -43,38 +44,6 @@ CONFIG = Path(__file__).parents[1] / "fixtures" / "config" / "routing.yaml"
 OPEN = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
 PHONE = "+14155550103"
 SMS_THREAD = f"sms:+15005550006:{PHONE}"
-
-
-class Crash(Exception):
-    """The injected crash: the router dies before this Redis call is sent."""
-
-
-@dataclass
-class CallCounter:
-    """Counts the Redis calls of a router and raises :class:`Crash` before call ``crash_at``."""
-
-    crash_at: int | None = None
-    calls: int = 0
-
-    def step(self) -> None:
-        if self.crash_at is not None and self.calls == self.crash_at:
-            self.crash_at = None  # one crash; the redelivery runs through
-            raise Crash(f"crash before call {self.calls}")
-        self.calls += 1
-
-
-class CountedScripts(ScriptBatcher):
-    def __init__(self, redis: Redis, counter: CallCounter) -> None:
-        super().__init__(redis)
-        self._counter = counter
-
-    async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        self._counter.step()
-        return await super().call(script, keys, args)
-
-    async def command(self, *args: Any) -> Any:
-        self._counter.step()
-        return await super().command(*args)
 
 
 @dataclass

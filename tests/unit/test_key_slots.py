@@ -67,17 +67,17 @@ def slot(key: str) -> int:
         (
             "assign.lua and track_conversation.lua",
             [
-                KEYS.hub_offer_sequence(),
-                KEYS.hub_conversation("c1"),
-                KEYS.hub_open("billing"),
-                KEYS.hub_waiting("sales"),
-                KEYS.hub_agent("ann"),
-                KEYS.hub_offer("o1"),
+                KEYS.hub_offer_sequence("west"),
+                KEYS.hub_conversation("west", "c1"),
+                KEYS.hub_open("west", "billing"),
+                KEYS.hub_waiting("west", "sales"),
+                KEYS.hub_agent("west", "ann"),
+                KEYS.hub_offer("west", "o1"),
             ],
         ),
         (
-            "hub incident MULTI",
-            [KEYS.hub_incident("i1"), KEYS.hub_incident_linked("i1"), KEYS.hub_incidents("q")],
+            "hub incident link MULTI",
+            [KEYS.hub_incident_linked("west", "i1"), KEYS.hub_incidents("west", "q")],
         ),
     ],
 )
@@ -95,6 +95,13 @@ def test_entities_spread_over_slots() -> None:
     assert len(queues) > 40
     assert len(threads) > 40
     assert len(customers) > 40
+
+
+def test_assignment_groups_spread_over_slots() -> None:
+    """Each assignment group's push assignment has its own slot."""
+    groups = [f"desk-{i}" for i in range(50)]
+    assert len({slot(KEYS.hub_offer_sequence(group)) for group in groups}) > 40
+    assert slot(KEYS.hub_waiting("west", "q")) != slot(KEYS.hub_waiting("east", "q"))
 
 
 def test_sla_partitions_spread_over_slots() -> None:

@@ -91,6 +91,7 @@ LanguageCode = Annotated[str, Field(pattern=rf"^{LANGUAGE_CODE.pattern}$")]
 """ISO 639-1, as ingest detects it on ``message.received``."""
 SkillName = Annotated[str, Field(pattern=rf"^{SKILL_NAME.pattern}$")]
 RequirementName = Literal["skills", "language"]
+DEFAULT_ASSIGNMENT_GROUP = "default"
 
 
 class RelaxStep(_Model):
@@ -105,6 +106,10 @@ class RelaxStep(_Model):
 class QueueConfig(_Model):
     calendar: str | None = None
     description: str = ""
+    assignment_group: str = Field(DEFAULT_ASSIGNMENT_GROUP, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    """The queues whose conversations are offered together, to the agents who serve them (a
+    TaskRouter workspace): each group's assignment state is one Redis slot, so groups spread
+    over a cluster. An agent's queues must all be in one group."""
     relax: list[RelaxStep] = []
     """The relaxation ladder, in order of ``after``. Whatever it says, a conversation whose
     first-response clock warned is offered to anyone online in the queue."""

@@ -4,7 +4,8 @@
 -- ARGV[1] op, ARGV[2] open-set key prefix, ARGV[3] TTL (s), ARGV[4] no-deadline score,
 --   ARGV[5] conversation id, ARGV[6] waiting-set key prefix, then per op from ARGV[7]:
 --   open -> field/value pairs (with 'queue'); deadline -> metric, ms or '', the clock's
---   latest SLA event kind; close -> nothing; move -> new queue; retype -> new issue type
+--   latest SLA event kind; close -> nothing; move -> new queue; retype -> new issue type;
+--   forget -> nothing (it moved to another assignment group: out of this one's sets, no summary)
 -- Returns the queue the conversation was in ('' if none).
 local function score()
   local fields = redis.call('HGETALL', KEYS[1])
@@ -59,6 +60,10 @@ elseif op == 'move' then
   enter(ARGV[7])
 elseif op == 'retype' then
   if previous ~= '' then redis.call('HSET', KEYS[1], 'issue_type', ARGV[7]) end
+elseif op == 'forget' then
+  if previous ~= '' then leave(previous) end
+  redis.call('DEL', KEYS[1])
+  return previous
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return previous

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from libs.common.clock import Clock, system_clock
+from libs.common.config import load_config
 from libs.common.events import (
     Channel,
     ConversationRouted,
@@ -33,6 +34,8 @@ from libs.common.keys import Keys
 from libs.common.settings import Settings
 from libs.contracts.agent_access import WS_PATH, AgentTokens
 from services.hub.app import build
+from services.hub.groups import AssignmentGroups
+from services.hub.open_conversations import OpenConversations
 from services.hub.sessions import Limits
 from tests.conftest import ServeApp
 from tests.support.harness import FIXTURES, Isolation
@@ -60,6 +63,11 @@ class Hub:
     @property
     def url(self) -> str:
         return self.urls[0]
+
+    def conversations(self) -> OpenConversations:
+        """Open conversations as the hub's fan-out keeps them, in its configuration's groups."""
+        config = load_config(self.settings.switchboard_config)
+        return OpenConversations(self.redis, self.keys, AssignmentGroups(lambda: config.queues))
 
     def client(
         self,

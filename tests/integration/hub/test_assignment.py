@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from libs.common.config.schema import DEFAULT_ASSIGNMENT_GROUP as GROUP
 from libs.common.events import AgentAction, ConversationRouted, Requirements
-from services.hub.open_conversations import NO_DEADLINE, OpenConversations
+from services.hub.open_conversations import NO_DEADLINE
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
 from tests.support.deadline import patience
 from tests.support.kafka import collect, wait_until, wait_until_async
@@ -26,7 +27,7 @@ LONG = 120.0  # an offer timeout no test waits out
 
 async def waiting(hub: Hub) -> list[str]:
     """The queue's conversations waiting for an agent, soonest breach first."""
-    members: Any = await hub.redis.zrange(hub.keys.hub_waiting(QUEUE), 0, -1)
+    members: Any = await hub.redis.zrange(hub.keys.hub_waiting(GROUP, QUEUE), 0, -1)
     return [m.decode() for m in members]
 
 
@@ -34,7 +35,9 @@ async def waiting_with_deadlines(hub: Hub, count: int) -> None:
     """Wait until ``count`` conversations wait, each ordered by a running clock."""
 
     async def ready() -> bool:
-        scores: Any = await hub.redis.zrange(hub.keys.hub_waiting(QUEUE), 0, -1, withscores=True)
+        scores: Any = await hub.redis.zrange(
+            hub.keys.hub_waiting(GROUP, QUEUE), 0, -1, withscores=True
+        )
         return len(scores) == count and all(score < NO_DEADLINE for _, score in scores)
 
     await wait_until_async(ready)
@@ -68,7 +71,7 @@ async def test_capacity_is_respected_per_channel(make_hub: MakeHub) -> None:
         again = await offered(ada)
         assert again["conversation"]["conversation_id"] == left
         assert await waiting(hub) == [chat]
-        with_mail: Any = await hub.redis.hgetall(hub.keys.hub_assigned("ada"))
+        with_mail: Any = await hub.redis.hgetall(hub.keys.hub_assigned(GROUP, "ada"))
         assert {k.decode(): v.decode().split("|")[0] for k, v in with_mail.items()} == {
             mail.conversation_id: "email",
             left: "chat",
@@ -115,7 +118,7 @@ async def _clocks(hub: Hub, routed: list[ConversationRouted]) -> dict[str, str]:
 
 
 async def _summaries(hub: Hub, ids: list[str]) -> list[dict[str, Any]]:
-    return await OpenConversations(hub.redis, hub.keys).summaries(ids)
+    return await hub.conversations().summaries(ids)
 
 
 async def _returned_to_the_queue(hub: Hub, leave: Callable[[HubClient], Awaitable[None]]) -> None:
@@ -281,7 +284,7 @@ async def _first_offer(clients: dict[str, HubClient]) -> tuple[str, dict[str, An
 
 
 async def _free(hub: Hub, agent: str) -> bool:
-    return not await hub.redis.hlen(hub.keys.hub_assigned(agent))
+    return not await hub.redis.hlen(hub.keys.hub_assigned(GROUP, agent))
 
 
 @pytest.mark.parametrize("requires", [None, Requirements(skills=("payments",), language="es")])
@@ -303,14 +306,14 @@ async def test_two_replicas_never_offer_a_conversation_twice(
         ids = {r.conversation_id for r in routed}
 
         async def outstanding() -> bool:
-            return await hub.redis.zcard(hub.keys.hub_offers(QUEUE)) == len(ids)
+            return await hub.redis.zcard(hub.keys.hub_offers(GROUP, QUEUE)) == len(ids)
 
         await wait_until_async(outstanding)
         assert await waiting(hub) == []
         offers: dict[str, list[dict[str, Any]]] = {}
         for client in (ada, bo):
             agent = client.hello["agent"]
-            held = await hub.redis.hlen(hub.keys.hub_assigned(agent))
+            held = await hub.redis.hlen(hub.keys.hub_assigned(GROUP, agent))
             offers[agent] = [await offered(client) for _ in range(held)]
         counts = Counter(o["conversation"]["conversation_id"] for os in offers.values() for o in os)
         assert set(counts) == ids

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from libs.common.config.schema import DEFAULT_ASSIGNMENT_GROUP as GROUP
 from libs.domain.references import reference_for
 from tests.integration.hub.conftest import OTHER, QUEUE, Hub
 from tooling.hubclient import ActionFailed
@@ -30,8 +31,9 @@ async def conversation(
         },
     )
     await hub.redis.zadd(hub.keys.customer_history(customer), {conversation_id: MS + n})
+    await hub.redis.set(hub.keys.hub_group_of(conversation_id), GROUP)  # as the fan-out keeps it
     await hub.redis.hset(
-        hub.keys.hub_conversation(conversation_id), "last_text", f"text of {conversation_id}"
+        hub.keys.hub_conversation(GROUP, conversation_id), "last_text", f"text of {conversation_id}"
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from libs.common.clock import system_clock
+from libs.common.config.schema import DEFAULT_ASSIGNMENT_GROUP as GROUP
 from libs.common.events import Requirements
 from libs.contracts.agent_access import WS_PATH
 from services.hub.sessions import Limits
@@ -67,7 +68,7 @@ async def test_a_spanish_message_is_offered_only_to_the_spanish_speaker(
         english = await hub.open_conversation(requires=Requirements(language="en"))
         offer = await ada.next_of("offer", timeout=patience(20))
         assert offer["conversation"]["conversation_id"] == english.conversation_id
-        held: Any = await hub.redis.hkeys(hub.keys.hub_assigned("ada"))
+        held: Any = await hub.redis.hkeys(hub.keys.hub_assigned(GROUP, "ada"))
         assert [h.decode() for h in held] == [english.conversation_id]
 
 
@@ -94,7 +95,7 @@ async def test_with_only_a_non_matching_agent_the_offer_waits_for_the_ladder(
         first = await ada.next_of("offer", timeout=patience(20))
         # The pass that offered the sentinel (at 4m50s, with room for more) left the other.
         assert first["conversation"]["conversation_id"] == sentinel.conversation_id
-        left: Any = await hub.redis.zrange(hub.keys.hub_waiting(QUEUE), 0, -1)
+        left: Any = await hub.redis.zrange(hub.keys.hub_waiting(GROUP, QUEUE), 0, -1)
         assert [m.decode() for m in left] == [waiting.conversation_id]
 
         clock.advance(timedelta(seconds=20))  # 5m10s: step 2, anyone in the queue
@@ -146,7 +147,7 @@ async def test_each_ladder_step_is_an_event_of_the_queue_and_pushes_the_figures(
         }
         at_ms = int(clock().timestamp() * 1000)  # when the pass took the step
         assert round(datetime.fromisoformat(event["time"]).timestamp() * 1000) == at_ms
-        assert not await hub.redis.hkeys(hub.keys.hub_assigned("ada"))  # not offered yet
+        assert not await hub.redis.hkeys(hub.keys.hub_assigned(GROUP, "ada"))  # not offered yet
 
         async def step_pushed() -> bool:
             pushed = await sam.next_of("figures", timeout=patience(20))
@@ -158,7 +159,7 @@ async def test_each_ladder_step_is_an_event_of_the_queue_and_pushes_the_figures(
         while not await step_pushed():  # a push the routed event caused may predate the step
             pass
 
-        untold = hub.keys.hub_relaxed(QUEUE)
+        untold = hub.keys.hub_relaxed(GROUP, QUEUE)
         await hub.redis.hset(untold, f"{waiting.conversation_id} 1", at_ms)
         await ada.presence("online", {"sms": 5})
 
@@ -205,14 +206,16 @@ async def test_presence_narrows_what_the_token_grants_and_no_further(make_hub: M
         assert refused.value.code == "forbidden"
         answer = await ada.presence("online", {"sms": 1}, languages=["en"])
         assert (answer["type"], answer["status"]) == ("presence", "online")
-        agent: Any = await hub.redis.hmget(hub.keys.hub_agent("ada"), ["skills", "languages"])
+        agent: Any = await hub.redis.hmget(
+            hub.keys.hub_agent(GROUP, "ada"), ["skills", "languages"]
+        )
         assert [v.decode() for v in agent] == ["payments", "en"]
         spanish = await hub.open_conversation(requires=Requirements(language="es"))
         english = await hub.open_conversation(requires=Requirements(language="en"))
         offer = await ada.next_of("offer", timeout=patience(20))
         assert offer["conversation"]["conversation_id"] == english.conversation_id
         await unmet_step(sam, spanish.conversation_id, 0)  # nobody online speaks Spanish now
-        held: Any = await hub.redis.hkeys(hub.keys.hub_assigned("ada"))
+        held: Any = await hub.redis.hkeys(hub.keys.hub_assigned(GROUP, "ada"))
         assert [h.decode() for h in held] == [english.conversation_id]
 
 
@@ -228,7 +231,7 @@ async def test_conversations_nobody_can_take_do_not_hold_back_the_ones_behind(
         )
 
         async def all_waiting() -> bool:
-            return await hub.redis.zcard(hub.keys.hub_waiting(QUEUE)) == len(ahead)
+            return await hub.redis.zcard(hub.keys.hub_waiting(GROUP, QUEUE)) == len(ahead)
 
         await wait_until_async(all_waiting, message="the Spanish conversations waiting")
         last = "f" * 32  # after every other id among conversations with no running clock

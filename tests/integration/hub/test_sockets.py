@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from libs.common.config.schema import DEFAULT_ASSIGNMENT_GROUP as GROUP
 from libs.contracts.agent_access import WS_PATH
 from libs.contracts.socket_tokens import PROTOCOL, offered_protocols
 from services.hub.protocol import CLOSE_UNAVAILABLE
@@ -58,7 +59,9 @@ async def _has_entries(hub: Hub) -> bool:
 
 async def test_a_socket_whose_offers_keep_failing_is_closed_with_4503(make_hub: MakeHub) -> None:
     hub = await make_hub(limits=Limits(retry_seconds=0.05, max_read_failures=3))
-    await hub.redis.set(hub.keys.hub_assigned("ada"), "not a hash")  # every read of offers fails
+    await hub.redis.set(
+        hub.keys.hub_assigned(GROUP, "ada"), "not a hash"
+    )  # every read of offers fails
     async with hub.client(QUEUE) as client:
         await client.presence("online", {"sms": 1})
         closed, _ = await until_closed(client)
