@@ -78,6 +78,11 @@ CASES = [
             Found(16, "ordrs", "rules.1.then.queue: no queue named 'ordrs'"),
         ),
     ),
+    Broken(
+        "an assignment group name that is not a short lower-case slug",
+        (("orders: {calendar: la}", "orders: {calendar: la, assignment_group: West Coast}"),),
+        (Found(7, "West Coast", "queues.orders.assignment_group"),),
+    ),
 ]
 
 
