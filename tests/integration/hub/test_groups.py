@@ -96,6 +96,7 @@ class FanOutRun:
         conversations = OpenConversations(redis, keys, groups, scripts=scripts)
         streams = QueueStreams(redis, keys, maxlen=1000, max_age=86_400.0, scripts=scripts)
         transcripts = Transcripts(redis, keys, scripts=scripts)
+        self.conversations = conversations
         self.assigner = Assigner(
             redis,
             keys,
@@ -194,3 +195,28 @@ async def test_a_move_between_groups_crashed_after_any_step_ends_as_one_run(
     for crash_at in range(steps):
         conversation, _ = await transferred(run, counter, crash_at)
         assert await state(redis, run.keys, conversation) == expected, f"crash before {crash_at}"
+
+
+async def test_a_message_routed_to_another_groups_queue_moves_the_conversation_there(
+    redis: Redis, isolation: Isolation, runs: list[FanOutRun]
+) -> None:
+    """The router applied a transfer and routed the customer's next message to the new queue
+    before the hub read the transfer (they come on different topics)."""
+    run = FanOutRun(redis, isolation.key_prefix, CallCounter())
+    runs.append(run)
+    conversation = f"c-{uuid.uuid4().hex[:8]}"
+    first = routed_event(conversation, f"sms:{conversation}", QUEUE, "my parcel never arrived")
+    await run.fanout.handle(consumed(first, "first"))
+    follow_up = routed_event(conversation, f"sms:{conversation}", OTHER, "any news?")
+    await run.fanout.handle(consumed(follow_up, "follow-up"))
+
+    found = await state(redis, run.keys, conversation)
+    assert found["pointer"] == MAIL
+    assert found[DEFAULT_ASSIGNMENT_GROUP] == {
+        "summary": {},
+        "open": [False, False],
+        "waiting": False,
+    }
+    assert (found[MAIL]["summary"]["queue"], found[MAIL]["open"]) == (OTHER, [False, True])
+    [summary] = await run.conversations.summaries([conversation])
+    assert summary["last_text"] == "any news?"
