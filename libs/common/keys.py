@@ -58,9 +58,11 @@ so that a crash after any step and the message's redelivery end where an uninter
 - moving a conversation to another assignment group (a transfer to a queue of another group, or
   a message routed to a queue of another group; ``services/hub/open_conversations.py``): withdraw
   its offer or assignment in the old group; copy its summary into the new group (and enter its
-  new queue's sets there); remove it from the old group; then point ``hub:group`` at the new one.
-  Repeated after a crash, the pointer still names the old group and each step does again what it
-  did (``tests/integration/hub/test_groups.py`` crashes it after every step).
+  new queue's sets there); point ``hub:group`` at the new group, noting the old one; remove it
+  from the old group; drop the note. Readers follow the pointer, so they find a whole summary at
+  every step; a crash before the pointer moves repeats the copy, one after it leaves the note,
+  and the next event of the conversation finishes the removal
+  (``tests/integration/hub/test_groups.py`` crashes it before every Redis call).
 - identifying a customer (``services/router/customer_profiles.py``): read the identity indexes
   (untagged: each is read and written alone) and follow ``merged_into``; fold every other profile
   into the oldest (copy what it lacks, then mark the other merged: repeated, the copy changes
@@ -150,8 +152,8 @@ TTL; ``<name>`` is a part filled in, braces are literal hash tags:
 - ``hub:{hub:<group>}:open:<queue>`` - hub fan-out - zset: open conversation id -> earliest SLA
   deadline (ms; 2**52 when no clock runs) - none
 - ``hub:group:{c:<conversation_id>}`` - hub fan-out - the assignment group whose keys hold the
-  conversation's summary (set before the summary is first written there) - 30 days after the
-  latest routed message
+  conversation's summary (set before the summary is first written there), followed mid-move by
+  a space and the group it is leaving - 30 days after the latest routed message
 - ``hub:{hub:<group>}:conv:<conversation_id>`` - hub fan-out - hash: queue, reference, channel,
   customer, ``identity`` (JSON: who wrote the latest message, ``verified`` or not), last text, reply
   address, ``deadline:<metric>`` (ms), ``window_closes`` (ms: the end of a WhatsApp conversation's

@@ -11,8 +11,8 @@ where a conversation is now (it applies transfers); the hub only reads it.
 The summary and the sets live in the keys of the queue's assignment group
 (:mod:`services.hub.groups`), and ``hub:group:{c:<id>}`` names the group that holds a
 conversation. Moving it to another group (``relocate``) is a sequence of single-slot steps, each
-repeated as it was when a crash interrupts it: copy the summary into the new group, remove it
-from the old one, then point at the new one.
+safe to repeat after a crash: copy the summary into the new group, point at it (noting the old
+one), remove it from the old group, drop the note.
 """
 
 from __future__ import annotations
@@ -100,30 +100,43 @@ class OpenConversations:
 
     async def group_of(self, conversation_id: str) -> str | None:
         """The assignment group holding the conversation (None: the hub has not seen it)."""
-        group = await self._scripts.command("GET", self._keys.hub_group_of(conversation_id))
-        return None if group is None else as_text(group)
+        return (await self._pointer(conversation_id))[0]
+
+    async def _pointer(self, conversation_id: str) -> tuple[str | None, str | None]:
+        """The group holding the conversation and, mid-move, the group it is leaving."""
+        raw = await self._scripts.command("GET", self._keys.hub_group_of(conversation_id))
+        if raw is None:
+            return None, None
+        group, _, leaving = as_text(raw).partition(" ")
+        return group, leaving or None
 
     async def locate(self, conversation_id: str, queue: str) -> str:
         """The group holding the conversation, which a conversation not seen before gets from
-        ``queue`` (the queue its event names)."""
-        group = await self.group_of(conversation_id)
+        ``queue`` (the queue its event names); a move a crash interrupted is finished first."""
+        group, leaving = await self._pointer(conversation_id)
         if group is None:
             group = self.groups.of_queue(queue)
             await self._point(conversation_id, group)
+        elif leaving is not None:
+            await self._call("forget", leaving, conversation_id)
+            await self._point(conversation_id, group)
         return group
 
-    async def _point(self, conversation_id: str, group: str) -> None:
+    async def _point(self, conversation_id: str, group: str, leaving: str | None = None) -> None:
+        value = group if leaving is None else f"{group} {leaving}"
         await self._scripts.command(
-            "SET", self._keys.hub_group_of(conversation_id), group, "EX", SUMMARY_TTL
+            "SET", self._keys.hub_group_of(conversation_id), value, "EX", SUMMARY_TTL
         )
 
     async def relocate(self, conversation_id: str, old: str, new: str, queue: str) -> str | None:
         """Move the conversation's summary from group ``old`` to ``queue`` in group ``new``;
-        returns the queue it left (None when ``old`` no longer held it).
+        returns the queue it left (None when ``old`` held no summary).
 
         Its offer or assignment in ``old`` must already be withdrawn (the assigner's
-        ``dropped``). Each step is repeated as it was after a crash: while the pointer names
-        ``old`` the copy is made again from what ``old`` still holds (nothing, once removed)."""
+        ``dropped``). The steps: copy the summary into ``new``; point at ``new``, noting that
+        ``old`` is being left; remove it from ``old``; drop the note. Readers follow the pointer,
+        so they find a whole summary at every step. A crash before the pointer moves repeats the
+        copy; one after it leaves the note, and :meth:`locate` finishes the removal."""
         raw: Any = await self._redis.hgetall(self._keys.hub_conversation(old, conversation_id))
         fields = {as_text(k): as_text(v) for k, v in raw.items()}
         left = fields.get("queue")
@@ -134,6 +147,7 @@ class OpenConversations:
             await self._call(
                 "open", new, conversation_id, *(x for kv in fields.items() for x in kv)
             )
+            await self._point(conversation_id, new, leaving=old)
             await self._call("forget", old, conversation_id)
         await self._point(conversation_id, new)
         return left
@@ -257,8 +271,9 @@ class OpenConversations:
         groups = await get_many(self._redis, pointers)
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id, group in zip(conversation_ids, groups, strict=True):
-                if group is not None:
-                    pipe.hgetall(self._keys.hub_conversation(as_text(group), conversation_id))
+                if group is not None:  # the group holding it, before a group it is leaving
+                    holder = as_text(group).partition(" ")[0]
+                    pipe.hgetall(self._keys.hub_conversation(holder, conversation_id))
             found = iter(await pipe.execute())
         return [
             {as_text(k): as_text(v) for k, v in next(found).items()} if group is not None else {}

@@ -29,6 +29,7 @@ from tests.integration.hub.conftest import OTHER, QUEUE, MakeHub, routed_event
 from tests.support.crashes import CallCounter, CountedScripts, Crash
 from tests.support.deadline import patience
 from tests.support.harness import FIXTURES, Isolation
+from tests.support.kafka import wait_until_async
 from tooling.hubclient import ActionFailed
 
 pytestmark = pytest.mark.cluster  # also on a Redis Cluster (tests/conftest.py)
@@ -70,7 +71,11 @@ async def test_a_transfer_to_another_group_is_offered_to_that_groups_agents(
         assert moved["conversation"]["last_text"] == routed.text  # the summary came along
 
     keys = hub.keys
-    assert await hub.redis.get(keys.hub_group_of(conversation)) == MAIL.encode()
+
+    async def moved_to_mail() -> bool:  # the offer can come before the move's last step
+        return await hub.redis.get(keys.hub_group_of(conversation)) == MAIL.encode()
+
+    await wait_until_async(moved_to_mail)
     assert not await hub.redis.exists(keys.hub_conversation(DEFAULT_ASSIGNMENT_GROUP, conversation))
     assert not await hub.redis.zscore(keys.hub_open(DEFAULT_ASSIGNMENT_GROUP, QUEUE), conversation)
     assert not await hub.redis.hlen(keys.hub_assigned(DEFAULT_ASSIGNMENT_GROUP, "ada"))
