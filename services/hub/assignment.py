@@ -190,6 +190,7 @@ class Assigner:
         self._clock = clock
         self._groups = conversations.groups
         self._script = redis.register_script(load_script("services.hub", "assign.lua"))
+        self._prefixes: dict[str, tuple[str, ...]] = {}  # per group: see _prefixes_of
         self._wakes: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._failure: asyncio.Future[None] | None = None
@@ -384,21 +385,9 @@ class Assigner:
         running: str | None = None,
         keys: Sequence[str] = (),
     ) -> _Outcome:
-        k = self._keys
-        prefixes = (
-            k.hub_agent(group, ""),
-            k.hub_agents(group, ""),
-            k.hub_assigned(group, ""),
-            k.hub_offer(group, ""),
-            k.hub_offers(group, ""),
-            k.hub_waiting(group, ""),
-            k.hub_conversation(group, ""),
-            k.hub_open(group, ""),
-            k.hub_declined(group, ""),
-            k.hub_offer_sequence(group),
-        )
+        prefixes = self._prefixes_of(group)
         reply: Any = await self._script(
-            keys=[k.hub_offer_sequence(group), *keys],  # the first routes to the group's slot
+            keys=[prefixes[-1], *keys],  # the round-robin sequence routes to the group's slot
             args=[op, int(self._clock().timestamp() * 1000), *prefixes, *args],
         )
         (status, detail, made, agents, queues, next_ms, *counts, more, online, relaxed) = reply
@@ -430,6 +419,26 @@ class Assigner:
                 )
             ],
         )
+
+    def _prefixes_of(self, group: str) -> tuple[str, ...]:
+        """The group's key prefixes as ``assign.lua`` takes them, the round-robin sequence
+        last; made once per group."""
+        prefixes = self._prefixes.get(group)
+        if prefixes is None:
+            k = self._keys
+            prefixes = self._prefixes[group] = (
+                k.hub_agent(group, ""),
+                k.hub_agents(group, ""),
+                k.hub_assigned(group, ""),
+                k.hub_offer(group, ""),
+                k.hub_offers(group, ""),
+                k.hub_waiting(group, ""),
+                k.hub_conversation(group, ""),
+                k.hub_open(group, ""),
+                k.hub_declined(group, ""),
+                k.hub_offer_sequence(group),
+            )
+        return prefixes
 
     # --- reading ----------------------------------------------------------------------------
 

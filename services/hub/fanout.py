@@ -134,8 +134,7 @@ class FanOut:
         if action.issue_type is not None:  # a change of issue type, or a transfer naming one
             await self._conversations.retyped(conversation, action.issue_type)
         if action.kind == "transfer" and action.queue is not None:
-            await self._assigner.dropped(conversation)
-            group, relocated_from = await self._settle(conversation, action.queue)
+            group, relocated_from = await self._settle(conversation, action.queue, withdraw=True)
             left = await self._conversations.moved(conversation, action.queue, group)
             left = relocated_from or left
             self._assigner.wake(action.queue)
@@ -156,16 +155,19 @@ class FanOut:
         if queue is not None:
             await self._append(queue, "action", event, conversation)
 
-    async def _settle(self, conversation_id: str, queue: str) -> tuple[str, str | None]:
+    async def _settle(
+        self, conversation_id: str, queue: str, *, withdraw: bool = False
+    ) -> tuple[str, str | None]:
         """The assignment group of ``queue``, where the conversation's summary is moved first
-        when another group holds it (its offer or assignment there withdrawn); and the queue
-        it left by that move."""
+        when another group holds it (its offer or assignment there withdrawn, as it is always
+        with ``withdraw``: a transfer); and the queue it left by that move."""
         conversations = self._conversations
         group = conversations.groups.of_queue(queue)
         held = await conversations.locate(conversation_id, queue)
+        if withdraw or held != group:
+            await self._assigner.dropped(conversation_id, held)
         if held == group:
             return group, None
-        await self._assigner.dropped(conversation_id, held)
         return group, await conversations.relocate(conversation_id, held, group, queue)
 
     async def _append(

@@ -105,10 +105,7 @@ class OpenConversations:
     async def _pointer(self, conversation_id: str) -> tuple[str | None, str | None]:
         """The group holding the conversation and, mid-move, the group it is leaving."""
         raw = await self._scripts.command("GET", self._keys.hub_group_of(conversation_id))
-        if raw is None:
-            return None, None
-        group, _, leaving = as_text(raw).partition(" ")
-        return group, leaving or None
+        return (None, None) if raw is None else _pointed(raw)
 
     async def locate(self, conversation_id: str, queue: str) -> str:
         """The group holding the conversation, which a conversation not seen before gets from
@@ -271,14 +268,21 @@ class OpenConversations:
         groups = await get_many(self._redis, pointers)
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id, group in zip(conversation_ids, groups, strict=True):
-                if group is not None:  # the group holding it, before a group it is leaving
-                    holder = as_text(group).partition(" ")[0]
+                if group is not None:
+                    holder, _ = _pointed(group)
                     pipe.hgetall(self._keys.hub_conversation(holder, conversation_id))
             found = iter(await pipe.execute())
         return [
             {as_text(k): as_text(v) for k, v in next(found).items()} if group is not None else {}
             for group in groups
         ]
+
+
+def _pointed(raw: bytes | str) -> tuple[str, str | None]:
+    """A ``hub:group`` pointer: the group holding the conversation and, mid-move, the group it
+    is leaving."""
+    group, _, leaving = as_text(raw).partition(" ")
+    return group, leaving or None
 
 
 def _iso(ms: str | None) -> str | None:
