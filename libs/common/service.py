@@ -13,6 +13,7 @@ while the service runs fails ``/healthz`` and ends :func:`serve` with exit code 
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 import time
@@ -259,6 +260,7 @@ async def serve(app: web.Application, host: str, port: int) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    settle_heap()
     log.info("service started", address=f"http://{host}:{port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -278,6 +280,20 @@ async def serve(app: web.Application, host: str, port: int) -> int:
     await runner.cleanup()
     log.info("service stopped")
     return 1 if failed else 0
+
+
+def settle_heap() -> None:
+    """Keep what start-up built (modules, configuration, the issue-type model) out of the cyclic
+    garbage collector's full passes.
+
+    A running service holds 150,000 or more such objects, and a full pass walked all of them:
+    under the whole-pipeline bench every service paused 100-300 ms several times in 20 s, and
+    a message crossing four services met one of those pauses often enough to set the p99.
+    Frozen objects are still freed by reference counting when a configuration reload drops
+    them; only a reference cycle among them would outlive the reload.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run(service: str, build: Callable[[Settings], web.Application]) -> None:
