@@ -8,6 +8,7 @@ without it they are created (ids still flow through Kafka) but not exported.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -161,11 +162,32 @@ def traceparent_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
     return values[0] if values else None
 
 
+_TRACEPARENT = re.compile(r"\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*")
+
+
 def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
-    """Rebuild a stored context (an SLA timer keeps its conversation's traceparent)."""
-    if not traceparent:
+    """Rebuild a stored context (an SLA timer keeps its conversation's traceparent); empty
+    unless ``traceparent`` is valid by the W3C rules the OpenTelemetry propagator applies
+    (version ``ff`` is invalid, and version ``00`` has exactly four fields).
+
+    Parsed here rather than by the configured propagators: the value is always W3C (it was
+    stored or sent as ``traceparent``), and the propagators' general path cost the SLA worker
+    a fifth of its tracing when it rebuilt one context per fired timer."""
+    found = _TRACEPARENT.fullmatch(traceparent) if traceparent else None
+    if found is None:
         return otel_context.Context()
-    return propagate.extract({"traceparent": traceparent})
+    version, trace_id, span_id, flags, rest = found.groups()
+    if version == "ff" or (version == "00" and rest):
+        return otel_context.Context()
+    span_context = trace.SpanContext(
+        trace_id=int(trace_id, 16),
+        span_id=int(span_id, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(int(flags, 16)),
+    )
+    if not span_context.is_valid:
+        return otel_context.Context()
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
 
 
 def span_links(traceparents: Iterable[str | None]) -> list[trace.Link]:

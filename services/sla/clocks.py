@@ -33,8 +33,8 @@ import base64
 import weakref
 import zlib
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Literal
 
 import msgspec
@@ -404,19 +404,10 @@ class ConversationLocks:
     def __init__(self) -> None:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    @asynccontextmanager
-    async def hold(self, conversation_id: str) -> AsyncIterator[None]:
-        async with self._lock(conversation_id):
-            yield
-
-    @asynccontextmanager
-    async def hold_all(self, conversation_ids: Iterable[str]) -> AsyncIterator[None]:
+    def hold_all(self, conversation_ids: Iterable[str]) -> HeldLocks:
         """Hold several conversations' locks, taken in sorted order: whoever holds more than
         one takes them in that order, so two holders never wait for each other."""
-        async with AsyncExitStack() as held:
-            for conversation_id in sorted(set(conversation_ids)):
-                await held.enter_async_context(self.hold(conversation_id))
-            yield
+        return HeldLocks([self._lock(c) for c in sorted(set(conversation_ids))])
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -424,3 +415,38 @@ class ConversationLocks:
             lock = asyncio.Lock()
             self._locks[conversation_id] = lock
         return lock
+
+
+class HeldLocks:
+    """Locks taken in order on entry and released on exit; if taking one fails or is
+    cancelled, those already taken are released. A plain class rather than a stack of context
+    managers: the timer scheduler holds a thousand at a time, and the stack cost a tenth of its
+    CPU."""
+
+    __slots__ = ("_locks", "_taken")
+
+    def __init__(self, locks: list[asyncio.Lock]) -> None:
+        self._locks = locks  # strong references: the registry's are weak
+        self._taken = 0
+
+    async def __aenter__(self) -> None:
+        try:
+            for lock in self._locks:
+                await lock.acquire()
+                self._taken += 1
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        for lock in self._locks[: self._taken]:
+            lock.release()
+        self._taken = 0

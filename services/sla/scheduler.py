@@ -28,7 +28,7 @@ from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
-from libs.common.tracing import attached, context_from_traceparent, span_links
+from libs.common.tracing import active, context_from_traceparent, links_to
 from services.sla import followups
 from services.sla.clocks import Clock, ClockStore, ConversationLocks
 from services.sla.contacts import Contact, ContactStore
@@ -195,17 +195,21 @@ class TimerScheduler:
                     fired += self._fire_step(clock, step, at, contacts.get(clock.conversation_id))
                 running = timer.metric != "survey"
                 following.append(next_point_ms(clock, due_ms) if running else None)
+            traces = {  # each clock's trace rebuilt once, for the batch's links and its span
+                traceparent: context_from_traceparent(traceparent)
+                for traceparent in dict.fromkeys(item.clock.traceparent for item in fired)
+            }
             with (
                 _tracer.start_as_current_span(
                     "sla timers due",
                     context=otel_context.Context(),  # its own trace, linked to each clock's
-                    links=span_links(item.clock.traceparent for item in fired),
+                    links=links_to(traces.values()),
                     attributes={
                         "switchboard.sla.partition": partition,
                         "switchboard.sla.events": len(fired),
                     },
                 ),
-                contextlib.closing(self._traced(fired)) as traced,  # spans end in this task
+                contextlib.closing(self._traced(fired, traces)) as traced,  # spans end here
             ):
                 await self._producer.publish(traced)
             await self._timers.release(
@@ -283,20 +287,23 @@ class TimerScheduler:
     def _command(self, event: Event) -> Outgoing:
         return Outgoing(self._topics.outbound_commands, event.subject, event)
 
-    def _traced(self, fired: list[_Fired]) -> Generator[Outgoing, None, None]:
-        """Each event is published inside a span that continues the clock's start trace."""
+    def _traced(
+        self, fired: list[_Fired], traces: dict[str | None, otel_context.Context]
+    ) -> Generator[Outgoing, None, None]:
+        """Each event is published inside a span that continues the clock's start trace
+        (``traces``: the clocks' rebuilt contexts, by their stored traceparent)."""
         for clock, kind, _, outgoing in fired:
-            with (
-                attached(context_from_traceparent(clock.traceparent)),
-                _tracer.start_as_current_span(
-                    "sla timer fire",
-                    attributes={
-                        "switchboard.conversation_id": clock.conversation_id,
-                        "switchboard.queue": clock.queue,
-                        "switchboard.channel": clock.channel,
-                        "switchboard.sla.metric": clock.metric,
-                        "switchboard.sla.kind": kind,
-                    },
-                ),
-            ):
+            parent = traces[clock.traceparent]
+            span = _tracer.start_span(
+                "sla timer fire",
+                context=parent,
+                attributes={
+                    "switchboard.conversation_id": clock.conversation_id,
+                    "switchboard.queue": clock.queue,
+                    "switchboard.channel": clock.channel,
+                    "switchboard.sla.metric": clock.metric,
+                    "switchboard.sla.kind": kind,
+                },
+            )
+            with active(span, parent):
                 yield outgoing
