@@ -237,14 +237,6 @@ class _Active(AbstractContextManager[trace.Span]):
             self._span.end()
 
 
-def active(
-    span: trace.Span, base: otel_context.Context | None = None
-) -> AbstractContextManager[trace.Span]:
-    """Make a started span current for a ``with`` block and end it there (as
-    ``tracer.start_as_current_span`` does); ``base`` is the context it is put on top of."""
-    return _Active(span, base)
-
-
 @contextmanager
 def attached(ctx: otel_context.Context) -> Iterator[None]:
     token = otel_context.attach(ctx)
@@ -287,11 +279,14 @@ def messaging_span(
     operation: MessagingOperationTypeValues,
     topic: str,
     attributes: Mapping[str, AttributeValue],
+    context: otel_context.Context | None = None,
 ) -> AbstractContextManager[trace.Span]:
     """A Kafka span as the messaging conventions name it, ``{operation} {topic}`` (``send
-    switchboard.messages.inbound``), with their common attributes and ``attributes``."""
+    switchboard.messages.inbound``), with their common attributes and ``attributes``, current
+    in the block: a child of ``context``, by default of the current context."""
     span = tracer.start_span(
         f"{operation.value} {topic}",
+        context=context,
         kind=_MESSAGING_KINDS[operation],
         attributes={
             MESSAGING_SYSTEM: _KAFKA,
@@ -301,7 +296,7 @@ def messaging_span(
             **attributes,
         },
     )
-    return _Active(span, None)
+    return _Active(span, context)
 
 
 def mark_failed(span: trace.Span, reason: str, error: BaseException) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator, Iterable
+from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -28,7 +29,7 @@ from libs.common.kafka.consumer import INFRASTRUCTURE_ERRORS
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.logs import get_logger
 from libs.common.topics import Topics
-from libs.common.tracing import active, context_from_traceparent, links_to
+from libs.common.tracing import context_from_traceparent, links_to
 from services.sla import followups
 from services.sla.clocks import Clock, ClockStore, ConversationLocks
 from services.sla.contacts import Contact, ContactStore
@@ -59,6 +60,23 @@ _DuePoints = tuple[Clock | None, list[tuple[Step, datetime]]]
 
 def _follow_up(steps: list[tuple[Step, datetime]]) -> bool:
     return any(step.follow_up for step, _ in steps)
+
+
+def _in_trace(fired: _Fired, traces: dict[str | None, otel_context.Context]) -> Outgoing:
+    """A fired timer's event, sent in its clock's trace (``traces``: the clocks' rebuilt
+    contexts, by stored traceparent): its send span is the timer's one span, with what it
+    fired beside the messaging attributes."""
+    clock = fired.clock
+    return fired.outgoing._replace(
+        trace=traces[clock.traceparent],
+        attributes={
+            "switchboard.conversation_id": clock.conversation_id,
+            "switchboard.queue": clock.queue,
+            "switchboard.channel": clock.channel,
+            "switchboard.sla.metric": clock.metric,
+            "switchboard.sla.kind": fired.kind,
+        },
+    )
 
 
 def _instant(ms: int) -> datetime:
@@ -195,33 +213,36 @@ class TimerScheduler:
                     fired += self._fire_step(clock, step, at, contacts.get(clock.conversation_id))
                 running = timer.metric != "survey"
                 following.append(next_point_ms(clock, due_ms) if running else None)
-            traces = {  # each clock's trace rebuilt once, for the batch's links and its span
+            traces = {  # each clock's trace rebuilt once, for the batch's links and its event
                 traceparent: context_from_traceparent(traceparent)
                 for traceparent in dict.fromkeys(item.clock.traceparent for item in fired)
             }
-            with (
-                _tracer.start_as_current_span(
-                    "sla timers due",
-                    context=otel_context.Context(),  # its own trace, linked to each clock's
-                    links=links_to(traces.values()),
-                    attributes={
-                        "switchboard.sla.partition": partition,
-                        "switchboard.sla.events": len(fired),
-                    },
-                ),
-                contextlib.closing(self._traced(fired, traces)) as traced,  # spans end here
+            with _tracer.start_as_current_span(
+                "sla timers due",
+                context=otel_context.Context(),  # its own trace, linked to each clock's
+                links=links_to(traces.values()),
+                attributes={
+                    "switchboard.sla.partition": partition,
+                    "switchboard.sla.events": len(fired),
+                },
             ):
-                await self._producer.publish(traced)
+                await self._producer.publish(_in_trace(item, traces) for item in fired)
             await self._timers.release(
                 partition, zip((t for t, _ in claimed), following, strict=True)
             )
         now = self._clock()
+        followups_sent: Counter[str] = Counter()
+        events: Counter[tuple[str, str, str]] = Counter()
         for item in fired:
             metrics.sla_timer_lag_seconds.observe(max((now - item.due).total_seconds(), 0.0))
             if item.kind in FOLLOW_UP_KINDS:
-                metrics.outbound_followups.labels(item.kind).inc()
+                followups_sent[item.kind] += 1
             else:
-                metrics.sla_events.labels(item.kind, item.clock.metric, item.clock.queue).inc()
+                events[item.kind, item.clock.metric, item.clock.queue] += 1
+        for kind, count in followups_sent.items():  # one update per series, not per event
+            metrics.outbound_followups.labels(kind).inc(count)
+        for labels, count in events.items():
+            metrics.sla_events.labels(*labels).inc(count)
 
     async def _due_points(self, partition: int, claimed: list[Claimed]) -> list[_DuePoints]:
         """For each timer claimed in ``partition``, its clock (None when the timer is stale)
@@ -286,24 +307,3 @@ class TimerScheduler:
 
     def _command(self, event: Event) -> Outgoing:
         return Outgoing(self._topics.outbound_commands, event.subject, event)
-
-    def _traced(
-        self, fired: list[_Fired], traces: dict[str | None, otel_context.Context]
-    ) -> Generator[Outgoing, None, None]:
-        """Each event is published inside a span that continues the clock's start trace
-        (``traces``: the clocks' rebuilt contexts, by their stored traceparent)."""
-        for clock, kind, _, outgoing in fired:
-            parent = traces[clock.traceparent]
-            span = _tracer.start_span(
-                "sla timer fire",
-                context=parent,
-                attributes={
-                    "switchboard.conversation_id": clock.conversation_id,
-                    "switchboard.queue": clock.queue,
-                    "switchboard.channel": clock.channel,
-                    "switchboard.sla.metric": clock.metric,
-                    "switchboard.sla.kind": kind,
-                },
-            )
-            with active(span, parent):
-                yield outgoing

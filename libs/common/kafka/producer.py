@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes.cloudevents_attributes import (
     CLOUDEVENTS_EVENT_TYPE,
@@ -16,6 +17,7 @@ from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
     MESSAGING_KAFKA_MESSAGE_KEY,
     MESSAGING_MESSAGE_ID,
 )
+from opentelemetry.util.types import AttributeValue
 
 from libs.common import metrics
 from libs.common.events import Event, encode
@@ -27,11 +29,15 @@ _tracer = trace.get_tracer("switchboard.kafka")
 
 
 class Outgoing(NamedTuple):
-    """An event to publish: where, under which key (the conversation's thread key)."""
+    """An event to publish: where, under which key (the conversation's thread key); its send
+    span continues ``trace`` (by default the current context) and carries ``attributes``
+    beside the messaging ones."""
 
     topic: str
     key: str
     event: Event
+    trace: otel_context.Context | None = None
+    attributes: Mapping[str, AttributeValue] | None = None
 
 
 def create_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
@@ -78,7 +84,9 @@ class EventProducer:
                     MESSAGING_MESSAGE_ID: item.event.id,
                     MESSAGING_KAFKA_MESSAGE_KEY: item.key,
                     CLOUDEVENTS_EVENT_TYPE: item.event.type,
+                    **(item.attributes or {}),
                 },
+                context=item.trace,
             ):
                 inject(headers)
                 try:
