@@ -18,6 +18,7 @@ one), remove it from the old group, drop the note.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -250,9 +251,13 @@ class OpenConversations:
 
     async def snapshot(self, queue: str, limit: int) -> list[dict[str, Any]]:
         """The open conversations of a queue, soonest breach first (at most ``limit``)."""
+        return await self.summaries(await self.open_ids(queue, limit))
+
+    async def open_ids(self, queue: str, limit: int) -> list[str]:
+        """The ids of a queue's open conversations, soonest breach first (at most ``limit``)."""
         group = self.groups.of_queue(queue)
         members: Any = await self._redis.zrange(self._keys.hub_open(group, queue), 0, limit - 1)
-        return await self.summaries([as_text(member) for member in members])
+        return [as_text(member) for member in members]
 
     async def summaries(self, conversation_ids: list[str]) -> list[dict[str, Any]]:
         """The summaries of conversations, as snapshots and offers show them."""
@@ -262,18 +267,34 @@ class OpenConversations:
             for conversation_id, fields in zip(conversation_ids, raws, strict=True)
         ]
 
-    async def summary_fields(self, conversation_ids: list[str]) -> list[dict[str, str]]:
-        """Each conversation's summary fields, wherever its group is (empty: none)."""
+    async def summary_fields(
+        self, conversation_ids: list[str], only: Sequence[str] | None = None
+    ) -> list[dict[str, str]]:
+        """Each conversation's summary fields (``only``: just those it has of them), wherever
+        its group is (empty: none)."""
         pointers = [self._keys.hub_group_of(conversation) for conversation in conversation_ids]
         groups = await get_many(self._redis, pointers)
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id, group in zip(conversation_ids, groups, strict=True):
                 if group is not None:
                     holder, _ = _pointed(group)
-                    pipe.hgetall(self._keys.hub_conversation(holder, conversation_id))
+                    key = self._keys.hub_conversation(holder, conversation_id)
+                    if only is None:
+                        pipe.hgetall(key)
+                    else:
+                        pipe.hmget(key, only)
             found = iter(await pipe.execute())
+        if only is None:
+            return [
+                {as_text(k): as_text(v) for k, v in next(found).items()}
+                if group is not None
+                else {}
+                for group in groups
+            ]
         return [
-            {as_text(k): as_text(v) for k, v in next(found).items()} if group is not None else {}
+            {n: as_text(v) for n, v in zip(only, next(found), strict=True) if v is not None}
+            if group is not None
+            else {}
             for group in groups
         ]
 

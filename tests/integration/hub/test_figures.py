@@ -3,7 +3,7 @@ the fan-out sees (routed conversations, SLA events, survey answers); agents get 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -11,6 +11,7 @@ import pytest
 
 from libs.common.events import SurveyAnswered
 from libs.contracts.agent_access import WS_PATH
+from services.hub.figures import Figures
 from services.hub.sessions import Limits
 from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
 from tests.support.deadline import patience
@@ -35,6 +36,38 @@ async def figures_when(client: HubClient, ready: Any) -> dict[str, Any]:
 
     await wait_until_async(check, message="the figures")
     return found
+
+
+async def test_now_reads_the_same_figures_as_whole_summaries_give(hub: Hub) -> None:
+    """What waits is counted from a few fields of each conversation, not whole summaries
+    (the gauges ask every five seconds); the counts are those the summaries give."""
+    hour_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    oldest = await hub.open_conversation(at=hour_ago)
+    warned = await hub.open_conversation(at=hour_ago + timedelta(minutes=20))
+    taken = await hub.open_conversation(at=hour_ago + timedelta(minutes=40))
+    await hub.sla(warned, "warning")
+    await hub.redis.hset(  # as an accepted offer leaves it
+        hub.keys.hub_conversation("default", taken.conversation_id), "assignee", "ada"
+    )
+    conversations = hub.conversations()
+    figures = Figures(hub.redis, hub.keys, conversations)
+    at = hour_ago + timedelta(hours=2)
+
+    async def counted() -> bool:
+        found = await figures.now(QUEUE, at)
+        return bool(found["open"] == 3 and found["at_risk"] == 1)
+
+    await wait_until_async(counted, message="the fan-out to record the three and the warning")
+    found = await figures.now(QUEUE, at)
+    summaries = await conversations.snapshot(QUEUE, 100)
+    waiting = [c for c in summaries if not c["assignee"]]
+    assert {c["conversation_id"] for c in waiting} == {
+        oldest.conversation_id,
+        warned.conversation_id,
+    }
+    assert found["waiting"] == len(waiting) == 2
+    assert found["oldest_wait_seconds"] == (at - hour_ago).total_seconds() == 7200.0
+    assert found["at_risk"] == sum("warning" in c["clocks"].values() for c in summaries) == 1
 
 
 async def test_figures_follow_waiting_met_breached_and_answers(hub: Hub) -> None:
