@@ -82,13 +82,19 @@ class Hub:
         return HubClient(self.urls[replica] + WS_PATH, token, session=self.http, **kw)
 
     async def publish(
-        self, topic: str, key: str, data: EventData, event_id: str | None = None
+        self,
+        topic: str,
+        key: str,
+        data: EventData,
+        event_id: str | None = None,
+        at: datetime | None = None,
     ) -> Event:
+        """Publish ``data`` as an event of time ``at`` (by default the real clock's now)."""
         event = Event(
             id=event_id or uuid.uuid4().hex,
             source="/test",
             subject=key,
-            time=system_clock(),
+            time=at or system_clock(),
             data=data,
         )
         await self.producer.publish([Outgoing(topic, key, event)])
@@ -123,9 +129,13 @@ class Hub:
         return routed
 
     async def sla(
-        self, routed: ConversationRouted, kind: SlaEventKind, minutes: float = 5.0
+        self,
+        routed: ConversationRouted,
+        kind: SlaEventKind,
+        minutes: float = 5.0,
+        at: datetime | None = None,
     ) -> SlaEvent:
-        now = system_clock()
+        now = at or system_clock()
         event = SlaEvent(
             kind=kind,
             conversation_id=routed.conversation_id,
@@ -138,7 +148,7 @@ class Hub:
             remaining_seconds=minutes * 60,
             business_hours=False,
         )
-        await self.publish(self.isolation.topics.sla_events, routed.thread_key, event)
+        await self.publish(self.isolation.topics.sla_events, routed.thread_key, event, at=at)
         return event
 
     async def stream(self, queue: str) -> list[str]:

@@ -13,7 +13,7 @@ from libs.common.events import SurveyAnswered
 from libs.contracts.agent_access import WS_PATH
 from services.hub.figures import Figures
 from services.hub.sessions import Limits
-from tests.integration.hub.conftest import QUEUE, Hub, MakeHub
+from tests.integration.hub.conftest import QUEUE, Hub, MakeHub, ManualClock
 from tests.support.deadline import patience
 from tests.support.kafka import wait_until_async
 from tests.support.metrics import scraped_values
@@ -70,11 +70,19 @@ async def test_now_reads_the_same_figures_as_whole_summaries_give(hub: Hub) -> N
     assert found["at_risk"] == sum("warning" in c["clocks"].values() for c in summaries) == 1
 
 
-async def test_figures_follow_waiting_met_breached_and_answers(hub: Hub) -> None:
-    answered = await hub.open_conversation()
-    late = await hub.open_conversation()
-    started = await hub.sla(answered, "started")
-    await hub.sla(late, "warning")
+async def day_hub(make_hub: MakeHub, **more: Any) -> tuple[Hub, datetime]:
+    """A hub whose clock stands at the real now: what the test stamps with that instant and
+    what the hub reads as today stay on one day, even if the real day ends meanwhile."""
+    clock = ManualClock(datetime.now(UTC))
+    return await make_hub(clock=clock, **more), clock.at
+
+
+async def test_figures_follow_waiting_met_breached_and_answers(make_hub: MakeHub) -> None:
+    hub, at = await day_hub(make_hub)
+    answered = await hub.open_conversation(at=at)
+    late = await hub.open_conversation(at=at)
+    started = await hub.sla(answered, "started", at=at)
+    await hub.sla(late, "warning", at=at)
     async with supervisor(hub) as client:
         now = await figures_when(client, lambda f: f["open"] == 2 and f["at_risk"] == 1)
         assert now["queue"] == QUEUE
@@ -83,8 +91,8 @@ async def test_figures_follow_waiting_met_breached_and_answers(hub: Hub) -> None
         assert now["attainment"]["first_response"] == {"met": 0, "breached": 0, "ratio": None}
 
         met = msgspec.structs.replace(started, kind="met", remaining_seconds=120.0)
-        await hub.publish(hub.isolation.topics.sla_events, answered.thread_key, met)
-        await hub.sla(late, "breached")
+        await hub.publish(hub.isolation.topics.sla_events, answered.thread_key, met, at=at)
+        await hub.sla(late, "breached", at=at)
         today = await figures_when(
             client, lambda f: f["breached_today"] == 1 and f["attainment"]["first_response"]["met"]
         )
@@ -100,10 +108,10 @@ async def test_figures_follow_waiting_met_breached_and_answers(hub: Hub) -> None
             score=10,
             kind="nps",
             command_id="survey-1",
-            answered_at=started.started_at + timedelta(seconds=1),
+            answered_at=started.started_at,
             thread_key=answered.thread_key,
         )
-        await hub.publish(hub.isolation.topics.inbound, answered.thread_key, answer)
+        await hub.publish(hub.isolation.topics.inbound, answered.thread_key, answer, at=at)
         scored = await figures_when(client, lambda f: f["nps"]["answers"] == 1)
         assert scored["nps"] == {
             "answers": 1,
@@ -136,10 +144,10 @@ async def test_figures_are_pushed_to_a_following_supervisor_as_they_change(
     make_hub: MakeHub,
 ) -> None:
     # The periodic read is out of the way: every push here follows entries of the queue.
-    hub = await make_hub(limits=Limits(figures_debounce=0.2, figures_every=3600.0))
+    hub, at = await day_hub(make_hub, limits=Limits(figures_debounce=0.2, figures_every=3600.0))
     async with supervisor(hub) as client:
         await client.subscribe([QUEUE])
-        waiting = await hub.open_conversation()
+        waiting = await hub.open_conversation(at=at)
         now = await pushed_when(client, lambda f: f["waiting"] == 1)
         assert now["oldest_wait_seconds"] >= 0
 
@@ -156,7 +164,7 @@ async def test_figures_are_pushed_to_a_following_supervisor_as_they_change(
             answered_at=waiting.received_at,
             thread_key=waiting.thread_key,
         )
-        await hub.publish(hub.isolation.topics.inbound, waiting.thread_key, answer)
+        await hub.publish(hub.isolation.topics.inbound, waiting.thread_key, answer, at=at)
         scored = await pushed_when(client, lambda f: f["csat"]["answers"] == 1)
         assert scored["csat"] == {"answers": 1, "average": 3.0}
 
