@@ -3,12 +3,13 @@ the fan-out sees (routed conversations, SLA events, survey answers); agents get 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
+from libs.common.clock import system_clock
 from libs.common.events import SurveyAnswered
 from libs.contracts.agent_access import WS_PATH
 from services.hub.figures import Figures
@@ -41,7 +42,7 @@ async def figures_when(client: HubClient, ready: Any) -> dict[str, Any]:
 async def test_now_reads_the_same_figures_as_whole_summaries_give(hub: Hub) -> None:
     """What waits is counted from a few fields of each conversation, not whole summaries
     (the gauges ask every five seconds); the counts are those the summaries give."""
-    hour_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    hour_ago = system_clock().replace(microsecond=0) - timedelta(hours=1)
     oldest = await hub.open_conversation(at=hour_ago)
     warned = await hub.open_conversation(at=hour_ago + timedelta(minutes=20))
     taken = await hub.open_conversation(at=hour_ago + timedelta(minutes=40))
@@ -73,7 +74,7 @@ async def test_now_reads_the_same_figures_as_whole_summaries_give(hub: Hub) -> N
 async def day_hub(make_hub: MakeHub, **more: Any) -> tuple[Hub, datetime]:
     """A hub whose clock stands at the real now: what the test stamps with that instant and
     what the hub reads as today stay on one day, even if the real day ends meanwhile."""
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualClock(system_clock())
     return await make_hub(clock=clock, **more), clock.at
 
 
