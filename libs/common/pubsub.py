@@ -1,4 +1,4 @@
-"""One Redis pattern subscription held for a process, and guards for loops that await Redis.
+"""Redis subscriptions held for a process, and guards for loops that await Redis.
 
 Ingest's chat sockets and the hub's agent sockets are woken the same way: whichever replica
 made a change publishes on the recipient's channel, every replica holds one pattern
@@ -10,7 +10,7 @@ local sockets are woken once to catch up on what was published while it was down
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,24 +54,34 @@ class FailureStreak:
         return self.count >= self.limit
 
 
-async def follow_pattern(
+async def follow(
     redis: Redis,
-    pattern: str,
     *,
+    pattern: str | None = None,
+    channels: Sequence[str] = (),
     subscribed: Callable[[], None],
     message: Callable[[str, str], None],
     lost: Callable[[], None] = lambda: None,
 ) -> None:
-    """Hold a subscription to ``pattern`` until cancelled: ``subscribed()`` after every
-    (re)subscription, ``message(channel, data)`` for each message, ``lost()`` whenever the
-    subscription ends (a Redis failure: it resubscribes after a jittered back-off)."""
+    """Hold a subscription to ``pattern`` or to ``channels`` until cancelled: ``subscribed()``
+    after every (re)subscription, ``message(channel, data)`` for each message, ``lost()``
+    whenever the subscription ends (a Redis failure: it resubscribes after a jittered
+    back-off)."""
+    if (pattern is None) == (not channels):
+        raise ValueError("follow a pattern or channels, not both")
+    # A subscription is confirmed once per pattern or channel, with the count it makes.
+    confirmed, delivered = ("psubscribe", "pmessage") if pattern else ("subscribe", "message")
+    count = 1 if pattern else len(channels)
     failures = 0
     while True:
         pubsub = redis.pubsub()
         try:
             if isinstance(redis, RedisCluster):  # its pub/sub needs the slot map loaded first
                 await redis.initialize()
-            await pubsub.psubscribe(pattern)
+            if pattern is not None:
+                await pubsub.psubscribe(pattern)
+            else:
+                await pubsub.subscribe(*channels)
             raise_if_cancelled()
             while True:
                 received = await pubsub.get_message(timeout=POLL_SECONDS)
@@ -80,10 +90,10 @@ async def follow_pattern(
                 if received is None:
                     continue
                 kind, channel, data = (received.get(k) for k in ("type", "channel", "data"))
-                if kind == "psubscribe":
+                if kind == confirmed and data == count:
                     subscribed()
                 elif (
-                    kind == "pmessage"
+                    kind == delivered
                     and isinstance(channel, bytes | str)
                     and isinstance(data, bytes | str)
                 ):
@@ -91,7 +101,12 @@ async def follow_pattern(
         except RedisError as exc:
             raise_if_cancelled()
             failures += 1
-            log.warning("subscription lost; resubscribing", pattern=pattern, error=repr(exc))
+            log.warning(
+                "subscription lost; resubscribing",
+                pattern=pattern,
+                channels=len(channels),
+                error=repr(exc),
+            )
             await asyncio.sleep(RESUBSCRIBE_BACKOFF.delay(failures))
         finally:
             lost()

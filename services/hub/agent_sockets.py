@@ -5,7 +5,7 @@ The assigner publishes on ``hub:notify:{agent}`` whichever replica made the chan
 replica holds one pattern subscription and wakes only its own sockets of that agent. A notice
 carries nothing: a woken socket reads the agent's state from Redis, so a lost notice costs
 only latency, and after every (re)subscription all local sockets are woken once to catch up.
-(:func:`libs.common.pubsub.follow_pattern` holds the subscription.)
+(:func:`libs.common.pubsub.follow` holds the subscription.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from libs.common.keys import Keys
-from libs.common.pubsub import follow_pattern
+from libs.common.pubsub import follow
 
 
 class Notified(Protocol):
@@ -46,9 +46,9 @@ class AgentInbox:
 
     async def run(self) -> None:
         """Subscribe and dispatch until cancelled; Redis outages are waited out."""
-        await follow_pattern(
+        await follow(
             self._redis,
-            self._keys.hub_notify_pattern(),
+            pattern=self._keys.hub_notify_pattern(),
             subscribed=self._wake_all,
             message=self._notified,
         )

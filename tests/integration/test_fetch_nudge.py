@@ -14,6 +14,7 @@ from libs.common.events import AgentAction
 from libs.common.kafka.consumer import Consumed, ConsumerLoop, ConsumerPolicy, create_consumer
 from libs.common.kafka.nudge import Nudger, channel, listen
 from libs.common.kafka.producer import EventProducer, Outgoing
+from libs.common.pubsub import follow
 from libs.common.settings import Settings
 from tests.integration.test_consumer_loop import action
 from tests.support.harness import Isolation
@@ -143,3 +144,49 @@ async def test_without_a_nudge_the_idle_poll_finds_the_record(
     finally:
         loop.stop()
         await task
+
+
+async def test_a_topic_is_announced_again_only_after_repeat_after(
+    isolation: Isolation, redis: Redis
+) -> None:
+    """Under steady traffic the consumers are awake anyway: a topic announced moments ago is
+    not announced again, and is once ``repeat_after`` has passed. The marker topic, announced
+    after the repeat would have been, shows the repeat was never sent (one subscription
+    delivers in order)."""
+    topic, marker = isolation.topics.agent_actions, isolation.topics.routed
+    heard: list[str] = []
+    subscriptions = 0
+
+    def subscribed() -> None:
+        nonlocal subscriptions
+        subscriptions += 1
+
+    listener = asyncio.create_task(
+        follow(
+            redis,
+            channels=[channel(isolation.key_prefix, t) for t in (topic, marker)],
+            subscribed=subscribed,
+            message=lambda name, _: heard.append(name.removeprefix(isolation.key_prefix)),
+        )
+    )
+    now = 100.0
+    nudger = Nudger(redis, isolation.key_prefix, repeat_after=0.5, clock=lambda: now)
+    try:
+        await wait_until(lambda: subscriptions == 1, message="the subscription to both")
+        nudger.published([topic])
+        await nudger.flushed()
+        now += 0.4
+        nudger.published([topic])  # within repeat_after: the consumers are still awake
+        nudger.published([marker])
+        await nudger.flushed()
+        await wait_until(lambda: len(heard) >= 2, message="the announcements")
+        assert heard == [f"nudge:{topic}", f"nudge:{marker}"]
+        now += 0.1
+        nudger.published([topic])
+        await nudger.flushed()
+        await wait_until(lambda: len(heard) >= 3, message="the announcement after the pause")
+        assert heard[2:] == [f"nudge:{topic}"]
+        assert subscriptions == 1, "subscribing to two channels is one (re)subscription"
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)

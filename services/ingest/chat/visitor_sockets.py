@@ -4,7 +4,7 @@ Replies reach a visitor whichever replica holds the socket: outbound announces e
 entry on the visitor's channel, and every replica holds one pattern subscription to all
 visitors' channels and wakes only its own sockets of that visitor. A woken socket reads the
 mailbox after the last entry it delivered (:mod:`libs.contracts.chat_mailbox`), so an
-announcement that is lost costs nothing but latency (:func:`libs.common.pubsub.follow_pattern`).
+announcement that is lost costs nothing but latency (:func:`libs.common.pubsub.follow`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from libs.common.keys import Keys
-from libs.common.pubsub import follow_pattern
+from libs.common.pubsub import follow
 
 
 class Wakeable(Protocol):
@@ -53,9 +53,9 @@ class ChatHub:
 
     async def run(self) -> None:
         """Subscribe and dispatch until cancelled; Redis outages are waited out."""
-        await follow_pattern(
+        await follow(
             self._redis,
-            self._keys.chat_notify_pattern(),
+            pattern=self._keys.chat_notify_pattern(),
             subscribed=self._caught_up,
             message=self._announced,
             lost=self._lost,
