@@ -44,7 +44,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,49 +375,84 @@ async def ceiling(bootstrap: str, count: int) -> float:
     return rate.per_second
 
 
-async def run(saturation: int, seconds: float, with_ceiling: bool) -> dict[str, Any]:
+@dataclass
+class Pipeline:
+    """The dev system on the sample store configuration with the agent following every queue,
+    and senders whose connections are warm."""
+
+    system: DevSystem
+    arrivals: Arrivals
+    agent: asyncio.Task[None]
+    customers: Customers
+    texts: Iterator[str]
+    usage: Usage
+
+    async def saturate(self, count: int) -> float:
+        return await saturate(self.customers, self.texts, self.arrivals, self.agent, count)
+
+    async def at_rate(self, rate: float, seconds: float) -> dict[str, Any]:
+        return await at_rate(self.customers, self.texts, self.arrivals, self.agent, rate, seconds)
+
+
+@contextlib.asynccontextmanager
+async def running_pipeline() -> AsyncIterator[Pipeline]:
+    """:class:`Pipeline`, the agent process stopped when the block ends."""
     async with dev_system(CONFIG, free_port()) as system:
         arrivals = Arrivals()
         ready = asyncio.Event()
         agent = asyncio.create_task(follow(system, arrivals, ready))
-        await ready.wait()
-        usage = Usage(system)
-        texts = example_texts()
-        async with aiohttp.ClientSession() as http:
-            customers = Customers(system.endpoints(), http)
-            await at_rate(customers, texts, arrivals, agent, 5, 2)  # warm-up: connections
-            usage.begin()
-            progress(f"saturation: {saturation} messages")
-            sustained = await saturate(customers, texts, arrivals, agent, saturation)
-            results: dict[str, Any] = {
-                "fetch": {
-                    name: system.processes[0].environment.get(name)
-                    for name in ("SWITCHBOARD_FETCH_MAX_WAIT_MS", "SWITCHBOARD_FETCH_NUDGE")
-                },
-                "texts": "config/examples/*.csv, shuffled",
-                "saturation_messages": saturation,
-                "sustained_per_second": round(sustained, 1),
-                "saturation_usage": usage.end(saturation),
-                "loads": [],
-            }
-            for share in LOADS:
-                progress(f"{share:.0%} of {sustained:.0f} msg/s for {seconds:.0f} s")
-                usage.begin()
-                point = await at_rate(customers, texts, arrivals, agent, sustained * share, seconds)
-                results["loads"].append(
-                    {"share": share, **point, "usage": usage.end(point["messages"])}
+        try:
+            await ready.wait()
+            async with aiohttp.ClientSession() as http:
+                pipeline = Pipeline(
+                    system,
+                    arrivals,
+                    agent,
+                    Customers(system.endpoints(), http),
+                    example_texts(),
+                    Usage(system),
                 )
-        agent.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await agent
-        results["agent_resumes"] = arrivals.resumes
+                await pipeline.at_rate(5, 2)  # warm-up: connections
+                yield pipeline
+        finally:
+            agent.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent
+
+
+async def run(saturation: int, seconds: float, with_ceiling: bool) -> dict[str, Any]:
+    async with running_pipeline() as pipeline:
+        usage = pipeline.usage
+        usage.begin()
+        progress(f"saturation: {saturation} messages")
+        sustained = await pipeline.saturate(saturation)
+        results: dict[str, Any] = {
+            "fetch": {
+                name: pipeline.system.processes[0].environment.get(name)
+                for name in ("SWITCHBOARD_FETCH_MAX_WAIT_MS", "SWITCHBOARD_FETCH_NUDGE")
+            },
+            "texts": "config/examples/*.csv, shuffled",
+            "saturation_messages": saturation,
+            "sustained_per_second": round(sustained, 1),
+            "saturation_usage": usage.end(saturation),
+            "loads": [],
+        }
+        for share in LOADS:
+            progress(f"{share:.0%} of {sustained:.0f} msg/s for {seconds:.0f} s")
+            usage.begin()
+            point = await pipeline.at_rate(sustained * share, seconds)
+            results["loads"].append(
+                {"share": share, **point, "usage": usage.end(point["messages"])}
+            )
+        results["agent_resumes"] = pipeline.arrivals.resumes
         if with_ceiling:
+            bootstrap = pipeline.system.stack.broker.bootstrap_servers
             progress("ceiling: raw aiokafka two-hop chain")
-            chain = await ceiling(system.stack.broker.bootstrap_servers, 20_000)
+            chain = await ceiling(bootstrap, 20_000)
             results["ceiling_two_hop_per_second"] = round(chain)
             results["ratio"] = round(sustained / chain, 4)
             progress("ceiling: the pipeline's Kafka traffic, every service a raw relay process")
-            skeleton = await skeleton_rate(system.stack.broker.bootstrap_servers, 20_000)
+            skeleton = await skeleton_rate(bootstrap, 20_000)
             results["ceiling_skeleton_per_second"] = round(skeleton)
             results["ratio_to_skeleton"] = round(sustained / skeleton, 4)
         return results

@@ -18,28 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 from typing import Any
 from unittest import mock
 
-import aiohttp
 from redis.asyncio import Redis
 
-from bench.e2e_pipeline import (
-    CONFIG,
-    Arrivals,
-    Usage,
-    at_rate,
-    example_texts,
-    follow,
-    progress,
-)
+from bench.e2e_pipeline import progress, running_pipeline
 from bench.harness import report
 from bench.idle_stack import CONFIGURATIONS
-from tooling.dev import dev_system
-from tooling.devstack import free_port
-from tooling.simulate.customers import Customers
 
 
 async def commands_run(redis: Redis) -> int:
@@ -50,41 +37,27 @@ async def commands_run(redis: Redis) -> int:
 
 async def measure(mode: dict[str, str], rates: list[float], seconds: float) -> list[dict[str, Any]]:
     with mock.patch.dict(os.environ, mode):  # the dev stack's fetch settings come from it
-        async with dev_system(CONFIG, free_port()) as system:
-            arrivals = Arrivals()
-            ready = asyncio.Event()
-            agent = asyncio.create_task(follow(system, arrivals, ready))
-            await ready.wait()
-            usage = Usage(system)
-            texts = example_texts()
-            redis = Redis.from_url(system.stack.redis.url)
+        async with running_pipeline() as pipeline:
+            redis = Redis.from_url(pipeline.system.stack.redis.url)
             points = []
             try:
-                async with aiohttp.ClientSession() as http:
-                    customers = Customers(system.endpoints(), http)
-                    await at_rate(customers, texts, arrivals, agent, 5, 2)  # warm-up
-                    for rate in rates:
-                        progress(f"{rate:g} msg/s for {seconds:g} s")
-                        commands = await commands_run(redis)
-                        usage.begin()
-                        point = await at_rate(customers, texts, arrivals, agent, rate, seconds)
-                        used = usage.end(point["messages"])
-                        run = await commands_run(redis) - commands
-                        points.append(
-                            {
-                                **point,
-                                "usage": used,
-                                "cpu_share_total": round(
-                                    sum(p["cpu_share"] for p in used.values()), 2
-                                ),
-                                "redis_commands_per_message": round(run / point["messages"], 1),
-                            }
-                        )
+                for rate in rates:
+                    progress(f"{rate:g} msg/s for {seconds:g} s")
+                    commands = await commands_run(redis)
+                    pipeline.usage.begin()
+                    point = await pipeline.at_rate(rate, seconds)
+                    used = pipeline.usage.end(point["messages"])
+                    run = await commands_run(redis) - commands
+                    points.append(
+                        {
+                            **point,
+                            "usage": used,
+                            "cpu_share_total": round(sum(p["cpu_share"] for p in used.values()), 2),
+                            "redis_commands_per_message": round(run / point["messages"], 1),
+                        }
+                    )
             finally:
                 await redis.aclose()
-                agent.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await agent
             return points
 
 
