@@ -68,10 +68,10 @@ async def follow(
     whenever the subscription ends (a Redis failure: it resubscribes after a jittered
     back-off)."""
     if (pattern is None) == (not channels):
-        raise ValueError("follow a pattern or channels, not both")
+        raise ValueError("follow either a pattern or channels")
     # A subscription is confirmed once per pattern or channel, with the count it makes.
     confirmed, delivered = ("psubscribe", "pmessage") if pattern else ("subscribe", "message")
-    count = 1 if pattern else len(channels)
+    count = 1 if pattern else len(set(channels))
     failures = 0
     while True:
         pubsub = redis.pubsub()
