@@ -35,7 +35,7 @@ from libs.common.kafka.consumer import (
     Prepare,
     create_consumer,
 )
-from libs.common.kafka.nudge import Nudger, awake_linger_for
+from libs.common.kafka.nudge import Nudger
 from libs.common.kafka.producer import EventProducer, create_producer
 from libs.common.logs import get_logger, setup_logging
 from libs.common.redis_client import close_redis, open_redis
@@ -89,11 +89,7 @@ def _producer_ctx(service: str) -> Callable[[web.Application], AsyncIterator[Non
         producer = create_producer(settings, client_id=f"switchboard-{service}")
         await producer.start()
         nudger = (
-            Nudger(
-                app[REDIS],
-                settings.switchboard_key_prefix,
-                repeat_after=awake_linger_for(settings.switchboard_fetch_max_wait_ms) / 2,
-            )
+            Nudger(app[REDIS], settings.switchboard_key_prefix)
             if settings.switchboard_fetch_nudge
             else None
         )

@@ -15,6 +15,7 @@ from libs.common.kafka.consumer import Consumed, ConsumerLoop, ConsumerPolicy, c
 from libs.common.kafka.nudge import Nudger, channel, listen
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.pubsub import follow
+from libs.common.redis_client import as_text
 from libs.common.settings import Settings
 from tests.integration.test_consumer_loop import action
 from tests.support.harness import Isolation
@@ -91,9 +92,11 @@ async def test_a_publish_is_announced_on_its_topics_channel(
         await asyncio.gather(listener, return_exceptions=True)
 
 
-async def test_other_topics_nudges_do_not_wake_a_listener(
+async def test_a_listener_hears_only_its_own_topics_channels(
     isolation: Isolation, redis: Redis
 ) -> None:
+    """It subscribes to its topics' channels, so other topics' nudges never reach it (a
+    pattern subscription to every topic's channel cost each service a message per nudge)."""
     nudges = 0
 
     def nudged() -> None:
@@ -105,6 +108,12 @@ async def test_other_topics_nudges_do_not_wake_a_listener(
     )
     try:
         await wait_until(lambda: nudges == 1, message="the subscription")
+        own, other = (
+            channel(isolation.key_prefix, topic)
+            for topic in (isolation.topics.agent_actions, isolation.topics.routed)
+        )
+        subscribers = await redis.pubsub_numsub(own, other)
+        assert {as_text(name): count for name, count in subscribers} == {own: 1, other: 0}
         await redis.publish(channel(isolation.key_prefix, isolation.topics.routed), b"")
         await redis.publish(channel(isolation.key_prefix, isolation.topics.agent_actions), b"")
         await wait_until(lambda: nudges >= 2, message="the nudge of its own topic")
@@ -146,14 +155,17 @@ async def test_without_a_nudge_the_idle_poll_finds_the_record(
         await task
 
 
-async def test_a_topic_is_announced_again_only_after_repeat_after(
+async def test_a_listener_of_two_topics_hears_each_and_subscribes_once(
     isolation: Isolation, redis: Redis
 ) -> None:
-    """Under steady traffic the consumers are awake anyway: a topic announced moments ago is
-    not announced again, and is once ``repeat_after`` has passed. The marker topic, announced
-    after the repeat would have been, shows the repeat was never sent (one subscription
-    delivers in order)."""
-    topic, marker = isolation.topics.agent_actions, isolation.topics.routed
+    """A consumer of several topics holds one subscription to their channels: it is told of
+    the (re)subscription once, hears each of its topics and no other (one subscription
+    delivers in order, so the last announcement seen means every earlier one was seen)."""
+    topic, other, marker = (
+        isolation.topics.agent_actions,
+        isolation.topics.routed,
+        isolation.topics.inbound,
+    )
     heard: list[str] = []
     subscriptions = 0
 
@@ -169,23 +181,14 @@ async def test_a_topic_is_announced_again_only_after_repeat_after(
             message=lambda name, _: heard.append(name.removeprefix(isolation.key_prefix)),
         )
     )
-    now = 100.0
-    nudger = Nudger(redis, isolation.key_prefix, repeat_after=0.5, clock=lambda: now)
+    nudger = Nudger(redis, isolation.key_prefix)
     try:
-        await wait_until(lambda: subscriptions == 1, message="the subscription to both")
-        nudger.published([topic])
-        await nudger.flushed()
-        now += 0.4
-        nudger.published([topic])  # within repeat_after: the consumers are still awake
-        nudger.published([marker])
-        await nudger.flushed()
-        await wait_until(lambda: len(heard) >= 2, message="the announcements")
+        await wait_until(lambda: subscriptions >= 1, message="the subscription to both")
+        for published in (topic, other, marker):
+            nudger.published([published])
+            await nudger.flushed()
+        await wait_until(lambda: f"nudge:{marker}" in heard, message="the marker's nudge")
         assert heard == [f"nudge:{topic}", f"nudge:{marker}"]
-        now += 0.1
-        nudger.published([topic])
-        await nudger.flushed()
-        await wait_until(lambda: len(heard) >= 3, message="the announcement after the pause")
-        assert heard[2:] == [f"nudge:{topic}"]
         assert subscriptions == 1, "subscribing to two channels is one (re)subscription"
     finally:
         listener.cancel()

@@ -66,7 +66,7 @@ from redis.asyncio import Redis
 from libs.common import metrics
 from libs.common.backoff import Backoff
 from libs.common.events import Event, InvalidEvent, decode
-from libs.common.kafka.nudge import awake_linger_for, listen
+from libs.common.kafka.nudge import listen
 from libs.common.kafka.offsets import PartitionOffsets
 from libs.common.kafka.producer import EventProducer, Outgoing
 from libs.common.keys import DAY, Keys
@@ -189,7 +189,7 @@ class ConsumerPolicy:
             fetch_min_bytes=settings.switchboard_fetch_min_bytes,
             nudged=settings.switchboard_fetch_nudge,
             idle_poll=settings.switchboard_fetch_idle_poll_ms / 1000,
-            awake_linger=awake_linger_for(settings.switchboard_fetch_max_wait_ms),
+            awake_linger=(3 * settings.switchboard_fetch_max_wait_ms + 20) / 1000,
         )
 
 

@@ -10,17 +10,14 @@ fetches every ``SWITCHBOARD_FETCH_IDLE_POLL_MS``, which bounds the wait for a re
 was lost (Redis down, a producer without nudges). Apache Kafka answers a waiting fetch as soon
 as ``fetch_min_bytes`` are there and needs none of this.
 
-Under steady traffic every consumer is awake anyway, and a nudge per publish would only cost
-CPU (a ``PUBLISH`` per batch in the producer, a message per nudge in every listener: with
-nudges the whole pipeline used more CPU and had a longer tail than polling with the same wait).
-So a producer announces a topic again only once half an awake spell has passed since it last
-did (:meth:`Nudger.published`), and a consumer hears only its own topics' channels.
+A consumer subscribes to its own topics' channels only: when every consumer heard every
+topic's nudges, the whole pipeline used more CPU under traffic with nudges than polling with
+the same wait, and had the longer tail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterable
 
 from redis.asyncio import Redis
@@ -38,50 +35,19 @@ def channel(key_prefix: str, topic: str) -> str:
     return f"{key_prefix}nudge:{topic}"
 
 
-def awake_linger_for(fetch_max_wait_ms: int) -> float:
-    """Seconds a nudged consumer keeps fetching after its last records or nudge: three fetch
-    waits and 20 ms, so a fetch sent before a nudged record was written is followed by one
-    sent after."""
-    return (3 * fetch_max_wait_ms + 20) / 1000
-
-
 class Nudger:
     """Announces the topics a producer wrote to; a burst of publishes within one Redis round
-    trip becomes one ``PUBLISH`` per topic, and a topic announced less than ``repeat_after``
-    seconds ago (``clock``: monotonic) is not announced again.
+    trip becomes one ``PUBLISH`` per topic, so the nudges cost little under load."""
 
-    Every consumer that heard an announcement keeps fetching for its awake spell
-    (:func:`awake_linger_for` its fetch wait) from when it heard it, which is after the
-    announcement was sent. With ``repeat_after`` half a spell, a record acknowledged within
-    ``repeat_after`` of a sent announcement still has half a spell (more than a fetch wait) in
-    which those consumers send a fetch that finds it."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        key_prefix: str,
-        *,
-        repeat_after: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, redis: Redis, key_prefix: str) -> None:
         self._redis = redis
         self._key_prefix = key_prefix
-        self._repeat_after = repeat_after
-        self._clock = clock
-        self._announced: dict[str, float] = {}
-        """When the last announcement of each topic was sent (it was then sent successfully)."""
         self._pending: set[str] = set()
         self._sending: asyncio.Task[None] | None = None
 
     def published(self, topics: Iterable[str]) -> None:
-        """Announce ``topics`` soon, those not announced within ``repeat_after`` (never blocks
-        the publisher, never raises)."""
-        now = self._clock()
-        self._pending.update(
-            topic
-            for topic in topics
-            if topic not in self._announced or now - self._announced[topic] >= self._repeat_after
-        )
+        """Announce ``topics`` soon (never blocks the publisher, never raises)."""
+        self._pending.update(topics)
         if self._pending and (self._sending is None or self._sending.done()):
             self._sending = asyncio.create_task(self._send())
 
@@ -93,14 +59,11 @@ class Nudger:
     async def _send(self) -> None:
         while self._pending:
             topics, self._pending = sorted(self._pending), set()
-            sent_at = self._clock()
             try:
                 channels = [channel(self._key_prefix, topic) for topic in topics]
                 await publish_each(self._redis, channels, b"")
             except (RedisError, OSError) as exc:  # a hint: the idle poll still finds the records
                 log.warning("fetch nudge not sent", error=repr(exc), topics=topics)
-            else:
-                self._announced.update(dict.fromkeys(topics, sent_at))
 
 
 async def listen(
