@@ -214,78 +214,12 @@ async def wait_for(arrivals: Arrivals, threads: set[str], agent: asyncio.Task[No
             await asyncio.wait_for(arrivals.changed.wait(), min(remaining, 1.0))
 
 
-async def saturate(
-    customers: Customers,
-    texts: Iterator[str],
-    arrivals: Arrivals,
-    agent: asyncio.Task[None],
-    count: int,
-) -> float:
-    """Messages per second reaching the agent when senders go as fast as they can."""
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(count):
-        queue.put_nowait(n)
-    threads: set[str] = set()
-
-    async def sender() -> None:
-        while not queue.empty():
-            queue.get_nowait()
-            thread = customers.new_thread("sms")
-            await customers.send(thread, next(texts))
-            threads.add(thread.thread_key)
-
-    await asyncio.gather(*(sender() for _ in range(SENDERS)))
-    if customers.stats.failed:
-        raise RuntimeError(f"sends failed: {customers.stats.last_error}")
-    await wait_for(arrivals, threads, agent)
-    times = [arrivals.at[t] for t in threads]
-    return (len(times) - 1) / (max(times) - min(times))
-
-
 @dataclass(frozen=True)
 class Send:
     thread: str
     at: float
     """Monotonic start of the webhook request."""
     accept_ms: float
-
-
-async def at_rate(
-    customers: Customers,
-    texts: Iterator[str],
-    arrivals: Arrivals,
-    agent: asyncio.Task[None],
-    rate: float,
-    seconds: float,
-) -> dict[str, Any]:
-    """Open loop at ``rate``: latency percentiles from send start to the agent, and by hop."""
-    started = time.monotonic()
-    sends: list[Send] = []
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def one(at: float) -> None:
-        thread = customers.new_thread("sms")
-        await customers.send(thread, next(texts))
-        sends.append(Send(thread.thread_key, at, (time.monotonic() - at) * 1000))
-
-    count = int(rate * seconds)
-    for n in range(count):
-        due = started + n / rate
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        task = asyncio.create_task(one(time.monotonic()))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.gather(*tasks)
-    if customers.stats.failed:
-        raise RuntimeError(f"sends failed: {customers.stats.last_error}")
-    await wait_for(arrivals, {s.thread for s in sends}, agent)
-    latencies = [(arrivals.at[s.thread] - s.at) * 1000 for s in sends]
-    return {
-        "rate": round(rate, 1),
-        "messages": len(latencies),
-        **percentiles(latencies, ("50", "99", "99.9")),
-        "hops_ms": await hops(arrivals, sends),
-    }
 
 
 def percentiles(values: list[float], names: Sequence[str]) -> dict[str, float]:
@@ -388,10 +322,58 @@ class Pipeline:
     usage: Usage
 
     async def saturate(self, count: int) -> float:
-        return await saturate(self.customers, self.texts, self.arrivals, self.agent, count)
+        """Messages per second reaching the agent when senders go as fast as they can."""
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in range(count):
+            queue.put_nowait(n)
+        threads: set[str] = set()
+
+        async def sender() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                thread = self.customers.new_thread("sms")
+                await self.customers.send(thread, next(self.texts))
+                threads.add(thread.thread_key)
+
+        await asyncio.gather(*(sender() for _ in range(SENDERS)))
+        self._raise_failed_sends()
+        await wait_for(self.arrivals, threads, self.agent)
+        times = [self.arrivals.at[t] for t in threads]
+        return (len(times) - 1) / (max(times) - min(times))
 
     async def at_rate(self, rate: float, seconds: float) -> dict[str, Any]:
-        return await at_rate(self.customers, self.texts, self.arrivals, self.agent, rate, seconds)
+        """Open loop at ``rate``: latency percentiles from send start to the agent, and by
+        hop."""
+        started = time.monotonic()
+        sends: list[Send] = []
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(at: float) -> None:
+            thread = self.customers.new_thread("sms")
+            await self.customers.send(thread, next(self.texts))
+            sends.append(Send(thread.thread_key, at, (time.monotonic() - at) * 1000))
+
+        count = int(rate * seconds)
+        for n in range(count):
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            task = asyncio.create_task(one(time.monotonic()))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+        self._raise_failed_sends()
+        await wait_for(self.arrivals, {s.thread for s in sends}, self.agent)
+        latencies = [(self.arrivals.at[s.thread] - s.at) * 1000 for s in sends]
+        return {
+            "rate": round(rate, 1),
+            "messages": len(latencies),
+            **percentiles(latencies, ("50", "99", "99.9")),
+            "hops_ms": await hops(self.arrivals, sends),
+        }
+
+    def _raise_failed_sends(self) -> None:
+        if self.customers.stats.failed:
+            raise RuntimeError(f"sends failed: {self.customers.stats.last_error}")
 
 
 @contextlib.asynccontextmanager

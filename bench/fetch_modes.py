@@ -43,17 +43,17 @@ async def measure(mode: dict[str, str], rates: list[float], seconds: float) -> l
             try:
                 for rate in rates:
                     progress(f"{rate:g} msg/s for {seconds:g} s")
-                    commands = await commands_run(redis)
+                    before = await commands_run(redis)
                     pipeline.usage.begin()
                     point = await pipeline.at_rate(rate, seconds)
                     used = pipeline.usage.end(point["messages"])
-                    run = await commands_run(redis) - commands
+                    ran = await commands_run(redis) - before
                     points.append(
                         {
                             **point,
                             "usage": used,
                             "cpu_share_total": round(sum(p["cpu_share"] for p in used.values()), 2),
-                            "redis_commands_per_message": round(run / point["messages"], 1),
+                            "redis_commands_per_message": round(ran / point["messages"], 1),
                         }
                     )
             finally:
